@@ -1,0 +1,1 @@
+"""Datasets, padding and loaders that follow the data contract (CONVENTIONS.md §1)."""

@@ -1,0 +1,1 @@
+"""Exact, vectorized, NaN-aware metrics (CONVENTIONS.md §2)."""

@@ -1,0 +1,58 @@
+"""Reproducibility: one call seeds every random number generator in play."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["set_random_seed", "get_rng_state", "set_rng_state"]
+
+
+def set_random_seed(seed: int, strict: bool = False) -> None:
+    """Seed Python's ``random``, NumPy and torch (CPU and every CUDA device).
+
+    Args:
+        seed: A non-negative integer.
+        strict: Also ask torch for deterministic algorithms (slower on GPU, and
+            some operations then raise instead of running nondeterministically).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if strict:
+        # cuBLAS needs this set before its first call to be deterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def get_rng_state() -> dict:
+    """The state of every generator :py:func:`set_random_seed` seeds, storable with
+    :py:func:`strfsolver.io.save_state`."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a state returned by :py:func:`get_rng_state`."""
+    python_state = state["python"]
+    # JSON round trips turn the inner tuple into a list; random wants tuples
+    random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
+    np_state = state["numpy"]
+    np.random.set_state(tuple(np_state))
+    torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu().to(torch.uint8) for s in state["cuda"]])

@@ -1,0 +1,296 @@
+"""Registries: build solvers, models, prefilters and losses from a string name.
+
+A *registry* is an ordinary module that :py:func:`add_helper_functions` has
+equipped with four functions:
+
+``register(name, base=None, override=False, deprecated=False)``
+    Class decorator that makes the class buildable under ``name``.
+``parametrize(pattern, *, kwargs=[], **all_kwargs)``
+    Class decorator that registers one name per combination of keyword
+    arguments, e.g. ``@parametrize("strf-{n_lags}lags", n_lags=(10, 20))``.
+``init(name, *args, **kwargs)``
+    Builds an instance of the class registered under ``name``.
+``get_options(pattern=None, limit=None, expand_parametrized=True)``
+    Lists the registered names, optionally filtered with a glob pattern.
+
+Example:
+
+    >>> import types
+    >>> from strfsolver import registry
+    >>> zoo = types.ModuleType("zoo")
+    >>> registry.add_helper_functions(zoo)
+    >>> @zoo.register("my-model")
+    ... class MyModel:
+    ...     def __init__(self, size=1):
+    ...         self.size = size
+    >>> zoo.init("my-model", size=3).size
+    3
+    >>> zoo.get_options()
+    ['my-model']
+
+Names are lower case and hyphenated (``"single-cell"``). The registry keeps
+the class itself, so an instance built by ``init`` is an ordinary instance of
+that class and pickles like one, parametrized names included.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import itertools
+import re
+import types
+import warnings
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+__all__ = ["add_helper_functions", "add_docstring", "is_registry"]
+
+_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9\-\.]*$")
+_HELPERS = ("register", "parametrize", "init", "get_options")
+
+
+class _Entry:
+    """One registered name: the class and the keyword arguments fixed for it."""
+
+    __slots__ = ("name", "cls", "fixed_kwargs", "deprecated", "pattern")
+
+    def __init__(self, name, cls, fixed_kwargs, deprecated, pattern=None):
+        self.name = name
+        self.cls = cls
+        self.fixed_kwargs = dict(fixed_kwargs)
+        self.deprecated = deprecated
+        self.pattern = pattern
+
+    def build(self, *args, **kwargs):
+        clash = set(self.fixed_kwargs) & set(kwargs)
+        if clash:
+            raise ValueError(
+                f"{self.name!r} fixes the argument(s) {sorted(clash)} through its "
+                f"name; pass them without the name's value or pick another name."
+            )
+        return self.cls(*args, **self.fixed_kwargs, **kwargs)
+
+
+class _Registry:
+    """The state behind the helper functions of one registry module."""
+
+    def __init__(self, module_name: str):
+        self.module_name = module_name
+        self.entries: Dict[str, _Entry] = {}
+
+    # --- registration -------------------------------------------------
+    def _check_name(self, name: Any):
+        if not isinstance(name, str):
+            raise ValueError(
+                f"A registered name must be a string, got {type(name).__name__} "
+                f"({name!r})."
+            )
+        if not _NAME_PATTERN.match(name):
+            raise ValueError(
+                f"Registered names are lower case and hyphenated (e.g. "
+                f"'single-cell'); got {name!r}."
+            )
+
+    def _check_class(self, cls: Any, name: str, base: Optional[type]):
+        if not isinstance(cls, type):
+            raise ValueError(
+                f"Only classes can be registered; {name!r} was given "
+                f"{type(cls).__name__} {cls!r}."
+            )
+        if base is not None and not issubclass(cls, base):
+            raise ValueError(
+                f"{cls.__name__} registered as {name!r} must subclass "
+                f"{base.__name__}."
+            )
+
+    def add(self, entry: _Entry, override: bool):
+        if entry.name in self.entries and not override:
+            existing = self.entries[entry.name].cls
+            raise ValueError(
+                f"{entry.name!r} is already registered in {self.module_name} "
+                f"(by {existing.__module__}.{existing.__qualname__}); pass "
+                f"override=True to replace it."
+            )
+        self.entries[entry.name] = entry
+
+    def register(self, name, base=None, override=False, deprecated=False):
+        self._check_name(name)
+
+        def decorator(cls):
+            self._check_class(cls, name, base)
+            self.add(_Entry(name, cls, {}, deprecated), override)
+            return cls
+
+        return decorator
+
+    def parametrize(self, pattern, *, kwargs=(), **all_kwargs):
+        if not isinstance(pattern, str):
+            raise ValueError(f"pattern must be a string, got {pattern!r}.")
+        combinations: List[dict] = [dict(k) for k in kwargs]
+        if all_kwargs:
+            keys = list(all_kwargs)
+            values = [
+                v if isinstance(v, (list, tuple, range)) else (v,)
+                for v in all_kwargs.values()
+            ]
+            combinations += [
+                dict(zip(keys, combo)) for combo in itertools.product(*values)
+            ]
+        if not combinations:
+            raise ValueError(
+                f"parametrize({pattern!r}) needs at least one combination of "
+                f"keyword arguments, through kwargs=[...] or key=(values, ...)."
+            )
+
+        def decorator(cls):
+            new_entries = []
+            for combination in combinations:
+                try:
+                    name = pattern.format(**combination)
+                except KeyError as error:
+                    raise ValueError(
+                        f"pattern {pattern!r} uses {error} which is not among "
+                        f"the parameters {sorted(combination)}."
+                    ) from None
+                self._check_name(name)
+                self._check_class(cls, name, None)
+                new_entries.append(_Entry(name, cls, combination, False, pattern))
+            for entry in new_entries:
+                self.add(entry, override=False)
+            return cls
+
+        return decorator
+
+    # --- lookup -------------------------------------------------------
+    def options(self, pattern=None, limit=None, expand_parametrized=True):
+        names = []
+        seen_patterns = set()
+        for name, entry in self.entries.items():
+            if entry.deprecated:
+                continue
+            if entry.pattern is not None and not expand_parametrized:
+                if entry.pattern in seen_patterns:
+                    continue
+                seen_patterns.add(entry.pattern)
+                name = entry.pattern
+            names.append(name)
+        if pattern is not None:
+            names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        names = sorted(names)
+        if limit is not None:
+            names = names[:limit]
+        return names
+
+    def init(self, name, *args, **kwargs):
+        if not isinstance(name, str):
+            raise ValueError(
+                f"{self.module_name}.init expects a registered name (a string), "
+                f"got {type(name).__name__}."
+            )
+        entry = self.entries.get(name)
+        if entry is None:
+            options = self.options()
+            close = difflib.get_close_matches(name, options, n=1, cutoff=0.4)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"Unknown name {name!r} in {self.module_name}.{hint} "
+                f"Options are: {', '.join(options) if options else '(none)'}."
+            )
+        if entry.deprecated:
+            warnings.warn(
+                f"{name!r} in {self.module_name} is deprecated.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+        return entry.build(*args, **kwargs)
+
+
+def add_helper_functions(module: types.ModuleType) -> types.ModuleType:
+    """Turn ``module`` into a registry by adding the four helper functions.
+
+    Args:
+        module: The module (usually ``sys.modules[__name__]``) to equip.
+
+    Returns:
+        The same module, now a registry.
+    """
+    if is_registry(module):
+        return module
+    state = _Registry(module.__name__)
+
+    def register(
+        name: str,
+        base: Optional[type] = None,
+        override: bool = False,
+        deprecated: bool = False,
+    ) -> Callable[[type], type]:
+        """Register a class under ``name``.
+
+        Args:
+            name: Lower-case, hyphenated name (``"single-cell"``).
+            base: If given, the class must be a subclass of it.
+            override: Replace a class already registered under ``name``.
+            deprecated: Keep the name buildable but warn and hide it from
+                :py:func:`get_options`.
+        """
+        return state.register(name, base=base, override=override, deprecated=deprecated)
+
+    def parametrize(pattern: str, *, kwargs: Iterable[dict] = (), **all_kwargs):
+        """Register one name per combination of keyword arguments.
+
+        Args:
+            pattern: A ``str.format`` pattern, e.g. ``"strf-{n_lags}"``.
+            kwargs: Explicit list of keyword-argument dicts.
+            all_kwargs: Each key maps to a sequence of values; every
+                combination (the Cartesian product) gets a name.
+        """
+        return state.parametrize(pattern, kwargs=kwargs, **all_kwargs)
+
+    def init(name: str, *args, **kwargs):
+        """Build the object registered under ``name`` with the given arguments."""
+        return state.init(name, *args, **kwargs)
+
+    def get_options(
+        pattern: Optional[str] = None,
+        limit: Optional[int] = None,
+        expand_parametrized: bool = True,
+    ) -> List[str]:
+        """List registered names.
+
+        Args:
+            pattern: Glob pattern (``"*cell*"``) the names must match.
+            limit: Return at most this many names.
+            expand_parametrized: List every name a parametrized class
+                generated (default) or its pattern once.
+        """
+        return state.options(pattern, limit, expand_parametrized)
+
+    for helper in (register, parametrize, init, get_options):
+        helper.__module__ = module.__name__
+        setattr(module, helper.__name__, helper)
+    module._registry_state = state
+    return module
+
+
+def add_docstring(module: types.ModuleType) -> types.ModuleType:
+    """Append the list of registered names to ``module.__doc__``.
+
+    Call it at the end of the registry's ``__init__``, after every class is
+    registered, so ``help(strfsolver.solver)`` shows the options.
+    """
+    if not is_registry(module):
+        raise ValueError(
+            f"{module.__name__} is not a registry; call add_helper_functions first."
+        )
+    marker = "\nRegistered options:\n"
+    doc = (module.__doc__ or "").split(marker)[0]
+    lines = "\n".join(f"    - ``{name}``" for name in module.get_options())
+    module.__doc__ = f"{doc.rstrip()}\n{marker}\n{lines}\n"
+    return module
+
+
+def is_registry(module: Any) -> bool:
+    """Whether ``module`` carries the four registry helper functions."""
+    return all(callable(getattr(module, name, None)) for name in _HELPERS) and hasattr(
+        module, "_registry_state"
+    )
