@@ -1,1 +1,28 @@
-"""Datasets, padding and loaders that follow the data contract (CONVENTIONS.md §1)."""
+"""Datasets, padding and loaders that follow the data contract (CONVENTIONS.md §1).
+
+- :py:class:`NeuralDataset`: validated stimuli ``(F, T_i)`` and responses ``(N, R_i, T_i)``;
+- :py:func:`neural_collate`: pads items into a batch dict for ``torch.utils.data.DataLoader``;
+- :py:func:`make_loader` / :py:class:`PaddedLoader`: pads the whole dataset once on a
+  device and serves the same batches by indexing, with a seeded, resumable shuffle;
+- :py:func:`synthetic_population` / :py:class:`SyntheticPopulation`: ground-truth
+  LNP neurons with spectrogram-like stimuli and Poisson responses;
+- :py:func:`save_npz` / :py:func:`load_npz`: a documented, pickle-free file format.
+"""
+
+from strfsolver.data.dataset import NeuralDataset
+from strfsolver.data.collate import neural_collate
+from strfsolver.data.loader import PaddedLoader, make_loader
+from strfsolver.data.files import load_npz, save_npz
+from strfsolver.data.synthetic import NONLINEARITIES, SyntheticPopulation, synthetic_population
+
+__all__ = [
+    "NeuralDataset",
+    "neural_collate",
+    "PaddedLoader",
+    "make_loader",
+    "SyntheticPopulation",
+    "synthetic_population",
+    "NONLINEARITIES",
+    "save_npz",
+    "load_npz",
+]

@@ -1,0 +1,73 @@
+"""Pad a list of stimuli and responses into one batch (CONVENTIONS.md §1)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["neural_collate"]
+
+
+def _shape(value: Tensor) -> tuple:
+    return tuple(value.shape)
+
+
+def neural_collate(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Stack items of a :py:class:`~strfsolver.data.NeuralDataset` into a padded batch.
+
+    Use as ``DataLoader(dataset, collate_fn=neural_collate)``. Stimuli are
+    padded with zeros (silence) and responses with NaN (not recorded), up to
+    the batch's longest stimulus and largest number of repeats.
+
+    Args:
+        items: Dicts with ``"stim"`` ``(F, T_b)`` or ``(C, F, T_b)``,
+            ``"response"`` ``(N, R_b, T_b)`` and ``"meta"`` (a dict), as
+            ``NeuralDataset.__getitem__`` returns them.
+
+    Returns:
+        ``{"stims": (B, F, T) or (B, C, F, T), "responses": (B, N, R, T),
+        "valid_mask": (B, N, R, T) bool, "meta": list of B dicts}`` with
+        ``T = max T_b``, ``R = max R_b`` and ``valid_mask = ~isnan(responses)``.
+
+    Raises:
+        ValueError: On an empty list, a missing key or items whose shapes do
+            not fit together (naming the item and both shapes).
+    """
+    items = list(items)
+    if not items:
+        raise ValueError("neural_collate needs at least one item, got an empty list.")
+    for b, item in enumerate(items):
+        if not isinstance(item, dict) or "stim" not in item or "response" not in item:
+            raise ValueError(
+                f"item {b} must be a dict with keys 'stim' and 'response' (and 'meta'), got {type(item).__name__}"
+                + (f" with keys {sorted(item)}" if isinstance(item, dict) else "")
+                + "."
+            )
+    first_stim, first_response = items[0]["stim"], items[0]["response"]
+    for b, item in enumerate(items):
+        stim, response = item["stim"], item["response"]
+        if not isinstance(stim, Tensor) or not isinstance(response, Tensor):
+            raise ValueError(f"item {b}: 'stim' and 'response' must be tensors, got {type(stim).__name__} and {type(response).__name__}.")
+        if stim.ndim not in (2, 3) or stim.shape[:-1] != first_stim.shape[:-1]:
+            raise ValueError(
+                f"item {b} has a stimulus of shape {_shape(stim)} but item 0 has {_shape(first_stim)}; "
+                "expected the same (F, T) or (C, F, T) layout up to T."
+            )
+        if response.ndim != 3 or response.shape[0] != first_response.shape[0] or response.shape[-1] != stim.shape[-1]:
+            raise ValueError(
+                f"item {b} has responses of shape {_shape(response)} for a stimulus of shape {_shape(stim)} "
+                f"(item 0: {_shape(first_response)}); expected ({first_response.shape[0]}, R, {stim.shape[-1]})."
+            )
+    bins = max(int(item["stim"].shape[-1]) for item in items)
+    repeats = max(int(item["response"].shape[1]) for item in items)
+    n = len(items)
+    stims = first_stim.new_zeros((n,) + tuple(first_stim.shape[:-1]) + (bins,))
+    responses = first_response.new_full((n, first_response.shape[0], repeats, bins), float("nan"))
+    for b, item in enumerate(items):
+        stim, response = item["stim"], item["response"]
+        stims[b, ..., : stim.shape[-1]] = stim
+        responses[b, :, : response.shape[1], : response.shape[2]] = response
+    meta: List[Dict[str, Any]] = [item.get("meta", {}) for item in items]
+    return {"stims": stims, "responses": responses, "valid_mask": ~responses.isnan(), "meta": meta}

@@ -1,0 +1,391 @@
+"""A validated, in-memory set of stimuli and the responses they evoked.
+
+Shapes follow CONVENTIONS.md §1: stimulus ``i`` is ``(F, T_i)`` (or
+``(C, F, T_i)`` with C channels), its responses ``(N, R_i, T_i)`` with N
+neurons, R_i repeats and NaN wherever nothing was recorded.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["NeuralDataset"]
+
+ArrayLike = Union[Tensor, np.ndarray, Sequence]
+Index = Union[int, slice, Sequence[int], np.ndarray, Tensor]
+
+# a few parts per million: fractions written as 0.7 + 0.2 + 0.1 must pass
+_FRACTION_TOLERANCE = 1e-6
+_PLURAL = {"stimulus": "stimuli"}
+
+
+def _shape(value: Tensor) -> tuple:
+    return tuple(value.shape)
+
+
+def _to_float_tensor(value: Any, what: str) -> Tensor:
+    """A float32, contiguous CPU copy of ``value``; never aliases the caller's memory,
+    so later edits to the caller's array cannot undo the validation."""
+    if isinstance(value, Tensor):
+        tensor = value.detach()
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception as error:  # ragged nested lists, objects
+            raise ValueError(f"{what} could not be read as a numeric array: {error}") from None
+        if array.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{what} must be a real-valued numeric array or tensor, got an array of dtype {array.dtype}."
+            )
+        # torch cannot wrap negatively strided or non-native byte order arrays
+        tensor = torch.from_numpy(np.ascontiguousarray(array.astype(np.float32, copy=False)))
+    if tensor.is_complex():
+        raise ValueError(f"{what} must be real-valued, got dtype {tensor.dtype}.")
+    return tensor.to(device="cpu", dtype=torch.float32, copy=True).contiguous()
+
+
+def _as_list(value: Any, name: str) -> list:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    kind = type(value).__name__
+    shape = f" of shape {tuple(value.shape)}" if hasattr(value, "shape") else ""
+    raise ValueError(
+        f"{name} must be a list with one array per stimulus, got a {kind}{shape}; "
+        f"wrap a single stimulus as [{name[:-1] if name.endswith('s') else name}]."
+    )
+
+
+def _check_dt(dt_ms: Any) -> float:
+    if isinstance(dt_ms, bool) or not isinstance(dt_ms, numbers.Real):
+        raise ValueError(f"dt_ms must be a positive number of milliseconds, got {dt_ms!r}.")
+    value = float(dt_ms)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"dt_ms must be a positive, finite number of milliseconds, got {dt_ms!r}.")
+    return value
+
+
+def _resolve_index(index: Index, size: int, what: str) -> List[int]:
+    """Turn an int, slice, boolean mask or integer sequence into a list of
+    non-negative positions below ``size``, with an error naming the bad entry."""
+    if isinstance(index, slice):
+        return list(range(size))[index]
+    if isinstance(index, bool):
+        raise ValueError(f"{what} index must be integers, a boolean mask or a slice, got {index!r}.")
+    if isinstance(index, numbers.Integral):
+        index = [int(index)]
+    if isinstance(index, Tensor):
+        index = index.detach().cpu().numpy()
+    array = np.asarray(index)
+    if array.ndim != 1:
+        raise ValueError(f"{what} index must be one-dimensional, got shape {array.shape}.")
+    if array.dtype == np.bool_:
+        if array.shape[0] != size:
+            raise ValueError(
+                f"a boolean {what} mask must have one entry per {what} ({size}), got {array.shape[0]}."
+            )
+        return np.flatnonzero(array).tolist()
+    if array.size == 0:
+        return []
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{what} index must be integers, got values of dtype {array.dtype}.")
+    bad = (array < -size) | (array >= size)
+    if bad.any():
+        first = int(array[np.flatnonzero(bad)[0]])
+        raise ValueError(
+            f"{what} index {first} is out of range: there are {size} {_PLURAL.get(what, what + 's')} "
+            f"(valid: {-size} to {size - 1})."
+        )
+    return [int(i) % size for i in array]
+
+
+class NeuralDataset(torch.utils.data.Dataset):
+    """Stimuli and the neural responses they evoked, validated once on construction.
+
+    Every stimulus has its own length ``T_i`` and number of repeats ``R_i``; all
+    share the number of frequency bands ``F`` (and channels ``C``) and of neurons
+    ``N``. Inputs may be NumPy arrays or tensors; they are copied into float32
+    CPU tensors.
+
+    Args:
+        stims: A list of ``(F, T_i)`` or ``(C, F, T_i)`` stimuli (spectrograms),
+            all finite and all with the same number of dimensions.
+        responses: A list of ``(N, R_i, T_i)`` responses, one per stimulus,
+            ``R_i >= 1``. NaN marks a missing repeat or bin; infinities are
+            rejected.
+        dt_ms: Width of a time bin in milliseconds (positive).
+        meta: Optional list of dicts, one per stimulus (names, conditions...).
+            Defaults to ``{"index": i}``.
+
+    Raises:
+        ValueError: On any inconsistency, naming the stimulus and both shapes.
+
+    Example:
+        >>> import numpy as np
+        >>> data = NeuralDataset([np.ones((8, 50))], [np.zeros((3, 2, 50))], dt_ms=5.0)
+        >>> data[0]["response"].shape
+        torch.Size([3, 2, 50])
+    """
+
+    def __init__(self, stims: Sequence[ArrayLike], responses: Sequence[ArrayLike], dt_ms: float, meta: Optional[Sequence[Dict[str, Any]]] = None):
+        stims = _as_list(stims, "stims")
+        responses = _as_list(responses, "responses")
+        if len(stims) == 0:
+            raise ValueError("a NeuralDataset needs at least one stimulus, got empty lists.")
+        if len(stims) != len(responses):
+            raise ValueError(
+                f"got {len(stims)} stimuli but {len(responses)} responses; expected one response array per stimulus."
+            )
+        self._dt_ms = _check_dt(dt_ms)
+        # checks compare each stimulus with the first one, so the lists grow as they pass
+        self._stims: List[Tensor] = []
+        for i, stim in enumerate(stims):
+            self._stims.append(self._check_stim(i, stim))
+        self._responses: List[Tensor] = []
+        for i, response in enumerate(responses):
+            self._responses.append(self._check_response(i, response))
+        self._meta = self._check_meta(meta, len(stims))
+
+    # -- validation -----------------------------------------------------------------
+
+    def _check_stim(self, i: int, value: Any) -> Tensor:
+        stim = _to_float_tensor(value, f"stimulus {i}")
+        if stim.ndim not in (2, 3):
+            raise ValueError(
+                f"stimulus {i} has shape {_shape(stim)}; expected (F, T) or (C, F, T)."
+            )
+        if stim.shape[-1] < 1:
+            raise ValueError(f"stimulus {i} has shape {_shape(stim)} with no time bin; expected (..., T >= 1).")
+        if i > 0:
+            first = self._stims[0]
+            if stim.ndim != first.ndim or stim.shape[:-1] != first.shape[:-1]:
+                expected = tuple(first.shape[:-1]) + ("T",)
+                raise ValueError(
+                    f"stimulus {i} has shape {_shape(stim)} but stimulus 0 has shape {_shape(first)}; "
+                    f"expected {str(expected).replace(chr(39), '')}."
+                )
+        finite = torch.isfinite(stim)
+        if not bool(finite.all()):
+            count = int((~finite).sum())
+            raise ValueError(
+                f"stimulus {i} (shape {_shape(stim)}) has {count} non-finite values (NaN or inf); "
+                "stimuli must be finite everywhere (pad with zeros, not NaN)."
+            )
+        return stim
+
+    def _check_response(self, i: int, value: Any) -> Tensor:
+        response = _to_float_tensor(value, f"responses for stimulus {i}")
+        bins = self._stims[i].shape[-1]
+        if response.ndim != 3:
+            raise ValueError(
+                f"responses for stimulus {i} have shape {_shape(response)}; expected (N, R, {bins})."
+            )
+        neurons, repeats, length = response.shape
+        if length != bins:
+            raise ValueError(
+                f"responses for stimulus {i} have shape {_shape(response)} but the stimulus has "
+                f"{bins} bins; expected (N, R, {bins})."
+            )
+        if neurons < 1:
+            raise ValueError(
+                f"responses for stimulus {i} have shape {_shape(response)} with no neuron; expected (N >= 1, R, {bins})."
+            )
+        if repeats < 1:
+            raise ValueError(
+                f"responses for stimulus {i} have shape {_shape(response)} with no repeat; "
+                f"expected ({neurons}, R >= 1, {bins})."
+            )
+        if i > 0:
+            first = self._responses[0]
+            if neurons != first.shape[0]:
+                raise ValueError(
+                    f"responses for stimulus {i} have shape {_shape(response)} but those for stimulus 0 "
+                    f"have shape {_shape(first)}; expected ({first.shape[0]}, R, {bins})."
+                )
+        infinite = torch.isinf(response)
+        if bool(infinite.any()):
+            raise ValueError(
+                f"responses for stimulus {i} (shape {_shape(response)}) have {int(infinite.sum())} infinite "
+                "values; use NaN to mark missing repeats or bins."
+            )
+        return response
+
+    @staticmethod
+    def _check_meta(meta: Any, n_stims: int) -> List[Dict[str, Any]]:
+        if meta is None:
+            return [{"index": i} for i in range(n_stims)]
+        meta = _as_list(meta, "meta")
+        if len(meta) != n_stims:
+            raise ValueError(f"meta has {len(meta)} entries but there are {n_stims} stimuli; expected one dict per stimulus.")
+        for i, entry in enumerate(meta):
+            if not isinstance(entry, dict):
+                raise ValueError(f"meta for stimulus {i} is a {type(entry).__name__}; expected a dict.")
+        return [dict(entry) for entry in meta]
+
+    @classmethod
+    def _trusted(cls, stims: List[Tensor], responses: List[Tensor], dt_ms: float, meta: List[dict]) -> "NeuralDataset":
+        """Build from tensors that already passed validation (subsets share them, no copy)."""
+        self = cls.__new__(cls)
+        self._stims, self._responses, self._dt_ms = stims, responses, dt_ms
+        self._meta = [dict(m) for m in meta]
+        return self
+
+    # -- contents ------------------------------------------------------------------
+
+    @property
+    def stims(self) -> List[Tensor]:
+        """The stimuli, ``(F, T_i)`` or ``(C, F, T_i)`` float32 tensors."""
+        return list(self._stims)
+
+    @property
+    def responses(self) -> List[Tensor]:
+        """The responses, ``(N, R_i, T_i)`` float32 tensors (NaN = missing)."""
+        return list(self._responses)
+
+    @property
+    def dt_ms(self) -> float:
+        """Width of a time bin in milliseconds."""
+        return self._dt_ms
+
+    @property
+    def meta(self) -> List[Dict[str, Any]]:
+        """One dict per stimulus."""
+        return self._meta
+
+    @property
+    def n_stims(self) -> int:
+        return len(self._stims)
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self._responses[0].shape[0])
+
+    @property
+    def n_freqs(self) -> int:
+        return int(self._stims[0].shape[-2])
+
+    @property
+    def n_channels(self) -> int:
+        """C for ``(C, F, T)`` stimuli, 1 for ``(F, T)`` ones."""
+        return int(self._stims[0].shape[0]) if self._stims[0].ndim == 3 else 1
+
+    @property
+    def stim_ndim(self) -> int:
+        """2 for ``(F, T)`` stimuli, 3 for ``(C, F, T)`` ones."""
+        return self._stims[0].ndim
+
+    @property
+    def lengths(self) -> List[int]:
+        """``T_i``, the number of time bins of each stimulus."""
+        return [int(s.shape[-1]) for s in self._stims]
+
+    @property
+    def n_repeats(self) -> List[int]:
+        """``R_i``, the number of repeats of each stimulus."""
+        return [int(r.shape[1]) for r in self._responses]
+
+    def __len__(self) -> int:
+        return len(self._stims)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        """One stimulus: ``{"stim": (F, T) or (C, F, T), "response": (N, R, T), "meta": dict}``."""
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise TypeError(f"NeuralDataset indices must be integers, got {type(i).__name__}; use subset() for several.")
+        n = len(self._stims)
+        if not -n <= i < n:
+            raise IndexError(f"stimulus index {i} is out of range for a dataset of {n} stimuli.")
+        i = int(i) % n
+        return {"stim": self._stims[i], "response": self._responses[i], "meta": dict(self._meta[i])}
+
+    def __repr__(self) -> str:
+        shape = "C, F" if self.stim_ndim == 3 else "F"
+        return (
+            f"NeuralDataset(n_stims={self.n_stims}, n_neurons={self.n_neurons}, n_freqs={self.n_freqs}, "
+            f"stims=({shape}, T), T in [{min(self.lengths)}, {max(self.lengths)}], "
+            f"R in [{min(self.n_repeats)}, {max(self.n_repeats)}], dt_ms={self.dt_ms:g})"
+        )
+
+    # -- derived datasets --------------------------------------------------------------
+
+    def subset(self, indices: Index) -> "NeuralDataset":
+        """The stimuli at ``indices`` (ints, a boolean mask, a slice), in that order.
+
+        The tensors are shared with this dataset, not copied.
+        """
+        picked = _resolve_index(indices, self.n_stims, "stimulus")
+        if not picked:
+            raise ValueError(f"subset({indices!r}) selects no stimulus; a dataset needs at least one.")
+        return NeuralDataset._trusted(
+            [self._stims[i] for i in picked],
+            [self._responses[i] for i in picked],
+            self._dt_ms,
+            [self._meta[i] for i in picked],
+        )
+
+    def split(self, fractions: Union[float, Sequence[float]], seed: int = 0) -> List["NeuralDataset"]:
+        """Split by stimulus (never inside one) into parts of the given fractions.
+
+        The stimuli are shuffled with a generator seeded by ``seed`` (the global
+        random state is untouched), part ``k`` takes the next
+        ``round(cumsum(fractions)[k] * n_stims)`` of them, and each part keeps
+        its stimuli in their original order. Fractions summing to less than one
+        leave the remaining stimuli out; a single number ``f`` means ``(f, 1 - f)``.
+
+        Args:
+            fractions: Positive fractions summing to at most 1.
+            seed: Seed of the shuffle; the same seed gives the same split.
+
+        Returns:
+            One :py:class:`NeuralDataset` per fraction.
+
+        Raises:
+            ValueError: If a fraction is not positive, they sum to more than 1,
+                or a part would hold no stimulus.
+        """
+        if isinstance(fractions, numbers.Real) and not isinstance(fractions, bool):
+            fractions = (float(fractions), 1.0 - float(fractions))
+        if isinstance(fractions, (str, bytes)) or not isinstance(fractions, (Sequence, np.ndarray)) or len(fractions) == 0:
+            raise ValueError(f"fractions must be a non-empty sequence of positive numbers, got {fractions!r}.")
+        values = []
+        for f in fractions:
+            if isinstance(f, bool) or not isinstance(f, numbers.Real) or not math.isfinite(f) or f <= 0:
+                raise ValueError(f"every split fraction must be a positive number, got {list(fractions)!r}.")
+            values.append(float(f))
+        total = sum(values)
+        if total > 1 + _FRACTION_TOLERANCE:
+            raise ValueError(f"split fractions {values} sum to {total:g}; expected a sum of at most 1.")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        n = self.n_stims
+        cumulative = np.cumsum(values)
+        if abs(total - 1) <= _FRACTION_TOLERANCE:
+            cumulative[-1] = 1.0  # so that rounding never drops the last stimulus
+        bounds = [0] + [int(round(c * n)) for c in cumulative]
+        sizes = np.diff(bounds)
+        if (sizes < 1).any():
+            empty = int(np.flatnonzero(sizes < 1)[0])
+            raise ValueError(
+                f"split fractions {values} of {n} stimuli give part {empty} {list(sizes)[empty]} stimuli "
+                f"(sizes {list(map(int, sizes))}); every part needs at least one stimulus."
+            )
+        generator = torch.Generator().manual_seed(int(seed))
+        order = torch.randperm(n, generator=generator).tolist()
+        return [self.subset(sorted(order[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def select_neurons(self, idx: Index) -> "NeuralDataset":
+        """Keep only the neurons ``idx`` (ints, a boolean mask, a slice or a tensor), in that order."""
+        picked = _resolve_index(idx, self.n_neurons, "neuron")
+        if not picked:
+            raise ValueError(f"select_neurons({idx!r}) selects no neuron; a dataset needs at least one.")
+        index = torch.tensor(picked, dtype=torch.long)
+        return NeuralDataset._trusted(
+            list(self._stims),
+            [r.index_select(0, index) for r in self._responses],
+            self._dt_ms,
+            self._meta,
+        )

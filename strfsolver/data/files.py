@@ -1,0 +1,155 @@
+"""Data files: a documented ``.npz`` schema for stimuli and responses.
+
+Schema (every array plain numeric or unicode; files load with
+``allow_pickle=False``, so opening one never runs code):
+
+=================  ==================  ==============================================
+key                shape / dtype       meaning
+=================  ==================  ==============================================
+``format``         str                 ``"strfsolver-npz"``
+``version``        int                 schema version, currently ``1``
+``dt_ms``          float               bin width in milliseconds
+``n_stims``        int                 S, the number of stimuli
+``stim_{i}``       ``(F, T_i)`` float  spectrogram of stimulus i (or ``(C, F, T_i)``)
+``response_{i}``   ``(N, R_i, T_i)``   responses to stimulus i; NaN = not recorded
+``neuron_ids``     ``(N,)`` str        optional; defaults to ``"0", "1", ...``
+``stim_names``     ``(S,)`` str        optional; defaults to ``"stim_0", ...``
+=================  ==================  ==============================================
+
+A simpler layout is accepted on reading too, for data that are already
+rectangular: ``stims`` ``(S, F, T)`` and ``responses`` ``(S, N, R, T)`` plus
+``dt_ms``.
+
+Everything read is validated by :py:class:`~strfsolver.data.NeuralDataset`,
+so a file with a wrong shape fails with a message naming the stimulus.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from strfsolver.data.dataset import NeuralDataset
+from strfsolver.io import atomic_write_bytes
+
+__all__ = ["save_npz", "load_npz", "NPZ_FORMAT", "NPZ_VERSION"]
+
+NPZ_FORMAT = "strfsolver-npz"
+NPZ_VERSION = 1
+PathLike = Union[str, os.PathLike]
+
+
+def _neuron_ids(dataset: NeuralDataset, neuron_ids: Optional[Sequence]) -> np.ndarray:
+    if neuron_ids is None:
+        neuron_ids = getattr(dataset, "neuron_ids", None)
+    if neuron_ids is None:
+        neuron_ids = [str(n) for n in range(dataset.n_neurons)]
+    ids = np.asarray([str(n) for n in neuron_ids])
+    if ids.shape != (dataset.n_neurons,):
+        raise ValueError(
+            f"neuron_ids has {ids.size} entries but the dataset has {dataset.n_neurons} neurons; "
+            f"expected one id per neuron."
+        )
+    return ids
+
+
+def save_npz(path: PathLike, dataset: NeuralDataset, neuron_ids: Optional[Sequence] = None, stim_names: Optional[Sequence] = None, compress: bool = True) -> None:
+    """Write ``dataset`` to ``path`` in the schema above, atomically.
+
+    Args:
+        path: Destination, conventionally ending in ``.npz``.
+        dataset: The data to store.
+        neuron_ids: One id per neuron (strings or numbers); defaults to
+            ``0 .. N-1``.
+        stim_names: One name per stimulus; defaults to each stimulus'
+            ``meta["name"]`` or ``"stim_{i}"``.
+        compress: Use ``np.savez_compressed``.
+    """
+    if not isinstance(dataset, NeuralDataset):
+        raise ValueError(f"save_npz expects a NeuralDataset, got {type(dataset).__name__}.")
+    if stim_names is None:
+        stim_names = [str(m.get("name", f"stim_{i}")) for i, m in enumerate(dataset.meta)]
+    stim_names = np.asarray([str(s) for s in stim_names])
+    if stim_names.shape != (dataset.n_stims,):
+        raise ValueError(
+            f"stim_names has {stim_names.size} entries but the dataset has {dataset.n_stims} "
+            f"stimuli; expected one name per stimulus."
+        )
+    arrays = {
+        "format": np.asarray(NPZ_FORMAT),
+        "version": np.asarray(NPZ_VERSION),
+        "dt_ms": np.asarray(dataset.dt_ms, dtype=np.float64),
+        "n_stims": np.asarray(dataset.n_stims),
+        "neuron_ids": _neuron_ids(dataset, neuron_ids),
+        "stim_names": stim_names,
+    }
+    for i, (stim, response) in enumerate(zip(dataset.stims, dataset.responses)):
+        arrays[f"stim_{i}"] = stim.numpy()
+        arrays[f"response_{i}"] = response.numpy()
+    buffer = _io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_npz(path: PathLike) -> NeuralDataset:
+    """Read a file written by :py:func:`save_npz` (or in the rectangular layout).
+
+    Returns:
+        A validated :py:class:`~strfsolver.data.NeuralDataset` whose ``meta``
+        holds each stimulus' ``name`` and the file's ``neuron_ids``.
+    """
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No data file at {path}.") from None
+    except ValueError as error:
+        raise ValueError(f"{path} holds objects that need pickle to load; strfsolver refuses them: {error}") from None
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable .npz file: {error}") from None
+    with archive:
+        keys = set(archive.files)
+        if "dt_ms" not in keys:
+            raise ValueError(f"{path} has no 'dt_ms' entry; found keys {sorted(keys)}.")
+        dt_ms = float(archive["dt_ms"])
+        if "n_stims" in keys:
+            n_stims = int(archive["n_stims"])
+            missing = [k for i in range(n_stims) for k in (f"stim_{i}", f"response_{i}") if k not in keys]
+            if missing:
+                raise ValueError(f"{path} declares n_stims={n_stims} but lacks {missing[:4]}.")
+            stims = [archive[f"stim_{i}"] for i in range(n_stims)]
+            responses = [archive[f"response_{i}"] for i in range(n_stims)]
+        elif {"stims", "responses"} <= keys:
+            stims_array, responses_array = archive["stims"], archive["responses"]
+            if stims_array.ndim not in (3, 4) or responses_array.ndim != 4:
+                raise ValueError(
+                    f"{path}: rectangular layout expects stims (S, F, T) and responses (S, N, R, T); "
+                    f"got {stims_array.shape} and {responses_array.shape}."
+                )
+            if len(stims_array) != len(responses_array):
+                raise ValueError(
+                    f"{path}: stims hold {len(stims_array)} stimuli but responses hold "
+                    f"{len(responses_array)}; expected the same first dimension."
+                )
+            stims, responses = list(stims_array), list(responses_array)
+            n_stims = len(stims)
+        else:
+            raise ValueError(
+                f"{path} has neither 'n_stims' with 'stim_i'/'response_i' entries nor "
+                f"'stims'/'responses' arrays; found keys {sorted(keys)}."
+            )
+        names = [str(s) for s in archive["stim_names"]] if "stim_names" in keys else [f"stim_{i}" for i in range(n_stims)]
+        neuron_ids = [str(s) for s in archive["neuron_ids"]] if "neuron_ids" in keys else None
+    if len(names) != n_stims:
+        raise ValueError(f"{path}: stim_names has {len(names)} entries for {n_stims} stimuli.")
+    meta = [{"index": i, "name": names[i]} for i in range(n_stims)]
+    dataset = NeuralDataset(stims, responses, dt_ms, meta=meta)
+    if neuron_ids is not None and len(neuron_ids) != dataset.n_neurons:
+        raise ValueError(
+            f"{path}: neuron_ids has {len(neuron_ids)} entries but the responses have "
+            f"{dataset.n_neurons} neurons."
+        )
+    dataset.neuron_ids = neuron_ids or [str(n) for n in range(dataset.n_neurons)]
+    return dataset

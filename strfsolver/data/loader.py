@@ -1,0 +1,179 @@
+"""A loader that pads a whole dataset once and serves batches by indexing.
+
+``DataLoader(dataset, collate_fn=neural_collate)`` allocates and fills new
+padded tensors for every batch, item by item, on the CPU. A
+:py:class:`PaddedLoader` does that work once, for the whole dataset and
+directly on the target device; a batch is then one ``index_select`` per
+tensor, trimmed to the batch's longest stimulus and largest repeat count so
+that it equals, value for value, what ``neural_collate`` would have built.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Dict, Iterator, List, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from strfsolver.data.collate import neural_collate
+from strfsolver.data.dataset import NeuralDataset
+
+__all__ = ["PaddedLoader", "make_loader"]
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # SeedSequence mixes the pair so that (seed, epoch) and (seed', epoch')
+    # never share a stream by arithmetic coincidence (unlike seed * K + epoch)
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def _check_count(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+class PaddedLoader:
+    """Batches of a :py:class:`NeuralDataset`, padded once on ``device``.
+
+    Iterating yields the same dicts as
+    ``DataLoader(dataset.subset(order), batch_size, collate_fn=neural_collate)``
+    (``stims``, ``responses``, ``valid_mask``, ``meta``; see
+    :py:func:`neural_collate`), with tensors on ``device``. ``order`` is
+    ``range(len(dataset))``, or with ``shuffle=True`` a permutation drawn from a
+    generator seeded by ``(seed, epoch)`` only: no global random state is used
+    or changed.
+
+    The loader counts epochs: each ``iter(loader)`` serves epoch
+    :py:attr:`epoch` and then advances it by one. :py:meth:`state_dict` /
+    :py:meth:`load_state_dict` save and restore ``{"epoch", "seed"}`` so that
+    a resumed run sees exactly the shuffles it would have seen;
+    :py:meth:`set_epoch` picks the next epoch by hand.
+
+    Build it with :py:func:`make_loader`.
+
+    Args:
+        dataset: The data.
+        batch_size: Stimuli per batch (> 0).
+        shuffle: Draw a new order each epoch.
+        seed: Seed of the shuffle (>= 0).
+        device: Where the padded tensors live and batches are served.
+        drop_last: Leave out a last, smaller batch.
+    """
+
+    def __init__(self, dataset: NeuralDataset, batch_size: int = 1, shuffle: bool = False, seed: int = 0, device: Union[str, torch.device] = "cpu", drop_last: bool = False):
+        if not isinstance(dataset, NeuralDataset):
+            raise ValueError(
+                f"make_loader needs a strfsolver.data.NeuralDataset, got {type(dataset).__name__}; "
+                "wrap arrays with NeuralDataset(stims, responses, dt_ms) first."
+            )
+        self.batch_size = _check_count(batch_size, "batch_size", 1)
+        self.shuffle = _check_flag(shuffle, "shuffle")
+        self.seed = _check_count(seed, "seed", 0)
+        self.drop_last = _check_flag(drop_last, "drop_last")
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}: {error}") from None
+        self.dataset = dataset
+        self.epoch = 0
+        # padding on the CPU first keeps one host-to-device copy per tensor
+        padded = neural_collate([dataset[i] for i in range(len(dataset))])
+        self._stims = padded["stims"].to(self.device)
+        self._responses = padded["responses"].to(self.device)
+        # selecting a stored bool mask costs a quarter of the bytes of recomputing isnan per batch
+        self._valid = padded["valid_mask"].to(self.device)
+        # batch extents are computed on the host: no device sync per batch
+        self._lengths = torch.tensor(dataset.lengths, dtype=torch.long)
+        self._repeats = torch.tensor(dataset.n_repeats, dtype=torch.long)
+        self._meta = dataset.meta
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch: int) -> Tensor:
+        """The stimulus order of ``epoch``, a ``(n_stims,)`` long tensor on the CPU."""
+        epoch = _check_count(epoch, "epoch", 0)
+        n = len(self.dataset)
+        if not self.shuffle:
+            return torch.arange(n)
+        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
+        return torch.randperm(n, generator=generator)
+
+    def batch(self, indices: Union[Tensor, List[int]]) -> Dict[str, Any]:
+        """The padded batch of the stimuli ``indices``, as ``neural_collate`` would build it."""
+        index = torch.as_tensor(indices).to(device="cpu", dtype=torch.long).reshape(-1)
+        if index.numel() == 0:
+            raise ValueError("a batch needs at least one stimulus index, got none.")
+        n = len(self.dataset)
+        if int(index.min()) < 0 or int(index.max()) >= n:
+            raise ValueError(f"stimulus indices must lie in [0, {n - 1}], got {index.tolist()}.")
+        bins = int(self._lengths[index].max())
+        repeats = int(self._repeats[index].max())
+        on_device = index.to(self.device, non_blocking=True)
+        # slicing first makes index_select copy only the trimmed block
+        stims = self._stims[..., :bins].index_select(0, on_device)
+        responses = self._responses[:, :, :repeats, :bins].index_select(0, on_device)
+        valid = self._valid[:, :, :repeats, :bins].index_select(0, on_device)
+        meta = [dict(self._meta[i]) for i in index.tolist()]
+        return {"stims": stims, "responses": responses, "valid_mask": valid, "meta": meta}
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        order = self.order(self.epoch)
+        self.epoch += 1  # counted when the epoch starts, so state_dict() mid-epoch names the next one
+        stop = len(self) * self.batch_size
+        return (self.batch(order[start : min(start + self.batch_size, len(order))]) for start in range(0, stop, self.batch_size))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Serve ``epoch`` at the next ``iter(loader)``."""
+        self.epoch = _check_count(epoch, "epoch", 0)
+
+    def state_dict(self) -> Dict[str, int]:
+        """``{"epoch": the epoch the next iter() serves, "seed": seed}``."""
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        """Restore what :py:meth:`state_dict` returned."""
+        if not isinstance(state, dict) or set(state) != {"epoch", "seed"}:
+            raise ValueError(f"expected a dict with keys 'epoch' and 'seed', got {state!r}.")
+        # a checkpoint may hand the numbers back as 0-d tensors
+        values = {k: v.item() if isinstance(v, Tensor) and v.numel() == 1 else v for k, v in state.items()}
+        epoch = _check_count(values["epoch"], "state['epoch']", 0)
+        self.seed = _check_count(values["seed"], "state['seed']", 0)
+        self.epoch = epoch
+
+    def __repr__(self) -> str:
+        return (
+            f"PaddedLoader(n_stims={len(self.dataset)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+            f"seed={self.seed}, device={str(self.device)!r}, drop_last={self.drop_last}, epoch={self.epoch})"
+        )
+
+
+def make_loader(dataset: NeuralDataset, batch_size: int = 1, shuffle: bool = False, seed: int = 0, device: Union[str, torch.device] = "cpu", drop_last: bool = False) -> PaddedLoader:
+    """A fast, seeded loader of padded batches; see :py:class:`PaddedLoader`.
+
+    Args:
+        dataset: A :py:class:`NeuralDataset`.
+        batch_size: Stimuli per batch (> 0).
+        shuffle: Draw a new stimulus order each epoch, from ``(seed, epoch)``.
+        seed: Seed of the shuffle (>= 0).
+        device: Where batches are served (``"cpu"``, ``"cuda"``, ...).
+        drop_last: Leave out a last, smaller batch.
+
+    Returns:
+        A :py:class:`PaddedLoader`.
+
+    Raises:
+        ValueError: For a non-dataset or a bad argument.
+    """
+    return PaddedLoader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, device=device, drop_last=drop_last)
