@@ -6,13 +6,15 @@
   device and serves the same batches by indexing, with a seeded, resumable shuffle;
 - :py:func:`synthetic_population` / :py:class:`SyntheticPopulation`: ground-truth
   LNP neurons with spectrogram-like stimuli and Poisson responses;
-- :py:func:`save_npz` / :py:func:`load_npz`: a documented, pickle-free file format.
+- :py:func:`save_npz` / :py:func:`load_npz`: a documented, pickle-free file format;
+- :py:func:`from_nwb`: stimuli and spike times (or binned responses) from NWB files.
 """
 
 from strfsolver.data.dataset import NeuralDataset
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.loader import PaddedLoader, make_loader
 from strfsolver.data.files import load_npz, save_npz
+from strfsolver.data.nwb import from_nwb
 from strfsolver.data.synthetic import NONLINEARITIES, SyntheticPopulation, synthetic_population
 
 __all__ = [
@@ -25,4 +27,5 @@ __all__ = [
     "NONLINEARITIES",
     "save_npz",
     "load_npz",
+    "from_nwb",
 ]

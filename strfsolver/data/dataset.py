@@ -121,6 +121,8 @@ class NeuralDataset(torch.utils.data.Dataset):
         dt_ms: Width of a time bin in milliseconds (positive).
         meta: Optional list of dicts, one per stimulus (names, conditions...).
             Defaults to ``{"index": i}``.
+        neuron_ids: Optional list of N neuron identifiers (strings); defaults
+            to ``"0" .. "N-1"``. They follow :py:meth:`select_neurons`.
 
     Raises:
         ValueError: On any inconsistency, naming the stimulus and both shapes.
@@ -132,7 +134,7 @@ class NeuralDataset(torch.utils.data.Dataset):
         torch.Size([3, 2, 50])
     """
 
-    def __init__(self, stims: Sequence[ArrayLike], responses: Sequence[ArrayLike], dt_ms: float, meta: Optional[Sequence[Dict[str, Any]]] = None):
+    def __init__(self, stims: Sequence[ArrayLike], responses: Sequence[ArrayLike], dt_ms: float, meta: Optional[Sequence[Dict[str, Any]]] = None, neuron_ids: Optional[Sequence[Any]] = None):
         stims = _as_list(stims, "stims")
         responses = _as_list(responses, "responses")
         if len(stims) == 0:
@@ -150,6 +152,7 @@ class NeuralDataset(torch.utils.data.Dataset):
         for i, response in enumerate(responses):
             self._responses.append(self._check_response(i, response))
         self._meta = self._check_meta(meta, len(stims))
+        self.neuron_ids = neuron_ids
 
     # -- validation -----------------------------------------------------------------
 
@@ -233,6 +236,7 @@ class NeuralDataset(torch.utils.data.Dataset):
         self = cls.__new__(cls)
         self._stims, self._responses, self._dt_ms = stims, responses, dt_ms
         self._meta = [dict(m) for m in meta]
+        self._neuron_ids = None
         return self
 
     # -- contents ------------------------------------------------------------------
@@ -246,6 +250,28 @@ class NeuralDataset(torch.utils.data.Dataset):
     def responses(self) -> List[Tensor]:
         """The responses, ``(N, R_i, T_i)`` float32 tensors (NaN = missing)."""
         return list(self._responses)
+
+    @property
+    def neuron_ids(self) -> List[str]:
+        """One identifier per neuron (strings)."""
+        if self._neuron_ids is None:
+            return [str(n) for n in range(self.n_neurons)]
+        return list(self._neuron_ids)
+
+    @neuron_ids.setter
+    def neuron_ids(self, ids: Optional[Sequence[Any]]) -> None:
+        if ids is None:
+            self._neuron_ids = None
+            return
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
+            raise ValueError(f"neuron_ids must be a list of {self.n_neurons} identifiers, got {ids!r}.")
+        ids = [str(i) for i in ids]
+        if len(ids) != self.n_neurons:
+            raise ValueError(
+                f"neuron_ids has {len(ids)} entries but the responses have {self.n_neurons} neurons; "
+                f"expected one id per neuron."
+            )
+        self._neuron_ids = ids
 
     @property
     def dt_ms(self) -> float:
@@ -325,7 +351,7 @@ class NeuralDataset(torch.utils.data.Dataset):
             [self._responses[i] for i in picked],
             self._dt_ms,
             [self._meta[i] for i in picked],
-        )
+        )._with_ids(self._neuron_ids)
 
     def split(self, fractions: Union[float, Sequence[float]], seed: int = 0) -> List["NeuralDataset"]:
         """Split by stimulus (never inside one) into parts of the given fractions.
@@ -388,4 +414,8 @@ class NeuralDataset(torch.utils.data.Dataset):
             [r.index_select(0, index) for r in self._responses],
             self._dt_ms,
             self._meta,
-        )
+        )._with_ids(None if self._neuron_ids is None else [self._neuron_ids[i] for i in picked])
+
+    def _with_ids(self, ids: Optional[List[str]]) -> "NeuralDataset":
+        self._neuron_ids = None if ids is None else list(ids)
+        return self

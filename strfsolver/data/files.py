@@ -44,9 +44,7 @@ PathLike = Union[str, os.PathLike]
 
 def _neuron_ids(dataset: NeuralDataset, neuron_ids: Optional[Sequence]) -> np.ndarray:
     if neuron_ids is None:
-        neuron_ids = getattr(dataset, "neuron_ids", None)
-    if neuron_ids is None:
-        neuron_ids = [str(n) for n in range(dataset.n_neurons)]
+        neuron_ids = dataset.neuron_ids
     ids = np.asarray([str(n) for n in neuron_ids])
     if ids.shape != (dataset.n_neurons,):
         raise ValueError(
@@ -145,11 +143,7 @@ def load_npz(path: PathLike) -> NeuralDataset:
     if len(names) != n_stims:
         raise ValueError(f"{path}: stim_names has {len(names)} entries for {n_stims} stimuli.")
     meta = [{"index": i, "name": names[i]} for i in range(n_stims)]
-    dataset = NeuralDataset(stims, responses, dt_ms, meta=meta)
-    if neuron_ids is not None and len(neuron_ids) != dataset.n_neurons:
-        raise ValueError(
-            f"{path}: neuron_ids has {len(neuron_ids)} entries but the responses have "
-            f"{dataset.n_neurons} neurons."
-        )
-    dataset.neuron_ids = neuron_ids or [str(n) for n in range(dataset.n_neurons)]
-    return dataset
+    try:
+        return NeuralDataset(stims, responses, dt_ms, meta=meta, neuron_ids=neuron_ids)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None

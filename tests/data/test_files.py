@@ -64,3 +64,14 @@ def test_bad_files_name_the_problem(tmp_path):
         load_npz(tmp_path / "obj.npz")
     with pytest.raises(ValueError, match="one id per neuron"):
         save_npz(tmp_path / "x.npz", ragged_dataset(), neuron_ids=["only-one"])
+
+
+def test_neuron_ids_follow_selection_and_subsets():
+    dataset = ragged_dataset()
+    dataset.neuron_ids = ["a", "b", "c", "d"]
+    assert dataset.select_neurons([3, 1]).neuron_ids == ["d", "b"]
+    assert dataset.subset([0, 2]).neuron_ids == ["a", "b", "c", "d"]
+    assert all(part.neuron_ids == ["a", "b", "c", "d"] for part in dataset.split((0.5, 0.5), seed=1))
+    with pytest.raises(ValueError, match="neuron_ids has 2 entries but the responses have 4 neurons"):
+        dataset.neuron_ids = ["x", "y"]
+    assert ragged_dataset().neuron_ids == ["0", "1", "2", "3"]

@@ -1,0 +1,177 @@
+"""Read stimulus spectrograms and responses from an NWB file (optional: pynwb).
+
+The layout expected, the common one for auditory experiments:
+
+- each distinct stimulus is a ``TimeSeries`` in ``nwbfile.stimulus_template``
+  (or ``nwbfile.stimulus``) whose ``data`` is the spectrogram ``(T_i, F)``
+  sampled at ``rate`` Hz (so ``dt_ms = 1000 / rate``);
+- every presentation is a row of the trials table (or of another intervals
+  table) with a ``start_time`` and a column naming the stimulus; each
+  presentation of a stimulus is one repeat;
+- responses are either spike times in the ``units`` table, binned here into
+  the stimulus' bins from each presentation's start, or an already binned
+  ``TimeSeries`` ``(T_total, N)`` at the stimulus rate, sliced from each
+  presentation's start.
+
+pynwb is imported only when :py:func:`from_nwb` is called.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from strfsolver.data.dataset import NeuralDataset
+
+__all__ = ["from_nwb"]
+
+
+def _import_pynwb():
+    try:
+        import pynwb
+    except ImportError as error:
+        raise ImportError(
+            "Reading NWB files needs pynwb: pip install strfsolver[nwb]"
+        ) from error
+    return pynwb
+
+
+def _bin_spikes(spike_times: np.ndarray, unit_index: np.ndarray, n_units: int, start: float, n_bins: int, dt_s: float) -> np.ndarray:
+    """Counts ``(n_units, n_bins)`` of the spikes in ``[start, start + n_bins*dt)``.
+
+    ``spike_times`` is sorted; ``unit_index`` gives each spike's unit. Vectorised
+    over units: one ``searchsorted`` and one ``bincount`` per presentation.
+    """
+    lo, hi = np.searchsorted(spike_times, [start, start + n_bins * dt_s], side="left")
+    times = spike_times[lo:hi]
+    units = unit_index[lo:hi]
+    bins = np.floor((times - start) / dt_s).astype(np.int64)
+    keep = (bins >= 0) & (bins < n_bins)
+    flat = units[keep] * n_bins + bins[keep]
+    return np.bincount(flat, minlength=n_units * n_bins).reshape(n_units, n_bins).astype(np.float32)
+
+
+def from_nwb(
+    path: Union[str, os.PathLike],
+    *,
+    stim_column: str = "stimulus_name",
+    intervals: str = "trials",
+    responses: str = "spikes",
+    binned_series: Optional[str] = None,
+    stimuli: Optional[Sequence[str]] = None,
+    units: Optional[Sequence[int]] = None,
+) -> NeuralDataset:
+    """Build a :py:class:`~strfsolver.data.NeuralDataset` from an NWB file.
+
+    Args:
+        path: The ``.nwb`` file.
+        stim_column: Column of the intervals table naming each presentation's
+            stimulus (a name of a stimulus ``TimeSeries``).
+        intervals: ``"trials"`` or the name of another intervals table.
+        responses: ``"spikes"`` to bin the ``units`` table's spike times, or
+            ``"binned"`` to slice the ``TimeSeries`` named ``binned_series``
+            (searched in acquisition and in every processing module).
+        binned_series: Name of the binned responses ``(T_total, N)``.
+        stimuli: Keep only these stimulus names, in this order (default: every
+            stimulus presented, in order of first presentation).
+        units: Keep only these rows of the units table (spikes only).
+
+    Returns:
+        The dataset; ``meta[i]["name"]`` is stimulus i's name and
+        ``meta[i]["start_times"]`` the start of each of its presentations.
+        ``neuron_ids`` holds the units table ids.
+    """
+    pynwb = _import_pynwb()
+    if responses not in ("spikes", "binned"):
+        raise ValueError(f"responses must be 'spikes' or 'binned', got {responses!r}.")
+    if responses == "binned" and not binned_series:
+        raise ValueError("responses='binned' needs binned_series=<name of the TimeSeries (T, N)>.")
+    with pynwb.NWBHDF5IO(str(path), "r") as io:
+        nwbfile = io.read()
+        templates = dict(nwbfile.stimulus_template)
+        templates.update({k: v for k, v in nwbfile.stimulus.items() if k not in templates})
+        if not templates:
+            raise ValueError(f"{path} has no stimulus TimeSeries in stimulus_template or stimulus.")
+        table = nwbfile.trials if intervals == "trials" else nwbfile.intervals.get(intervals) if nwbfile.intervals else None
+        if table is None:
+            raise ValueError(f"{path} has no intervals table {intervals!r}.")
+        if stim_column not in table.colnames:
+            raise ValueError(
+                f"the {intervals!r} table of {path} has no column {stim_column!r}; "
+                f"its columns are {list(table.colnames)}."
+            )
+        names = [str(s) for s in table[stim_column][:]]
+        starts = np.asarray(table["start_time"][:], dtype=np.float64)
+        unknown = sorted(set(names) - set(templates))
+        if unknown:
+            raise ValueError(
+                f"presentations name stimuli {unknown[:5]} that are not stimulus TimeSeries "
+                f"of {path} (those are {sorted(templates)[:10]})."
+            )
+        order = list(dict.fromkeys(names)) if stimuli is None else list(stimuli)
+        missing = [s for s in order if s not in templates]
+        if missing:
+            raise ValueError(f"stimuli {missing} are not stimulus TimeSeries of {path}.")
+
+        rates = {s: templates[s].rate for s in order}
+        if any(r is None for r in rates.values()):
+            raise ValueError("every stimulus TimeSeries needs a sampling rate (rate=...), not timestamps.")
+        rate = float(next(iter(rates.values())))
+        odd = {s: r for s, r in rates.items() if not np.isclose(r, rate)}
+        if odd:
+            raise ValueError(f"stimuli are sampled at different rates: {rate} Hz and {odd}; expected one rate.")
+        dt_s = 1.0 / rate
+
+        spectrograms = [np.asarray(templates[s].data[:], dtype=np.float32).T for s in order]
+
+        if responses == "spikes":
+            if nwbfile.units is None or len(nwbfile.units) == 0:
+                raise ValueError(f"{path} has no units table to read spike times from.")
+            rows = list(range(len(nwbfile.units))) if units is None else [int(u) for u in units]
+            ids = [str(i) for i in np.asarray(nwbfile.units.id[:])[rows]]
+            trains = [np.asarray(nwbfile.units["spike_times"][r], dtype=np.float64) for r in rows]
+            unit_index = np.concatenate([np.full(len(t), k, dtype=np.int64) for k, t in enumerate(trains)])
+            all_times = np.concatenate(trains) if trains else np.zeros(0)
+            sort = np.argsort(all_times, kind="stable")
+            all_times, unit_index = all_times[sort], unit_index[sort]
+        else:
+            series = nwbfile.acquisition.get(binned_series)
+            if series is None:
+                for module in nwbfile.processing.values():
+                    if binned_series in module.data_interfaces:
+                        series = module[binned_series]
+                        break
+            if series is None:
+                raise ValueError(f"{path} has no TimeSeries {binned_series!r} in acquisition or processing.")
+            if series.rate is None or not np.isclose(series.rate, rate):
+                raise ValueError(
+                    f"binned series {binned_series!r} is sampled at {series.rate} Hz but the stimuli at "
+                    f"{rate} Hz; expected the same rate."
+                )
+            binned = np.asarray(series.data[:], dtype=np.float32)
+            if binned.ndim == 1:
+                binned = binned[:, None]
+            offset = float(series.starting_time or 0.0)
+            ids = [str(n) for n in range(binned.shape[1])]
+
+        all_responses, meta = [], []
+        for s, spectrogram in zip(order, spectrograms):
+            n_bins = spectrogram.shape[1]
+            trial_starts = starts[[i for i, name in enumerate(names) if name == s]]
+            if len(trial_starts) == 0:
+                raise ValueError(f"stimulus {s!r} is never presented in the {intervals!r} table.")
+            repeats = []
+            for start in trial_starts:
+                if responses == "spikes":
+                    repeats.append(_bin_spikes(all_times, unit_index, len(ids), start, n_bins, dt_s))
+                else:
+                    first = int(round((start - offset) * rate))
+                    chunk = np.full((n_bins, binned.shape[1]), np.nan, dtype=np.float32)
+                    available = binned[max(first, 0) : first + n_bins]
+                    chunk[max(-first, 0) : max(-first, 0) + len(available)] = available
+                    repeats.append(chunk.T)
+            all_responses.append(np.stack(repeats, axis=1))
+            meta.append({"index": len(meta), "name": s, "start_times": [float(t) for t in trial_starts]})
+    return NeuralDataset(spectrograms, all_responses, dt_ms=1000.0 * dt_s, meta=meta, neuron_ids=ids)
