@@ -2,7 +2,8 @@
 
 Every loss takes ``pred (B, N, 1, T)`` and ``responses (B, N, R, T)``, masks
 NaN positions out of its value and its gradient and reduces over neurons
-(CONVENTIONS.md §3).
+(CONVENTIONS.md §3). The functional forms are in
+:py:mod:`strfsolver.losses.functional` (``mse``, ``poisson_nll``).
 """
 
 import sys
@@ -10,5 +11,9 @@ import sys
 from strfsolver import registry
 
 registry.add_helper_functions(sys.modules[__name__])
+
+from strfsolver.losses import functional  # noqa: E402
+from strfsolver.losses.functional import mse, poisson_nll  # noqa: E402
+from strfsolver.losses.regression import MSELoss, PoissonLoss  # noqa: E402
 
 registry.add_docstring(sys.modules[__name__])

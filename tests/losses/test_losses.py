@@ -1,0 +1,157 @@
+"""strfsolver.losses: registry, values, NaN masking of values and gradients."""
+
+import math
+
+import pytest
+import torch
+
+import strfsolver
+from strfsolver import losses
+from strfsolver.losses import MSELoss, PoissonLoss
+from strfsolver.losses import functional as F
+
+NAN = float("nan")
+
+
+def make_batch(seed=0, B=3, N=4, R=5, T=12):
+    g = torch.Generator().manual_seed(seed)
+    rate = 0.5 + torch.rand(B, N, 1, T, generator=g, dtype=torch.float64) * 3
+    responses = torch.poisson(rate.expand(B, N, R, T).contiguous(), generator=g)
+    responses[0, :, :, 9:] = NAN  # a shorter stimulus
+    responses[1, :, 3:] = NAN  # fewer repeats
+    responses[2, 1, 0] = NAN  # a missing repeat
+    responses[:, 3] = NAN  # a neuron never recorded
+    pred = rate + 0.3 * torch.randn(rate.shape, generator=g, dtype=torch.float64)
+    return pred.clamp(min=0.05), responses
+
+
+def psth_and_valid(responses):
+    """PSTH and valid positions, computed independently with numpy-style ops."""
+    valid = ~torch.isnan(responses)
+    count = valid.sum(2)
+    psth = torch.where(valid, responses, 0.0).sum(2) / count.clamp(min=1)
+    return psth, count > 0
+
+
+def per_neuron(values, valid):
+    """Mean over each neuron's valid (b, t), by explicit loop (reference)."""
+    out = []
+    for n in range(values.shape[1]):
+        chosen = values[:, n][valid[:, n]]
+        out.append(chosen.mean().item() if chosen.numel() else NAN)
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def test_registry_names_and_modules():
+    assert losses.get_options() == ["mse", "poisson"]
+    assert isinstance(losses.init("mse"), MSELoss)
+    poisson = losses.init("poisson", log_input=True, reduction="sum")
+    assert isinstance(poisson, PoissonLoss) and poisson.log_input and poisson.reduction == "sum"
+    assert isinstance(poisson, torch.nn.Module)
+    assert strfsolver.losses is losses
+    with pytest.raises(ValueError, match="Did you mean 'poisson'"):
+        losses.init("poison")
+
+
+def test_mse_values():
+    pred, responses = make_batch()
+    psth, valid = psth_and_valid(responses)
+    expected = per_neuron((pred[:, :, 0] - psth) ** 2, valid)
+    got = F.mse(pred, responses, reduction="none")
+    torch.testing.assert_close(got, expected, equal_nan=True)
+    assert torch.isnan(got[3])  # never recorded
+    assert F.mse(pred, responses).item() == pytest.approx(expected[:3].mean().item())
+    assert F.mse(pred, responses, reduction="sum").item() == pytest.approx(expected[:3].sum().item())
+    assert MSELoss()(pred, responses).item() == pytest.approx(expected[:3].mean().item())
+    # by hand: PSTH [2, 3] against pred [1, 1]: ((1)^2 + (2)^2) / 2
+    tiny = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    assert F.mse(torch.ones(1, 1, 1, 2), tiny).item() == pytest.approx(2.5)
+
+
+def test_poisson_values():
+    pred, responses = make_batch(1)
+    psth, valid = psth_and_valid(responses)
+    rate = pred[:, :, 0]
+    expected = per_neuron(rate - psth * torch.log(rate + 1e-8), valid)
+    torch.testing.assert_close(F.poisson_nll(pred, responses, reduction="none"), expected, equal_nan=True)
+    expected_log = per_neuron(torch.exp(rate) - psth * rate, valid)
+    torch.testing.assert_close(
+        PoissonLoss(log_input=True, reduction="none")(pred, responses), expected_log, equal_nan=True
+    )
+    # the two parametrisations agree: rate = exp(log-rate)
+    log_rate = torch.log(pred)
+    a = F.poisson_nll(log_rate, responses, log_input=True)
+    b = F.poisson_nll(pred, responses, log_input=False, eps=0.0)
+    assert a.item() == pytest.approx(b.item(), rel=1e-12)
+    # by hand: rate 2, counts [1, 3] -> PSTH 2: 2 - 2 log 2
+    tiny = torch.tensor([[[[1.0], [3.0]]]])
+    assert F.poisson_nll(torch.full((1, 1, 1, 1), 2.0), tiny, eps=0.0).item() == pytest.approx(2 - 2 * math.log(2))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [MSELoss(), PoissonLoss(), PoissonLoss(log_input=True), MSELoss(reduction="sum")],
+    ids=["mse", "poisson", "poisson-log", "mse-sum"],
+)
+def test_gradients_are_finite_and_zero_at_missing_positions(loss):
+    pred, responses = make_batch(2)
+    _, valid = psth_and_valid(responses)
+    pred = pred.clone()
+    # garbage where nothing was recorded: huge (exp overflows) or NaN
+    pred[:, :, 0][~valid] = 1e4
+    pred[0, 0, 0, 11] = NAN
+    pred.requires_grad_(True)
+    value = loss(pred, responses)
+    assert torch.isfinite(value)
+    value.backward()
+    grad = pred.grad[:, :, 0]
+    assert torch.isfinite(grad).all()
+    assert (grad[~valid] == 0).all()
+    assert (grad[valid] != 0).all()
+
+
+def test_gradient_vanishes_at_the_constant_rate_mle():
+    # for a constant rate per neuron, both losses are minimal at the mean PSTH
+    pred, responses = make_batch(3)
+    psth, valid = psth_and_valid(responses)
+    mean = per_neuron(psth, valid)[:3].view(1, 3, 1, 1)
+    for loss in (MSELoss(reduction="sum"), PoissonLoss(reduction="sum", eps=0.0)):
+        level = mean.clone().requires_grad_(True)
+        loss(level.expand(3, 3, 1, 12), responses[:, :3]).backward()
+        assert level.grad.abs().max() < 1e-10
+        shifted = (mean + 0.1).requires_grad_(True)
+        loss(shifted.expand(3, 3, 1, 12), responses[:, :3]).backward()
+        assert (shifted.grad > 0).all()
+
+
+def test_mask_removes_positions():
+    pred, responses = make_batch(4)
+    mask = torch.ones(pred.shape, dtype=torch.bool)
+    mask[:, :, :, :6] = False
+    cut = responses.clone()
+    cut[:, :, :, :6] = NAN
+    for fn in (F.mse, F.poisson_nll):
+        assert fn(pred, responses, mask=mask).item() == pytest.approx(fn(pred, cut).item())
+        assert fn(pred, responses, mask=mask).item() != pytest.approx(fn(pred, responses).item())
+
+
+def test_bad_input_raises():
+    pred, responses = make_batch(5)
+    with pytest.raises(ValueError, match=r"pred must have shape \(B, N, 1, T\) = \(3, 4, 1, 12\).*\(3, 4, 1, 11\)"):
+        F.mse(pred[..., :11], responses)
+    with pytest.raises(ValueError, match=r"reduction must be one of 'none', 'mean', 'sum'; got 'avg'"):
+        MSELoss(reduction="avg")
+    with pytest.raises(ValueError, match=r"reduction must be one of"):
+        F.poisson_nll(pred, responses, reduction="avg")
+    negative = pred.clone()
+    negative[1, 2, 0, 4] = -0.5
+    with pytest.raises(ValueError, match=r"non-negative rates.*-0.5.*log_input=True"):
+        F.poisson_nll(negative, responses)
+    # a negative value where nothing was recorded is padding: no error
+    padded = pred.clone()
+    padded[0, 0, 0, 10] = -3.0
+    assert torch.isfinite(F.poisson_nll(padded, responses))
+    with pytest.raises(ValueError, match=r"non-negative responses"):
+        F.poisson_nll(pred, responses - 10)
+    with pytest.raises(ValueError, match=r"eps must be a non-negative"):
+        PoissonLoss(eps=-1.0)
