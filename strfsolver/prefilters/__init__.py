@@ -9,4 +9,41 @@ from strfsolver import registry
 
 registry.add_helper_functions(sys.modules[__name__])
 
+from strfsolver.prefilters import scales  # noqa: E402
+from strfsolver.prefilters.base import Prefilter  # noqa: E402
+from strfsolver.prefilters.identity import IdentityPrefilter  # noqa: E402
+from strfsolver.prefilters.adaptation import AdapTrans, ICAdaptation  # noqa: E402
+from strfsolver.prefilters.scales import (  # noqa: E402
+    center_frequencies,
+    decay_to_tau,
+    erb_bandwidth,
+    erb_rate_to_hz,
+    greenwood_to_hz,
+    hz_to_erb_rate,
+    hz_to_greenwood,
+    hz_to_mel,
+    mel_to_hz,
+    tau_to_decay,
+    willmore_time_constants,
+)
+
+__all__ = [
+    "Prefilter",
+    "IdentityPrefilter",
+    "AdapTrans",
+    "ICAdaptation",
+    "scales",
+    "center_frequencies",
+    "hz_to_mel",
+    "mel_to_hz",
+    "hz_to_erb_rate",
+    "erb_rate_to_hz",
+    "erb_bandwidth",
+    "hz_to_greenwood",
+    "greenwood_to_hz",
+    "willmore_time_constants",
+    "tau_to_decay",
+    "decay_to_tau",
+]
+
 registry.add_docstring(sys.modules[__name__])

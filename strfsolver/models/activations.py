@@ -1,0 +1,176 @@
+"""Output activations with one set of parameters per neuron.
+
+Every activation here maps ``(B, N, ...)`` to the same shape, the neuron
+axis being axis 1, and holds its parameters as ``(N,)`` vectors: neuron n's
+output depends on neuron n's parameters only. Positive parameters (gains,
+slopes) are stored through a softplus, so they stay positive without a clamp.
+
+With ``non_negative=True`` (the default) the output is >= 0 everywhere, as a
+firing rate must be (and as a Poisson loss requires); with ``False`` a free
+per-neuron ``baseline`` is added, so the output may go negative.
+
+- :py:class:`ParametricSoftplus`: ``gain * softplus(slope * (x - threshold)) / slope``
+  (``softplus(x)`` at initialisation; ``slope`` sets how sharp the knee is).
+- :py:class:`ParametricSigmoid`: ``gain * sigmoid(slope * (x - threshold))``.
+- :py:class:`DoubleExponential`: ``gain * exp(-exp(-slope * (x - threshold)))``,
+  the Gompertz-shaped double exponential used for cortical output
+  nonlinearities (e.g. Willmore et al. 2016; Rabinowitz et al. 2011).
+
+:py:func:`make_activation` builds one from a name in :data:`ACTIVATIONS`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor, nn
+
+__all__ = [
+    "PerNeuronActivation",
+    "ParametricSoftplus",
+    "ParametricSigmoid",
+    "DoubleExponential",
+    "make_activation",
+    "ACTIVATIONS",
+]
+
+
+def _inverse_softplus(value: float) -> float:
+    return value + math.log(-math.expm1(-value))
+
+
+class PerNeuronActivation(nn.Module):
+    """Base class: per-neuron ``gain``, ``slope``, ``threshold`` and optional ``baseline``.
+
+    Args:
+        n_neurons: Number of neurons ``N``.
+        non_negative: Keep the output >= 0 (no baseline) or add a learnable
+            per-neuron baseline (initialised at 0).
+        gain: Initial gain (> 0).
+        slope: Initial slope (> 0).
+        threshold: Initial threshold.
+    """
+
+    def __init__(self, n_neurons: int, non_negative: bool = True, gain: float = 1.0, slope: float = 1.0, threshold: float = 0.0):
+        super().__init__()
+        if isinstance(n_neurons, bool) or not isinstance(n_neurons, int) or n_neurons < 1:
+            raise ValueError(f"n_neurons must be an integer >= 1, got {n_neurons!r}.")
+        if not (gain > 0 and slope > 0):
+            raise ValueError(f"gain and slope must be > 0, got gain={gain!r}, slope={slope!r}.")
+        self.n_neurons, self.non_negative = n_neurons, bool(non_negative)
+        self.raw_gain = nn.Parameter(torch.full((n_neurons,), _inverse_softplus(gain)))
+        self.raw_slope = nn.Parameter(torch.full((n_neurons,), _inverse_softplus(slope)))
+        self.threshold = nn.Parameter(torch.full((n_neurons,), float(threshold)))
+        self.baseline = None if self.non_negative else nn.Parameter(torch.zeros(n_neurons))
+
+    @property
+    def gain(self) -> Tensor:
+        """``(N,)`` positive gains."""
+        return nnf.softplus(self.raw_gain)
+
+    @property
+    def slope(self) -> Tensor:
+        """``(N,)`` positive slopes."""
+        return nnf.softplus(self.raw_slope)
+
+    def _per_neuron(self, value: Tensor, x: Tensor) -> Tensor:
+        return value.view(1, -1, *([1] * (x.dim() - 2)))
+
+    def _shape(self, z: Tensor, slope: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, N, ...)`` -> ``(B, N, ...)``."""
+        if x.dim() < 2 or x.shape[1] != self.n_neurons:
+            raise ValueError(f"{type(self).__name__} expects (B, {self.n_neurons}, ...), got {tuple(x.shape)}.")
+        slope = self._per_neuron(self.slope, x)
+        z = slope * (x - self._per_neuron(self.threshold, x))
+        y = self._per_neuron(self.gain, x) * self._shape(z, slope)
+        if self.baseline is not None:
+            y = y + self._per_neuron(self.baseline, x)
+        return y
+
+    def extra_repr(self) -> str:
+        return f"n_neurons={self.n_neurons}, non_negative={self.non_negative}"
+
+
+class ParametricSoftplus(PerNeuronActivation):
+    """``gain * softplus(slope * (x - threshold)) / slope`` per neuron (+ baseline if signed).
+
+    Dividing by the slope keeps the asymptotic gain at ``gain`` whatever the
+    sharpness of the knee; at initialisation it is ``softplus(x)``.
+    """
+
+    def _shape(self, z: Tensor, slope: Tensor) -> Tensor:
+        return nnf.softplus(z) / slope
+
+
+class ParametricSigmoid(PerNeuronActivation):
+    """``gain * sigmoid(slope * (x - threshold))`` per neuron (+ baseline if signed): saturates at ``gain``."""
+
+    def _shape(self, z: Tensor, slope: Tensor) -> Tensor:
+        return torch.sigmoid(z)
+
+
+class DoubleExponential(PerNeuronActivation):
+    """``gain * exp(-exp(-slope * (x - threshold)))`` per neuron (+ baseline if signed).
+
+    An asymmetric sigmoid (Gompertz function): slow rise from 0, faster
+    saturation at ``gain``.
+    """
+
+    def _shape(self, z: Tensor, slope: Tensor) -> Tensor:
+        # clamp only the inner exponent's argument to keep exp finite; the
+        # outer exp of a huge negative number is an exact 0, as it should be
+        return torch.exp(-torch.exp(torch.clamp(-z, max=60.0)))
+
+
+class _Fixed(nn.Module):
+    def __init__(self, function, name):
+        super().__init__()
+        self.function, self.name = function, name
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.function(x)
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+#: name -> description of the activations :py:func:`make_activation` builds
+ACTIVATIONS = {
+    "identity": "no activation (linear output)",
+    "softplus": "ParametricSoftplus, per-neuron gain, slope and threshold",
+    "sigmoid": "ParametricSigmoid, per-neuron gain, slope and threshold",
+    "double-exponential": "DoubleExponential, per-neuron gain, slope and threshold",
+    "relu": "fixed max(x, 0), no parameters",
+    "exp": "fixed exp(x), no parameters",
+}
+
+
+def make_activation(name: Optional[Union[str, nn.Module]], n_neurons: int, non_negative: bool = True) -> nn.Module:
+    """Build an activation by name (see :data:`ACTIVATIONS`); ``None`` means identity.
+
+    Args:
+        name: A name, ``None`` or an ``nn.Module`` (returned as is).
+        n_neurons: Neurons ``N`` for the parametric ones.
+        non_negative: For the parametric ones: no baseline, output >= 0.
+    """
+    if isinstance(name, nn.Module):
+        return name
+    if name is None or name == "identity":
+        return nn.Identity()
+    if name == "softplus":
+        return ParametricSoftplus(n_neurons, non_negative=non_negative)
+    if name == "sigmoid":
+        return ParametricSigmoid(n_neurons, non_negative=non_negative)
+    if name == "double-exponential":
+        return DoubleExponential(n_neurons, non_negative=non_negative)
+    if name == "relu":
+        return _Fixed(torch.relu, "relu")
+    if name == "exp":
+        return _Fixed(torch.exp, "exp")
+    raise ValueError(f"Unknown activation {name!r}; options are {sorted(ACTIVATIONS)} or an nn.Module.")

@@ -1,0 +1,418 @@
+"""The base class of every encoding model, and saving models to folders.
+
+A :py:class:`NeuralModel` applies four slots in order, each an ``nn.Module``
+and the identity by default:
+
+    stims (B, C, F, T) -> wav2spec -> prefiltering -> core -> readout -> (B, N, 1, T)
+
+so a minimal model sets only a readout; recurrent and attention models
+override :py:meth:`NeuralModel.forward`.
+
+Saving. The constructor arguments of every subclass are captured
+automatically (``__init_subclass__`` wraps each subclass ``__init__``; the
+outermost constructor call wins), so :py:meth:`NeuralModel.save_pretrained`
+can write them to ``config.json`` next to ``model.safetensors`` and
+:py:meth:`NeuralModel.from_pretrained` can rebuild the model, by its
+registered name, without running any code from the files.
+
+A constructor argument that is not JSON (an ``nn.Module`` prefilter, a
+custom kernel module, a tensor) cannot be written to ``config.json``. Rule:
+``save_pretrained`` still saves (the module's weights are part of
+``model.safetensors``), lists the argument under ``"pass_again"`` in
+``config.json`` and warns, naming it; ``from_pretrained`` then raises a
+``ValueError`` naming the argument unless it is passed again, e.g.
+``NeuralModel.from_pretrained(folder, prefiltering=MyPrefilter())`` (its
+weights are then restored from the file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import json
+import numbers
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from strfsolver import io
+
+__all__ = ["NeuralModel", "CONFIG_FILE", "WEIGHTS_FILE", "from_pretrained"]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+_FORMAT = "strfsolver-model"
+_FORMAT_VERSION = 1
+_NOT_JSON = object()
+
+
+def _to_json(value: Any) -> Any:
+    """JSON form of a constructor argument, or ``_NOT_JSON``."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        items = [_to_json(v) for v in value]
+        return _NOT_JSON if any(v is _NOT_JSON for v in items) else items
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        items = {k: _to_json(v) for k, v in value.items()}
+        return _NOT_JSON if any(v is _NOT_JSON for v in items.values()) else items
+    return _NOT_JSON
+
+
+def _bound_arguments(signature: inspect.Signature, args: tuple, kwargs: dict) -> Dict[str, Any]:
+    bound = signature.bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    arguments: Dict[str, Any] = {}
+    for index, (name, value) in enumerate(bound.arguments.items()):
+        if index == 0:  # self
+            continue
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                arguments["*" + name] = list(value)
+        else:
+            arguments[name] = value
+    return arguments
+
+
+def _capture_init(init):
+    """Wrap ``__init__`` so the outermost call records its arguments on the instance."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        if "_init_arguments" not in self.__dict__:
+            # object.__setattr__: nn.Module is not initialised yet at this point
+            object.__setattr__(self, "_init_arguments", _bound_arguments(signature, args, kwargs))
+        init(self, *args, **kwargs)
+
+    wrapper._captures_arguments = True
+    return wrapper
+
+
+def _registry_entries():
+    from strfsolver import models as registry_module  # the package is this module's parent
+
+    return registry_module._registry_state.entries
+
+
+class NeuralModel(nn.Module):
+    """Base class of encoding models: ``(B, F, T)`` or ``(B, C, F, T)`` -> ``(B, N, 1, T)``.
+
+    Args:
+        n_freqs: Frequency bands ``F`` of the stimuli.
+        n_lags: Temporal extent of the model's kernels, in bins.
+        n_neurons: Neurons ``N``.
+        n_channels: Stimulus channels ``C`` (1: ``(B, F, T)`` stimuli are accepted).
+        prefiltering: ``None``, a name registered in :py:mod:`strfsolver.prefilters`
+            (built with ``n_freqs``, ``dt_ms``, ``n_channels`` and ``prefiltering_options``)
+            or an ``nn.Module`` mapping ``(B, C, F, T)`` to ``(B, C', F', T)``. The
+            model's core sees ``C'`` channels (:py:attr:`feature_channels`), e.g. 2 after
+            ``"adaptrans"``.
+        prefiltering_options: Extra keyword arguments of a named prefilter.
+        dt_ms: Bin width in ms (used by prefilters).
+
+    Attributes:
+        feature_channels: Channels ``C'`` after prefiltering.
+        feature_freqs: Bands ``F'`` after prefiltering.
+        stateful: Whether the model keeps a state between calls (recurrent models).
+        has_strf: Whether :py:meth:`strf` is defined.
+    """
+
+    has_strf = False
+    stateful = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_captures_arguments", False):
+            cls.__init__ = _capture_init(init)
+
+    def __init__(
+        self,
+        n_freqs: int,
+        n_lags: int,
+        n_neurons: int,
+        n_channels: int = 1,
+        prefiltering: Optional[Union[str, nn.Module]] = None,
+        prefiltering_options: Optional[dict] = None,
+        dt_ms: float = 5.0,
+    ):
+        if "_init_arguments" not in self.__dict__:  # NeuralModel built directly
+            object.__setattr__(
+                self,
+                "_init_arguments",
+                dict(n_freqs=n_freqs, n_lags=n_lags, n_neurons=n_neurons, n_channels=n_channels,
+                     prefiltering=prefiltering, prefiltering_options=prefiltering_options, dt_ms=dt_ms),
+            )
+        super().__init__()
+        for value, name in ((n_freqs, "n_freqs"), (n_lags, "n_lags"), (n_neurons, "n_neurons"), (n_channels, "n_channels")):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        if isinstance(dt_ms, bool) or not isinstance(dt_ms, numbers.Real) or not dt_ms > 0:
+            raise ValueError(f"dt_ms must be a number > 0, got {dt_ms!r}.")
+        self.n_freqs, self.n_lags, self.n_neurons, self.n_channels = int(n_freqs), int(n_lags), int(n_neurons), int(n_channels)
+        self.dt_ms = float(dt_ms)
+        self.wav2spec = nn.Identity()
+        self.prefiltering = self._build_prefilter(prefiltering, prefiltering_options)
+        self.core = nn.Identity()
+        self.readout = nn.Identity()
+        self.feature_channels, self.feature_freqs = self._feature_shape()
+
+    # ------------------------------------------------------------------ building
+    def _build_prefilter(self, prefiltering, options) -> nn.Module:
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"prefiltering_options must be a dict or None, got {type(options).__name__}.")
+        if prefiltering is None:
+            if options:
+                raise ValueError("prefiltering_options were given without a prefiltering name.")
+            return nn.Identity()
+        if isinstance(prefiltering, str):
+            from strfsolver import prefilters  # imported here: prefilters import models.layers
+
+            return prefilters.init(prefiltering, n_freqs=self.n_freqs, dt_ms=self.dt_ms, n_channels=self.n_channels, **(options or {}))
+        if isinstance(prefiltering, nn.Module):
+            if options:
+                raise ValueError("prefiltering_options apply to a prefilter given by name, not to a module.")
+            return prefiltering
+        raise ValueError(f"prefiltering must be None, a registered prefilter name or an nn.Module, got {type(prefiltering).__name__}.")
+
+    def _feature_shape(self):
+        """Channels and bands the core sees, found by passing a blank stimulus through the front end."""
+        if isinstance(self.wav2spec, nn.Identity) and isinstance(self.prefiltering, nn.Identity):
+            return self.n_channels, self.n_freqs
+        param = next(self.prefiltering.parameters(), None)
+        device = param.device if param is not None else None
+        with torch.no_grad():
+            blank = torch.zeros(1, self.n_channels, self.n_freqs, 4, device=device)
+            out = self.prefiltering(self.wav2spec(blank))
+        if not isinstance(out, Tensor) or out.dim() != 4 or out.shape[0] != 1 or out.shape[-1] != 4:
+            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"the prefilter must map (B, C, F, T) = (1, {self.n_channels}, {self.n_freqs}, 4) to (1, C', F', 4), got {shape}."
+            )
+        return int(out.shape[1]), int(out.shape[2])
+
+    # ------------------------------------------------------------------ running
+    def _as_4d(self, stims: Tensor) -> Tensor:
+        """Checks a stimulus batch and returns it as ``(B, C, F, T)``."""
+        if not isinstance(stims, Tensor):
+            raise ValueError(f"stims must be a torch.Tensor of shape (B, F, T) or (B, C, F, T), got {type(stims).__name__}.")
+        given = tuple(stims.shape)
+        if stims.dim() == 3:
+            if self.n_channels != 1:
+                raise ValueError(
+                    f"the model expects (B, {self.n_channels}, {self.n_freqs}, T) stimuli (n_channels={self.n_channels}), "
+                    f"got {tuple(stims.shape)}."
+                )
+            stims = stims.unsqueeze(1)
+        if stims.dim() != 4 or stims.shape[1] != self.n_channels or stims.shape[2] != self.n_freqs:
+            expected = f"(B, {self.n_freqs}, T) or " if self.n_channels == 1 else ""
+            raise ValueError(
+                f"stims must have shape {expected}(B, {self.n_channels}, {self.n_freqs}, T), got {given}."
+            )
+        return stims
+
+    def forward(self, stims: Tensor) -> Tensor:
+        """Predict responses.
+
+        Args:
+            stims: ``(B, F, T)`` or ``(B, C, F, T)`` stimuli.
+
+        Returns:
+            ``(B, N, 1, T)`` predictions; bin t depends on stimulus bins <= t only.
+        """
+        x = self._as_4d(stims)
+        return self.readout(self.core(self.prefiltering(self.wav2spec(x))))
+
+    def detach(self) -> "NeuralModel":
+        """Cut the autograd history of any state kept between calls (truncated BPTT).
+
+        A no-op for stateless models; returns the model.
+        """
+        return self
+
+    def reset_state(self) -> "NeuralModel":
+        """Forget any state kept between calls (no-op for stateless models)."""
+        return self
+
+    @contextlib.contextmanager
+    def stateless(self):
+        """Context in which a stateful model neither uses nor changes its kept state."""
+        was = self.__dict__.get("stateful", type(self).stateful)
+        self.stateful = False
+        try:
+            yield self
+        finally:
+            self.stateful = was
+
+    def strf(self) -> Tensor:
+        """The model's ``(N, C', F', L)`` STRF, for models that have one (``has_strf``).
+
+        Other models raise ``NotImplementedError``; use
+        :py:func:`strfsolver.models.gradient_strf` for an effective STRF.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no linear STRF; use strfsolver.models.gradient_strf(model, stims) instead."
+        )
+
+    def count_parameters(self, trainable_only: bool = True) -> int:
+        """Number of (trainable) scalar parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    @torch.no_grad()
+    def validate(self, n_times: int = 8) -> "NeuralModel":
+        """Check the model: finite parameters and a ``(1, N, 1, n_times)`` finite output on a blank stimulus.
+
+        Raises:
+            ValueError: naming the non-finite parameter or the wrong output shape.
+
+        Returns:
+            The model.
+        """
+        for name, param in self.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                raise ValueError(f"parameter {name!r} of {type(self).__name__} has non-finite values.")
+        param = next(self.parameters(), None)
+        device = param.device if param is not None else None
+        blank = torch.zeros(1, self.n_channels, self.n_freqs, n_times, device=device)
+        with self.stateless():
+            out = self(blank)
+        if not isinstance(out, Tensor) or tuple(out.shape) != (1, self.n_neurons, 1, n_times):
+            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"{type(self).__name__} returned {shape} for a (1, {self.n_channels}, {self.n_freqs}, {n_times}) "
+                f"stimulus; expected (B, N, 1, T) = (1, {self.n_neurons}, 1, {n_times})."
+            )
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(f"{type(self).__name__} returned non-finite values for a blank stimulus.")
+        return self
+
+    # ------------------------------------------------------------------ saving
+    @property
+    def config(self) -> Dict[str, Any]:
+        """The constructor arguments this model was built with (a copy)."""
+        return dict(self.__dict__.get("_init_arguments", {}))
+
+    def registered_name(self) -> Optional[str]:
+        """The name under which this model's class is registered in :py:mod:`strfsolver.models` (or ``None``)."""
+        arguments = self.config
+        for name, entry in _registry_entries().items():
+            if entry.cls is type(self) and all(arguments.get(k) == v for k, v in entry.fixed_kwargs.items()):
+                return name
+        return None
+
+    def save_pretrained(self, folder: Union[str, Path]) -> Path:
+        """Write ``config.json`` (constructor arguments) and ``model.safetensors`` (weights) to ``folder``.
+
+        Non-JSON constructor arguments are listed in ``config.json`` under
+        ``"pass_again"`` (with a warning): :py:meth:`from_pretrained` needs them again.
+
+        Returns:
+            The folder.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arguments, pass_again = {}, {}
+        for key, value in self.config.items():
+            converted = _to_json(value)
+            if converted is _NOT_JSON:
+                pass_again[key] = type(value).__name__
+            else:
+                arguments[key] = converted
+        if pass_again:
+            warnings.warn(
+                f"{type(self).__name__}.save_pretrained: argument(s) "
+                + ", ".join(f"{k}=<{t}>" for k, t in pass_again.items())
+                + " cannot be stored as JSON; their weights are saved, but from_pretrained will need them passed again "
+                f"(e.g. from_pretrained({str(folder)!r}, {next(iter(pass_again))}=...)).",
+                UserWarning,
+                stacklevel=2,
+            )
+        state = {k: v.detach() for k, v in self.state_dict().items()}
+        io.save_tensors(folder / WEIGHTS_FILE, state, metadata={"format": _FORMAT})
+        from strfsolver import __version__
+
+        config = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "strfsolver_version": __version__,
+            "name": self.registered_name(),
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "arguments": arguments,
+            "pass_again": pass_again,
+        }
+        io.atomic_write_json(folder / CONFIG_FILE, config)
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: Union[str, Path], device: Union[str, torch.device] = "cpu", **overrides) -> "NeuralModel":
+        """Rebuild a model saved by :py:meth:`save_pretrained`.
+
+        Called on ``NeuralModel`` the class is found by its registered name in
+        ``config.json``; called on a subclass, that class is built.
+
+        Args:
+            folder: The folder written by ``save_pretrained``.
+            device: Where to put the model.
+            **overrides: Constructor arguments replacing the saved ones; the
+                non-JSON arguments listed under ``"pass_again"`` are required.
+
+        Raises:
+            ValueError: missing files, a required argument not passed again,
+                an unknown name or weights that do not fit the rebuilt model.
+        """
+        folder = Path(folder)
+        config_path = folder / CONFIG_FILE
+        if not config_path.is_file():
+            raise ValueError(f"No {CONFIG_FILE} in {folder}; expected a folder written by save_pretrained.")
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{config_path} is not valid JSON: {error}.") from None
+        if not isinstance(config, dict) or config.get("format") != _FORMAT:
+            raise ValueError(f"{config_path} was not written by NeuralModel.save_pretrained (format {config.get('format') if isinstance(config, dict) else None!r}).")
+        missing = [k for k in config.get("pass_again", {}) if k not in overrides]
+        if missing:
+            described = ", ".join(f"{k} (a {config['pass_again'][k]})" for k in missing)
+            raise ValueError(
+                f"{folder} was saved from a model built with non-JSON argument(s) {described}; pass them again, "
+                f"e.g. from_pretrained({str(folder)!r}, {missing[0]}=...)."
+            )
+        arguments = {**config.get("arguments", {}), **overrides}
+        if cls is NeuralModel:
+            name = config.get("name")
+            entries = _registry_entries()
+            if name is None or name not in entries:
+                raise ValueError(
+                    f"{config_path} names the class {config.get('class')!r} under the registered name {name!r}, which "
+                    f"strfsolver.models does not know; register the class or call YourClass.from_pretrained(folder)."
+                )
+            entry = entries[name]
+            kwargs = {k: v for k, v in arguments.items() if k not in entry.fixed_kwargs}
+            from strfsolver import models as registry_module
+
+            model = registry_module.init(name, **kwargs)
+        else:
+            model = cls(**arguments)
+        state = io.load_tensors(folder / WEIGHTS_FILE, device="cpu")
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise ValueError(f"the weights in {folder / WEIGHTS_FILE} do not fit the rebuilt {type(model).__name__}: {error}") from None
+        return model.to(device)
+
+
+def from_pretrained(folder: Union[str, Path], device: Union[str, torch.device] = "cpu", **overrides) -> NeuralModel:
+    """Shortcut for :py:meth:`NeuralModel.from_pretrained`."""
+    return NeuralModel.from_pretrained(folder, device=device, **overrides)

@@ -1,0 +1,150 @@
+"""Readouts: from features to one prediction per neuron, ``(B, N, 1, T)``.
+
+- :py:class:`STRFReadout` gives each neuron its own causal STRF over the
+  features, its own normalisation and its own output activation. No
+  parameter is shared between neurons: the gradient of neuron n's output
+  with respect to neuron m's parameters is exactly zero for ``m != n``.
+- :py:class:`LinearReadout` projects the features of each time bin onto the
+  neurons (optionally through a shared hidden layer); without a hidden
+  layer, neuron n's weights are row n of the projection and again shared
+  with no other neuron.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from strfsolver.models.activations import make_activation
+from strfsolver.models.layers import _check_stims, causal_strf_conv, make_strf_kernel
+
+__all__ = ["STRFReadout", "LinearReadout", "NORMALIZATIONS"]
+
+#: per-neuron kernel normalisations of :py:class:`STRFReadout`
+NORMALIZATIONS = ("none", "weight")
+
+
+class STRFReadout(nn.Module):
+    """Per-neuron STRF, normalisation and activation: ``(B, C, F, T)`` -> ``(B, N, 1, T)``.
+
+    ``out[b, n, 0, t] = act_n(bias[n] + sum_{c,f,l} k[n,c,f,l] x[b,c,f,t-l])``
+    with ``k`` the (normalised) kernel of neuron n.
+
+    Args:
+        n_freqs: Bands ``F`` of the features.
+        n_lags: Lags ``L``.
+        n_neurons: Neurons ``N``.
+        n_channels: Feature channels ``C``.
+        kernel: ``"full"``, ``"separable"``, ``"gaussian"`` or a kernel module
+            returning ``(N, C, F, L)``.
+        rank: Rank of a separable kernel.
+        n_gaussians: Gaussians per neuron and channel of a Gaussian kernel.
+        normalization: ``"none"`` or ``"weight"``: each neuron's kernel is
+            ``g[n] * v[n] / ||v[n]||`` (weight normalisation, Salimans &
+            Kingma 2016) with a per-neuron learnable norm ``g[n]``.
+        activation: Output activation name (see
+            :py:data:`strfsolver.models.activations.ACTIVATIONS`), ``None`` or a module.
+        non_negative: Passed to a parametric activation.
+        bias: Learn a per-neuron offset.
+        init_std: Initialisation scale of the kernel.
+    """
+
+    def __init__(
+        self,
+        n_freqs: int,
+        n_lags: int,
+        n_neurons: int,
+        n_channels: int = 1,
+        kernel: Union[str, nn.Module] = "full",
+        rank: int = 1,
+        n_gaussians: int = 1,
+        normalization: str = "none",
+        activation: Optional[Union[str, nn.Module]] = None,
+        non_negative: bool = True,
+        bias: bool = True,
+        init_std: Optional[float] = None,
+    ):
+        super().__init__()
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {list(NORMALIZATIONS)}, got {normalization!r}.")
+        self.n_freqs, self.n_lags, self.n_neurons, self.n_channels = n_freqs, n_lags, n_neurons, n_channels
+        self.kernel = make_strf_kernel(kernel, n_neurons, n_channels, n_freqs, n_lags, rank=rank, n_gaussians=n_gaussians, init_std=init_std)
+        self.normalization = normalization
+        if normalization == "weight":
+            with torch.no_grad():
+                norms = self.kernel().flatten(1).norm(dim=1)
+            self.norm = nn.Parameter(norms.clone())
+        self.bias = nn.Parameter(torch.zeros(n_neurons)) if bias else None
+        self.activation = make_activation(activation, n_neurons, non_negative=non_negative)
+
+    def strf(self) -> Tensor:
+        """The effective ``(N, C, F, L)`` kernels (after normalisation)."""
+        kernel = self.kernel()
+        if self.normalization == "weight":
+            scale = self.norm / kernel.flatten(1).norm(dim=1).clamp_min(1e-12)
+            kernel = kernel * scale.view(-1, 1, 1, 1)
+        return kernel
+
+    def drive(self, features: Tensor) -> Tensor:
+        """The pre-activation ``(B, N, 1, T)`` drive."""
+        _check_stims(features, self.n_channels, self.n_freqs, type(self).__name__)
+        return causal_strf_conv(features, self.strf(), self.bias)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """``(B, C, F, T)`` -> ``(B, N, 1, T)``."""
+        return self.activation(self.drive(features))
+
+
+class LinearReadout(nn.Module):
+    """Per-time-bin projection of ``(B, C, F, T)`` features onto ``N`` neurons.
+
+    ``out[b, :, 0, t] = act(W h(x[b, :, :, t]) + bias)`` where ``h`` is the
+    identity or, with ``hidden``, a shared ``Linear -> hidden_activation``
+    layer. It looks at one time bin at a time, so it keeps the core's causality.
+
+    Args:
+        n_features: ``C * F`` of the input features.
+        n_neurons: Neurons ``N``.
+        hidden: Size of an optional hidden layer (shared between neurons).
+        hidden_activation: ``"relu"``, ``"elu"``, ``"gelu"`` or ``"tanh"``.
+        activation: Per-neuron output activation (name, ``None`` or module).
+        non_negative: Passed to a parametric activation.
+        bias: Learn a per-neuron offset.
+    """
+
+    _HIDDEN = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+    def __init__(
+        self,
+        n_features: int,
+        n_neurons: int,
+        hidden: Optional[int] = None,
+        hidden_activation: str = "relu",
+        activation: Optional[Union[str, nn.Module]] = None,
+        non_negative: bool = True,
+        bias: bool = True,
+    ):
+        super().__init__()
+        if hidden_activation not in self._HIDDEN:
+            raise ValueError(f"hidden_activation must be one of {sorted(self._HIDDEN)}, got {hidden_activation!r}.")
+        self.n_features, self.n_neurons = n_features, n_neurons
+        if hidden is None:
+            self.hidden = nn.Identity()
+            width = n_features
+        else:
+            self.hidden = nn.Sequential(nn.Linear(n_features, hidden), self._HIDDEN[hidden_activation]())
+            width = hidden
+        self.projection = nn.Linear(width, n_neurons, bias=bias)
+        self.activation = make_activation(activation, n_neurons, non_negative=non_negative)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """``(B, C, F, T)`` with ``C * F == n_features`` -> ``(B, N, 1, T)``."""
+        if features.dim() != 4 or features.shape[1] * features.shape[2] != self.n_features:
+            raise ValueError(
+                f"LinearReadout expects (B, C, F, T) features with C * F = {self.n_features}, got {tuple(features.shape)}."
+            )
+        per_bin = features.flatten(1, 2).transpose(1, 2)  # (B, T, C F)
+        out = self.projection(self.hidden(per_bin))  # (B, T, N)
+        return self.activation(out.transpose(1, 2).unsqueeze(2))

@@ -1,0 +1,155 @@
+"""Adaptation prefilters: ``"icadaptation"`` (alias ``"willmore"``) and ``"adaptrans"``.
+
+Both compare, in every frequency band, the current spectrogram value with an
+exponentially weighted average of its recent past,
+
+    m[t] = (1 - a) * sum_{k >= 1} a^(k - 1) * x[t - k]      a = exp(-dt / tau)
+
+computed exactly by :py:class:`~strfsolver.models.layers.LearnableExponentialDecay`
+(``include_current=False``); the average starts from the first bin
+(``m[0] = x[0]``), so a stimulus does not begin with an artificial onset.
+The time constant of a band centred on ``f`` Hz starts at
+``tau(f) = 500 - 105 log10(f)`` ms (Willmore et al. 2016; see
+:py:mod:`strfsolver.prefilters.scales`); band centres come from
+``n_freqs``, ``f_min``, ``f_max`` and ``scale``.
+
+- ``"icadaptation"``: fixed midbrain adaptation to mean level (Willmore,
+  Schoppe, King, Schnupp & Harper 2016, J. Neurosci. 36(2):280-289):
+  ``y[t] = relu(x[t] - m[t])``. Nothing is learned; one output channel
+  per input channel.
+- ``"adaptrans"``: learnable ON/OFF adaptation (Rançon, Masquelier &
+  Cottereau 2024, PLOS Comput. Biol. 20(8):e1012288): per band, an ON and
+  an OFF time constant and a shared weight ``w`` in (0, 1):
+  ``ON[t] = relu(x[t] - w m_on[t])`` (responds to increments) and
+  ``OFF[t] = relu(m_off[t] - w x[t])`` (responds to decrements). Two output
+  channels per input channel, ON channels first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor, nn
+
+from strfsolver.models.layers import LearnableExponentialDecay
+from strfsolver.prefilters import register
+from strfsolver.prefilters.base import Prefilter
+from strfsolver.prefilters.scales import center_frequencies, willmore_time_constants
+
+__all__ = ["ICAdaptation", "AdapTrans"]
+
+
+class _BandPrefilter(Prefilter):
+    def __init__(self, n_freqs, dt_ms=5.0, n_channels=1, f_min=500.0, f_max=16000.0, scale="log"):
+        super().__init__(n_freqs, dt_ms, n_channels)
+        self.f_min, self.f_max, self.scale = float(f_min), float(f_max), scale
+        self.register_buffer("center_frequencies", center_frequencies(self.n_freqs, self.f_min, self.f_max, scale).float(), persistent=False)
+
+    def initial_time_constants(self) -> Tensor:
+        """``(C, F)`` starting time constants (ms), Willmore et al. (2016) per band."""
+        return willmore_time_constants(self.center_frequencies).float().expand(self.n_channels, self.n_freqs).clone()
+
+
+@register("willmore")
+@register("icadaptation")
+class ICAdaptation(_BandPrefilter):
+    """Fixed midbrain adaptation: ``y[t] = relu(x[t] - m[t])`` in every band (Willmore et al. 2016).
+
+    Args:
+        n_freqs: Bands ``F``.
+        dt_ms: Bin width in ms.
+        n_channels: Input channels ``C`` (each filtered independently).
+        f_min: Centre frequency of the lowest band (Hz).
+        f_max: Centre frequency of the highest band (Hz).
+        scale: Spacing of the bands: ``"log"``, ``"mel"``, ``"erb"``, ``"greenwood"`` or ``"linear"``.
+        rectify: Apply the half-wave rectification.
+    """
+
+    def __init__(self, n_freqs, dt_ms=5.0, n_channels=1, f_min=500.0, f_max=16000.0, scale="log", rectify=True):
+        super().__init__(n_freqs, dt_ms, n_channels, f_min, f_max, scale)
+        self.rectify = bool(rectify)
+        self.average = LearnableExponentialDecay(
+            (self.n_channels, self.n_freqs), self.initial_time_constants(), self.dt_ms, learnable=False,
+            include_current=False, initial="first",
+        )
+
+    @property
+    def time_constants(self) -> Tensor:
+        """``(C, F)`` time constants in ms."""
+        return self.average.tau_ms
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, F, T)`` -> ``(B, C, F, T)``."""
+        self._check(x)
+        y = x - self.average(x)
+        return torch.relu(y) if self.rectify else y
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+@register("adaptrans")
+class AdapTrans(_BandPrefilter):
+    """Learnable ON/OFF adaptation (Rançon et al. 2024): ``(B, C, F, T)`` -> ``(B, 2C, F, T)``.
+
+    Per input channel and band, learnable ``tau_on``, ``tau_off`` (ms) and a
+    weight ``w = sigmoid(raw_w)`` in (0, 1):
+
+        ON[t]  = relu(x[t] - w * m_on[t])
+        OFF[t] = relu(m_off[t] - w * x[t])
+
+    with ``m`` the past exponential average of the module doc. Output
+    channels ``0 .. C-1`` are ON, ``C .. 2C-1`` OFF.
+
+    Args:
+        n_freqs: Bands ``F``.
+        dt_ms: Bin width in ms.
+        n_channels: Input channels ``C``.
+        f_min: Centre frequency of the lowest band (Hz).
+        f_max: Centre frequency of the highest band (Hz).
+        scale: Spacing of the bands (see :py:func:`~strfsolver.prefilters.scales.center_frequencies`).
+        w_init: Starting value of ``w`` (in (0, 1)).
+        learnable: Learn the time constants and ``w`` (else they stay at their start values).
+        rectify: Apply the half-wave rectification.
+    """
+
+    channels_per_input = 2
+
+    def __init__(self, n_freqs, dt_ms=5.0, n_channels=1, f_min=500.0, f_max=16000.0, scale="log", w_init=0.75,
+                 learnable=True, rectify=True):
+        super().__init__(n_freqs, dt_ms, n_channels, f_min, f_max, scale)
+        if not 0.0 < w_init < 1.0:
+            raise ValueError(f"w_init must lie in (0, 1), got {w_init!r}.")
+        self.rectify = bool(rectify)
+        tau = self.initial_time_constants()
+        shape = (self.n_channels, self.n_freqs)
+        options = dict(learnable=learnable, include_current=False, initial="first")
+        self.on_average = LearnableExponentialDecay(shape, tau, self.dt_ms, **options)
+        self.off_average = LearnableExponentialDecay(shape, tau, self.dt_ms, **options)
+        raw_w = torch.full(shape, _logit(float(w_init)))
+        if learnable:
+            self.raw_w = nn.Parameter(raw_w)
+        else:
+            self.register_buffer("raw_w", raw_w)
+
+    @property
+    def w(self) -> Tensor:
+        """``(C, F)`` weights of the adapted average, in (0, 1)."""
+        return torch.sigmoid(self.raw_w)
+
+    @property
+    def time_constants(self):
+        """``(tau_on, tau_off)``, each ``(C, F)`` in ms."""
+        return self.on_average.tau_ms, self.off_average.tau_ms
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, F, T)`` -> ``(B, 2C, F, T)`` (ON channels, then OFF channels)."""
+        self._check(x)
+        w = self.w[..., None]
+        on = x - w * self.on_average(x)
+        off = self.off_average(x) - w * x
+        y = torch.cat([on, off], dim=1)
+        return torch.relu(y) if self.rectify else y

@@ -1,0 +1,72 @@
+"""Fit quality on the synthetic ground truth through the "population" solver (issue 4).
+
+- "linear" recovers the true STRFs: per-neuron correlation between the
+  fitted and the true (N, 1, F, L) kernels, median >= 0.9.
+- "ln" predicts held-out responses with a median cc_norm of at least 0.9
+  of the truth's own cc_norm (the ceiling any model can reach).
+
+Why the linear test draws a linear ground truth with many repeats: the
+spectrogram-like stimuli are smooth and sparse, so their lag-frequency
+covariance is badly conditioned. Directions the stimuli barely explore hardly
+change a prediction, and with the default softplus truth a linear model is
+misspecified, so even the best ridge estimate on noise-free rates correlates
+only about 0.9 with the true STRF at these sizes. With a linear truth and a
+low-noise PSTH the STRF is identifiable up to noise, and recovering it tests
+the model, its convention and the solver rather than the stimulus statistics.
+"""
+
+import pytest
+import torch
+
+import strfsolver
+from strfsolver.data import make_loader, synthetic_population
+
+pytestmark = pytest.mark.skipif(
+    "population" not in strfsolver.solver.get_options(), reason="the population solver is not available"
+)
+
+N, F, L = 16, 8, 6
+
+
+def per_neuron_correlation(a, b):
+    a = a.flatten(1).double()
+    b = b.flatten(1).double()
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+
+
+def fit(model, pop, criterion, max_epochs, patience, lr=3e-2):
+    train, valid = pop.dataset.split([0.75, 0.25], seed=0)
+    solver = strfsolver.solver.init(
+        "population", model=model, criterion=criterion, lr=lr, max_epochs=max_epochs, patience=patience, tqdm_on=False
+    )
+    solver.fit(make_loader(train, batch_size=4, shuffle=True, seed=0), make_loader(valid, batch_size=8))
+    return solver, valid
+
+
+def test_linear_recovers_the_true_strfs():
+    pop = synthetic_population(
+        n_neurons=N, n_stims=32, n_repeats=40, n_freqs=F, n_lags=L, n_times=400, nonlinearity="linear", noise=0.0, seed=0
+    )
+    torch.manual_seed(0)
+    model = strfsolver.models.init("linear", n_freqs=F, n_lags=L, n_neurons=N)
+    before = per_neuron_correlation(model.strf().detach(), pop.strfs)
+    fit(model, pop, "mse", max_epochs=300, patience=30)
+    cc = per_neuron_correlation(model.strf().detach(), pop.strfs)
+    assert cc.shape == (N,)
+    assert torch.median(cc) >= 0.9, cc
+    assert cc.min() >= 0.75, cc
+    assert torch.median(before) < 0.3  # the recovery comes from the fit, not the initialisation
+
+
+def test_ln_reaches_the_truths_cc_norm():
+    pop = synthetic_population(n_neurons=N, n_stims=16, n_repeats=10, n_freqs=F, n_lags=L, n_times=300, seed=0)
+    torch.manual_seed(0)
+    model = strfsolver.models.init("ln", n_freqs=F, n_lags=L, n_neurons=N)
+    solver, valid = fit(model, pop, "poisson", max_epochs=100, patience=10)
+    fitted = solver.last_validation_["cc_norm"]
+    truth = pop.truth_cc_norm(valid).double()
+    assert fitted.shape == (N,)
+    assert torch.median(fitted) >= 0.9 * torch.median(truth), (fitted, truth)
+    assert (model(torch.stack(list(valid.stims))) >= 0).all()  # rates, as a Poisson loss needs
