@@ -9,6 +9,10 @@ The package is organised by concept:
 - :py:mod:`strfsolver.models` and :py:mod:`strfsolver.prefilters`: encoding
   models and auditory front ends (registries);
 - :py:mod:`strfsolver.solver`: the training loops (a registry);
+- :py:class:`strfsolver.STRFEstimator`: the scikit-learn estimator;
+- :py:func:`strfsolver.run_many` (:py:mod:`strfsolver.distributed`): independent
+  fits on any ``concurrent.futures`` executor;
+- :py:mod:`strfsolver.tracking`: experiment configs and loggers;
 - :py:mod:`strfsolver.registry`: the machinery behind ``init("name")``;
 - :py:mod:`strfsolver.io`: safe, atomic files.
 """
@@ -24,6 +28,9 @@ from strfsolver import losses
 from strfsolver import prefilters
 from strfsolver import models
 from strfsolver import solver
+from strfsolver import distributed
+from strfsolver import tracking
+from strfsolver.distributed import run_many
 
 __all__ = [
     "registry",
@@ -35,4 +42,18 @@ __all__ = [
     "prefilters",
     "models",
     "solver",
+    "distributed",
+    "tracking",
+    "run_many",
+    "STRFEstimator",
 ]
+
+
+def __getattr__(name):
+    # the estimator pulls in scikit-learn when it is installed (about a second
+    # of import time); load it on first use only
+    if name == "STRFEstimator":
+        from strfsolver.estimator import STRFEstimator
+
+        return STRFEstimator
+    raise AttributeError(f"module 'strfsolver' has no attribute {name!r}")

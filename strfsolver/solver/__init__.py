@@ -1,6 +1,16 @@
 """Solvers: the training loops that fit a model to data, registered by name.
 
-``strfsolver.solver.init("population", model=model)``
+``strfsolver.solver.init("population", model=model).fit(train_loader, valid_loader)``
+
+- :py:class:`Solver`: the abstract base (early stopping, best state,
+  checkpoints and resume, schedules, penalties, divergence checks, logging);
+  a custom solver subclasses it and writes :py:meth:`Solver._inference`.
+- :py:mod:`~strfsolver.solver.schedules`: hyperparameter schedules over
+  epochs or steps.
+- :py:mod:`~strfsolver.solver.penalties`: regularization terms added to the loss.
+- :py:mod:`~strfsolver.solver.loggers`: file loggers for the epoch dicts.
+- :py:mod:`~strfsolver.solver.checkpoint`: the checkpoint files.
+- :py:class:`TrainingDivergedError`: raised on a NaN or infinite loss.
 """
 
 import sys
@@ -8,5 +18,29 @@ import sys
 from strfsolver import registry
 
 registry.add_helper_functions(sys.modules[__name__])
+
+from strfsolver.solver.errors import TrainingDivergedError  # noqa: E402
+from strfsolver.solver import schedules  # noqa: E402
+from strfsolver.solver import penalties  # noqa: E402
+from strfsolver.solver import loggers  # noqa: E402
+from strfsolver.solver import checkpoint  # noqa: E402
+from strfsolver.solver.base import Solver  # noqa: E402
+from strfsolver.solver.population import PopulationSolver  # noqa: E402
+from strfsolver.solver.single_cell import NeuronStack, SingleCellSolver  # noqa: E402
+from strfsolver.solver.per_cell_best import PerCellBestSolver  # noqa: E402
+from strfsolver.solver.multi_seed import MultiSeedSolver, MultiSeedResult  # noqa: E402
+from strfsolver.solver.loggers import CSVLogger, JSONLinesLogger  # noqa: E402
+
+__all__ = [
+    "Solver",
+    "PopulationSolver",
+    "TrainingDivergedError",
+    "schedules",
+    "penalties",
+    "loggers",
+    "checkpoint",
+    "CSVLogger",
+    "JSONLinesLogger",
+]
 
 registry.add_docstring(sys.modules[__name__])

@@ -1,0 +1,87 @@
+"""Command line: ``strfsolver demo --out DIR`` (also ``python -m strfsolver``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+__all__ = ["main", "build_parser"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``strfsolver`` command."""
+    from strfsolver import __version__
+    from strfsolver.demo import DEFAULTS
+
+    parser = argparse.ArgumentParser(prog="strfsolver", description="Fit STRF encoding models to neural responses.")
+    parser.add_argument("--version", action="version", version=f"strfsolver {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    demo = commands.add_parser(
+        "demo",
+        help="fit linear STRFs to the embedded synthetic population and write a report",
+        description="Fit a linear STRF model to the embedded synthetic population with the population solver; "
+        "write summary.csv, history.csv, strfs.png and learning_curves.png to --out and print a table.",
+    )
+    demo.add_argument("--out", required=True, help="output folder (created)")
+    demo.add_argument("--quick", action="store_true", help="a small problem that runs in seconds")
+    sizes = demo.add_argument_group("sizes (defaults: the full demo; --quick makes them smaller)")
+    for name in ("n_neurons", "n_stims", "n_repeats", "n_freqs", "n_lags", "n_times"):
+        sizes.add_argument("--" + name.replace("_", "-"), type=_positive_int, default=None, help=f"default {DEFAULTS[name]}")
+    training = demo.add_argument_group("training")
+    training.add_argument("--max-epochs", type=_positive_int, default=None, help=f"default {DEFAULTS['max_epochs']}")
+    training.add_argument("--patience", type=_positive_int, default=None, help=f"default {DEFAULTS['patience']}")
+    training.add_argument("--batch-size", type=_positive_int, default=None, help=f"default {DEFAULTS['batch_size']}")
+    training.add_argument("--lr", type=_positive_float, default=None, help=f"default {DEFAULTS['lr']}")
+    training.add_argument("--smoothness", type=float, default=None, help=f"weight of the smooth-strf penalty, 0 for none; default {DEFAULTS['smoothness']}")
+    training.add_argument("--seed", type=int, default=None, help=f"default {DEFAULTS['seed']}")
+    demo.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; returns the exit status.
+
+    Args:
+        argv: Arguments without the program name; ``None`` reads ``sys.argv``.
+    """
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from strfsolver.demo import run_demo
+
+        options = {
+            name: getattr(args, name)
+            for name in ("n_neurons", "n_stims", "n_repeats", "n_freqs", "n_lags", "n_times", "max_epochs", "patience", "batch_size", "lr", "smoothness", "seed")
+        }
+        try:
+            run_demo(args.out, quick=args.quick, plots=not args.no_plots, progress=not args.no_progress, **options)
+        except ValueError as error:
+            print(f"strfsolver demo: error: {error}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Run independent fits on any executor: a process pool, a Dask cluster, Slurm.
+
+Fits of several seeds or of a hyperparameter grid do not talk to each other,
+so they can run anywhere. Everything here takes an ``executor``: any object
+with the :py:mod:`concurrent.futures` interface, i.e. a ``submit(fn, *args)``
+that returns a future with a ``result()``. That covers
+
+- ``concurrent.futures.ProcessPoolExecutor`` on one machine (use the
+  ``"spawn"`` or ``"forkserver"`` context: a forked child of a process whose
+  torch thread pool already ran can hang),
+- ``dask.distributed.Client(...).get_executor()`` on a Dask cluster,
+- ``submitit.AutoExecutor(folder)`` on a Slurm cluster,
+
+and ``None``, which runs the work here, one piece after the other.
+
+The work usually holds lambdas and closures (model and loader factories),
+which the standard :py:mod:`pickle` refuses. Each piece of work is therefore
+turned into bytes with ``cloudpickle`` in this process and submitted as
+``_run_payload(payload)``: a module-level function of an installed module
+and a ``bytes`` object, which every executor can ship. The worker needs
+``strfsolver`` installed, nothing else from the calling script.
+
+Results equal those of a sequential run, bit for bit on the CPU: each piece
+seeds its own random generators, and runs with the same number of torch
+threads as the calling process had (or ``threads``), because a different
+thread count may split floating-point reductions differently. Thread-based
+executors (``Client(processes=False)``) share the global random state of one
+process, so the pieces of work of one process run one at a time.
+
+See ``docs/distributed.md``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import threading
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from strfsolver import random as _random
+
+__all__ = ["check_executor", "run_many", "run_calls", "CONFIG_KEYS"]
+
+#: keys a dict config of :py:func:`run_many` may have (see there)
+CONFIG_KEYS = ("model_factory", "solver", "solver_kwargs", "loaders", "loader_factory", "seed", "fit_kwargs", "output_dir", "logger_factory")
+
+# one piece of work at a time per process: the global RNG and the torch thread
+# count are process-wide, so two threads of one process would disturb each
+# other's seeding; re-entrant so that a piece of work may call run_many itself
+_PROCESS_LOCK = threading.RLock()
+
+
+def check_executor(executor: Any) -> None:
+    """Refuse anything that does not look like a ``concurrent.futures`` executor.
+
+    Args:
+        executor: ``None`` or an object with a callable ``submit``.
+
+    Raises:
+        ValueError: naming the type that came, when ``submit`` is missing.
+    """
+    if executor is None:
+        return
+    if not callable(getattr(executor, "submit", None)):
+        raise ValueError(
+            f"executor must have the concurrent.futures interface (a submit(fn, *args) method returning futures), "
+            f"e.g. a ProcessPoolExecutor, dask's client.get_executor() or a submitit executor; got "
+            f"{type(executor).__name__} ({executor!r:.80}), which has no submit method."
+        )
+
+
+def _check_threads(threads: Any) -> Optional[int]:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1 or None (the calling process' torch thread count), got {threads!r}.")
+    return int(threads)
+
+
+def _invoke(fn: Callable, args: tuple, kwargs: dict, threads: Optional[int]) -> Any:
+    """Run ``fn`` with ``threads`` torch threads, leaving the process as it found it."""
+    with _PROCESS_LOCK:
+        previous_threads = torch.get_num_threads()
+        # a sequential run must not change the caller's random streams, and a
+        # worker reused for the next piece must not carry this one's state
+        rng = _random.get_rng_state()
+        try:
+            if threads is not None and threads != previous_threads:
+                torch.set_num_threads(threads)
+            return fn(*args, **kwargs)
+        finally:
+            _random.set_rng_state(rng)
+            if torch.get_num_threads() != previous_threads:
+                torch.set_num_threads(previous_threads)
+
+
+def _cloudpickle():
+    try:
+        import cloudpickle
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "running work on an executor needs the cloudpickle package (it ships lambdas and closures to the "
+            "workers): pip install strfsolver[distributed]"
+        ) from error
+    return cloudpickle
+
+
+def _run_payload(payload: bytes) -> Any:
+    """The function every executor runs: unpack ``(fn, args, kwargs, threads)`` and call it.
+
+    Module-level, so that plain pickle (a ``ProcessPoolExecutor``) ships it by name.
+    """
+    fn, args, kwargs, threads = _cloudpickle().loads(payload)
+    return _invoke(fn, args, kwargs, threads)
+
+
+def run_calls(calls: Sequence[tuple], executor: Any = None, threads: Optional[int] = None) -> List[Any]:
+    """Run ``fn(*args, **kwargs)`` for each ``(fn, args, kwargs)``; results in order.
+
+    The building block of :py:func:`run_many` and of the ``"multi-seed"``
+    solver.
+
+    Args:
+        calls: ``(fn, args, kwargs)`` triples; ``fn`` may be a lambda or a closure.
+        executor: ``None`` (run here, in order) or a ``concurrent.futures``-like executor.
+        threads: Torch intra-op threads for each call; ``None``: this process' current count.
+
+    Returns:
+        The results, in the order of ``calls``.
+
+    Raises:
+        ValueError: for an executor without ``submit`` or a bad ``threads``.
+        Exception: the first failing call's exception (in the order of
+            ``calls``); the calls not started yet are cancelled.
+    """
+    check_executor(executor)
+    threads = _check_threads(threads)
+    if threads is None:
+        threads = torch.get_num_threads()
+    calls = list(calls)
+    if executor is None:
+        return [_invoke(fn, tuple(args), dict(kwargs), threads) for fn, args, kwargs in calls]
+    cloudpickle = _cloudpickle()
+    futures = []
+    try:
+        for fn, args, kwargs in calls:
+            payload = cloudpickle.dumps((fn, tuple(args), dict(kwargs), threads))
+            futures.append(executor.submit(_run_payload, payload))
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            cancel = getattr(future, "cancel", None)
+            if callable(cancel):
+                cancel()
+        raise
+
+
+def _call_config(config: Callable[[], Any]) -> Any:
+    return config()
+
+
+def _config_call(index: int, config: Any) -> tuple:
+    """The ``(fn, args, kwargs)`` of one config of :py:func:`run_many`, checked here, before any work runs."""
+    if isinstance(config, dict):
+        unknown = sorted(set(config) - set(CONFIG_KEYS))
+        if unknown:
+            raise ValueError(f"configs[{index}] has unknown key(s) {unknown}; a dict config may have {list(CONFIG_KEYS)}.")
+        # imported here: strfsolver.solver imports this module
+        from strfsolver.solver import multi_seed
+
+        task = multi_seed.make_task(
+            where=f"configs[{index}]",
+            model_factory=config.get("model_factory"),
+            solver=config.get("solver", "population"),
+            solver_kwargs=config.get("solver_kwargs", {}),
+            loaders=config.get("loaders"),
+            loader_factory=config.get("loader_factory"),
+            seed=config.get("seed", 0),
+            fit_kwargs=config.get("fit_kwargs", {}),
+            output_dir=config.get("output_dir"),
+            logger_factory=config.get("logger_factory"),
+        )
+        return multi_seed.fit_seed, (task,), {}
+    if callable(config):
+        return _call_config, (config,), {}
+    raise ValueError(
+        f"configs[{index}] must be a callable taking no argument or a dict with keys among {list(CONFIG_KEYS)}; "
+        f"got {type(config).__name__}."
+    )
+
+
+def run_many(configs: Sequence[Any], executor: Any = None, *, threads: Optional[int] = None) -> List[Any]:
+    """Run independent fits, here or on an executor; results in the order of ``configs``.
+
+    A config is either
+
+    - a **callable** taking no argument (a lambda, a closure, a
+      ``functools.partial``): it is called and its return value is the result;
+    - a **dict** describing one seeded fit, with the keys
+
+      - ``model_factory`` (required): ``seed -> nn.Module``;
+      - ``loaders``: ``(train, valid)`` or ``(train, valid, test)`` loaders, or
+        ``loader_factory``: ``seed -> (train, valid[, test])`` (one of the two);
+      - ``solver``: a registered solver name (default ``"population"``);
+      - ``solver_kwargs``: options of that solver (``lr``, ``max_epochs``, ...);
+      - ``seed``: default 0; seeds every generator before the model is built;
+      - ``fit_kwargs``: keyword arguments of ``Solver.fit`` (not ``logdir``);
+      - ``output_dir``: a folder for this fit's files (as one seed of ``"multi-seed"``);
+      - ``logger_factory``: ``seed -> list of loggers``;
+
+      and its result is a :py:class:`strfsolver.solver.multi_seed.SeedRun`
+      (history, final metrics, per-neuron metrics, best state), exactly as
+      one seed of the ``"multi-seed"`` solver.
+
+    Args:
+        configs: The configs (a list, any length).
+        executor: ``None`` (run here, one after the other) or any executor
+            with the ``concurrent.futures`` interface.
+        threads: Torch intra-op threads of each fit; ``None``: the calling
+            process' current count, which makes executor results equal to
+            sequential ones bit for bit.
+
+    Returns:
+        One result per config, in order.
+
+    Raises:
+        ValueError: for a config of another kind, a dict config with an
+            unknown key or bad values, or an executor without ``submit``.
+    """
+    check_executor(executor)
+    if isinstance(configs, (dict, str, bytes)) or not isinstance(configs, (Sequence, tuple)):
+        if callable(configs) or isinstance(configs, dict):
+            raise ValueError(f"configs must be a list of configs, got a single {type(configs).__name__}; wrap it in a list.")
+        try:
+            configs = list(configs)
+        except TypeError:
+            raise ValueError(f"configs must be a list of callables or dicts, got {type(configs).__name__}.") from None
+    calls = [_config_call(i, config) for i, config in enumerate(configs)]
+    return run_calls(calls, executor=executor, threads=threads)

@@ -1,0 +1,103 @@
+"""Loggers: where the per-epoch dictionaries of a fit go, besides the history.
+
+A logger is any callable ``logger(epoch_dict)``; the solver calls it after
+every epoch with the same dict it appends to :py:attr:`Solver.log`. Two
+optional methods are called when the fit ends (also when it stops with an
+error): ``finalize(final_metrics)`` with the best epoch's dict (plus
+``"best_epoch"``), then ``close()``.
+
+Two file loggers are provided. Both rewrite their file atomically (through
+:py:mod:`strfsolver.io`) so that an interrupted run leaves a readable file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _stdio
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Protocol, Union, runtime_checkable
+
+from strfsolver import io
+
+__all__ = ["Logger", "CSVLogger", "JSONLinesLogger", "history_to_csv"]
+
+
+@runtime_checkable
+class Logger(Protocol):
+    """What a logger provides: ``__call__(epoch_dict)``; ``finalize`` and ``close`` are optional."""
+
+    def __call__(self, epoch: Dict[str, Any]) -> None:
+        ...
+
+
+def _columns(rows: List[Dict[str, Any]]) -> List[str]:
+    # first-seen order: val_* keys appear with the first validation epoch
+    columns: List[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    return columns
+
+
+def history_to_csv(rows: List[Dict[str, Any]]) -> str:
+    """A list of epoch dicts as CSV text; keys missing from a row are left empty."""
+    buffer = _stdio.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_columns(rows), restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+class CSVLogger:
+    """Writes the history so far to a CSV file after every epoch.
+
+    Args:
+        path: The CSV file; its folder is created.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike]):
+        self.path = Path(path)
+        self.rows: List[Dict[str, Any]] = []
+
+    def __call__(self, epoch: Dict[str, Any]) -> None:
+        self.rows.append(dict(epoch))
+        # the header can grow (validation keys), so the whole file is rewritten
+        io.atomic_write_text(self.path, history_to_csv(self.rows))
+
+
+class JSONLinesLogger:
+    """Appends one JSON object per epoch to a file (``.jsonl``).
+
+    Args:
+        path: The file; its folder is created and an existing file is replaced.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike]):
+        self.path = Path(path)
+        self.lines: List[str] = []
+
+    def __call__(self, epoch: Dict[str, Any]) -> None:
+        self.lines.append(json.dumps(_jsonable(epoch)))
+        io.atomic_write_text(self.path, "\n".join(self.lines) + "\n")
+
+    def finalize(self, final_metrics: Dict[str, Any]) -> None:
+        """Appends ``{"final": final_metrics}`` as the last line."""
+        self.lines.append(json.dumps({"final": _jsonable(final_metrics)}))
+        io.atomic_write_text(self.path, "\n".join(self.lines) + "\n")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return repr(obj)  # JSON has no NaN; keep it readable
+    if hasattr(obj, "tolist"):
+        return _jsonable(obj.tolist())
+    return obj

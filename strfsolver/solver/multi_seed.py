@@ -1,0 +1,652 @@
+"""The ``"multi-seed"`` solver: one fit per seed, summarised across seeds.
+
+A number reported from one training run mixes the model with the luck of
+its initialisation and of its batch order. ``"multi-seed"`` wraps another
+registered solver and runs it once per seed, on the same split, then
+aggregates every neuron's validation and test metrics across the seeds::
+
+    ms = strfsolver.solver.init(
+        "multi-seed", solver="population",
+        model_factory=lambda seed: strfsolver.models.init("linear", n_freqs=F, n_lags=L, n_neurons=N),
+        seeds=[0, 1, 2], lr=1e-2, max_epochs=50)
+    result = ms.fit(train_loader, valid_loader, test_loader)
+    result.summary      # per split, metric and neuron: mean and std across seeds
+    result.best_seed    # by the inner solver's monitor
+
+The seeds are independent, so they can run on any executor
+(:py:mod:`strfsolver.distributed`): a process pool, a Dask or Slurm cluster.
+The results are the same as those of a sequential run.
+
+What one seed does (:py:func:`fit_seed`), in this order:
+
+1. build the loaders: copies of the given loaders (a loader with a
+   ``state_dict()`` holding a ``"seed"``, such as
+   :py:class:`~strfsolver.data.PaddedLoader`, gets the training shuffle seed
+   :py:func:`derive_shuffle_seed` ``(loader seed, run seed)``), or
+   ``loader_factory(seed)``;
+2. :py:func:`strfsolver.set_random_seed` ``(seed)``, then
+   ``model_factory(seed)``: the initialisation depends on the seed only;
+3. build the inner solver and fit it (with ``logdir`` the seed's folder when
+   there is an ``output_dir``);
+4. evaluate the best state on the validation and test loaders, per neuron.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import numbers
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from literate_dataclasses import dataclass, field
+from torch import Tensor, nn
+
+from strfsolver import distributed as _distributed
+from strfsolver import io
+from strfsolver import random as _random
+from strfsolver.solver import register
+
+__all__ = ["MultiSeedSolver", "MultiSeedResult", "SeedRun", "fit_seed", "make_task", "derive_shuffle_seed", "SEED_FOLDER"]
+
+#: name of a seed's folder inside ``output_dir``
+SEED_FOLDER = "seed_{seed}"
+#: the inner solver's files in a seed's folder; the checkpoints are ``Solver.fit``'s own
+HISTORY_FILE, FINAL_FILE, NEURONS_FILE = "history.json", "final.json", "final_neurons.safetensors"
+SUMMARY_JSON, SUMMARY_CSV = "summary.json", "summary.csv"
+SPLITS = ("valid", "test")
+_FIT_KEYS_REFUSED = ("logdir",)
+
+
+def _is_seed(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 0
+
+
+def derive_shuffle_seed(loader_seed: int, seed: int) -> int:
+    """The training loader's shuffle seed in the run of ``seed``.
+
+    Mixes both numbers through :py:class:`numpy.random.SeedSequence`, so two
+    runs never share a shuffle stream by an arithmetic coincidence, and the
+    same pair always gives the same seed (on every machine).
+
+    Args:
+        loader_seed: The seed the loader was built with.
+        seed: The run's seed.
+
+    Returns:
+        A seed in ``[0, 2**32)``.
+    """
+    return int(np.random.SeedSequence([int(loader_seed), int(seed), 0x5EED]).generate_state(1, dtype=np.uint32)[0])
+
+
+def _reseeded(loader: Any, seed: Optional[int]) -> Any:
+    """A private copy of ``loader``; with ``seed``, its shuffle seed derived from the run's seed.
+
+    Loaders without a ``state_dict`` holding ``"seed"`` (a torch ``DataLoader``)
+    are used as they are: their shuffle draws from the global generator,
+    which the run's seed already sets.
+    """
+    if loader is None:
+        return None
+    state_dict = getattr(loader, "state_dict", None)
+    load_state_dict = getattr(loader, "load_state_dict", None)
+    if not (callable(state_dict) and callable(load_state_dict)):
+        return loader
+    state = state_dict()
+    if not isinstance(state, dict) or "seed" not in state:
+        return loader
+    # shallow: the padded data tensors are shared, only the counters are the copy's own
+    private = copy.copy(loader)
+    if seed is not None:
+        private.load_state_dict({**state, "seed": derive_shuffle_seed(state["seed"], seed)})
+    return private
+
+
+def _check_loaders(loaders: Any, where: str) -> Tuple[Any, Any, Any]:
+    expected = "a tuple (train_loader, valid_loader) or (train_loader, valid_loader, test_loader)"
+    if not isinstance(loaders, (tuple, list)) or len(loaders) not in (2, 3):
+        got = f"a {type(loaders).__name__} of length {len(loaders)}" if isinstance(loaders, (tuple, list)) else f"{type(loaders).__name__} ({loaders!r:.60})"
+        raise ValueError(f"{where} returned {got}; expected {expected}.")
+    loaders = tuple(loaders) + (None,) * (3 - len(loaders))
+    for name, loader in zip(("train_loader", "valid_loader", "test_loader"), loaders):
+        if loader is None and name == "train_loader":
+            raise ValueError(f"{where} gave no train_loader (None); expected {expected}.")
+        if loader is not None and (isinstance(loader, (str, bytes, dict)) or not hasattr(loader, "__iter__")):
+            raise ValueError(f"{where} gave a {type(loader).__name__} as {name}; expected an iterable of batch dicts (e.g. strfsolver.data.make_loader).")
+    return loaders
+
+
+def _check_solver_name(name: Any) -> type:
+    """The class registered as ``name``; the registry's own ValueError for an unknown name."""
+    from strfsolver import solver as registry_module
+
+    if not isinstance(name, str):
+        raise ValueError(f"solver must be the registered name of a solver (a string), got {type(name).__name__}.")
+    if name == "multi-seed":
+        raise ValueError("the multi-seed solver cannot wrap itself; name the solver to repeat, e.g. solver='population'.")
+    entry = registry_module._registry_state.entries.get(name)
+    if entry is None:
+        registry_module.init(name)  # raises the registry's ValueError with the options
+    return entry.cls
+
+
+def _has_field(cls: type, name: str) -> bool:
+    return dataclasses.is_dataclass(cls) and any(f.name == name for f in dataclasses.fields(cls))
+
+
+@dataclasses.dataclass
+class _Task:
+    """Everything one seed's fit needs; shipped to a worker with cloudpickle."""
+
+    seed: int
+    solver: str
+    solver_kwargs: Dict[str, Any]
+    model_factory: Callable[[int], nn.Module]
+    loaders: Optional[Tuple[Any, Any, Any]]
+    loader_factory: Optional[Callable[[int], Any]]
+    fit_kwargs: Dict[str, Any]
+    seed_dir: Optional[str]
+    logger_factory: Optional[Callable[[int], Any]]
+    reseed_loaders: bool = True
+
+
+def make_task(
+    *,
+    model_factory: Any,
+    seed: Any = 0,
+    solver: str = "population",
+    solver_kwargs: Optional[Dict[str, Any]] = None,
+    loaders: Any = None,
+    loader_factory: Any = None,
+    fit_kwargs: Optional[Dict[str, Any]] = None,
+    output_dir: Optional[Union[str, os.PathLike]] = None,
+    logger_factory: Any = None,
+    reseed_loaders: bool = True,
+    where: str = "the fit",
+) -> _Task:
+    """Check the arguments of one seeded fit and bundle them for :py:func:`fit_seed`.
+
+    ``output_dir`` is the fit's own folder. Checks run here, in the calling
+    process, so that a mistake fails before any work is shipped.
+
+    Raises:
+        ValueError: naming the bad argument and what came.
+    """
+    if not callable(model_factory):
+        raise ValueError(f"{where}: model_factory must be a callable seed -> nn.Module, got {type(model_factory).__name__}.")
+    if not _is_seed(seed):
+        raise ValueError(f"{where}: seed must be an integer >= 0, got {seed!r}.")
+    cls = _check_solver_name(solver)
+    solver_kwargs = dict(solver_kwargs or {})
+    if "model" in solver_kwargs:
+        raise ValueError(f"{where}: pass model_factory (seed -> model), not model=: each seed builds its own model.")
+    if "loggers" in solver_kwargs:
+        raise ValueError(f"{where}: pass logger_factory (seed -> list of loggers), not loggers=: each seed needs its own loggers.")
+    if _has_field(cls, "tqdm_on"):
+        # one progress bar per seed, interleaved across workers, helps nobody
+        solver_kwargs.setdefault("tqdm_on", False)
+    fit_kwargs = dict(fit_kwargs or {})
+    refused = [k for k in _FIT_KEYS_REFUSED if k in fit_kwargs]
+    if refused:
+        raise ValueError(f"{where}: {refused[0]}= is set per seed; pass output_dir to write each seed's files to its own folder.")
+    if (loaders is None) == (loader_factory is None):
+        raise ValueError(
+            f"{where}: give either loaders (train_loader, valid_loader[, test_loader]) or loader_factory "
+            f"(seed -> (train, valid[, test])), not {'both' if loaders is not None else 'neither'}."
+        )
+    if loaders is not None:
+        loaders = _check_loaders(loaders, f"{where}: loaders")
+    elif not callable(loader_factory):
+        raise ValueError(f"{where}: loader_factory must be a callable seed -> (train, valid[, test]), got {type(loader_factory).__name__}.")
+    if logger_factory is not None and not callable(logger_factory):
+        raise ValueError(f"{where}: logger_factory must be a callable seed -> list of loggers, got {type(logger_factory).__name__}.")
+    return _Task(
+        seed=int(seed),
+        solver=solver,
+        solver_kwargs=solver_kwargs,
+        model_factory=model_factory,
+        loaders=loaders,
+        loader_factory=loader_factory,
+        fit_kwargs=fit_kwargs,
+        seed_dir=None if output_dir is None else os.fspath(output_dir),
+        logger_factory=logger_factory,
+        reseed_loaders=reseed_loaders,
+    )
+
+
+@dataclasses.dataclass
+class SeedRun:
+    """The outcome of one seed's fit (what :py:func:`fit_seed` returns).
+
+    Attributes:
+        seed: The seed.
+        history: The inner solver's epoch dicts.
+        final: JSON-friendly summary (also ``final.json``): ``seed``, ``solver``,
+            ``monitor``, ``mode``, ``best_epoch``, ``best_score``, ``epochs``,
+            ``seconds``, ``best_epoch_row`` (the best epoch's dict) and per split
+            (``valid``, ``test``) the loss and the nanmean of each metric over neurons.
+        neurons: ``{split: {metric: (N,) float64 tensor}}``, the best state's
+            per-neuron metrics on the validation and test loaders.
+        state_dict: The best model state (CPU tensors).
+        best_score: The monitored value of the best epoch (NaN if none).
+        monitor: The monitored key actually used.
+        mode: ``"max"`` or ``"min"``.
+    """
+
+    seed: int
+    history: List[Dict[str, Any]]
+    final: Dict[str, Any]
+    neurons: Dict[str, Dict[str, Tensor]]
+    state_dict: Dict[str, Tensor]
+    best_score: float
+    monitor: str
+    mode: str
+
+
+def _float(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def fit_seed(task: _Task, _seen_models: Optional[Dict[int, int]] = None) -> SeedRun:
+    """Fit the inner solver for one seed (see the module's docstring for the steps).
+
+    Args:
+        task: From :py:func:`make_task`.
+
+    Returns:
+        A :py:class:`SeedRun`; with a ``seed_dir``, its files are written there.
+
+    Raises:
+        ValueError: if a factory returns the wrong kind of object (named).
+    """
+    seed = task.seed
+    start = time.perf_counter()
+    if task.loaders is not None:
+        train, valid, test = task.loaders
+        train = _reseeded(train, seed if task.reseed_loaders else None)
+        valid, test = _reseeded(valid, None), _reseeded(test, None)
+    else:
+        train, valid, test = _check_loaders(task.loader_factory(seed), f"loader_factory(seed={seed})")
+
+    _random.set_random_seed(seed)
+    model = task.model_factory(seed)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model_factory(seed={seed}) returned {type(model).__name__} ({model!r:.80}); expected a torch.nn.Module.")
+    if _seen_models is not None:
+        if id(model) in _seen_models:
+            raise ValueError(
+                f"model_factory returned the same module for seeds {_seen_models[id(model)]} and {seed}; it must build "
+                "a new model on every call (seeds would otherwise continue each other's training)."
+            )
+        _seen_models[id(model)] = seed
+
+    loggers = []
+    if task.logger_factory is not None:
+        made = task.logger_factory(seed)
+        loggers = [made] if callable(made) else list(made)
+    from strfsolver import solver as registry_module
+
+    solver = registry_module.init(task.solver, model=model, loggers=loggers, **task.solver_kwargs)
+    seed_dir = None if task.seed_dir is None else Path(task.seed_dir)
+    history = solver.fit(train, valid, logdir=seed_dir, **task.fit_kwargs)
+
+    neurons: Dict[str, Dict[str, Tensor]] = {}
+    split_means: Dict[str, Dict[str, float]] = {}
+    for split, loader in zip(SPLITS, (valid, test)):
+        if loader is None:
+            continue
+        result = solver.validation(loader)
+        neurons[split] = {k: v.detach().double().cpu() for k, v in result.items() if isinstance(v, Tensor)}
+        split_means[split] = {"loss": float(result["loss"])}
+        for name, values in neurons[split].items():
+            split_means[split][name] = float(values.nanmean()) if not bool(values.isnan().all()) else float("nan")
+
+    best_epoch = getattr(solver, "best_epoch_", None)
+    monitor, mode = getattr(solver, "monitor_", "val_cc_norm"), getattr(solver, "mode_", "max")
+    best_score = _float(getattr(solver, "best_score_", None))
+    history = [dict(row) for row in history]
+    final = {
+        "seed": seed,
+        "solver": task.solver,
+        "monitor": monitor,
+        "mode": mode,
+        "best_epoch": best_epoch,
+        "best_score": best_score,
+        "epochs": len(history),
+        "seconds": time.perf_counter() - start,
+        "best_epoch_row": dict(history[best_epoch]) if best_epoch is not None and best_epoch < len(history) else {},
+        **split_means,
+    }
+    state = {k: v.detach().cpu().clone() for k, v in solver.model.state_dict().items()}
+    run = SeedRun(seed=seed, history=history, final=final, neurons=neurons, state_dict=state, best_score=best_score, monitor=monitor, mode=mode)
+    if seed_dir is not None:
+        _write_seed_files(seed_dir, run)
+    return run
+
+
+def _write_seed_files(folder: Path, run: SeedRun) -> None:
+    io.atomic_write_json(folder / HISTORY_FILE, _plain(run.history))
+    io.atomic_write_json(folder / FINAL_FILE, _plain(run.final))
+    tensors = {f"{split}/{metric}": values for split, metrics in run.neurons.items() for metric, values in metrics.items()}
+    io.save_tensors(folder / NEURONS_FILE, tensors, metadata={"seed": str(run.seed), "format": "strfsolver-multi-seed-neurons"})
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready copy (tensors and NumPy values to numbers/lists)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (Tensor, np.ndarray, np.generic)):
+        return _plain(obj.tolist())
+    return obj
+
+
+@dataclasses.dataclass
+class MultiSeedResult:
+    """Everything a multi-seed fit produced.
+
+    Attributes:
+        seeds: The seeds, in order.
+        runs: One :py:class:`SeedRun` per seed.
+        per_seed: Long table with columns ``seed``, ``neuron``, ``split``
+            (``"valid"``, ``"test"``), ``metric``, ``value``: every per-neuron
+            metric of every seed's best state.
+        summary: One row per ``split``, ``metric`` and ``neuron``, columns
+            ``mean``, ``std`` (sample standard deviation, ``ddof=1``; NaN with
+            one seed), ``min``, ``max`` and ``n_seeds`` (seeds with a finite
+            value), across seeds.
+        best_seed: The seed whose best epoch has the best monitored value.
+        best_score: That value.
+        monitor: The monitored key, e.g. ``"val_cc_norm"``.
+        mode: ``"max"`` or ``"min"``.
+        output_dir: Where the files went (or ``None``).
+    """
+
+    seeds: List[int]
+    runs: List[SeedRun]
+    per_seed: Any
+    summary: Any
+    best_seed: int
+    best_score: float
+    monitor: str
+    mode: str
+    output_dir: Optional[Path] = None
+
+    @property
+    def best_run(self) -> SeedRun:
+        """The :py:class:`SeedRun` of :py:attr:`best_seed`."""
+        return self.runs[self.seeds.index(self.best_seed)]
+
+    @property
+    def best_state_dict(self) -> Dict[str, Tensor]:
+        """The best seed's best model state (CPU tensors): ``model_factory(seed).load_state_dict(...)``."""
+        return self.best_run.state_dict
+
+    @property
+    def histories(self) -> Dict[int, List[Dict[str, Any]]]:
+        """Each seed's epoch dicts."""
+        return {run.seed: run.history for run in self.runs}
+
+    @property
+    def finals(self) -> Dict[int, Dict[str, Any]]:
+        """Each seed's final summary (the content of its ``final.json``)."""
+        return {run.seed: run.final for run in self.runs}
+
+    @property
+    def scores(self) -> Dict[int, float]:
+        """Each seed's best monitored value."""
+        return {run.seed: run.best_score for run in self.runs}
+
+
+def _pick_best(runs: Sequence[SeedRun], mode: str) -> SeedRun:
+    finite = [run for run in runs if math.isfinite(run.best_score)]
+    if not finite:
+        warnings.warn(f"no seed has a finite {runs[0].monitor!r}; best_seed is the first seed, {runs[0].seed}.", UserWarning, stacklevel=3)
+        return runs[0]
+    pick = max if mode == "max" else min
+    # max/min keep the first of equal values: ties go to the earlier seed
+    return pick(finite, key=lambda run: run.best_score)
+
+
+def _tables(runs: Sequence[SeedRun]):
+    import pandas as pd  # only the caller needs pandas, not the workers
+
+    frames = []
+    for run in runs:
+        for split, metrics in run.neurons.items():
+            for metric, values in metrics.items():
+                n = values.numel()
+                frames.append(
+                    pd.DataFrame(
+                        {"seed": np.full(n, run.seed, dtype=np.int64), "neuron": np.arange(n, dtype=np.int64), "split": split, "metric": metric, "value": values.numpy()}
+                    )
+                )
+    columns = ["seed", "neuron", "split", "metric", "value"]
+    per_seed = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    grouped = per_seed.groupby(["split", "metric", "neuron"], sort=True)["value"]
+    summary = grouped.agg(mean="mean", std="std", min="min", max="max", n_seeds="count").reset_index()
+    return per_seed[columns], summary
+
+
+def _own_init_dataclass(cls):
+    # the fields document the options; __init__ is written out because it
+    # also takes the inner solver's keywords (**solver_kwargs)
+    return dataclass(cls, init=False, eq=False)
+
+
+@register("multi-seed")
+@_own_init_dataclass
+class MultiSeedSolver:
+    """Run another registered solver under several seeds and summarise across them.
+
+    Built with ``strfsolver.solver.init("multi-seed", solver="population",
+    model_factory=..., seeds=[0, 1, 2], **solver_kwargs)``; every keyword
+    that is not one of the fields below goes to the inner solver (``lr``,
+    ``max_epochs``, ``monitor``, ...). :py:meth:`fit` returns a
+    :py:class:`MultiSeedResult` (also kept as ``result_``).
+
+    With ``output_dir``, the files are::
+
+        output_dir/
+            summary.json, summary.csv          one row per split, metric and neuron
+            seed_<seed>/
+                history.json                   the epoch dicts
+                final.json                     best epoch, monitored value, per-split means
+                final_neurons.safetensors      "<split>/<metric>": (N,) per-neuron values
+                checkpoint_best.safetensors    the inner solver's checkpoints
+                checkpoint_last.safetensors
+
+    all written atomically (:py:mod:`strfsolver.io`).
+
+    Args:
+        (fields)
+    """
+
+    solver: str = field(default="population", doc="Registered name of the solver to repeat.")
+    model_factory: Optional[Callable[[int], nn.Module]] = field(
+        default=None, doc="``seed -> nn.Module``, called after the seed is set; a lambda or closure is fine."
+    )
+    seeds: Optional[Sequence[int]] = field(default=None, doc="The seeds (distinct integers >= 0). Default: ``range(n_seeds)``.")
+    n_seeds: Optional[int] = field(default=None, doc="Use seeds ``0 .. n_seeds - 1``; not together with ``seeds``. Default 3 when neither is given.")
+    executor: Any = field(
+        default=None,
+        doc="``None`` (seeds run here, one after the other) or any executor with the ``concurrent.futures`` "
+        "interface: ``ProcessPoolExecutor``, dask's ``client.get_executor()``, a submitit executor.",
+    )
+    output_dir: Optional[Union[str, os.PathLike]] = field(default=None, doc="Folder for the files (see above); ``None`` writes nothing.")
+    threads: Optional[int] = field(
+        default=None,
+        doc="Torch threads of each seed's fit; ``None``: those of the calling process, which keeps executor "
+        "results bit-identical to sequential ones on the CPU.",
+    )
+    logger_factory: Optional[Callable[[int], Any]] = field(
+        default=None, doc="``seed -> list of loggers`` for the inner solver (e.g. one TensorBoard folder per seed)."
+    )
+    reseed_loaders: bool = field(
+        default=True, doc="Give each seed's copy of the training loader its own shuffle seed (:py:func:`derive_shuffle_seed`)."
+    )
+    solver_kwargs: Dict[str, Any] = field(default_factory=dict, doc="Options of the inner solver (the extra keywords).")
+
+    def __init__(
+        self,
+        solver: str = "population",
+        model_factory: Optional[Callable[[int], nn.Module]] = None,
+        seeds: Optional[Sequence[int]] = None,
+        n_seeds: Optional[int] = None,
+        executor: Any = None,
+        output_dir: Optional[Union[str, os.PathLike]] = None,
+        threads: Optional[int] = None,
+        logger_factory: Optional[Callable[[int], Any]] = None,
+        reseed_loaders: bool = True,
+        **solver_kwargs: Any,
+    ):
+        self.solver = solver
+        self.model_factory = model_factory
+        self.seeds = seeds
+        self.n_seeds = n_seeds
+        self.executor = executor
+        self.output_dir = output_dir
+        self.threads = threads
+        self.logger_factory = logger_factory
+        self.reseed_loaders = reseed_loaders
+        self.solver_kwargs = dict(solver_kwargs)
+        self.result_: Optional[MultiSeedResult] = None
+        self._check()
+
+    def _resolved_seeds(self) -> List[int]:
+        if self.seeds is not None and self.n_seeds is not None:
+            raise ValueError(f"give seeds or n_seeds, not both; got seeds={self.seeds!r} and n_seeds={self.n_seeds!r}.")
+        if self.seeds is None:
+            n = 3 if self.n_seeds is None else self.n_seeds
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+                raise ValueError(f"n_seeds must be an integer >= 1, got {self.n_seeds!r}.")
+            return list(range(int(n)))
+        if isinstance(self.seeds, (str, bytes)) or not hasattr(self.seeds, "__iter__"):
+            raise ValueError(f"seeds must be a list of integers >= 0, got {self.seeds!r}.")
+        seeds = list(self.seeds)
+        if not seeds:
+            raise ValueError("seeds is empty; give at least one seed.")
+        bad = [s for s in seeds if not _is_seed(s)]
+        if bad:
+            raise ValueError(f"seeds must be integers >= 0, got {bad[0]!r} in {seeds!r}.")
+        seeds = [int(s) for s in seeds]
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"seeds must be distinct; {repeated} appear(s) more than once in {seeds}.")
+        return seeds
+
+    def _check(self) -> None:
+        #: the seeds that run, from ``seeds`` or ``n_seeds``
+        self.seeds_ = self._resolved_seeds()
+        if not callable(self.model_factory):
+            raise ValueError(f"model_factory must be a callable seed -> nn.Module, got {type(self.model_factory).__name__}.")
+        _check_solver_name(self.solver)
+        _distributed.check_executor(self.executor)
+        _distributed._check_threads(self.threads)
+        if not isinstance(self.reseed_loaders, bool):
+            raise ValueError(f"reseed_loaders must be True or False, got {self.reseed_loaders!r}.")
+
+    def fit(
+        self,
+        train_loader: Any = None,
+        valid_loader: Any = None,
+        test_loader: Any = None,
+        *,
+        loader_factory: Optional[Callable[[int], Any]] = None,
+        **fit_kwargs: Any,
+    ) -> MultiSeedResult:
+        """Fit every seed (here or on the executor) and summarise.
+
+        Args:
+            train_loader: Training loader, shared by every seed (each seed
+                uses a copy; see ``reseed_loaders``).
+            valid_loader: Validation loader (monitor and per-neuron metrics).
+            test_loader: Optional test loader, evaluated on the best state.
+            loader_factory: Instead of the loaders: ``seed -> (train, valid)``
+                or ``(train, valid, test)``, called in the worker (so large data
+                need not travel); it must give every seed the same split.
+            **fit_kwargs: Passed to the inner ``Solver.fit`` (``max_epochs``,
+                ``valid_frequency``, ``save_frequency``, ``resume``, ...);
+                ``logdir`` is set per seed from ``output_dir``.
+
+        Returns:
+            A :py:class:`MultiSeedResult`.
+
+        Raises:
+            ValueError: for loaders and ``loader_factory`` together (or neither),
+                a factory returning the wrong kind of object, and the inner
+                solver's own errors.
+        """
+        self._check()
+        given = [x for x in (train_loader, valid_loader, test_loader) if x is not None]
+        if given and loader_factory is not None:
+            raise ValueError("give either the loaders or loader_factory, not both.")
+        if not given and loader_factory is None:
+            raise ValueError("fit needs train_loader and valid_loader (and optionally test_loader) or loader_factory=seed -> (train, valid[, test]).")
+        loaders = None if loader_factory is not None else (train_loader, valid_loader, test_loader)
+        out = None if self.output_dir is None else Path(self.output_dir)
+        tasks = [
+            make_task(
+                where=f"multi-seed (seed {seed})",
+                model_factory=self.model_factory,
+                seed=seed,
+                solver=self.solver,
+                solver_kwargs=self.solver_kwargs,
+                loaders=loaders,
+                loader_factory=loader_factory,
+                fit_kwargs=fit_kwargs,
+                output_dir=None if out is None else out / SEED_FOLDER.format(seed=seed),
+                logger_factory=self.logger_factory,
+                reseed_loaders=self.reseed_loaders,
+            )
+            for seed in self.seeds_
+        ]
+        if self.executor is None:
+            seen: Dict[int, int] = {}  # only a shared process can hand the same module out twice
+            runs = _distributed.run_calls([(fit_seed, (task, seen), {}) for task in tasks], threads=self.threads)
+        else:
+            runs = _distributed.run_calls([(fit_seed, (task,), {}) for task in tasks], executor=self.executor, threads=self.threads)
+
+        per_seed, summary = _tables(runs)
+        best = _pick_best(runs, runs[0].mode)
+        result = MultiSeedResult(
+            seeds=list(self.seeds_),
+            runs=list(runs),
+            per_seed=per_seed,
+            summary=summary,
+            best_seed=best.seed,
+            best_score=best.best_score,
+            monitor=best.monitor,
+            mode=best.mode,
+            output_dir=out,
+        )
+        if out is not None:
+            self._write_summary(out, result)
+        self.result_ = result
+        return result
+
+    def _write_summary(self, out: Path, result: MultiSeedResult) -> None:
+        io.atomic_write_text(out / SUMMARY_CSV, result.summary.to_csv(index=False))
+        io.atomic_write_json(
+            out / SUMMARY_JSON,
+            _plain(
+                {
+                    "solver": self.solver,
+                    "seeds": result.seeds,
+                    "monitor": result.monitor,
+                    "mode": result.mode,
+                    "best_seed": result.best_seed,
+                    "best_score": result.best_score,
+                    "scores": {str(seed): score for seed, score in result.scores.items()},
+                    "seed_folders": {str(seed): SEED_FOLDER.format(seed=seed) for seed in result.seeds},
+                    "rows": result.summary.to_dict(orient="records"),
+                }
+            ),
+        )

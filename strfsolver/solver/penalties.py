@@ -1,0 +1,320 @@
+"""Penalties: terms added to the training loss to regularize a model.
+
+Each penalty is a callable ``penalty(model) -> scalar tensor`` equal to
+``weight * value(model)``; :py:meth:`strfsolver.solver.Solver.step` adds the
+sum of the solver's penalties to the data loss before the backward pass.
+Every value is an exact, documented sum (no hidden factor of 1/2, no
+averaging), so a weight means the same thing for every model size.
+
+Registered by name (``penalties.init("l2", weight=1e-3)``):
+
+=================  ================================================================
+``"l2"``           ``sum_p sum(p ** 2)`` over the selected parameters (weight decay
+                   in the loss, on the parameters you choose)
+``"l2-init"``      ``sum_p sum((p - p_0) ** 2)``: pull towards the values ``p_0``
+                   the parameters had when :py:meth:`Penalty.setup` ran (start of fit)
+``"l1-strf"``      ``sum |k|`` over the STRF kernels ``k``: sparse STRFs
+``"smooth-strf"``  ``sum (diff_F^d k) ** 2 + sum (diff_L^d k) ** 2``: squared
+                   ``d``-th differences along frequency and lag; smooth STRFs
+=================  ================================================================
+
+Parameters are selected by their name in ``model.named_parameters()`` with
+glob patterns (``include``, ``exclude``). STRF kernels are
+``model.strf()`` (``(N, C, F, L)``) when the model has that method and no
+pattern is given, otherwise the selected parameters, read with frequency and
+lag as their last two axes.
+
+A penalty's weight can follow a schedule: use its :py:attr:`Penalty.name` as
+the schedule's target.
+
+Example:
+
+    >>> import torch
+    >>> from strfsolver.solver import penalties
+    >>> model = torch.nn.Linear(2, 1, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1.0, -2.0]]))
+    >>> penalties.init("l2", weight=0.5)(model)
+    tensor(2.5000, grad_fn=<MulBackward0>)
+    >>> penalties.init("l1-strf", weight=1.0, include=("weight",))(model)
+    tensor(3., grad_fn=<MulBackward0>)
+"""
+
+from __future__ import annotations
+
+import abc
+import fnmatch
+import math
+import numbers
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from literate_dataclasses import dataclass, field
+from torch import Tensor, nn
+
+from strfsolver import registry
+
+registry.add_helper_functions(sys.modules[__name__])
+
+__all__ = ["Penalty", "L2Penalty", "L2InitPenalty", "L1StrfPenalty", "SmoothStrfPenalty"]
+
+_WEIGHT_DOC = "Factor of the penalty in the loss (>= 0); a schedule can change it during training."
+_INCLUDE_DOC = "Glob patterns on parameter names (``model.named_parameters()``); a parameter is selected if it matches any."
+_EXCLUDE_DOC = "Glob patterns of parameter names left out even if included."
+
+
+def _patterns(value, name: str, kind: str) -> Tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    value = tuple(value)
+    if not all(isinstance(p, str) for p in value):
+        raise ValueError(f"{kind} penalty: {name} must be glob patterns (strings), got {value!r}.")
+    return value
+
+
+class Penalty(abc.ABC):
+    """Base of every penalty: ``penalty(model) = weight * value(model)``.
+
+    Subclasses are literate dataclasses with at least ``weight`` and ``name``
+    fields, and implement :py:meth:`value`. Stateful penalties (such as
+    ``"l2-init"``) also implement :py:meth:`setup`, :py:meth:`state_dict`
+    and :py:meth:`load_state_dict` so that resumed runs see the same state.
+    """
+
+    weight: float
+    name: str
+
+    def _check_common(self) -> None:
+        kind = type(self).__name__
+        if isinstance(self.weight, bool) or not isinstance(self.weight, numbers.Real) or not math.isfinite(self.weight) or self.weight < 0:
+            raise ValueError(f"{kind}: weight must be a finite number >= 0, got {self.weight!r}.")
+        self.weight = float(self.weight)
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"{kind}: name must be a non-empty string, got {self.name!r}.")
+
+    @abc.abstractmethod
+    def value(self, model: nn.Module) -> Tensor:
+        """The unweighted penalty, a differentiable scalar tensor."""
+
+    def __call__(self, model: nn.Module) -> Tensor:
+        return self.weight * self.value(model)
+
+    def setup(self, model: nn.Module) -> None:
+        """Called by the solver at the start of a fit (not on resume). No-op by default."""
+
+    def state_dict(self) -> dict:
+        """Whatever must be saved with a checkpoint (nothing by default)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :py:meth:`state_dict` returned."""
+
+
+class _SelectsParameters:
+    include: Sequence[str]
+    exclude: Sequence[str]
+
+    def _check_patterns(self, kind: str) -> None:
+        self.include = _patterns(self.include, "include", kind)
+        self.exclude = _patterns(self.exclude, "exclude", kind)
+
+    def selected(self, model: nn.Module) -> List[Tuple[str, nn.Parameter]]:
+        """The ``(name, parameter)`` pairs this penalty applies to.
+
+        Raises:
+            ValueError: if no parameter matches, listing the model's parameter names.
+        """
+        chosen = [
+            (name, p)
+            for name, p in model.named_parameters()
+            if any(fnmatch.fnmatchcase(name, pat) for pat in self.include)
+            and not any(fnmatch.fnmatchcase(name, pat) for pat in self.exclude)
+        ]
+        if not chosen:
+            names = [name for name, _ in model.named_parameters()]
+            raise ValueError(
+                f"{type(self).__name__} {getattr(self, 'name', '')!r}: no parameter matches include="
+                f"{list(self.include)} and exclude={list(self.exclude)}; the model's parameters are {names}."
+            )
+        return chosen
+
+
+@register("l2")
+@dataclass
+class L2Penalty(_SelectsParameters, Penalty):
+    """L2 weight decay in the loss: ``weight * sum_p sum(p ** 2)``.
+
+    Unlike AdamW's decoupled ``weight_decay``, which shrinks every parameter,
+    this one acts on the parameters you select and goes through the gradient.
+
+    Args:
+        (fields)
+    """
+
+    weight: float = field(default=1e-4, doc=_WEIGHT_DOC)
+    include: Sequence[str] = field(default=("*",), doc=_INCLUDE_DOC)
+    exclude: Sequence[str] = field(default=("*bias*",), doc=_EXCLUDE_DOC)
+    name: str = field(default="l2", doc="Name of the penalty, e.g. a schedule's target.")
+
+    def __post_init__(self):
+        self._check_common()
+        self._check_patterns("l2")
+
+    def value(self, model: nn.Module) -> Tensor:
+        return sum(p.square().sum() for _, p in self.selected(model))
+
+
+@register("l2-init")
+@dataclass
+class L2InitPenalty(_SelectsParameters, Penalty):
+    """Pull towards the initial values: ``weight * sum_p sum((p - p_0) ** 2)``.
+
+    ``p_0`` is a copy of each selected parameter taken by :py:meth:`setup`
+    when a fit starts (or given through :py:meth:`load_state_dict`), so a
+    model fine-tuned from pretrained weights stays close to them.
+
+    Args:
+        (fields)
+    """
+
+    weight: float = field(default=1e-3, doc=_WEIGHT_DOC)
+    include: Sequence[str] = field(default=("*",), doc=_INCLUDE_DOC)
+    exclude: Sequence[str] = field(default=(), doc=_EXCLUDE_DOC)
+    name: str = field(default="l2-init", doc="Name of the penalty, e.g. a schedule's target.")
+
+    def __post_init__(self):
+        self._check_common()
+        self._check_patterns("l2-init")
+        self.reference: Dict[str, Tensor] = {}
+
+    def setup(self, model: nn.Module) -> None:
+        self.reference = {name: p.detach().clone() for name, p in self.selected(model)}
+
+    def value(self, model: nn.Module) -> Tensor:
+        if not self.reference:
+            # first call outside a fit: the current values are the reference
+            self.setup(model)
+        total = 0.0
+        for name, p in self.selected(model):
+            if name not in self.reference:
+                raise ValueError(
+                    f"l2-init penalty {self.name!r}: parameter {name!r} has no initial value; "
+                    f"the reference holds {sorted(self.reference)}. Call setup(model) again."
+                )
+            ref = self.reference[name]
+            if ref.shape != p.shape:
+                raise ValueError(
+                    f"l2-init penalty {self.name!r}: parameter {name!r} has shape {tuple(p.shape)} "
+                    f"but its initial value has shape {tuple(ref.shape)}."
+                )
+            total = total + (p - ref.to(p.device)).square().sum()
+        return total
+
+    def state_dict(self) -> dict:
+        return {"reference": dict(self.reference)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.reference = {k: v.detach().clone() for k, v in state.get("reference", {}).items()}
+
+
+class _StrfKernels(_SelectsParameters):
+    def kernels(self, model: nn.Module) -> List[Tensor]:
+        """STRF kernels with frequency and lag as the last two axes."""
+        if self.include is None:
+            strf = getattr(model, "strf", None)
+            if not callable(strf):
+                names = [name for name, _ in model.named_parameters()]
+                raise ValueError(
+                    f"{type(self).__name__} {self.name!r}: the model ({type(model).__name__}) has no strf() "
+                    f"method; select its STRF parameters with include=(...) among {names}."
+                )
+            kernel = strf()
+            if not kernel.requires_grad and any(p.requires_grad for p in model.parameters()):
+                raise ValueError(
+                    f"{type(self).__name__} {self.name!r}: {type(model).__name__}.strf() returns a tensor "
+                    "without gradient, so the penalty could not train the model; select its STRF "
+                    "parameters with include=(...) instead."
+                )
+            return [kernel]
+        kernels = [p for _, p in self.selected(model)]
+        for (name, p) in self.selected(model):
+            if p.ndim < 2:
+                raise ValueError(
+                    f"{type(self).__name__} {self.name!r}: parameter {name!r} has shape {tuple(p.shape)}; "
+                    "expected at least 2 axes (..., frequency, lag)."
+                )
+        return kernels
+
+
+@register("l1-strf")
+@dataclass
+class L1StrfPenalty(_StrfKernels, Penalty):
+    """Sparse STRFs: ``weight * sum |k|`` over the STRF kernels.
+
+    Args:
+        (fields)
+    """
+
+    weight: float = field(default=1e-4, doc=_WEIGHT_DOC)
+    include: Optional[Sequence[str]] = field(
+        default=None, doc="Glob patterns of the STRF parameters; ``None`` uses ``model.strf()``."
+    )
+    exclude: Sequence[str] = field(default=(), doc=_EXCLUDE_DOC)
+    name: str = field(default="l1-strf", doc="Name of the penalty, e.g. a schedule's target.")
+
+    def __post_init__(self):
+        self._check_common()
+        if self.include is not None:
+            self._check_patterns("l1-strf")
+
+    def value(self, model: nn.Module) -> Tensor:
+        return sum(k.abs().sum() for k in self.kernels(model))
+
+
+@register("smooth-strf")
+@dataclass
+class SmoothStrfPenalty(_StrfKernels, Penalty):
+    """Smooth STRFs: ``weight * (sum (D_F k) ** 2 + sum (D_L k) ** 2)``.
+
+    ``D_F`` and ``D_L`` are ``order``-th finite differences along the
+    frequency and lag axes (``torch.diff(k, n=order, dim=-2)`` and
+    ``dim=-1``). ``order=1`` penalizes steps, ``order=2`` curvature (a
+    discrete Laplacian prior).
+
+    Args:
+        (fields)
+    """
+
+    weight: float = field(default=1e-3, doc=_WEIGHT_DOC)
+    order: int = field(default=1, doc="Order of the differences (>= 1).")
+    axes: Sequence[str] = field(default=("freq", "lag"), doc="Axes to smooth along: any of ``\"freq\"`` and ``\"lag\"``.")
+    include: Optional[Sequence[str]] = field(
+        default=None, doc="Glob patterns of the STRF parameters; ``None`` uses ``model.strf()``."
+    )
+    exclude: Sequence[str] = field(default=(), doc=_EXCLUDE_DOC)
+    name: str = field(default="smooth-strf", doc="Name of the penalty, e.g. a schedule's target.")
+
+    def __post_init__(self):
+        self._check_common()
+        if isinstance(self.order, bool) or not isinstance(self.order, numbers.Integral) or self.order < 1:
+            raise ValueError(f"smooth-strf penalty: order must be an integer >= 1, got {self.order!r}.")
+        self.axes = tuple(_patterns(self.axes, "axes", "smooth-strf"))
+        if not self.axes or any(a not in ("freq", "lag") for a in self.axes):
+            raise ValueError(f"smooth-strf penalty: axes must be among ('freq', 'lag'), got {self.axes!r}.")
+        if self.include is not None:
+            self._check_patterns("smooth-strf")
+
+    def value(self, model: nn.Module) -> Tensor:
+        dims = {"freq": -2, "lag": -1}
+        total = 0.0
+        for k in self.kernels(model):
+            for axis in self.axes:
+                if k.shape[dims[axis]] > self.order:
+                    total = total + torch.diff(k, n=self.order, dim=dims[axis]).square().sum()
+        if not torch.is_tensor(total):
+            total = torch.zeros((), device=k.device)
+        return total
+
+
+registry.add_docstring(sys.modules[__name__])

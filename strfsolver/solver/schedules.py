@@ -1,0 +1,293 @@
+"""Hyperparameter schedules: a value as a function of the epoch or the step.
+
+A schedule maps a counter ``t`` (the epoch index, or the index of the
+gradient step over the whole run, both from 0) to the value of one named
+hyperparameter, its :py:attr:`~Schedule.target`. Before every epoch (``unit
+= "epoch"``) or every step (``unit = "step"``) the solver evaluates each
+schedule and writes the value to its target:
+
+- ``"lr"``, or any other key of the optimizer's parameter groups
+  (``"weight_decay"``, ``"momentum"``...), in every group;
+- the :py:attr:`~strfsolver.solver.penalties.Penalty.name` of one of the
+  solver's penalties: that penalty's ``weight``;
+- otherwise an attribute of the solver, e.g. ``"grad_clip"``.
+
+The five kinds, registered by name (``schedules.init("linear", ...)``):
+
+========================  ==================================================
+``"constant"``            ``value``
+``"linear"``              ``start + (end - start) * min(t, duration) / duration``
+``"stepwise"``            ``values[i]`` with ``i`` the number of ``milestones <= t``
+``"exponential"``         ``start * gamma ** t``
+``"step-exponential"``    ``start * gamma ** (t // step_size)``
+========================  ==================================================
+
+Schedules are pure functions of ``t``, so a resumed run re-derives every
+value from its restored counters. A ``torch.optim.lr_scheduler`` object can
+be given instead (see :py:class:`TorchScheduler`); its state travels with the
+checkpoints.
+
+Example:
+
+    >>> from strfsolver.solver import schedules
+    >>> warmup = schedules.init("linear", start=0.0, end=1e-2, duration=4)
+    >>> [warmup(t) for t in range(6)]
+    [0.0, 0.0025, 0.005, 0.0075, 0.01, 0.01]
+    >>> schedules.init("step-exponential", start=1.0, gamma=0.5, step_size=2)(5)
+    0.25
+"""
+
+from __future__ import annotations
+
+import abc
+import bisect
+import math
+import numbers
+import sys
+from typing import Any, Sequence
+
+import torch
+from literate_dataclasses import dataclass, field
+
+from strfsolver import registry
+
+registry.add_helper_functions(sys.modules[__name__])
+
+__all__ = [
+    "Schedule",
+    "ConstantSchedule",
+    "LinearSchedule",
+    "StepwiseSchedule",
+    "ExponentialSchedule",
+    "StepExponentialSchedule",
+    "TorchScheduler",
+    "UNITS",
+]
+
+#: what a schedule's counter ``t`` counts
+UNITS = ("epoch", "step")
+
+_TARGET_DOC = (
+    "Name of the hyperparameter to set: ``\"lr\"`` or another optimizer "
+    "parameter-group key, a penalty's name, or a solver attribute."
+)
+_UNIT_DOC = (
+    "``\"epoch\"``: ``t`` is the epoch index, the value is set before each "
+    "epoch; ``\"step\"``: ``t`` is the global gradient-step index, set before each step."
+)
+
+
+def _real(value: Any, name: str, kind: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{kind} schedule: {name} must be a finite number, got {value!r}.")
+    return float(value)
+
+
+def _count(value: Any, name: str, kind: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{kind} schedule: {name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+class Schedule(abc.ABC):
+    """Base of every schedule: ``schedule(t) -> float``.
+
+    Subclasses are literate dataclasses that declare their own parameters
+    followed by ``target`` and ``unit``, and implement :py:meth:`at`.
+    """
+
+    target: str
+    unit: str
+
+    def _check_common(self) -> None:
+        kind = type(self).__name__
+        if not isinstance(self.target, str) or not self.target:
+            raise ValueError(f"{kind}: target must name a hyperparameter (e.g. 'lr'), got {self.target!r}.")
+        if self.unit not in UNITS:
+            raise ValueError(f"{kind}: unit must be one of {UNITS}, got {self.unit!r}.")
+
+    @abc.abstractmethod
+    def at(self, t: int) -> float:
+        """The hyperparameter's value at counter ``t`` (>= 0)."""
+
+    def __call__(self, t: int) -> float:
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+            raise ValueError(f"{type(self).__name__}: t must be an integer >= 0, got {t!r}.")
+        return float(self.at(int(t)))
+
+
+@register("constant")
+@dataclass
+class ConstantSchedule(Schedule):
+    """The same value at every ``t``.
+
+    Args:
+        (fields)
+    """
+
+    value: float = field(default=1e-3, doc="The value.")
+    target: str = field(default="lr", doc=_TARGET_DOC)
+    unit: str = field(default="epoch", doc=_UNIT_DOC)
+
+    def __post_init__(self):
+        self.value = _real(self.value, "value", "constant")
+        self._check_common()
+
+    def at(self, t: int) -> float:
+        return self.value
+
+
+@register("linear")
+@dataclass
+class LinearSchedule(Schedule):
+    """A straight line from ``start`` to ``end`` over ``duration``, then ``end``.
+
+    ``value(t) = start + (end - start) * min(t, duration) / duration``; a
+    warm-up or a linear decay.
+
+    Args:
+        (fields)
+    """
+
+    start: float = field(default=0.0, doc="Value at ``t = 0``.")
+    end: float = field(default=1e-3, doc="Value from ``t = duration`` on.")
+    duration: int = field(default=10, doc="Number of epochs or steps (>= 1) to go from ``start`` to ``end``.")
+    target: str = field(default="lr", doc=_TARGET_DOC)
+    unit: str = field(default="epoch", doc=_UNIT_DOC)
+
+    def __post_init__(self):
+        self.start = _real(self.start, "start", "linear")
+        self.end = _real(self.end, "end", "linear")
+        self.duration = _count(self.duration, "duration", "linear", 1)
+        self._check_common()
+
+    def at(self, t: int) -> float:
+        return self.start + (self.end - self.start) * min(t, self.duration) / self.duration
+
+
+@register("stepwise")
+@dataclass
+class StepwiseSchedule(Schedule):
+    """Piecewise constant: ``values[0]`` until the first milestone, then the next value...
+
+    ``value(t) = values[i]`` where ``i`` is the number of milestones ``<= t``.
+
+    Args:
+        (fields)
+    """
+
+    values: Sequence[float] = field(default=(1e-3, 1e-4), doc="The ``len(milestones) + 1`` successive values.")
+    milestones: Sequence[int] = field(default=(10,), doc="Strictly increasing counters at which the next value starts.")
+    target: str = field(default="lr", doc=_TARGET_DOC)
+    unit: str = field(default="epoch", doc=_UNIT_DOC)
+
+    def __post_init__(self):
+        self.values = tuple(_real(v, f"values[{i}]", "stepwise") for i, v in enumerate(self.values))
+        self.milestones = tuple(_count(m, f"milestones[{i}]", "stepwise", 0) for i, m in enumerate(self.milestones))
+        if len(self.values) != len(self.milestones) + 1:
+            raise ValueError(
+                f"stepwise schedule: expected len(values) == len(milestones) + 1, got {len(self.values)} "
+                f"values {self.values} and {len(self.milestones)} milestones {self.milestones}."
+            )
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ValueError(f"stepwise schedule: milestones must be strictly increasing, got {self.milestones}.")
+        self._check_common()
+
+    def at(self, t: int) -> float:
+        return self.values[bisect.bisect_right(self.milestones, t)]
+
+
+@register("exponential")
+@dataclass
+class ExponentialSchedule(Schedule):
+    """Geometric decay (or growth): ``value(t) = start * gamma ** t``.
+
+    Args:
+        (fields)
+    """
+
+    start: float = field(default=1e-3, doc="Value at ``t = 0``.")
+    gamma: float = field(default=0.95, doc="Factor per epoch or step (> 0).")
+    target: str = field(default="lr", doc=_TARGET_DOC)
+    unit: str = field(default="epoch", doc=_UNIT_DOC)
+
+    def __post_init__(self):
+        self.start = _real(self.start, "start", "exponential")
+        self.gamma = _real(self.gamma, "gamma", "exponential")
+        if self.gamma <= 0:
+            raise ValueError(f"exponential schedule: gamma must be > 0, got {self.gamma!r}.")
+        self._check_common()
+
+    def at(self, t: int) -> float:
+        return self.start * self.gamma**t
+
+
+@register("step-exponential")
+@dataclass
+class StepExponentialSchedule(Schedule):
+    """Decay by ``gamma`` every ``step_size``: ``value(t) = start * gamma ** (t // step_size)``.
+
+    Args:
+        (fields)
+    """
+
+    start: float = field(default=1e-3, doc="Value for ``t < step_size``.")
+    gamma: float = field(default=0.5, doc="Factor applied every ``step_size`` (> 0).")
+    step_size: int = field(default=10, doc="Epochs or steps (>= 1) between two changes.")
+    target: str = field(default="lr", doc=_TARGET_DOC)
+    unit: str = field(default="epoch", doc=_UNIT_DOC)
+
+    def __post_init__(self):
+        self.start = _real(self.start, "start", "step-exponential")
+        self.gamma = _real(self.gamma, "gamma", "step-exponential")
+        if self.gamma <= 0:
+            raise ValueError(f"step-exponential schedule: gamma must be > 0, got {self.gamma!r}.")
+        self.step_size = _count(self.step_size, "step_size", "step-exponential", 1)
+        self._check_common()
+
+    def at(self, t: int) -> float:
+        return self.start * self.gamma ** (t // self.step_size)
+
+
+@dataclass
+class TorchScheduler:
+    """A ``torch.optim.lr_scheduler`` object driven by the solver.
+
+    The solver calls ``scheduler.step()`` after every epoch (``unit="epoch"``)
+    or after every gradient step (``unit="step"``);
+    ``ReduceLROnPlateau`` receives the monitored value instead, after every
+    evaluated epoch. Its ``state_dict()`` is saved in checkpoints. A bare
+    scheduler passed as the solver's ``schedule`` is wrapped with
+    ``unit="epoch"``. The scheduler must drive the solver's own optimizer.
+
+    Args:
+        (fields)
+    """
+
+    scheduler: Any = field(doc="The ``torch.optim.lr_scheduler`` instance.")
+    unit: str = field(default="epoch", doc="When to call ``scheduler.step()``: ``\"epoch\"`` or ``\"step\"``.")
+
+    def __post_init__(self):
+        if not is_torch_scheduler(self.scheduler):
+            raise ValueError(
+                f"TorchScheduler wraps a torch.optim.lr_scheduler object, got {type(self.scheduler).__name__}."
+            )
+        if self.unit not in UNITS:
+            raise ValueError(f"TorchScheduler: unit must be one of {UNITS}, got {self.unit!r}.")
+
+    @property
+    def target(self) -> str:
+        return "lr"
+
+    @property
+    def on_plateau(self) -> bool:
+        """Whether the scheduler needs the monitored value (``ReduceLROnPlateau``)."""
+        return isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+def is_torch_scheduler(obj: Any) -> bool:
+    """Whether ``obj`` is a ``torch.optim.lr_scheduler`` object."""
+    return isinstance(obj, (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau))
+
+
+registry.add_docstring(sys.modules[__name__])
