@@ -1,4 +1,10 @@
-"""Command line: ``strfsolver demo --out DIR`` (also ``python -m strfsolver``)."""
+"""Command line (``strfsolver``, also ``python -m strfsolver``).
+
+- ``strfsolver demo --out DIR``: the main job, a fit on the embedded synthetic data;
+- ``strfsolver fit CONFIG``: fit a data file as a JSON/YAML config describes
+  (see :py:mod:`strfsolver.fit_config`);
+- ``strfsolver list``: every registry's options.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +64,39 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--seed", type=int, default=None, help=f"default {DEFAULTS['seed']}")
     demo.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    fit = commands.add_parser(
+        "fit",
+        help="fit a model to a data file as a JSON or YAML config describes",
+        description="Fit the model and solver a config names to its data file (.npz or .nwb) under each of its "
+        "seeds; write summary.csv, history.csv, strfs.png, learning_curves.png and seeds/ to its 'out' folder. "
+        "Config keys: " + ", ".join(_config_keys()) + ".",
+    )
+    fit.add_argument("config", help="path of the JSON (.json) or YAML (.yaml, .yml) config")
+    fit.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    commands.add_parser(
+        "list",
+        help="print the registered solvers, models, prefilters and losses",
+        description="Print the names every registry accepts, one registry per line.",
+    )
     return parser
+
+
+def _config_keys():
+    from strfsolver.fit_config import CONFIG_KEYS
+
+    return list(CONFIG_KEYS)
+
+
+def _list_options() -> str:
+    import strfsolver
+
+    lines = []
+    for name in ("solver", "models", "prefilters", "losses"):
+        lines.append(f"{name + ':':<12}{', '.join(getattr(strfsolver, name).get_options())}")
+    return "\n".join(lines)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -80,6 +118,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         except ValueError as error:
             print(f"strfsolver demo: error: {error}", file=sys.stderr)
             return 2
+    elif args.command == "fit":
+        from strfsolver.fit_config import ConfigError, run_fit
+
+        try:
+            run_fit(args.config, progress=not args.no_progress, plots=not args.no_plots)
+        except ConfigError as error:
+            print(f"strfsolver fit: error: {error}", file=sys.stderr)
+            return 2
+    elif args.command == "list":
+        print(_list_options())
     return 0
 
 

@@ -1,0 +1,366 @@
+"""``strfsolver fit CONFIG``: fit a model to a data file described by a config.
+
+A config is a JSON or YAML file (YAML needs ``pip install strfsolver[yaml]``)
+with these keys; only ``data`` and ``out`` are required:
+
+=================  =========================================================
+key                meaning (default)
+=================  =========================================================
+``data``           path of a ``.npz`` (:py:func:`strfsolver.data.load_npz`)
+                   or ``.nwb`` file (:py:func:`strfsolver.data.from_nwb`),
+                   relative to the config file
+``data_options``   keyword arguments of ``from_nwb`` (``{}``)
+``out``            output folder, relative to the config file
+``model``          registered model name (``"linear"``)
+``model_options``  keyword arguments of the model; ``n_lags`` (20) lives here
+``solver``         registered solver name (``"population"``)
+``solver_options`` keyword arguments of the solver (``lr``, ``max_epochs``,
+                   ``patience``, ...)
+``loss``           registered loss name (``"mse"``)
+``seeds``          list of seeds, one fit each (``[0]``)
+``valid_fraction`` fraction of the stimuli held out for early stopping (0.2)
+``test_fraction``  fraction held out for a final test (0)
+``split_seed``     seed of the split by stimulus (0)
+``batch_size``     stimuli per batch (4)
+=================  =========================================================
+
+It writes the same report as ``strfsolver demo`` (``summary.csv`` with one
+row per neuron, ``history.csv``, ``strfs.png`` for models with STRFs and
+``learning_curves.png``) plus the multi-seed files of every seed under
+``seeds/``. There is no ground truth for recorded data, so ``summary.csv``
+holds the validation (and test) scores averaged over seeds, their spread and
+the data's signal-to-noise ratio instead of the truth's columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _stdio
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+
+import torch
+
+__all__ = ["ConfigError", "load_config", "validate_config", "run_fit", "CONFIG_KEYS"]
+
+#: every key a config may hold, with its default (``...`` = required)
+CONFIG_KEYS: Dict[str, Any] = {
+    "data": ...,
+    "out": ...,
+    "data_options": {},
+    "model": "linear",
+    "model_options": {},
+    "solver": "population",
+    "solver_options": {},
+    "loss": "mse",
+    "seeds": [0],
+    "valid_fraction": 0.2,
+    "test_fraction": 0.0,
+    "split_seed": 0,
+    "batch_size": 4,
+}
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message is one line naming the key."""
+
+
+def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) config file.
+
+    Relative ``data`` and ``out`` paths are resolved against the file's folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError("YAML configs need PyYAML: pip install strfsolver[yaml]") from None
+        try:
+            config = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    else:
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys to values, got {type(config).__name__}")
+    for key in ("data", "out"):
+        if isinstance(config.get(key), str) and not os.path.isabs(config[key]):
+            config[key] = str(path.parent / config[key])
+    return config
+
+
+def _expect(config: Mapping[str, Any], key: str, kinds, what: str) -> Any:
+    value = config[key]
+    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        raise ConfigError(f"config key {key!r} must be {what}, got {value!r}")
+    if not isinstance(value, kinds):
+        raise ConfigError(f"config key {key!r} must be {what}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """Check every key and fill in defaults; raises :py:class:`ConfigError`.
+
+    Returns:
+        A complete config (a new dict).
+    """
+    from strfsolver import losses, models, solver
+
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a config is a mapping of keys to values, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r}; known keys are {', '.join(CONFIG_KEYS)}")
+    missing = [k for k, v in CONFIG_KEYS.items() if v is ... and k not in config]
+    if missing:
+        raise ConfigError(f"config key {missing[0]!r} is required")
+    full = {k: (json.loads(json.dumps(v)) if v is not ... else None) for k, v in CONFIG_KEYS.items()}
+    full.update(config)
+
+    data = Path(_expect(full, "data", (str, os.PathLike), "a path to a .npz or .nwb file"))
+    if data.suffix.lower() not in (".npz", ".nwb"):
+        raise ConfigError(f"config key 'data' must name a .npz or .nwb file, got {str(data)!r}")
+    if not data.is_file():
+        raise ConfigError(f"config key 'data': no file at {data}")
+    _expect(full, "out", (str, os.PathLike), "a folder path")
+    for key in ("data_options", "model_options", "solver_options"):
+        _expect(full, key, dict, "a mapping of keyword arguments")
+    for key, registry in (("model", models), ("solver", solver), ("loss", losses)):
+        name = _expect(full, key, str, f"a registered {key} name ({', '.join(registry.get_options())})")
+        if name not in registry.get_options():
+            import difflib
+
+            close = difflib.get_close_matches(name, registry.get_options(), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"config key {key!r}: unknown {key} {name!r}{hint} (options: {', '.join(registry.get_options())})")
+    if full["solver"] == "multi-seed":
+        raise ConfigError("config key 'solver': name the inner solver; several seeds are asked for with 'seeds'")
+    seeds = _expect(full, "seeds", list, "a list of non-negative integers")
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError(f"config key 'seeds' must be a non-empty list of non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"config key 'seeds' repeats a seed: {seeds!r}")
+    for key in ("valid_fraction", "test_fraction"):
+        value = _expect(full, key, (int, float), "a fraction between 0 and 1")
+        if not 0 <= value < 1:
+            raise ConfigError(f"config key {key!r} must lie in [0, 1), got {value!r}")
+    if not full["valid_fraction"] > 0:
+        raise ConfigError("config key 'valid_fraction' must be > 0: early stopping needs validation stimuli")
+    if full["valid_fraction"] + full["test_fraction"] >= 1:
+        raise ConfigError("config keys 'valid_fraction' + 'test_fraction' must leave stimuli to train on (sum < 1)")
+    for key in ("split_seed", "batch_size"):
+        value = _expect(full, key, int, "an integer")
+        if value < (1 if key == "batch_size" else 0):
+            raise ConfigError(f"config key {key!r} must be {'>= 1' if key == 'batch_size' else '>= 0'}, got {value!r}")
+    forbidden = {"model", "criterion", "device"} & set(full["solver_options"])
+    if forbidden:
+        raise ConfigError(
+            f"config key 'solver_options' may not set {sorted(forbidden)[0]!r}: use the config keys "
+            f"'model' / 'loss' instead"
+        )
+    return full
+
+
+def _load_data(config: Mapping[str, Any]):
+    from strfsolver.data import from_nwb, load_npz
+
+    path = Path(config["data"])
+    try:
+        if path.suffix.lower() == ".npz":
+            if config["data_options"]:
+                raise ConfigError("config key 'data_options' applies to .nwb files only")
+            return load_npz(path)
+        return from_nwb(path, **config["data_options"])
+    except ConfigError:
+        raise
+    except TypeError as error:
+        raise ConfigError(f"config key 'data_options': {error}") from None
+    except (ValueError, ImportError) as error:
+        raise ConfigError(f"config key 'data': {str(error).splitlines()[0]}") from None
+
+
+def _write_csv(path: Path, rows: List[Dict[str, Any]]) -> None:
+    from strfsolver.io import atomic_write_text
+
+    columns: List[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = _stdio.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: bool = True, plots: bool = True, print_fn: Callable[[str], Any] = print) -> Dict[str, Any]:
+    """Fit what ``config`` describes and write the report; see the module docstring.
+
+    Args:
+        config: A config dict or the path of a JSON/YAML config file.
+        progress: Show the solver's progress bar.
+        plots: Draw the PNG figures (needs matplotlib).
+        print_fn: Where the table goes.
+
+    Returns:
+        ``{"summary": rows, "result": MultiSeedResult, "files": {name: path}, "seconds": float}``.
+    """
+    from strfsolver import models, solver
+    from strfsolver.data import make_loader
+    from strfsolver.metrics import snr as snr_metric
+    from strfsolver.data import neural_collate
+
+    start = time.perf_counter()
+    if not isinstance(config, Mapping):
+        config = load_config(config)
+    config = validate_config(config)
+    dataset = _load_data(config)
+    out = Path(config["out"])
+    out.mkdir(parents=True, exist_ok=True)
+
+    fractions = [1 - config["valid_fraction"] - config["test_fraction"], config["valid_fraction"]]
+    if config["test_fraction"] > 0:
+        fractions.append(config["test_fraction"])
+    try:
+        parts = dataset.split(fractions, seed=config["split_seed"])
+    except ValueError as error:
+        raise ConfigError(f"config keys 'valid_fraction'/'test_fraction': {error}") from None
+    train, valid = parts[0], parts[1]
+    test = parts[2] if len(parts) > 2 else None
+
+    model_options = dict(config["model_options"])
+    model_options.setdefault("n_lags", 20)
+    model_options.setdefault("dt_ms", dataset.dt_ms)
+    model_name = config["model"]
+    shapes = dict(n_freqs=dataset.n_freqs, n_neurons=dataset.n_neurons)
+    if dataset.stim_ndim == 3:
+        shapes["n_channels"] = dataset.n_channels
+    try:
+        models.init(model_name, **shapes, **model_options)
+    except TypeError as error:
+        raise ConfigError(f"config key 'model_options': {error}") from None
+    except ValueError as error:
+        raise ConfigError(f"config key 'model_options': {str(error).splitlines()[0]}") from None
+
+    def model_factory(seed: int):
+        return models.init(model_name, **shapes, **model_options)
+
+    solver_options = dict(config["solver_options"])
+    solver_options.setdefault("tqdm_on", progress)
+    batch = config["batch_size"]
+    try:  # the multi-seed runner builds its solvers late: check the options now
+        solver.init(config["solver"], model=model_factory(0), criterion=config["loss"], **solver_options)
+    except TypeError as error:
+        raise ConfigError(f"config key 'solver_options': {error}") from None
+    except (ValueError, KeyError) as error:
+        raise ConfigError(f"config key 'solver_options': {str(error).splitlines()[0]}") from None
+    try:
+        runner = solver.init(
+            "multi-seed",
+            solver=config["solver"],
+            model_factory=model_factory,
+            seeds=list(config["seeds"]),
+            output_dir=out / "seeds",
+            criterion=config["loss"],
+            **solver_options,
+        )
+    except TypeError as error:
+        raise ConfigError(f"config key 'solver_options': {error}") from None
+    train_loader = make_loader(train, batch_size=batch, shuffle=True, seed=config["split_seed"])
+    valid_loader = make_loader(valid, batch_size=batch)
+    test_loader = make_loader(test, batch_size=batch) if test is not None else None
+    print_fn(
+        f"fitting {model_name!r} to {dataset.n_neurons} neurons with the {config['solver']!r} solver: "
+        f"{len(train)} training, {len(valid)} validation"
+        + (f", {len(test)} test" if test is not None else "")
+        + f" stimuli, seeds {config['seeds']}"
+    )
+    result = runner.fit(train_loader, valid_loader, test_loader)
+
+    # per-neuron table: mean and spread over seeds, plus the data's own SNR
+    valid_batch = neural_collate([valid[i] for i in range(len(valid))])
+    data_snr = snr_metric(valid_batch["responses"].double())
+    neuron_ids = dataset.neuron_ids
+    splits = ["valid"] + (["test"] if test is not None else [])
+    rows = []
+    for n in range(dataset.n_neurons):
+        row: Dict[str, Any] = {"neuron": n, "neuron_id": neuron_ids[n]}
+        for split in splits:
+            for metric in ("cc", "cc_norm"):
+                values = torch.stack([run.neurons[split][metric][n] for run in result.runs]).double()
+                prefix = "" if split == "valid" else "test_"
+                row[f"{prefix}{metric}"] = float(values.nanmean())
+                if len(result.runs) > 1:
+                    finite = values[~values.isnan()]
+                    row[f"{prefix}{metric}_std"] = float(finite.std()) if finite.numel() > 1 else float("nan")
+        row["snr"] = float(data_snr[n])
+        rows.append(row)
+    files = {"summary": out / "summary.csv", "history": out / "history.csv"}
+    _write_csv(files["summary"], rows)
+    best_run = next(run for run in result.runs if run.seed == result.best_seed)
+    _write_csv(files["history"], [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in best_run.history])
+
+    best_model = model_factory(result.best_seed)
+    best_model.load_state_dict(result.best_state_dict)
+    from strfsolver.demo import _has_matplotlib, _median
+
+    if plots and _has_matplotlib():
+        files["learning_curves"] = out / "learning_curves.png"
+        _plot_history(files["learning_curves"], best_run.history, result.best_seed)
+        if getattr(best_model, "has_strf", False):
+            from strfsolver.models import plot_strfs
+
+            files["strfs"] = out / "strfs.png"
+            figure = plot_strfs(best_model.strf().detach().cpu(), dt_ms=dataset.dt_ms)
+            figure.savefig(files["strfs"], dpi=110)
+            import matplotlib.pyplot as plt
+
+            plt.close(figure)
+    elif plots:
+        print_fn("note: matplotlib is not installed, so the figures were skipped (pip install strfsolver[plot]).")
+
+    seconds = time.perf_counter() - start
+    keys = [k for k in rows[0] if k not in ("neuron", "neuron_id")]
+    print_fn(f"\nbest seed {result.best_seed}; per-neuron validation metrics ({len(rows)} neurons):")
+    print_fn(f"{'':<18}{'median':>9}{'min':>9}{'max':>9}")
+    for key in keys:
+        values = [r[key] for r in rows if not math.isnan(r[key])]
+        if values:
+            print_fn(f"{key:<18}{_median(values):>9.3f}{min(values):>9.3f}{max(values):>9.3f}")
+    print_fn(f"\nwrote {', '.join(str(p) for p in files.values())} and seeds/ in {seconds:.1f} s")
+    return {"summary": rows, "result": result, "files": files, "seconds": seconds}
+
+
+def _plot_history(path: Path, history: List[Dict[str, Any]], seed: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    left.plot([r["epoch"] for r in history], [r["train_loss"] for r in history], label="train")
+    validated = [r for r in history if "val_loss" in r]
+    left.plot([r["epoch"] for r in validated], [r["val_loss"] for r in validated], label="validation")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.legend()
+    for key in ("val_cc", "val_cc_norm"):
+        right.plot([r["epoch"] for r in validated if key in r], [r[key] for r in validated if key in r], label=key)
+    right.set_xlabel("epoch")
+    right.set_ylabel("validation score (mean over neurons)")
+    right.legend(fontsize=8)
+    fig.suptitle(f"learning curves, seed {seed}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,119 @@
+"""``strfsolver fit CONFIG`` and ``strfsolver list`` on small data."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from strfsolver import cli
+from strfsolver.data import save_npz, synthetic_population
+from strfsolver.fit_config import ConfigError, run_fit, validate_config
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    population = synthetic_population(n_neurons=4, n_stims=8, n_repeats=4, n_freqs=6, n_lags=4, n_times=80, seed=2)
+    path = tmp_path / "data.npz"
+    save_npz(path, population.dataset, neuron_ids=["a", "b", "c", "d"])
+    return path
+
+
+def write_config(tmp_path, **entries):
+    config = {"data": "data.npz", "out": "results", "model_options": {"n_lags": 4},
+              "solver_options": {"lr": 0.01, "max_epochs": 4, "patience": 2}}
+    config.update(entries)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_fit_writes_the_report_and_per_seed_files(tmp_path, data_file, capsys):
+    config = write_config(tmp_path, seeds=[0, 3], test_fraction=0.25)
+    assert cli.main(["fit", str(config), "--no-progress"]) == 0
+    out = tmp_path / "results"
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [r["neuron_id"] for r in rows] == ["a", "b", "c", "d"]
+    assert {"cc", "cc_norm", "cc_std", "test_cc_norm", "snr"} <= set(rows[0])
+    # the table's mean over seeds equals the per-seed files
+    per_seed = list(csv.DictReader((out / "seeds" / "summary.csv").open()))
+    mean = [r for r in per_seed if r["split"] == "valid" and r["metric"] == "cc_norm" and r["neuron"] == "1"][0]
+    assert float(rows[1]["cc_norm"]) == pytest.approx(float(mean["mean"]), rel=1e-5, abs=1e-6)
+    for seed in (0, 3):
+        assert (out / "seeds" / f"seed_{seed}" / "final.json").is_file()
+    history = list(csv.DictReader((out / "history.csv").open()))
+    assert 1 <= len(history) <= 4 and "val_cc_norm" in history[0]
+    assert (out / "strfs.png").stat().st_size > 1000
+    assert (out / "learning_curves.png").stat().st_size > 1000
+    assert "best seed" in capsys.readouterr().out
+
+
+def test_yaml_config_and_models_without_strf(tmp_path, data_file):
+    pytest.importorskip("yaml")
+    (tmp_path / "c.yaml").write_text(
+        "data: data.npz\nout: deep\nmodel: cnn2d\nmodel_options: {n_lags: 4}\n"
+        "solver_options: {max_epochs: 2}\nseeds: [1]\n"
+    )
+    result = run_fit(tmp_path / "c.yaml", progress=False, print_fn=lambda *_: None)
+    assert result["result"].best_seed == 1
+    assert "strfs" not in result["files"] and (tmp_path / "deep" / "summary.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ({"modle": "ln"}, "unknown config key 'modle'"),
+        ({"model": "lnn"}, "config key 'model': unknown model 'lnn'; did you mean 'ln'"),
+        ({"solver": "single_cell"}, "config key 'solver': unknown solver 'single_cell'; did you mean 'single-cell'"),
+        ({"seeds": [0, 0]}, "config key 'seeds' repeats a seed"),
+        ({"seeds": "0"}, "config key 'seeds' must be a list"),
+        ({"valid_fraction": 1.5}, "config key 'valid_fraction' must lie in"),
+        ({"batch_size": 0}, "config key 'batch_size' must be >= 1"),
+        ({"data": "missing.npz"}, "config key 'data': no file at"),
+        ({"data": "data.csv"}, "config key 'data' must name a .npz or .nwb file"),
+        ({"model_options": {"n_lags": 4, "depth": 3}}, "config key 'model_options'"),
+        ({"solver_options": {"criterion": "mse"}}, "config key 'solver_options' may not set 'criterion'"),
+        ({"solver_options": {"learning_rate": 0.1}}, "config key 'solver_options'"),
+    ],
+)
+def test_bad_configs_give_one_line_errors_naming_the_key(tmp_path, data_file, capsys, entries, message):
+    config = write_config(tmp_path, **entries)
+    assert cli.main(["fit", str(config), "--no-progress", "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("strfsolver fit: error: ")
+    assert message in err
+    assert "\n" not in err
+
+
+def test_missing_required_key_and_unreadable_files(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="config key 'out' is required"):
+        validate_config({"data": "x.npz"})
+    (tmp_path / "broken.json").write_text("{not json")
+    assert cli.main(["fit", str(tmp_path / "broken.json")]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
+    assert cli.main(["fit", str(tmp_path / "nothing.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_list_prints_every_registry(capsys):
+    assert cli.main(["list"]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.strip().splitlines())
+    assert [n.strip() for n in lines["solver"].split(",")] == ["multi-seed", "per-cell-best", "population", "single-cell"]
+    assert "transformer" in lines["models"] and "willmore" in lines["prefilters"]
+    assert [n.strip() for n in lines["losses"].split(",")] == ["mse", "poisson"]
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["fit"], ["list"]])
+def test_help_everywhere(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(command + ["--help"])
+    assert info.value.code == 0
+    assert "usage: strfsolver" in capsys.readouterr().out
