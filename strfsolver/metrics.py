@@ -89,6 +89,7 @@ __all__ = [
     "METHODS",
     "available_metrics",
     "psth",
+    "ResponseSummary",
     "corrcoef",
     "normalized_corrcoef",
     "signal_power",
@@ -231,6 +232,21 @@ class _PairMoments(NamedTuple):
     m2x: Tensor
     m2y: Tensor
     cxy: Tensor
+
+
+class ResponseSummary(NamedTuple):
+    """The prediction-free part of a batch, from :py:meth:`MetricAccumulator.summarize`.
+
+    Attributes:
+        psth: ``(B, N, 1, T)``, NaN where no repeat is valid.
+        stats: Per-neuron statistics of the responses alone (signal and
+            noise power, split halves), float64.
+        metrics: The metric names it serves.
+    """
+
+    psth: Tensor
+    stats: "_Stats"
+    metrics: tuple
 
 
 class _Stats(NamedTuple):
@@ -886,6 +902,28 @@ class MetricAccumulator:
         self.metrics = metrics
         self.reset()
 
+    @torch.no_grad()
+    def summarize(self, responses: Tensor) -> "ResponseSummary":
+        """What a batch's responses contribute, computed once for any prediction.
+
+        Validation data do not change between epochs, and most of the work
+        on them (PSTH, signal and noise power, split halves) does not involve
+        the prediction. ``update(pred, summary)`` with the summary of the same
+        batch gives the same statistics as ``update(pred, responses)`` while
+        touching only ``(B, N, 1, T)`` tensors.
+
+        Args:
+            responses: ``(B, N, R, T)``, NaN where missing.
+
+        Returns:
+            A :py:class:`ResponseSummary` for this accumulator's metrics.
+        """
+        responses = _check_responses(responses).detach()
+        need = _needs(self.metrics)
+        response_need = dict(need, pairs=False, residual=False)
+        stats = _stats(None, responses, None, **response_need, stats_dtype=torch.float64)
+        return ResponseSummary(psth(responses), stats, self.metrics)
+
     def reset(self) -> None:
         """Forget every batch seen so far."""
         self._stats: Optional[_Stats] = None
@@ -902,6 +940,15 @@ class MetricAccumulator:
             responses: ``(B, N, R, T)``, NaN where missing.
             mask: Optional bool ``(B, N, 1, T)`` or ``(B, N, T)``.
         """
+        summary = None
+        if isinstance(responses, ResponseSummary):
+            summary = responses
+            if summary.metrics != self.metrics:
+                raise ValueError(
+                    f"this summary was made for the metrics {summary.metrics} but the accumulator "
+                    f"computes {self.metrics}; summarize() with this accumulator."
+                )
+            responses = summary.psth
         pred, responses, mask = _check_inputs(pred, responses, mask)
         neurons = responses.shape[1]
         if self._n_neurons is not None and neurons != self._n_neurons:
@@ -917,7 +964,14 @@ class MetricAccumulator:
         responses = responses.detach().to(device)
         if mask is not None:
             mask = mask.to(device)
-        stats = _stats(pred, responses, mask, **_needs(self.metrics), stats_dtype=torch.float64)
+        if summary is None:
+            stats = _stats(pred, responses, mask, **_needs(self.metrics), stats_dtype=torch.float64)
+        else:
+            # the PSTH is a one-repeat response: its (pred, PSTH) moments are
+            # those of the full responses; the rest comes from the summary
+            need = _needs(self.metrics)
+            paired = _stats(pred, responses, mask, pairs=need["pairs"], residual=need["residual"], stats_dtype=torch.float64)
+            stats = _Stats(paired.pairs, paired.ss_res, *summary.stats[2:])
         if self._stats is None:
             self._stats = stats
             self._stats_device = device

@@ -515,3 +515,27 @@ def test_integer_counts_are_accepted():
     counts = responses.nan_to_num(0.0)[:, :, :, :20]
     expected = metrics.normalized_corrcoef(pred[..., :20], counts)
     assert_same(metrics.normalized_corrcoef(pred[..., :20], counts.long()), expected)
+
+
+def test_response_summaries_give_the_same_statistics_as_the_responses():
+    import math
+
+    from strfsolver.metrics import MetricAccumulator
+
+    g = torch.Generator().manual_seed(3)
+    responses = torch.poisson(torch.rand(5, 4, 6, 40, generator=g, dtype=torch.float64) * 3, generator=g)
+    responses[1, :, 4:] = math.nan  # fewer repeats
+    responses[2, 1, :, 30:] = math.nan  # shorter
+    responses[3, 2, 0] = math.nan  # a missing repeat
+    pred = torch.rand(5, 4, 1, 40, generator=g, dtype=torch.float64)
+    names = ("cc", "cc_norm", "cc_norm_hsu", "fve", "snr")
+    direct, cached = MetricAccumulator(names), MetricAccumulator(names)
+    for part in (slice(0, 2), slice(2, 5)):
+        direct.update(pred[part], responses[part])
+        summary = cached.summarize(responses[part])
+        assert summary.psth.shape == (part.stop - part.start, 4, 1, 40)
+        cached.update(pred[part], summary)
+    for name in names:
+        torch.testing.assert_close(cached.compute()[name], direct.compute()[name], rtol=1e-12, atol=1e-12, equal_nan=True)
+    with pytest.raises(ValueError, match="summary was made for the metrics"):
+        MetricAccumulator(("cc",)).update(pred[:2], summary)

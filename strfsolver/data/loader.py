@@ -2,7 +2,7 @@
 
 ``DataLoader(dataset, collate_fn=neural_collate)`` allocates and fills new
 padded tensors for every batch, item by item, on the CPU. A
-:py:class:`PaddedLoader` does that work once, for the whole dataset and
+:py:class:`PaddedLoader` does that work once (on its first batch), for the whole dataset and
 directly on the target device; a batch is then one ``index_select`` per
 tensor, trimmed to the batch's longest stimulus and largest repeat count so
 that it equals, value for value, what ``neural_collate`` would have built.
@@ -86,16 +86,30 @@ class PaddedLoader:
             raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}: {error}") from None
         self.dataset = dataset
         self.epoch = 0
-        # padding on the CPU first keeps one host-to-device copy per tensor
-        padded = neural_collate([dataset[i] for i in range(len(dataset))])
-        self._stims = padded["stims"].to(self.device)
-        self._responses = padded["responses"].to(self.device)
-        # selecting a stored bool mask costs a quarter of the bytes of recomputing isnan per batch
-        self._valid = padded["valid_mask"].to(self.device)
+        # padded on first use: a solver that trains on PSTHs (see
+        # Solver.psth_training) never needs the repeats padded at all
+        self._padded = None
         # batch extents are computed on the host: no device sync per batch
         self._lengths = torch.tensor(dataset.lengths, dtype=torch.long)
         self._repeats = torch.tensor(dataset.n_repeats, dtype=torch.long)
         self._meta = dataset.meta
+
+    def _pad(self):
+        if self._padded is None:
+            # padding on the CPU first keeps one host-to-device copy per tensor
+            padded = neural_collate([self.dataset[i] for i in range(len(self.dataset))])
+            self._padded = (
+                padded["stims"].to(self.device),
+                padded["responses"].to(self.device),
+                # selecting a stored bool mask costs a quarter of the bytes of recomputing isnan per batch
+                padded["valid_mask"].to(self.device),
+            )
+        return self._padded
+
+    @property
+    def is_padded(self) -> bool:
+        """Whether the padded tensors exist yet (they are built on the first batch)."""
+        return self._padded is not None
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -121,10 +135,11 @@ class PaddedLoader:
         bins = int(self._lengths[index].max())
         repeats = int(self._repeats[index].max())
         on_device = index.to(self.device, non_blocking=True)
+        padded_stims, padded_responses, padded_valid = self._pad()
         # slicing first makes index_select copy only the trimmed block
-        stims = self._stims[..., :bins].index_select(0, on_device)
-        responses = self._responses[:, :, :repeats, :bins].index_select(0, on_device)
-        valid = self._valid[:, :, :repeats, :bins].index_select(0, on_device)
+        stims = padded_stims[..., :bins].index_select(0, on_device)
+        responses = padded_responses[:, :, :repeats, :bins].index_select(0, on_device)
+        valid = padded_valid[:, :, :repeats, :bins].index_select(0, on_device)
         meta = [dict(self._meta[i]) for i in index.tolist()]
         return {"stims": stims, "responses": responses, "valid_mask": valid, "meta": meta}
 

@@ -16,4 +16,6 @@ from strfsolver.losses import functional  # noqa: E402
 from strfsolver.losses.functional import mse, poisson_nll  # noqa: E402
 from strfsolver.losses.regression import MSELoss, PoissonLoss  # noqa: E402
 
+__all__ = ["MSELoss", "PoissonLoss", "mse", "poisson_nll", "functional"]
+
 registry.add_docstring(sys.modules[__name__])

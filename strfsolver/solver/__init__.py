@@ -5,6 +5,12 @@
 - :py:class:`Solver`: the abstract base (early stopping, best state,
   checkpoints and resume, schedules, penalties, divergence checks, logging);
   a custom solver subclasses it and writes :py:meth:`Solver._inference`.
+- ``"population"`` (:py:class:`PopulationSolver`): every neuron jointly;
+  ``"single-cell"`` (:py:class:`SingleCellSolver`): N independent one-neuron
+  fits trained at once; ``"per-cell-best"`` (:py:class:`PerCellBestSolver`):
+  joint training, each neuron's readout from its own best epoch;
+  ``"multi-seed"`` (:py:class:`MultiSeedSolver`): another solver under
+  several seeds, on any ``concurrent.futures`` executor.
 - :py:mod:`~strfsolver.solver.schedules`: hyperparameter schedules over
   epochs or steps.
 - :py:mod:`~strfsolver.solver.penalties`: regularization terms added to the loss.
@@ -34,6 +40,11 @@ from strfsolver.solver.loggers import CSVLogger, JSONLinesLogger  # noqa: E402
 __all__ = [
     "Solver",
     "PopulationSolver",
+    "SingleCellSolver",
+    "NeuronStack",
+    "PerCellBestSolver",
+    "MultiSeedSolver",
+    "MultiSeedResult",
     "TrainingDivergedError",
     "schedules",
     "penalties",

@@ -180,7 +180,8 @@ class Solver(abc.ABC):
         default=None,
         doc="Serve training batches with each stimulus' PSTH ``(B, N, 1, T)``, computed once, in place of its "
         "repeats. The built-in losses collapse repeats to the PSTH anyway, so losses and gradients are unchanged "
-        "while each step reads R times less data. ``None`` (auto): on when the training loader is a "
+        "while each step reads R times less data. A validation loader in fixed order is then cached too: its "
+        "PSTHs and the prediction-free part of its metrics are computed on the first validation only. ``None`` (auto): on when the training loader is a "
         ":py:class:`~strfsolver.data.PaddedLoader`, the criterion is a built-in loss, ``step`` is not overridden "
         "and ``track_train_metrics`` is off; ``True``: on whenever the loader is a PaddedLoader; ``False``: off. "
         "Set it to ``False`` if a custom ``_inference`` reads the repeats of ``batch[\"responses\"]``.",
@@ -448,13 +449,12 @@ class Solver(abc.ABC):
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         n_stims = 0
         try:
-            for batch in loader:
-                batch = self._to_device(batch)
+            for batch, target in self._validation_batches(loader, accumulator):
                 pred = self._inference(batch)
                 size = int(batch["responses"].shape[0])
                 loss_sum += self.criterion(pred, batch["responses"]).detach().double() * size
                 n_stims += size
-                accumulator.update(pred, batch["responses"])
+                accumulator.update(pred, target)
         finally:
             self.model.train(was_training)
         if n_stims == 0:
@@ -645,13 +645,44 @@ class Solver(abc.ABC):
             return score > best + self.min_delta
         return score < best - self.min_delta
 
-    def _uses_psth(self, loader) -> bool:
+    def _uses_psth(self, loader, validation: bool = False) -> bool:
         if self.psth_training is False or not isinstance(loader, PaddedLoader):
             return False
         if self.psth_training:
             return True
         builtin = isinstance(self.criterion, (_losses.MSELoss, _losses.PoissonLoss))
-        return builtin and type(self).step is Solver.step and not self.track_train_metrics
+        # train metrics need the repeats of the training batches, not of the validation ones
+        return builtin and type(self).step is Solver.step and (validation or not self.track_train_metrics)
+
+    def _validation_batches(self, loader, accumulator: MetricAccumulator):
+        """``(batch, target)`` pairs for :py:meth:`validation`.
+
+        A fixed-order :py:class:`PaddedLoader` serves the same batches every
+        epoch; where the PSTH view applies (see ``psth_training``), each
+        batch's PSTH and the prediction-free part of its metrics
+        (:py:meth:`MetricAccumulator.summarize`) are computed on the first
+        validation and reused, so later epochs never touch the repeats. Any
+        other loader is iterated as it is, with its responses as target.
+        """
+        if not self._uses_psth(loader, validation=True) or loader.shuffle:
+            for batch in loader:
+                batch = self._to_device(batch)
+                yield batch, batch["responses"]
+            return
+        cache = getattr(self, "_validation_cache", None)
+        key = (loader, loader.batch_size, loader.drop_last, tuple(self.metrics), str(self.device))
+        if cache is None or cache[0] != key[1:] or cache[1] is not loader:
+            entries = []
+            for batch in loader:
+                batch = self._to_device(batch)
+                summary = accumulator.summarize(batch["responses"])
+                psth_batch = dict(batch, responses=summary.psth, valid_mask=~summary.psth.isnan())
+                entries.append((psth_batch, summary))
+            self._validation_cache = cache = (key[1:], loader, entries)
+        else:
+            # count the epoch as iterating would, so loader states stay the same
+            loader.set_epoch(loader.epoch + 1)
+        yield from cache[2]
 
     def _training_batches(self, loader):
         """What the epoch loop iterates: the loader, or its PSTH view (see ``psth_training``)."""

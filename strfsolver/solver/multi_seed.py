@@ -39,6 +39,7 @@ import math
 import numbers
 import os
 import time
+import weakref
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -253,7 +254,7 @@ def _float(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
-def fit_seed(task: _Task, _seen_models: Optional[Dict[int, int]] = None) -> SeedRun:
+def fit_seed(task: _Task, _seen_models: Optional[Dict[int, Any]] = None) -> SeedRun:
     """Fit the inner solver for one seed (see the module's docstring for the steps).
 
     Args:
@@ -279,12 +280,14 @@ def fit_seed(task: _Task, _seen_models: Optional[Dict[int, int]] = None) -> Seed
     if not isinstance(model, nn.Module):
         raise ValueError(f"model_factory(seed={seed}) returned {type(model).__name__} ({model!r:.80}); expected a torch.nn.Module.")
     if _seen_models is not None:
-        if id(model) in _seen_models:
+        # ids of freed models are reused: compare with the live object, held weakly
+        seen = _seen_models.get(id(model))
+        if seen is not None and seen[1]() is model:
             raise ValueError(
-                f"model_factory returned the same module for seeds {_seen_models[id(model)]} and {seed}; it must build "
+                f"model_factory returned the same module for seeds {seen[0]} and {seed}; it must build "
                 "a new model on every call (seeds would otherwise continue each other's training)."
             )
-        _seen_models[id(model)] = seed
+        _seen_models[id(model)] = (seed, weakref.ref(model))
 
     loggers = []
     if task.logger_factory is not None:

@@ -136,3 +136,14 @@ def test_cuda_batches_match_cpu(data):
     for a, b in zip(gpu, cpu):
         assert a["stims"].device.type == "cuda"
         assert_same_batch({k: v.cpu() if torch.is_tensor(v) else v for k, v in a.items()}, b)
+
+
+def test_padding_waits_for_the_first_batch():
+    from strfsolver.data import make_loader, synthetic_population
+
+    dataset = synthetic_population(n_neurons=3, n_stims=4, n_repeats=2, n_freqs=4, n_lags=3, n_times=30).dataset
+    loader = make_loader(dataset, batch_size=2)
+    # a solver training on PSTHs never pads the repeats: nothing is allocated before a batch
+    assert not loader.is_padded and len(loader) == 2
+    first = next(iter(loader))
+    assert loader.is_padded and first["responses"].shape == (2, 3, 2, 30)
