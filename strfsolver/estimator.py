@@ -496,7 +496,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         history_: ``pandas.DataFrame``, one row per epoch (``train_loss``,
             ``val_loss``, ``val_cc``, ``val_cc_norm``, ``lr``, ``seconds``...).
         scores_: ``pandas.DataFrame``, one row per neuron (index
-            ``neuron``), with ``cc``, ``cc_norm``, ``cc_norm_hsu``, ``fve``,
+            ``neuron``; a ``neuron_id`` column when ``fit`` was given a
+            ``NeuralDataset``), with ``cc``, ``cc_norm``, ``cc_norm_hsu``, ``fve``,
             ``signal_power``, ``noise_power`` and ``snr`` of the fitted model
             on the validation data (on the training data when
             ``val_fraction=0``; ``scores_.attrs["data"]`` says which).
@@ -685,6 +686,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                 and both shapes) or invalid parameters.
         """
         model_kwargs = self._check_params()
+        neuron_ids = getattr(X, "neuron_ids", None) if y is None else None  # a NeuralDataset names its neurons
         X, y, dt_ms = _unpack_dataset(X, y, "X", "y")
         if X_val is not None:
             X_val, y_val, _ = _unpack_dataset(X_val, y_val, "X_val", "y_val")
@@ -767,6 +769,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         self.history_ = pd.DataFrame([dict(row) for row in log])
         scored = val if val is not None else train
         self.scores_ = self._score_table(scored.stims, scored.responses, "validation" if val is not None else "training")
+        if neuron_ids is not None:
+            self.scores_.insert(0, "neuron_id", list(neuron_ids))
         self.strfs_ = self._strfs()
         return self
 

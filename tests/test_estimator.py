@@ -365,3 +365,15 @@ def test_every_solver_fits_predicts_and_round_trips(solver, tmp_path):
     for a, b in zip(est.predict(X), loaded.predict(X)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loaded.strfs_, est.strfs_, rtol=1e-5, atol=1e-7)
+
+
+def test_scores_name_the_neurons_of_a_dataset(tmp_path):
+    from strfsolver import STRFEstimator
+    from strfsolver.data import load_npz, save_npz, synthetic_population
+
+    population = synthetic_population(n_neurons=3, n_stims=6, n_repeats=3, n_freqs=5, n_lags=3, n_times=60, seed=4)
+    save_npz(tmp_path / "d.npz", population.dataset, neuron_ids=["u7", "u9", "u12"])
+    estimator = STRFEstimator(model="linear", n_lags=3, max_epochs=2, random_state=0).fit(load_npz(tmp_path / "d.npz"))
+    assert estimator.scores_["neuron_id"].tolist() == ["u7", "u9", "u12"]
+    estimator.save(tmp_path / "est")
+    assert STRFEstimator.load(tmp_path / "est").scores_["neuron_id"].tolist() == ["u7", "u9", "u12"]
