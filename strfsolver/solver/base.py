@@ -596,6 +596,15 @@ class Solver(abc.ABC):
     def on_epoch_end(self, epoch: Dict[str, Any]) -> None:
         """Hook called after every epoch with its dict (after the loggers); no-op by default."""
 
+    def _after_evaluation(self, row: Dict[str, Any]) -> None:
+        """Hook for subclasses, called every epoch after the early-stopping bookkeeping and
+        before the epoch dict is logged and checkpointed; it may add keys to ``row``.
+
+        Variants that track each neuron on its own (``"single-cell"``,
+        ``"per-cell-best"``) update their per-neuron state here, so loggers and
+        checkpoints see it. No-op by default.
+        """
+
     def _resolve_monitor(self, has_validation: bool) -> tuple:
         monitor, mode = self.monitor, self.mode
         if has_validation or not monitor.startswith("val_"):
@@ -845,6 +854,7 @@ class Solver(abc.ABC):
                 progress["epoch"] = epoch + 1
                 if self.patience is not None and progress["bad_epochs"] >= self.patience:
                     progress["stopped"] = True
+                self._after_evaluation(row)
                 self.log.append(row)
                 for logger in self.loggers:
                     logger(row)

@@ -143,4 +143,4 @@ class PerCellBestSolver(_NeuronScores, PopulationSolver):
         """As :py:meth:`Solver.fit`; at the end the global best state gets each
         neuron's own best slice. Epoch dicts also hold ``n_improved`` (neurons
         whose own score improved)."""
-        return self._fit_with_tracker(self._track_neurons, loader, valid_loader, kwargs)
+        return super().fit(loader, valid_loader, **kwargs)

@@ -619,17 +619,8 @@ class _NeuronScores:
         value = self._progress.get("neuron_best_score")
         return None if value is None else value.clone()
 
-    def _fit_with_tracker(self, tracker, loader, valid_loader, kwargs):
-        # The per-neuron update runs as the first logger: the base fit calls the
-        # loggers after its own (scalar) bookkeeping and before checkpointing,
-        # so the neurons' state and the epoch dict's counts are both in place
-        # when the user's loggers and the checkpoint see them.
-        user_loggers = list(self.loggers)
-        self.loggers = [tracker] + user_loggers
-        try:
-            return Solver.fit(self, loader, valid_loader, **kwargs)
-        finally:
-            self.loggers = user_loggers
+    def _after_evaluation(self, row: Dict[str, Any]) -> None:
+        self._track_neurons(row)
 
 
 # ----------------------------------------------------------------------
@@ -821,7 +812,7 @@ class SingleCellSolver(_NeuronScores, Solver):
         ``n_active``, ``n_improved`` and ``n_stopped``. When the model has no
         shared parameter (or N = 1) the result is written into
         :py:attr:`population_model`."""
-        log = self._fit_with_tracker(self._track_neurons, loader, valid_loader, kwargs)
+        log = super().fit(loader, valid_loader, **kwargs)
         if self.population_model is not None and not self.model.differing_shared():
             self.model.to_population(self.population_model)
         return log
