@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numbers
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import torch
 

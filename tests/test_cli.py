@@ -13,14 +13,6 @@ from strfsolver.data import synthetic_population
 SMALL = ["--quick", "--no-progress", "--n-neurons", "4", "--max-epochs", "5"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _rows(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))

@@ -4,19 +4,10 @@ import csv
 import json
 
 import pytest
-import torch
 
 from strfsolver import cli
 from strfsolver.data import save_npz, synthetic_population
 from strfsolver.fit_config import ConfigError, run_fit, validate_config
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

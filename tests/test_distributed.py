@@ -16,15 +16,6 @@ SIZES = dict(n_neurons=5, n_stims=8, n_repeats=6, n_freqs=6, n_lags=4, n_times=8
 FAST = dict(max_epochs=3, lr=1e-2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: one torch thread is faster and steady on shared cores
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def loaders():
     data = synthetic_population(**SIZES, seed=5).dataset

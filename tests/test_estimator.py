@@ -19,15 +19,6 @@ from strfsolver.estimator import STRFEstimator, NotFittedError, dataset_to_array
 F, N, L = 4, 3, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors on a shared 2-core machine: extra threads only contend
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(**kwargs):
     """A fast estimator: a linear model, a few epochs, a fixed seed."""
     options = dict(model="linear", n_lags=L, lr=0.05, max_epochs=4, patience=2, batch_size=4, random_state=0)

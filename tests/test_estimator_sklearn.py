@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 sklearn = pytest.importorskip("sklearn")
 
@@ -37,15 +36,6 @@ EXPECTED_FAILED_CHECKS = {
 
 def checked_estimator(n_lags=3):
     return STRFEstimator(model="linear", n_lags=n_lags, lr=0.01, max_epochs=3, patience=2, batch_size=4, random_state=0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors on a shared 2-core machine: extra threads only contend
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # xfail_strict: a listed check that starts to pass fails the suite, so the list stays honest

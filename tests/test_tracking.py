@@ -16,14 +16,6 @@ from strfsolver.data import make_loader, synthetic_population
 from strfsolver.tracking import TensorBoardLogger, WandbLogger, auto_config, slug_from_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def small_model():
     return strfsolver.models.init("ln", n_freqs=6, n_lags=4, n_neurons=5)
 

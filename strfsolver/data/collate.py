@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
-import torch
 from torch import Tensor
 
 __all__ = ["neural_collate"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -448,7 +448,6 @@ def synthetic_population(
 
     shapes, best, latency_ms = _strfs(np.random.default_rng(strf_seq), n_neurons, n_freqs, n_lags, dt_ms)
     strfs = torch.from_numpy(shapes).float()[:, None]  # (N, 1, F, L)
-    lengths = [s.shape[1] for s in stims]
     stim_tensors = [torch.from_numpy(s).float() for s in stims]
     if low == high:
         raw = _causal_drive(strfs, torch.stack(stim_tensors)[:, None]).permute(1, 0, 2).reshape(n_neurons, -1)

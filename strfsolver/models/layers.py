@@ -21,7 +21,7 @@ Kernels are pluggable: :py:class:`FullSTRF` (one free weight per entry),
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as nnf

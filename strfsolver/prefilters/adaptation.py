@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as nnf
 from torch import Tensor, nn
 
 from strfsolver.models.layers import LearnableExponentialDecay

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
 from literate_dataclasses import dataclass, field
 from torch import Tensor, nn
 

@@ -44,11 +44,3 @@ def stims():
     return torch.rand(SIZES["B"], SIZES["F"], SIZES["T"], generator=torch.Generator().manual_seed(1))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run on one intra-op thread: these tensors are tiny, and on a shared 2-core machine
-    thread synchronisation costs more than it saves (an order of magnitude on small fits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

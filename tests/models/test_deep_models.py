@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-import strfsolver
 from strfsolver.models.layers import CausalLayerNorm
 
 

@@ -71,7 +71,6 @@ def test_ln_reaches_the_truths_cc_norm():
 @pytest.mark.parametrize("name", strfsolver.models.get_options())
 def test_every_model_fits_the_synthetic_population(name, build):
     """Each registered model, trained briefly by the population solver, predicts held-out responses."""
-    torch.set_num_threads(1)
     pop = synthetic_population(n_neurons=3, n_stims=16, n_repeats=8, n_freqs=8, n_lags=5, n_times=120, seed=5)
     model = build(name)
     train, valid = pop.dataset.split([0.75, 0.25], seed=0)

@@ -1,12 +1,10 @@
 """gradient_strf and plot_strfs."""
 
 import builtins
-import sys
 
 import pytest
 import torch
 
-import strfsolver
 from strfsolver.models import gradient_strf, plot_strfs
 
 

@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
 import strfsolver
 from strfsolver.models import NeuralModel

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import strfsolver
-from strfsolver.prefilters import AdapTrans, ICAdaptation, IdentityPrefilter, willmore_time_constants
+from strfsolver.prefilters import ICAdaptation, IdentityPrefilter
 
 PREFILTERS = strfsolver.prefilters.get_options()
 B, C, F, T = 2, 1, 6, 50

@@ -34,16 +34,6 @@ def make_linear(n_freqs, n_lags, n_neurons):
     return CausalLinear(n_freqs, n_lags, n_neurons)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: OpenMP threads only add barriers, which stall badly when
-    # other processes share the two cores; restored after each test
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 SIZES = dict(n_neurons=6, n_stims=10, n_repeats=4, n_freqs=8, n_lags=6, n_times=80)
 
 

@@ -1,0 +1,17 @@
+"""Fixtures shared by the whole test suite."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Run each test on one intra-op thread, restored afterwards.
+
+    The tests use tiny tensors: on a 2-core machine shared with other jobs,
+    OpenMP barriers cost more than the threads save (up to 10x on small fits).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
