@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from strfsolver.metrics import _check_inputs, _check_reduction, _reduce
+from strfsolver.metrics import _check_inputs, _check_reduction, _reduce, psth
 
 __all__ = ["mse", "poisson_nll"]
 
@@ -29,14 +29,8 @@ Tensor = torch.Tensor
 def _target_and_valid(pred, responses, mask) -> Tuple[Tensor, Tensor, Tensor]:
     """(pred (B, N, T), PSTH zero-filled (B, N, T), valid (B, N, T))."""
     pred, responses, mask = _check_inputs(pred, responses, mask)
-    if responses.shape[2] == 1:
-        target = responses[:, :, 0]
-        valid = ~torch.isnan(target)
-    else:
-        # clamp(x, 1, 1) is 1 where recorded and NaN where not
-        count = responses.clamp(1.0, 1.0).nansum(2)
-        valid = count > 0
-        target = responses.nansum(2) / count.clamp(min=1)
+    target = psth(responses)[:, :, 0]
+    valid = ~torch.isnan(target)
     if mask is not None:
         valid = valid & mask
     return pred[:, :, 0], torch.where(valid, target, 0.0), valid

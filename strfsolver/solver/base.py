@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from strfsolver import losses as _losses
 from strfsolver import random as _random
 from strfsolver.data import NeuralDataset, PaddedLoader, make_loader
-from strfsolver.metrics import MetricAccumulator
+from strfsolver.metrics import MetricAccumulator, psth
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver import schedules as _schedules
@@ -61,13 +61,6 @@ def _copy_state(module: nn.Module) -> Dict[str, Tensor]:
     return {name: t.detach().clone() for name, t in module.state_dict().items()}
 
 
-def _psth(responses: Tensor) -> Tensor:
-    """``(N, R, T) -> (N, 1, T)``: the PSTH exactly as the built-in losses collapse repeats."""
-    count = responses.clamp(1.0, 1.0).nansum(1, keepdim=True)  # 1 where recorded, NaN elsewhere
-    mean = responses.nansum(1, keepdim=True) / count.clamp(min=1)
-    return torch.where(count > 0, mean, torch.full_like(mean, float("nan")))
-
-
 class _PsthBatches:
     """A :py:class:`PaddedLoader`'s batches, in its order, with PSTHs in place of the repeats.
 
@@ -79,7 +72,7 @@ class _PsthBatches:
     def __init__(self, loader: PaddedLoader):
         self.loader = loader
         dataset = loader.dataset
-        psths = NeuralDataset(dataset.stims, [_psth(r) for r in dataset.responses], dataset.dt_ms, meta=dataset.meta)
+        psths = NeuralDataset(dataset.stims, [psth(r.unsqueeze(0))[0] for r in dataset.responses], dataset.dt_ms, meta=dataset.meta)
         self.psth_loader = make_loader(
             psths, batch_size=loader.batch_size, shuffle=loader.shuffle, seed=loader.seed, device=loader.device, drop_last=loader.drop_last
         )
