@@ -25,19 +25,19 @@ the STRF correlation shows how well the receptive fields are recovered.
 
 from __future__ import annotations
 
-import csv
-import io as _stdio
 import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Union
 
 import torch
 
 from strfsolver import io, models, solver
 from strfsolver.data import make_loader, synthetic_population
 from strfsolver.random import set_random_seed
+from strfsolver.report import has_matplotlib as _has_matplotlib
+from strfsolver.report import median, plot_learning_curves, rows_to_csv, summary_lines
 from strfsolver.solver.loggers import CSVLogger
 
 __all__ = ["run_demo", "strf_correlation", "DEFAULTS", "QUICK"]
@@ -86,30 +86,14 @@ def strf_correlation(fitted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 
 
 def _summary_csv(rows: List[Dict[str, Any]]) -> str:
-    buffer = _stdio.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buffer.getvalue()
-
-
-def _median(values: List[float]) -> float:
-    finite = torch.tensor([v for v in values if not math.isnan(v)], dtype=torch.float64)
-    return float(finite.median()) if finite.numel() else float("nan")
+    return rows_to_csv(rows, SUMMARY_COLUMNS)
 
 
 def _table(rows: List[Dict[str, Any]]) -> str:
-    lines = [f"{'':<14}{'median':>9}{'min':>9}{'max':>9}"]
-    for key in SUMMARY_COLUMNS[1:]:
-        values = [row[key] for row in rows if not math.isnan(row[key])]
-        if values:
-            lines.append(f"{key:<14}{_median(values):>9.3f}{min(values):>9.3f}{max(values):>9.3f}")
-        else:
-            lines.append(f"{key:<14}{'nan':>9}{'nan':>9}{'nan':>9}")
+    lines = summary_lines(rows, SUMMARY_COLUMNS[1:])
     ratio = [r["cc_norm"] / r["truth_cc_norm"] for r in rows if r["truth_cc_norm"] > 0 and not math.isnan(r["cc_norm"])]
     if ratio:
-        lines.append(f"{'cc_norm/truth':<14}{_median(ratio):>9.3f}{min(ratio):>9.3f}{max(ratio):>9.3f}")
+        lines.append(f"{'cc_norm/truth':<14}{median(ratio):>9.3f}{min(ratio):>9.3f}{max(ratio):>9.3f}")
     return "\n".join(lines)
 
 
@@ -140,41 +124,6 @@ def _plot_strfs(path: Path, fitted: torch.Tensor, truth: torch.Tensor, corr: tor
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _plot_curves(path: Path, history: List[Dict[str, Any]], truth_mean: float, best_epoch: Optional[int]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    left.plot(epochs, [row["train_loss"] for row in history], label="train")
-    validated = [row for row in history if "val_loss" in row]
-    left.plot([r["epoch"] for r in validated], [r["val_loss"] for r in validated], label="validation")
-    left.set_xlabel("epoch")
-    left.set_ylabel("MSE loss")
-    left.legend()
-    right.plot([r["epoch"] for r in validated], [r["val_cc_norm"] for r in validated], label="fitted (mean over neurons)")
-    right.axhline(truth_mean, color="k", linestyle="--", linewidth=1, label="truth (mean over neurons)")
-    if best_epoch is not None:
-        for ax in (left, right):
-            ax.axvline(best_epoch, color="gray", linestyle=":", linewidth=1)
-    right.set_xlabel("epoch")
-    right.set_ylabel("validation cc_norm")
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _has_matplotlib() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def run_demo(
@@ -278,7 +227,15 @@ def run_demo(
         files["strfs"] = out / "strfs.png"
         files["learning_curves"] = out / "learning_curves.png"
         _plot_strfs(files["strfs"], fitted_strfs, true_strfs, corr, population.dt_ms)
-        _plot_curves(files["learning_curves"], history, float(truth.nanmean()), fitter.best_epoch_)
+        plot_learning_curves(
+            files["learning_curves"],
+            history,
+            {"val_cc_norm": "fitted (mean over neurons)"},
+            loss_label="MSE loss",
+            score_label="validation cc_norm",
+            reference=("truth (mean over neurons)", float(truth.nanmean())),
+            best_epoch=fitter.best_epoch_,
+        )
     elif plots:
         print_fn("note: matplotlib is not installed, so strfs.png and learning_curves.png were skipped (pip install matplotlib).")
 

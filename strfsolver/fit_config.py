@@ -34,16 +34,15 @@ the data's signal-to-noise ratio instead of the truth's columns.
 
 from __future__ import annotations
 
-import csv
-import io as _stdio
 import json
-import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Union
+from typing import Any, Callable, Dict, Mapping, Union
 
-import torch
+from strfsolver.io import atomic_write_text
+from strfsolver.report import has_matplotlib, plot_learning_curves, rows_to_csv, summary_lines
+from strfsolver.solver.loggers import history_to_csv
 
 __all__ = ["ConfigError", "load_config", "validate_config", "run_fit", "CONFIG_KEYS"]
 
@@ -190,20 +189,6 @@ def _load_data(config: Mapping[str, Any]):
         raise ConfigError(f"config key 'data': {str(error).splitlines()[0]}") from None
 
 
-def _write_csv(path: Path, rows: List[Dict[str, Any]]) -> None:
-    from strfsolver.io import atomic_write_text
-
-    columns: List[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = _stdio.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
-
-
 def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: bool = True, plots: bool = True, print_fn: Callable[[str], Any] = print) -> Dict[str, Any]:
     """Fit what ``config`` describes and write the report; see the module docstring.
 
@@ -247,7 +232,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     if dataset.stim_ndim == 3:
         shapes["n_channels"] = dataset.n_channels
     try:
-        models.init(model_name, **shapes, **model_options)
+        probe = models.init(model_name, **shapes, **model_options)
     except TypeError as error:
         raise ConfigError(f"config key 'model_options': {error}") from None
     except ValueError as error:
@@ -260,7 +245,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     solver_options.setdefault("tqdm_on", progress)
     batch = config["batch_size"]
     try:  # the multi-seed runner builds its solvers late: check the options now
-        solver.init(config["solver"], model=model_factory(0), criterion=config["loss"], **solver_options)
+        solver.init(config["solver"], model=probe, criterion=config["loss"], **solver_options)
     except TypeError as error:
         raise ConfigError(f"config key 'solver_options': {error}") from None
     except (ValueError, KeyError) as error:
@@ -288,36 +273,39 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     )
     result = runner.fit(train_loader, valid_loader, test_loader)
 
-    # per-neuron table: mean and spread over seeds, plus the data's own SNR
+    # per-neuron table: mean and spread over seeds (the multi-seed summary), plus the data's own SNR
     valid_batch = neural_collate([valid[i] for i in range(len(valid))])
     data_snr = snr_metric(valid_batch["responses"].double())
-    neuron_ids = dataset.neuron_ids
+    summary = result.summary.set_index(["split", "metric", "neuron"])
     splits = ["valid"] + (["test"] if test is not None else [])
     rows = []
-    for n in range(dataset.n_neurons):
-        row: Dict[str, Any] = {"neuron": n, "neuron_id": neuron_ids[n]}
+    for n, neuron_id in enumerate(dataset.neuron_ids):
+        row: Dict[str, Any] = {"neuron": n, "neuron_id": neuron_id}
         for split in splits:
+            prefix = "" if split == "valid" else "test_"
             for metric in ("cc", "cc_norm"):
-                values = torch.stack([run.neurons[split][metric][n] for run in result.runs]).double()
-                prefix = "" if split == "valid" else "test_"
-                row[f"{prefix}{metric}"] = float(values.nanmean())
+                entry = summary.loc[(split, metric, n)]
+                row[f"{prefix}{metric}"] = float(entry["mean"])
                 if len(result.runs) > 1:
-                    finite = values[~values.isnan()]
-                    row[f"{prefix}{metric}_std"] = float(finite.std()) if finite.numel() > 1 else float("nan")
+                    row[f"{prefix}{metric}_std"] = float(entry["std"])
         row["snr"] = float(data_snr[n])
         rows.append(row)
     files = {"summary": out / "summary.csv", "history": out / "history.csv"}
-    _write_csv(files["summary"], rows)
-    best_run = next(run for run in result.runs if run.seed == result.best_seed)
-    _write_csv(files["history"], [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in best_run.history])
+    atomic_write_text(files["summary"], rows_to_csv(rows))
+    best_run = result.best_run
+    atomic_write_text(files["history"], history_to_csv(best_run.history))
 
     best_model = model_factory(result.best_seed)
     best_model.load_state_dict(result.best_state_dict)
-    from strfsolver.demo import _has_matplotlib, _median
-
-    if plots and _has_matplotlib():
+    if plots and has_matplotlib():
         files["learning_curves"] = out / "learning_curves.png"
-        _plot_history(files["learning_curves"], best_run.history, result.best_seed)
+        plot_learning_curves(
+            files["learning_curves"],
+            best_run.history,
+            {"val_cc": "val_cc", "val_cc_norm": "val_cc_norm"},
+            score_label="validation score (mean over neurons)",
+            title=f"learning curves, seed {result.best_seed}",
+        )
         if getattr(best_model, "has_strf", False):
             from strfsolver.models import plot_strfs
 
@@ -333,34 +321,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     seconds = time.perf_counter() - start
     keys = [k for k in rows[0] if k not in ("neuron", "neuron_id")]
     print_fn(f"\nbest seed {result.best_seed}; per-neuron validation metrics ({len(rows)} neurons):")
-    print_fn(f"{'':<18}{'median':>9}{'min':>9}{'max':>9}")
-    for key in keys:
-        values = [r[key] for r in rows if not math.isnan(r[key])]
-        if values:
-            print_fn(f"{key:<18}{_median(values):>9.3f}{min(values):>9.3f}{max(values):>9.3f}")
+    for line in summary_lines(rows, keys, width=18):
+        print_fn(line)
     print_fn(f"\nwrote {', '.join(str(p) for p in files.values())} and seeds/ in {seconds:.1f} s")
     return {"summary": rows, "result": result, "files": files, "seconds": seconds}
-
-
-def _plot_history(path: Path, history: List[Dict[str, Any]], seed: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    left.plot([r["epoch"] for r in history], [r["train_loss"] for r in history], label="train")
-    validated = [r for r in history if "val_loss" in r]
-    left.plot([r["epoch"] for r in validated], [r["val_loss"] for r in validated], label="validation")
-    left.set_xlabel("epoch")
-    left.set_ylabel("loss")
-    left.legend()
-    for key in ("val_cc", "val_cc_norm"):
-        right.plot([r["epoch"] for r in validated if key in r], [r[key] for r in validated if key in r], label=key)
-    right.set_xlabel("epoch")
-    right.set_ylabel("validation score (mean over neurons)")
-    right.legend(fontsize=8)
-    fig.suptitle(f"learning curves, seed {seed}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -697,7 +697,9 @@ def psth(responses: Tensor) -> Tensor:
     responses = _check_responses(responses)
     if responses.shape[2] == 1:
         return responses
-    count = responses.mul(0.0).add_(1.0).nansum(2, keepdim=True)
+    # clamp(x, 1, 1) is 1 where recorded (infinities included) and NaN where not,
+    # the same rule as every other statistic here
+    count = responses.clamp(1.0, 1.0).nansum(2, keepdim=True)
     return torch.where(count > 0, responses.nansum(2, keepdim=True) / count.clamp(min=1), torch.nan)
 
 
