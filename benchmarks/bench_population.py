@@ -62,11 +62,6 @@ LR = 3e-3
 WEIGHT_DECAY = 1e-4
 
 
-def _rss_now_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _peak_rss_bytes() -> int:
     # ru_maxrss is in kilobytes on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -51,7 +51,7 @@ ORDER = [
     "strfsolver.data", "strfsolver.metrics", "strfsolver.losses",
     "strfsolver.models", "strfsolver.prefilters", "strfsolver.solver",
     "strfsolver.distributed", "strfsolver.tracking", "strfsolver.estimator",
-    "strfsolver.cli", "strfsolver.fit_config", "strfsolver.demo",
+    "strfsolver.cli", "strfsolver.fit_config", "strfsolver.demo", "strfsolver.report",
 ]
 
 

@@ -139,12 +139,12 @@ def _bytes_to_tensors(buffer: bytes, source: str) -> Tuple[Dict[str, torch.Tenso
         start, stop = info["data_offsets"]
         if stop > len(data):
             raise ValueError(f"{source} is truncated: tensor {name!r} runs past the end.")
-        chunk = bytearray(data[start:stop])
+        chunk = bytearray(data[start:stop])  # a private, writable copy: the tensors own it
         shape = tuple(info["shape"])
         if dtype == torch.bool:
-            tensor = torch.frombuffer(chunk, dtype=torch.uint8).clone().view(torch.bool) if chunk else torch.empty(0, dtype=torch.bool)
+            tensor = torch.frombuffer(chunk, dtype=torch.uint8).view(torch.bool) if chunk else torch.empty(0, dtype=torch.bool)
         elif chunk:
-            tensor = torch.frombuffer(chunk, dtype=dtype).clone()
+            tensor = torch.frombuffer(chunk, dtype=dtype)
         else:
             tensor = torch.empty(0, dtype=dtype)
         tensors[name] = tensor.reshape(shape)

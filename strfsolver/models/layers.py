@@ -73,6 +73,11 @@ def causal_strf_conv(stims: Tensor, strf: Tensor, bias: Optional[Tensor] = None)
     if strf.dim() != 4:
         raise ValueError(f"strf must have shape (N, C, F, L), got {tuple(strf.shape)}.")
     _check_stims(stims, strf.shape[1], strf.shape[2], "causal_strf_conv")
+    return _causal_strf_conv(stims, strf, bias)
+
+
+def _causal_strf_conv(stims: Tensor, strf: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """:py:func:`causal_strf_conv` for callers that checked the shapes already."""
     n_lags = strf.shape[-1]
     # Left padding by L - 1 zeros makes output bin t see input bins t-L+1..t only;
     # conv2d correlates, so the lag axis is flipped to turn it into a convolution.
@@ -284,7 +289,7 @@ class CausalSTRFConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, F, T)`` -> ``(B, n_out, 1, T)``."""
         _check_stims(x, self.n_channels, self.n_freqs, type(self).__name__)
-        return causal_strf_conv(x, self.kernel(), self.bias)
+        return _causal_strf_conv(x, self.kernel(), self.bias)
 
 
 class CausalLayerNorm(nn.Module):

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from strfsolver.models.activations import make_activation
-from strfsolver.models.layers import _check_stims, causal_strf_conv, make_strf_kernel
+from strfsolver.models.layers import _causal_strf_conv, _check_stims, make_strf_kernel
 
 __all__ = ["STRFReadout", "LinearReadout", "NORMALIZATIONS"]
 
@@ -90,7 +90,7 @@ class STRFReadout(nn.Module):
     def drive(self, features: Tensor) -> Tensor:
         """The pre-activation ``(B, N, 1, T)`` drive."""
         _check_stims(features, self.n_channels, self.n_freqs, type(self).__name__)
-        return causal_strf_conv(features, self.strf(), self.bias)
+        return _causal_strf_conv(features, self.strf(), self.bias)
 
     def forward(self, features: Tensor) -> Tensor:
         """``(B, C, F, T)`` -> ``(B, N, 1, T)``."""

@@ -51,10 +51,8 @@ def _is_count(value: Any, minimum: int) -> bool:
 
 
 def _nanmean(values: Tensor) -> float:
-    values = values.detach()
-    if values.numel() == 0 or bool(values.isnan().all()):
-        return float("nan")
-    return float(values.nanmean())
+    # nanmean is NaN for an empty or all-NaN tensor already
+    return float(values.detach().nanmean())
 
 
 def _copy_state(module: nn.Module) -> Dict[str, Tensor]:
@@ -72,7 +70,8 @@ class _PsthBatches:
     def __init__(self, loader: PaddedLoader):
         self.loader = loader
         dataset = loader.dataset
-        psths = NeuralDataset(dataset.stims, [psth(r.unsqueeze(0))[0] for r in dataset.responses], dataset.dt_ms, meta=dataset.meta)
+        # the stimuli passed validation already: share them rather than copy and re-check
+        psths = NeuralDataset._trusted(dataset.stims, [psth(r.unsqueeze(0))[0] for r in dataset.responses], dataset.dt_ms, dataset.meta)
         self.psth_loader = make_loader(
             psths, batch_size=loader.batch_size, shuffle=loader.shuffle, seed=loader.seed, device=loader.device, drop_last=loader.drop_last
         )
@@ -672,15 +671,15 @@ class Solver(abc.ABC):
                 yield batch, batch["responses"]
             return
         cache = getattr(self, "_validation_cache", None)
-        key = (loader, loader.batch_size, loader.drop_last, tuple(self.metrics), str(self.device))
-        if cache is None or cache[0] != key[1:] or cache[1] is not loader:
+        key = (loader.batch_size, loader.drop_last, tuple(self.metrics), str(self.device))
+        if cache is None or cache[0] != key or cache[1] is not loader:
             entries = []
             for batch in loader:
                 batch = self._to_device(batch)
                 summary = accumulator.summarize(batch["responses"])
                 psth_batch = dict(batch, responses=summary.psth, valid_mask=~summary.psth.isnan())
                 entries.append((psth_batch, summary))
-            self._validation_cache = cache = (key[1:], loader, entries)
+            self._validation_cache = cache = (key, loader, entries)
         else:
             # count the epoch as iterating would, so loader states stay the same
             loader.set_epoch(loader.epoch + 1)
@@ -793,7 +792,6 @@ class Solver(abc.ABC):
         resumed = resume and self._resume(logdir / _checkpoint.LAST, loader, valid_loader)
         if not resumed:
             self._progress = self._fresh_progress()
-            self._progress["best_model"] = _copy_state(self.model)
             self.best_epoch_ = self.best_score_ = None
             self.log = []
             for penalty in self.penalties:
@@ -857,11 +855,14 @@ class Solver(abc.ABC):
 
                 if logdir is not None:
                     self._capture_loader_states(loader, valid_loader)
-                    if improved:
-                        _checkpoint.save_checkpoint(logdir / _checkpoint.BEST, self.state_dict())
                     last = progress["epoch"] >= max_epochs or progress["stopped"]
-                    if last or progress["epoch"] % save_frequency == 0:
-                        _checkpoint.save_checkpoint(logdir / _checkpoint.LAST, self.state_dict())
+                    save_last = last or progress["epoch"] % save_frequency == 0
+                    # one state for both files: it copies the model and the best model to the CPU
+                    state = self.state_dict() if improved or save_last else None
+                    if improved:
+                        _checkpoint.save_checkpoint(logdir / _checkpoint.BEST, state)
+                    if save_last:
+                        _checkpoint.save_checkpoint(logdir / _checkpoint.LAST, state)
                         if save_hook is not None:
                             save_hook(epoch, self)
             self._restore_best()

@@ -307,7 +307,7 @@ def fit_seed(task: _Task, _seen_models: Optional[Dict[int, Any]] = None) -> Seed
         neurons[split] = {k: v.detach().double().cpu() for k, v in result.items() if isinstance(v, Tensor)}
         split_means[split] = {"loss": float(result["loss"])}
         for name, values in neurons[split].items():
-            split_means[split][name] = float(values.nanmean()) if not bool(values.isnan().all()) else float("nan")
+            split_means[split][name] = float(values.nanmean())  # NaN when every neuron is NaN
 
     best_epoch = getattr(solver, "best_epoch_", None)
     monitor, mode = getattr(solver, "monitor_", "val_cc_norm"), getattr(solver, "mode_", "max")

@@ -237,14 +237,14 @@ class _StrfKernels(_SelectsParameters):
                     "parameters with include=(...) instead."
                 )
             return [kernel]
-        kernels = [p for _, p in self.selected(model)]
-        for (name, p) in self.selected(model):
+        chosen = self.selected(model)
+        for name, p in chosen:
             if p.ndim < 2:
                 raise ValueError(
                     f"{type(self).__name__} {self.name!r}: parameter {name!r} has shape {tuple(p.shape)}; "
                     "expected at least 2 axes (..., frequency, lag)."
                 )
-        return kernels
+        return [p for _, p in chosen]
 
 
 @register("l1-strf")
