@@ -18,7 +18,7 @@ import numbers
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -439,12 +439,17 @@ class Solver(abc.ABC):
         self.model.eval()
         accumulator = MetricAccumulator(self.metrics)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        neuron_sum: Optional[Tensor] = None
         n_stims = 0
         try:
             for batch, target in self._validation_batches(loader, accumulator):
                 pred = self._inference(batch)
                 size = int(batch["responses"].shape[0])
-                loss_sum += self.criterion(pred, batch["responses"]).detach().double() * size
+                loss, per_neuron = self._validation_loss(pred, batch["responses"])
+                loss_sum += loss.detach().double() * size
+                if per_neuron is not None:
+                    per_neuron = per_neuron.detach().double() * size
+                    neuron_sum = per_neuron if neuron_sum is None else neuron_sum + per_neuron
                 n_stims += size
                 accumulator.update(pred, target)
         finally:
@@ -452,8 +457,15 @@ class Solver(abc.ABC):
         if n_stims == 0:
             raise ValueError("the validation loader yielded no batch.")
         result: Dict[str, Any] = {"loss": float(loss_sum) / n_stims}
+        if neuron_sum is not None:
+            result["neuron_loss"] = (neuron_sum / n_stims).cpu()
         result.update({name: values.cpu() for name, values in accumulator.compute().items()})
         return result
+
+    def _validation_loss(self, pred: Tensor, responses: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """The criterion of one validation batch and, for solvers that track neurons
+        separately, its ``(N,)`` per-neuron values (``None`` here)."""
+        return self.criterion(pred, responses), None
 
     @torch.no_grad()
     def transform(self, stims: Union[Tensor, np.ndarray, Sequence[Union[Tensor, np.ndarray]]], batch_size: int = 32):

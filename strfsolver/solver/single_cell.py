@@ -66,14 +66,15 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from strfsolver.metrics import MetricAccumulator
+from strfsolver.losses import MSELoss, PoissonLoss
+from strfsolver.metrics import MetricAccumulator, _reduce
 from strfsolver.solver import register
 from strfsolver.solver.base import Solver, _copy_state, _solver_dataclass
 
@@ -506,33 +507,14 @@ class _NeuronScores:
     :py:meth:`Solver._improves`, one neuron at a time, vectorised.
     """
 
-    @torch.no_grad()
-    def validation(self, loader: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
-        """As :py:meth:`Solver.validation`, plus ``"neuron_loss"``: the ``(N,)``
-        criterion of each neuron alone, averaged like ``"loss"``."""
-        was_training = self.model.training
-        self.model.eval()
-        accumulator = MetricAccumulator(self.metrics)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        neuron_sum: Optional[Tensor] = None
-        n_stims = 0
-        try:
-            for batch in loader:
-                batch = self._to_device(batch)
-                pred = self._inference(batch)
-                size = int(batch["responses"].shape[0])
-                loss_sum += self.criterion(pred, batch["responses"]).detach().double() * size
-                per_neuron = _neuron_losses(self.criterion, pred, batch["responses"]).detach().double() * size
-                neuron_sum = per_neuron if neuron_sum is None else neuron_sum + per_neuron
-                n_stims += size
-                accumulator.update(pred, batch["responses"])
-        finally:
-            self.model.train(was_training)
-        if n_stims == 0:
-            raise ValueError("the validation loader yielded no batch.")
-        result: Dict[str, Any] = {"loss": float(loss_sum) / n_stims, "neuron_loss": (neuron_sum / n_stims).cpu()}
-        result.update({name: values.cpu() for name, values in accumulator.compute().items()})
-        return result
+    def _validation_loss(self, pred: Tensor, responses: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """Adds ``"neuron_loss"`` to :py:meth:`Solver.validation`: the ``(N,)`` criterion
+        of each neuron alone, averaged like ``"loss"``."""
+        per_neuron = _neuron_losses(self.criterion, pred, responses)
+        if isinstance(self.criterion, (MSELoss, PoissonLoss)) and self.criterion.reduction in ("mean", "sum"):
+            # the built-in losses are exactly this reduction of their per-neuron values
+            return _reduce(per_neuron, self.criterion.reduction), per_neuron
+        return self.criterion(pred, responses), per_neuron
 
     # training statistics, only gathered when the monitor is a train_ key
     def _train_epoch(self, loader, epoch, step_schedules, torch_schedulers):
@@ -724,8 +706,9 @@ class SingleCellSolver(_NeuronScores, Solver):
         # a neuron with data and a NaN or infinite loss is a divergence (not a neuron without data)
         diverged = (has_data & ~torch.isfinite(per_neuron.detach())).any() | ~torch.isfinite(loss.detach())
         mean_loss = torch.where(has_data, per_neuron.detach(), 0.0).sum() / has_data.sum().clamp(min=1)
-        parts = [mean_loss, torch.zeros(()) if penalty is None else penalty.detach() / n_neurons, diverged]
-        mean_value, penalty_value, is_diverged = torch.stack([p.float().reshape(()).cpu() for p in parts]).tolist()
+        parts = [mean_loss, mean_loss.new_zeros(()) if penalty is None else penalty.detach() / n_neurons, diverged]
+        # one transfer to the host for the three numbers (one sync on an accelerator)
+        mean_value, penalty_value, is_diverged = torch.stack([p.float().reshape(()) for p in parts]).tolist()
         if not is_diverged:
             loss.backward()
             if self.grad_clip is not None:
