@@ -14,6 +14,10 @@ from typing import List, Optional
 
 __all__ = ["main", "build_parser"]
 
+# the demo options the command line exposes, as run_demo names them
+_DEMO_SIZES = ("n_neurons", "n_stims", "n_repeats", "n_freqs", "n_lags", "n_times")
+_DEMO_TRAINING = ("max_epochs", "patience", "batch_size", "lr", "smoothness", "seed")
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -53,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", required=True, help="output folder (created)")
     demo.add_argument("--quick", action="store_true", help="a small problem that runs in seconds")
     sizes = demo.add_argument_group("sizes (defaults: the full demo; --quick makes them smaller)")
-    for name in ("n_neurons", "n_stims", "n_repeats", "n_freqs", "n_lags", "n_times"):
+    for name in _DEMO_SIZES:
         sizes.add_argument("--" + name.replace("_", "-"), type=_positive_int, default=None, help=f"default {DEFAULTS[name]}")
     training = demo.add_argument_group("training")
     training.add_argument("--max-epochs", type=_positive_int, default=None, help=f"default {DEFAULTS['max_epochs']}")
@@ -111,7 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         options = {
             name: getattr(args, name)
-            for name in ("n_neurons", "n_stims", "n_repeats", "n_freqs", "n_lags", "n_times", "max_epochs", "patience", "batch_size", "lr", "smoothness", "seed")
+            for name in _DEMO_SIZES + _DEMO_TRAINING
         }
         try:
             run_demo(args.out, quick=args.quick, plots=not args.no_plots, progress=not args.no_progress, **options)
