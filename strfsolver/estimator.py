@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+from strfsolver.checks import check_count, check_real, to_json
 
 try:  # scikit-learn is optional: the estimator works without it
     from sklearn.base import BaseEstimator as _BaseEstimator
@@ -322,23 +323,6 @@ def _check_y(y: Any, stims: List[np.ndarray], is_list: bool, *, n_neurons: Optio
     return responses, dims[0] == 1
 
 
-def _check_int(value: Any, name: str, minimum: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        extra = " or None" if allow_none else ""
-        raise ValueError(f"{name} must be an integer >= {minimum}{extra}, got {value!r}.")
-
-
-def _check_real(value: Any, name: str, low: float, high: float, low_open: bool, high_open: bool) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}.")
-
-
 def _seed_from(random_state: Any) -> int:
     """An integer seed from ``random_state``, with scikit-learn's meaning of it.
 
@@ -595,13 +579,13 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             raise ValueError(
                 f"solver must be the registered name of a solver (see strfsolver.solver.get_options()), got {self.solver!r}."
             )
-        _check_int(self.n_lags, "n_lags", 1)
-        _check_int(self.batch_size, "batch_size", 1)
-        _check_int(self.max_epochs, "max_epochs", 1)
-        _check_int(self.patience, "patience", 1, allow_none=True)
-        _check_real(self.lr, "lr", 0.0, math.inf, True, True)
-        _check_real(self.weight_decay, "weight_decay", 0.0, math.inf, False, True)
-        _check_real(self.val_fraction, "val_fraction", 0.0, 1.0, False, True)
+        check_count(self.n_lags, "n_lags", 1)
+        check_count(self.batch_size, "batch_size", 1)
+        check_count(self.max_epochs, "max_epochs", 1)
+        check_count(self.patience, "patience", 1, allow_none=True)
+        check_real(self.lr, "lr", 0.0, math.inf, low_open=True, high_open=True)
+        check_real(self.weight_decay, "weight_decay", 0.0, math.inf, low_open=False, high_open=True)
+        check_real(self.val_fraction, "val_fraction", 0.0, 1.0, low_open=False, high_open=True)
         if not (isinstance(self.loss, str) or callable(self.loss)):
             raise ValueError(f"loss must be a registered loss name ('mse', 'poisson') or a callable, got {self.loss!r}.")
         if self.model_kwargs is not None and not isinstance(self.model_kwargs, dict):
@@ -1000,7 +984,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                 "scores_data": self.scores_.attrs.get("data"),
             },
         }
-        atomic_write_json(folder / _PARAMS_FILE, _jsonable(state))
+        atomic_write_json(folder / _PARAMS_FILE, to_json(state))
         return folder
 
     @classmethod
@@ -1064,15 +1048,6 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         return estimator
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types for NumPy scalars, tuples and nested containers."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _split_from_json(split: Dict[str, Any]) -> Dict[str, Any]:

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
+from strfsolver.checks import check_count, check_flag
 
 __all__ = ["PaddedLoader", "make_loader"]
 
@@ -28,18 +29,6 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     # never share a stream by arithmetic coincidence (unlike seed * K + epoch)
     state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
-
-
-def _check_count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def _check_flag(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}.")
-    return bool(value)
 
 
 class PaddedLoader:
@@ -76,10 +65,10 @@ class PaddedLoader:
                 f"make_loader needs a strfsolver.data.NeuralDataset, got {type(dataset).__name__}; "
                 "wrap arrays with NeuralDataset(stims, responses, dt_ms) first."
             )
-        self.batch_size = _check_count(batch_size, "batch_size", 1)
-        self.shuffle = _check_flag(shuffle, "shuffle")
-        self.seed = _check_count(seed, "seed", 0)
-        self.drop_last = _check_flag(drop_last, "drop_last")
+        self.batch_size = check_count(batch_size, "batch_size", 1)
+        self.shuffle = check_flag(shuffle, "shuffle")
+        self.seed = check_count(seed, "seed", 0)
+        self.drop_last = check_flag(drop_last, "drop_last")
         try:
             self.device = torch.device(device)
         except (RuntimeError, TypeError) as error:
@@ -117,7 +106,7 @@ class PaddedLoader:
 
     def order(self, epoch: int) -> Tensor:
         """The stimulus order of ``epoch``, a ``(n_stims,)`` long tensor on the CPU."""
-        epoch = _check_count(epoch, "epoch", 0)
+        epoch = check_count(epoch, "epoch", 0)
         n = len(self.dataset)
         if not self.shuffle:
             return torch.arange(n)
@@ -151,7 +140,7 @@ class PaddedLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Serve ``epoch`` at the next ``iter(loader)``."""
-        self.epoch = _check_count(epoch, "epoch", 0)
+        self.epoch = check_count(epoch, "epoch", 0)
 
     def state_dict(self) -> Dict[str, int]:
         """``{"epoch": the epoch the next iter() serves, "seed": seed}``."""
@@ -163,8 +152,8 @@ class PaddedLoader:
             raise ValueError(f"expected a dict with keys 'epoch' and 'seed', got {state!r}.")
         # a checkpoint may hand the numbers back as 0-d tensors
         values = {k: v.item() if isinstance(v, Tensor) and v.numel() == 1 else v for k, v in state.items()}
-        epoch = _check_count(values["epoch"], "state['epoch']", 0)
-        self.seed = _check_count(values["seed"], "state['seed']", 0)
+        epoch = check_count(values["epoch"], "state['epoch']", 0)
+        self.seed = check_count(values["seed"], "state['seed']", 0)
         self.epoch = epoch
 
     def __repr__(self) -> str:

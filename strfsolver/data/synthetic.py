@@ -32,6 +32,7 @@ from torch import Tensor
 
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
+from strfsolver.checks import check_count, check_real
 
 __all__ = ["SyntheticPopulation", "synthetic_population", "NONLINEARITIES"]
 
@@ -73,31 +74,16 @@ NONLINEARITIES: Dict[str, Callable[[Tensor], Tensor]] = {
 # -- argument checks ----------------------------------------------------------------------------
 
 
-def _check_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def _check_real(value, name: str, minimum: float, strict: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}.")
-    if value < minimum or (strict and value == minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}.")
-    return float(value)
-
-
 def _check_times(n_times) -> Tuple[int, int]:
     if isinstance(n_times, (tuple, list)):
         if len(n_times) != 2:
             raise ValueError(f"n_times must be an int or a (min, max) pair, got {n_times!r}.")
-        low = _check_int(n_times[0], "n_times[0]")
-        high = _check_int(n_times[1], "n_times[1]")
+        low = check_count(n_times[0], "n_times[0]", 1)
+        high = check_count(n_times[1], "n_times[1]", 1)
         if high < low:
             raise ValueError(f"n_times = {tuple(n_times)} has max < min; expected (min, max) with min <= max.")
         return low, high
-    value = _check_int(n_times, "n_times")
+    value = check_count(n_times, "n_times", 1)
     return value, value
 
 
@@ -427,15 +413,15 @@ def synthetic_population(
         ValueError: For a bad size, ``dt_ms``, ``noise``, seed or nonlinearity,
             or a callable nonlinearity that yields negative or non-finite rates.
     """
-    n_neurons = _check_int(n_neurons, "n_neurons")
-    n_stims = _check_int(n_stims, "n_stims")
-    n_repeats = _check_int(n_repeats, "n_repeats")
-    n_freqs = _check_int(n_freqs, "n_freqs")
-    n_lags = _check_int(n_lags, "n_lags")
+    n_neurons = check_count(n_neurons, "n_neurons", 1)
+    n_stims = check_count(n_stims, "n_stims", 1)
+    n_repeats = check_count(n_repeats, "n_repeats", 1)
+    n_freqs = check_count(n_freqs, "n_freqs", 1)
+    n_lags = check_count(n_lags, "n_lags", 1)
     low, high = _check_times(n_times)
-    dt_ms = _check_real(dt_ms, "dt_ms", 0.0, strict=True)
-    noise = _check_real(noise, "noise", 0.0, strict=False)
-    seed = _check_int(seed, "seed", minimum=0)
+    dt_ms = check_real(dt_ms, "dt_ms", 0.0, low_open=True)
+    noise = check_real(noise, "noise", 0.0)
+    seed = check_count(seed, "seed", 0)
     function, name = _check_nonlinearity(nonlinearity)
 
     # separate streams: the stimuli do not change with the number of neurons,

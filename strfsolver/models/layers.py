@@ -26,6 +26,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
+from strfsolver.checks import check_count
 
 __all__ = [
     "causal_strf_conv",
@@ -44,12 +45,6 @@ __all__ = [
 
 #: names accepted by ``kernel=`` in STRF layers and models
 STRF_KERNELS = ("full", "separable", "gaussian")
-
-
-def _check_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return value
 
 
 def _check_stims(x: Tensor, n_channels: int, n_freqs: int, where: str) -> None:
@@ -99,7 +94,7 @@ class FullSTRF(nn.Module):
 
     def __init__(self, n_out: int, n_channels: int, n_freqs: int, n_lags: int, init_std: Optional[float] = None):
         super().__init__()
-        shape = tuple(_check_int(v, k) for v, k in zip((n_out, n_channels, n_freqs, n_lags), ("n_out", "n_channels", "n_freqs", "n_lags")))
+        shape = tuple(check_count(v, k, 1) for v, k in zip((n_out, n_channels, n_freqs, n_lags), ("n_out", "n_channels", "n_freqs", "n_lags")))
         std = 0.1 / math.sqrt(n_channels * n_freqs * n_lags) if init_std is None else float(init_std)
         self.weight = nn.Parameter(torch.randn(shape) * std)
 
@@ -121,7 +116,7 @@ class SeparableSTRF(nn.Module):
     def __init__(self, n_out: int, n_channels: int, n_freqs: int, n_lags: int, rank: int = 1, init_std: Optional[float] = None):
         super().__init__()
         for v, k in zip((n_out, n_channels, n_freqs, n_lags, rank), ("n_out", "n_channels", "n_freqs", "n_lags", "rank")):
-            _check_int(v, k)
+            check_count(v, k, 1)
         std = math.sqrt(0.1 / math.sqrt(n_channels * n_freqs * n_lags)) if init_std is None else float(init_std)
         self.rank = rank
         self.spectral = nn.Parameter(torch.randn(n_out, rank, n_channels, n_freqs) * std)
@@ -168,7 +163,7 @@ class ParametricSTRF(nn.Module):
     ):
         super().__init__()
         for v, k in zip((n_out, n_channels, n_freqs, n_lags, n_gaussians), ("n_out", "n_channels", "n_freqs", "n_lags", "n_gaussians")):
-            _check_int(v, k)
+            check_count(v, k, 1)
         if not min_width > 0:
             raise ValueError(f"min_width must be > 0 bins, got {min_width!r}.")
         self.n_freqs, self.n_lags, self.min_width = n_freqs, n_lags, float(min_width)
@@ -375,7 +370,7 @@ class LearnableExponentialDecay(nn.Module):
             self.log_tau = nn.Parameter(log_tau)
         else:
             self.register_buffer("log_tau", log_tau)
-        self.dt_ms, self.include_current, self.initial, self.block = float(dt_ms), include_current, initial, _check_int(block, "block")
+        self.dt_ms, self.include_current, self.initial, self.block = float(dt_ms), include_current, initial, check_count(block, "block", 1)
 
     @property
     def tau_ms(self) -> Tensor:
@@ -447,8 +442,8 @@ class LocallyConnected1d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, in_length: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True):
         super().__init__()
         for v, k in zip((in_channels, out_channels, in_length, kernel_size, stride), ("in_channels", "out_channels", "in_length", "kernel_size", "stride")):
-            _check_int(v, k)
-        _check_int(padding, "padding", 0)
+            check_count(v, k, 1)
+        check_count(padding, "padding", 0)
         self.in_channels, self.out_channels, self.in_length = in_channels, out_channels, in_length
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.out_length = (in_length + 2 * padding - kernel_size) // stride + 1
@@ -481,7 +476,7 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, base: float = 10000.0):
         super().__init__()
-        self.d_model, self.base = _check_int(d_model, "d_model"), float(base)
+        self.d_model, self.base = check_count(d_model, "d_model", 1), float(base)
 
     def encoding(self, n_times: int, device=None, dtype=None) -> Tensor:
         """The ``(T, D)`` table of position codes."""
@@ -512,9 +507,9 @@ def causal_window_mask(n_times: int, window: Optional[int] = None, device=None) 
         window: Number of bins each query sees (itself included), or ``None``.
         device: Device of the mask.
     """
-    _check_int(n_times, "n_times")
+    check_count(n_times, "n_times", 1)
     if window is not None:
-        _check_int(window, "window")
+        check_count(window, "window", 1)
     i = torch.arange(n_times, device=device)[:, None]
     j = torch.arange(n_times, device=device)[None, :]
     allowed = j <= i

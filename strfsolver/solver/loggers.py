@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Protocol, Union, runtime_checkable
 
 from strfsolver import io
+from strfsolver.checks import to_json
 
 __all__ = ["Logger", "CSVLogger", "JSONLinesLogger", "history_to_csv"]
 
@@ -82,22 +83,12 @@ class JSONLinesLogger:
         self.lines: List[str] = []
 
     def __call__(self, epoch: Dict[str, Any]) -> None:
-        self.lines.append(json.dumps(_jsonable(epoch)))
+        self.lines.append(json.dumps(to_json(epoch, nonfinite="repr")))
         io.atomic_write_text(self.path, "\n".join(self.lines) + "\n")
 
     def finalize(self, final_metrics: Dict[str, Any]) -> None:
         """Appends ``{"final": final_metrics}`` as the last line."""
-        self.lines.append(json.dumps({"final": _jsonable(final_metrics)}))
+        self.lines.append(json.dumps({"final": to_json(final_metrics, nonfinite="repr")}))
         io.atomic_write_text(self.path, "\n".join(self.lines) + "\n")
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return repr(obj)  # JSON has no NaN; keep it readable
-    if hasattr(obj, "tolist"):
-        return _jsonable(obj.tolist())
-    return obj

@@ -52,6 +52,7 @@ from strfsolver import distributed as _distributed
 from strfsolver import io
 from strfsolver import random as _random
 from strfsolver.solver import register
+from strfsolver.checks import is_count, to_json
 
 __all__ = ["MultiSeedSolver", "MultiSeedResult", "SeedRun", "fit_seed", "make_task", "derive_shuffle_seed", "SEED_FOLDER"]
 
@@ -64,8 +65,6 @@ SPLITS = ("valid", "test")
 _FIT_KEYS_REFUSED = ("logdir",)
 
 
-def _is_seed(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 0
 
 
 def derive_shuffle_seed(loader_seed: int, seed: int) -> int:
@@ -180,7 +179,7 @@ def make_task(
     """
     if not callable(model_factory):
         raise ValueError(f"{where}: model_factory must be a callable seed -> nn.Module, got {type(model_factory).__name__}.")
-    if not _is_seed(seed):
+    if not is_count(seed, 0):
         raise ValueError(f"{where}: seed must be an integer >= 0, got {seed!r}.")
     cls = _check_solver_name(solver)
     solver_kwargs = dict(solver_kwargs or {})
@@ -333,21 +332,12 @@ def fit_seed(task: _Task, _seen_models: Optional[Dict[int, Any]] = None) -> Seed
 
 
 def _write_seed_files(folder: Path, run: SeedRun) -> None:
-    io.atomic_write_json(folder / HISTORY_FILE, _plain(run.history))
-    io.atomic_write_json(folder / FINAL_FILE, _plain(run.final))
+    io.atomic_write_json(folder / HISTORY_FILE, to_json(run.history))
+    io.atomic_write_json(folder / FINAL_FILE, to_json(run.final))
     tensors = {f"{split}/{metric}": values for split, metrics in run.neurons.items() for metric, values in metrics.items()}
     io.save_tensors(folder / NEURONS_FILE, tensors, metadata={"seed": str(run.seed), "format": "strfsolver-multi-seed-neurons"})
 
 
-def _plain(obj: Any) -> Any:
-    """JSON-ready copy (tensors and NumPy values to numbers/lists)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (Tensor, np.ndarray, np.generic)):
-        return _plain(obj.tolist())
-    return obj
 
 
 @dataclasses.dataclass
@@ -535,7 +525,7 @@ class MultiSeedSolver:
         seeds = list(self.seeds)
         if not seeds:
             raise ValueError("seeds is empty; give at least one seed.")
-        bad = [s for s in seeds if not _is_seed(s)]
+        bad = [s for s in seeds if not is_count(s, 0)]
         if bad:
             raise ValueError(f"seeds must be integers >= 0, got {bad[0]!r} in {seeds!r}.")
         seeds = [int(s) for s in seeds]
@@ -638,7 +628,7 @@ class MultiSeedSolver:
         io.atomic_write_text(out / SUMMARY_CSV, result.summary.to_csv(index=False))
         io.atomic_write_json(
             out / SUMMARY_JSON,
-            _plain(
+            to_json(
                 {
                     "solver": self.solver,
                     "seeds": result.seeds,

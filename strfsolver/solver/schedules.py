@@ -50,6 +50,7 @@ import torch
 from literate_dataclasses import dataclass, field
 
 from strfsolver import registry
+from strfsolver.checks import check_count, check_real
 
 registry.add_helper_functions(sys.modules[__name__])
 
@@ -75,18 +76,6 @@ _UNIT_DOC = (
     "``\"epoch\"``: ``t`` is the epoch index, the value is set before each "
     "epoch; ``\"step\"``: ``t`` is the global gradient-step index, set before each step."
 )
-
-
-def _real(value: Any, name: str, kind: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{kind} schedule: {name} must be a finite number, got {value!r}.")
-    return float(value)
-
-
-def _count(value: Any, name: str, kind: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{kind} schedule: {name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 class Schedule(abc.ABC):
@@ -130,7 +119,7 @@ class ConstantSchedule(Schedule):
     unit: str = field(default="epoch", doc=_UNIT_DOC)
 
     def __post_init__(self):
-        self.value = _real(self.value, "value", "constant")
+        self.value = check_real(self.value, "value", where="constant schedule: ")
         self._check_common()
 
     def at(self, t: int) -> float:
@@ -156,9 +145,9 @@ class LinearSchedule(Schedule):
     unit: str = field(default="epoch", doc=_UNIT_DOC)
 
     def __post_init__(self):
-        self.start = _real(self.start, "start", "linear")
-        self.end = _real(self.end, "end", "linear")
-        self.duration = _count(self.duration, "duration", "linear", 1)
+        self.start = check_real(self.start, "start", where="linear schedule: ")
+        self.end = check_real(self.end, "end", where="linear schedule: ")
+        self.duration = check_count(self.duration, "duration", 1, where="linear schedule: ")
         self._check_common()
 
     def at(self, t: int) -> float:
@@ -182,8 +171,8 @@ class StepwiseSchedule(Schedule):
     unit: str = field(default="epoch", doc=_UNIT_DOC)
 
     def __post_init__(self):
-        self.values = tuple(_real(v, f"values[{i}]", "stepwise") for i, v in enumerate(self.values))
-        self.milestones = tuple(_count(m, f"milestones[{i}]", "stepwise", 0) for i, m in enumerate(self.milestones))
+        self.values = tuple(check_real(v, f"values[{i}]", where="stepwise schedule: ") for i, v in enumerate(self.values))
+        self.milestones = tuple(check_count(m, f"milestones[{i}]", 0, where="stepwise schedule: ") for i, m in enumerate(self.milestones))
         if len(self.values) != len(self.milestones) + 1:
             raise ValueError(
                 f"stepwise schedule: expected len(values) == len(milestones) + 1, got {len(self.values)} "
@@ -212,8 +201,8 @@ class ExponentialSchedule(Schedule):
     unit: str = field(default="epoch", doc=_UNIT_DOC)
 
     def __post_init__(self):
-        self.start = _real(self.start, "start", "exponential")
-        self.gamma = _real(self.gamma, "gamma", "exponential")
+        self.start = check_real(self.start, "start", where="exponential schedule: ")
+        self.gamma = check_real(self.gamma, "gamma", where="exponential schedule: ")
         if self.gamma <= 0:
             raise ValueError(f"exponential schedule: gamma must be > 0, got {self.gamma!r}.")
         self._check_common()
@@ -238,11 +227,11 @@ class StepExponentialSchedule(Schedule):
     unit: str = field(default="epoch", doc=_UNIT_DOC)
 
     def __post_init__(self):
-        self.start = _real(self.start, "start", "step-exponential")
-        self.gamma = _real(self.gamma, "gamma", "step-exponential")
+        self.start = check_real(self.start, "start", where="step-exponential schedule: ")
+        self.gamma = check_real(self.gamma, "gamma", where="step-exponential schedule: ")
         if self.gamma <= 0:
             raise ValueError(f"step-exponential schedule: gamma must be > 0, got {self.gamma!r}.")
-        self.step_size = _count(self.step_size, "step_size", "step-exponential", 1)
+        self.step_size = check_count(self.step_size, "step_size", 1, where="step-exponential schedule: ")
         self._check_common()
 
     def at(self, t: int) -> float:

@@ -165,11 +165,11 @@ def test_callable_nonlinearity_and_errors():
         synthetic_population(**SMALL, nonlinearity=torch.tanh)
     with pytest.raises(ValueError, match="unknown nonlinearity 'cube'"):
         synthetic_population(**SMALL, nonlinearity="cube")
-    with pytest.raises(ValueError, match="noise must be >= 0"):
+    with pytest.raises(ValueError, match="noise must be a number >= 0"):
         synthetic_population(**SMALL, noise=-1)
     with pytest.raises(ValueError, match="n_neurons must be an integer >= 1"):
         synthetic_population(**{**SMALL, "n_neurons": 0})
     with pytest.raises(ValueError, match=r"n_times = \(9, 5\) has max < min"):
         synthetic_population(**{**SMALL, "n_times": (9, 5)})
-    with pytest.raises(ValueError, match="dt_ms must be > 0"):
+    with pytest.raises(ValueError, match="dt_ms must be a number > 0"):
         synthetic_population(**SMALL, dt_ms=0)
