@@ -11,15 +11,19 @@
 """
 
 from strfsolver.data.dataset import NeuralDataset
-from strfsolver.data.collate import neural_collate
+from strfsolver.data.collate import neural_collate, recorded_responses
 from strfsolver.data.loader import PaddedLoader, make_loader
 from strfsolver.data.files import load_npz, save_npz
 from strfsolver.data.nwb import from_nwb
 from strfsolver.data.synthetic import NONLINEARITIES, SyntheticPopulation, synthetic_population
+from strfsolver.data.views import PsthView, ValidationCache
 
 __all__ = [
     "NeuralDataset",
     "neural_collate",
+    "recorded_responses",
+    "PsthView",
+    "ValidationCache",
     "PaddedLoader",
     "make_loader",
     "SyntheticPopulation",

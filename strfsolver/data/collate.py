@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
+import torch
 from torch import Tensor
 
 __all__ = ["neural_collate"]
@@ -70,3 +71,23 @@ def neural_collate(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         responses[b, :, : response.shape[1], : response.shape[2]] = response
     meta: List[Dict[str, Any]] = [item.get("meta", {}) for item in items]
     return {"stims": stims, "responses": responses, "valid_mask": ~responses.isnan(), "meta": meta}
+
+
+def recorded_responses(batch: Dict[str, Any]) -> Tensor:
+    """A batch's ``responses`` with NaN wherever its ``valid_mask`` is False.
+
+    The loaders build ``valid_mask = ~isnan(responses)``, so this is the
+    responses themselves; a caller that clears entries of the mask (to leave
+    out onset bins, or a bad repeat) gets them treated as not recorded by every
+    loss and metric that reads the result.
+    """
+    responses = batch["responses"]
+    mask = batch.get("valid_mask")
+    if mask is None:
+        return responses
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != responses.shape:
+        shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+        raise ValueError(
+            f"batch['valid_mask'] must be a bool tensor of the responses' shape {tuple(responses.shape)}, got {shape}."
+        )
+    return responses.masked_fill(~mask, float("nan"))

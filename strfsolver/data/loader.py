@@ -76,7 +76,7 @@ class PaddedLoader:
         self.dataset = dataset
         self.epoch = 0
         # padded on first use: a solver that trains on PSTHs (see
-        # Solver.psth_training) never needs the repeats padded at all
+        # psth_view) never needs the repeats padded at all
         self._padded = None
         # batch extents are computed on the host: no device sync per batch
         self._lengths = torch.tensor(dataset.lengths, dtype=torch.long)
@@ -141,6 +141,14 @@ class PaddedLoader:
     def set_epoch(self, epoch: int) -> None:
         """Serve ``epoch`` at the next ``iter(loader)``."""
         self.epoch = check_count(epoch, "epoch", 0)
+
+    def psth_view(self) -> "PsthView":
+        """This loader's batches, in its order, with each stimulus' PSTH ``(B, N, 1, T)`` in place
+        of its repeats (:py:class:`~strfsolver.data.views.PsthView`); iterating the view advances
+        this loader's epoch. The PSTHs are computed when the view is built; the caller owns it."""
+        from strfsolver.data.views import PsthView
+
+        return PsthView(self)
 
     def state_dict(self) -> Dict[str, int]:
         """``{"epoch": the epoch the next iter() serves, "seed": seed}``."""

@@ -30,6 +30,8 @@ from strfsolver.solver import schedules  # noqa: E402
 from strfsolver.solver import penalties  # noqa: E402
 from strfsolver.solver import loggers  # noqa: E402
 from strfsolver.solver import checkpoint  # noqa: E402
+from strfsolver.solver.state import TrainingState, NeuronTrainingState  # noqa: E402
+from strfsolver.solver import loop  # noqa: E402
 from strfsolver.solver.base import Solver  # noqa: E402
 from strfsolver.solver.population import PopulationSolver  # noqa: E402
 from strfsolver.solver.single_cell import NeuronStack, SingleCellSolver  # noqa: E402
@@ -39,6 +41,9 @@ from strfsolver.solver.loggers import CSVLogger, JSONLinesLogger  # noqa: E402
 
 __all__ = [
     "Solver",
+    "TrainingState",
+    "NeuronTrainingState",
+    "loop",
     "PopulationSolver",
     "SingleCellSolver",
     "NeuronStack",

@@ -1,44 +1,53 @@
-"""The abstract :py:class:`Solver`: one training loop for every model.
+"""The abstract :py:class:`Solver`: a model, a criterion, an optimizer and one training loop.
 
-A solver owns a model, a criterion, an optimizer and everything around the
-gradient steps: validation with streamed per-neuron metrics, early stopping
-on a monitored score, restoring the best state, checkpoints and resume,
-hyperparameter schedules, penalties, divergence checks and logging.
+A concrete solver says how a batch becomes a prediction
+(:py:meth:`Solver._inference`). The other hooks a subclass may override are
+declared here with their contracts: :py:meth:`Solver._loss` (the data loss of
+a prediction), :py:meth:`Solver.step` (one update; it calls the two above),
+:py:meth:`Solver._tracker` (per-neuron early stopping),
+:py:meth:`Solver.validation`, :py:meth:`Solver.transform`,
+:py:meth:`Solver.state_dict` / :py:meth:`Solver.load_state_dict` and
+:py:meth:`Solver.on_epoch_end`. A solver whose hooks read every repeat of
+``batch["responses"]`` sets ``reads_repeats = True``; otherwise :py:meth:`fit`
+trains on PSTHs and caches validation statistics (:py:mod:`strfsolver.data.views`).
 
-A concrete solver only says how a batch becomes a prediction
-(:py:meth:`Solver._inference`); a custom one may also replace the gradient
-update (:py:meth:`Solver.step`). The rest is shared. See ``docs/solver.md``.
+:py:meth:`Solver.fit` is the sequence of the loop's parts
+(:py:mod:`strfsolver.solver.loop`): schedules, steps, validation, early
+stopping, per-neuron tracking, history, loggers, checkpoints. Its state
+between epochs is a typed :py:class:`~strfsolver.solver.state.TrainingState`.
+See ``docs/solver.md``.
 """
 
 from __future__ import annotations
 
 import abc
 import math
-import numbers
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 import torch
-import tqdm
 from literate_dataclasses import dataclass, field
 from torch import Tensor, nn
 
 from strfsolver import losses as _losses
 from strfsolver import random as _random
-from strfsolver.data import NeuralDataset, PaddedLoader, make_loader
-from strfsolver.metrics import MetricAccumulator, psth
+from strfsolver.checks import check_count, check_real, is_count
+from strfsolver.data import PaddedLoader, ValidationCache, recorded_responses
+from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver import schedules as _schedules
 from strfsolver.solver.errors import TrainingDivergedError
+from strfsolver.solver.loop import MODES, CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, copy_state
+from strfsolver.solver.neurons import NeuronLossMean, NeuronTracker, bin_counts, neuron_losses, scores_of
+from strfsolver.solver.state import NeuronTrainingState, TrainingState
 
 __all__ = ["Solver"]
 
 Batch = Dict[str, Any]
-MODES = ("max", "min")
 
 
 def _solver_dataclass(cls):
@@ -46,46 +55,9 @@ def _solver_dataclass(cls):
     return dataclass(cls, eq=False)
 
 
-def _is_count(value: Any, minimum: int) -> bool:
-    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= minimum
-
-
 def _nanmean(values: Tensor) -> float:
     # nanmean is NaN for an empty or all-NaN tensor already
     return float(values.detach().nanmean())
-
-
-def _copy_state(module: nn.Module) -> Dict[str, Tensor]:
-    return {name: t.detach().clone() for name, t in module.state_dict().items()}
-
-
-class _PsthBatches:
-    """A :py:class:`PaddedLoader`'s batches, in its order, with PSTHs in place of the repeats.
-
-    Built once per loader. Each ``iter()`` serves the loader's current epoch
-    and advances the loader's own epoch counter, so its ``state_dict()`` (and
-    thus resume) is the same as if the loader itself had been iterated.
-    """
-
-    def __init__(self, loader: PaddedLoader):
-        self.loader = loader
-        dataset = loader.dataset
-        # the stimuli passed validation already: share them rather than copy and re-check
-        psths = NeuralDataset._trusted(dataset.stims, [psth(r.unsqueeze(0))[0] for r in dataset.responses], dataset.dt_ms, dataset.meta)
-        self.psth_loader = make_loader(
-            psths, batch_size=loader.batch_size, shuffle=loader.shuffle, seed=loader.seed, device=loader.device, drop_last=loader.drop_last
-        )
-
-    def __len__(self) -> int:
-        return len(self.psth_loader)
-
-    def __iter__(self):
-        epoch = self.loader.epoch
-        # the seed may have changed through load_state_dict
-        self.psth_loader.seed = self.loader.seed
-        self.psth_loader.set_epoch(epoch)
-        self.loader.set_epoch(epoch + 1)
-        return iter(self.psth_loader)
 
 
 @_solver_dataclass
@@ -99,23 +71,34 @@ class Solver(abc.ABC):
     model=model)``; a custom one subclasses this class and implements
     :py:meth:`_inference`.
 
-    Epoch dicts (the :py:attr:`log`, one per epoch) hold plain floats:
+    Epoch dicts (the :py:attr:`log`, one per epoch) hold plain values:
     ``epoch``, ``train_loss`` (the data loss, batch-size weighted mean over
     the epoch's steps), ``train_penalty`` (with penalties), ``train_<metric>``
     (with ``track_train_metrics``), ``val_loss`` and ``val_<metric>`` (on
     validated epochs), ``lr`` (of the first parameter group, during the
-    epoch's last step) and ``seconds``. Metric values in the dict are the
-    ``nanmean`` over neurons; the per-neuron ``(N,)`` tensors of the most
-    recent validation are kept in :py:attr:`last_validation_`.
+    epoch's last step), ``seconds``, and on the last epoch ``stop_reason``
+    (``"max_epochs"``, ``"patience"`` or ``"all neurons stopped"``). Metric
+    values in the dict are the ``nanmean`` over neurons; the per-neuron
+    ``(N,)`` tensors of the most recent validation are kept in
+    :py:attr:`last_validation_`.
 
     Args:
         (fields)
 
-    Attributes set while fitting: ``last_validation_`` (the dict returned
-    by the last :py:meth:`validation` in :py:meth:`fit`), ``best_epoch_``,
-    ``best_score_`` and ``monitor_`` / ``mode_`` (the monitor actually used,
-    see ``monitor``).
+    Attributes set while fitting: ``training_state_``
+    (:py:class:`~strfsolver.solver.state.TrainingState`), ``best_epoch_``,
+    ``best_score_``, ``stop_reason_``, ``last_validation_`` (the dict of the
+    last :py:meth:`validation` in :py:meth:`fit`) and ``monitor_`` /
+    ``mode_`` (the monitor actually used, see ``monitor``).
     """
+
+    #: Whether the hooks read each repeat of ``batch["responses"]``. When False
+    #: (and the criterion does not either), ``fit`` trains on each stimulus'
+    #: PSTH, computed once, and caches a fixed-order validation loader's
+    #: statistics: the same losses and metrics from R times less data.
+    reads_repeats: ClassVar[bool] = False
+    #: The training-state class this solver keeps between epochs.
+    state_class: ClassVar[Type[TrainingState]] = TrainingState
 
     model: nn.Module = field(doc="The ``nn.Module`` to fit; ``model(stims)`` gives ``(B, N, 1, T)``.")
     criterion: Union[str, Callable[..., Tensor]] = field(
@@ -166,25 +149,13 @@ class Solver(abc.ABC):
     grad_clip: Optional[float] = field(default=None, doc="Clip the gradients' global L2 norm to this value (> 0); ``None``: no clipping.")
     track_train_metrics: bool = field(
         default=False,
-        doc="Also accumulate ``metrics`` on the training batches (``train_<metric>``); the train loss is always reported.",
-    )
-    psth_training: Optional[bool] = field(
-        default=None,
-        doc="Serve training batches with each stimulus' PSTH ``(B, N, 1, T)``, computed once, in place of its "
-        "repeats. The built-in losses collapse repeats to the PSTH anyway, so losses and gradients are unchanged "
-        "while each step reads R times less data. A validation loader in fixed order is then cached too: its "
-        "PSTHs and the prediction-free part of its metrics are computed on the first validation only. ``None`` (auto): on when the training loader is a "
-        ":py:class:`~strfsolver.data.PaddedLoader`, the criterion is a built-in loss, ``step`` is not overridden "
-        "and ``track_train_metrics`` is off; ``True``: on whenever the loader is a PaddedLoader; ``False``: off. "
-        "Set it to ``False`` if a custom ``_inference`` reads the repeats of ``batch[\"responses\"]``.",
+        doc="Also accumulate ``metrics`` on the training batches (``train_<metric>``; this reads the repeats); "
+        "the train loss is always reported.",
     )
     loggers: Sequence[Callable[[Dict[str, Any]], Any]] = field(
         default=(),
         doc="Callables receiving every epoch dict; optional ``finalize(final_metrics)`` and ``close()`` run "
         "when the fit ends (see :py:mod:`strfsolver.solver.loggers`).",
-    )
-    log: List[Dict[str, Any]] = field(
-        default_factory=list, repr=False, doc="The history: one dict per epoch of the current fit (restored on resume)."
     )
     tqdm_on: bool = field(default=True, doc="Show a progress bar over epochs with the loss and the monitored value.")
 
@@ -216,32 +187,39 @@ class Solver(abc.ABC):
                 raise ValueError(f"penalties[{i}] must be a Penalty, a registered penalty name or a callable, got {penalty!r}.")
         self.loggers = list(self.loggers)
         self._check_config()
+        self.log: List[Dict[str, Any]] = []
         self.last_validation_: Optional[Dict[str, Any]] = None
-        self.best_epoch_: Optional[int] = None
-        self.best_score_: Optional[float] = None
+        self.training_state_: TrainingState = self.state_class()
         self.monitor_, self.mode_ = self.monitor, self.mode
-        self._progress = self._fresh_progress()
         self._loader_states: Dict[str, Any] = {}
+        # owned by a running fit, released when it ends
+        self._neuron_tracker: Optional[NeuronTracker] = None
+        self._validation_cache: Optional[ValidationCache] = None
 
     def _check_config(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}.")
-        if self.patience is not None and not _is_count(self.patience, 1):
-            raise ValueError(f"patience must be an integer >= 1 or None (no early stopping), got {self.patience!r}.")
-        if not _is_count(self.max_epochs, 1):
-            raise ValueError(f"max_epochs must be an integer >= 1, got {self.max_epochs!r}.")
+        check_count(self.patience, "patience", 1, allow_none=True)
+        check_count(self.max_epochs, "max_epochs", 1)
         if not isinstance(self.monitor, str) or not self.monitor:
             raise ValueError(f"monitor must be a key of the epoch dicts such as 'val_cc_norm', got {self.monitor!r}.")
-        if isinstance(self.min_delta, bool) or not isinstance(self.min_delta, numbers.Real) or not self.min_delta >= 0:
-            raise ValueError(f"min_delta must be a number >= 0, got {self.min_delta!r}.")
-        if self.grad_clip is not None and (
-            isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, numbers.Real) or not self.grad_clip > 0
-        ):
-            raise ValueError(f"grad_clip must be a number > 0 or None, got {self.grad_clip!r}.")
+        check_real(self.min_delta, "min_delta", 0.0)
+        check_real(self.grad_clip, "grad_clip", 0.0, low_open=True, allow_none=True)
 
-    @staticmethod
-    def _fresh_progress() -> Dict[str, Any]:
-        return {"epoch": 0, "step": 0, "best_score": None, "best_epoch": None, "bad_epochs": 0, "stopped": False, "best_model": None}
+    @property
+    def best_epoch_(self) -> Optional[int]:
+        """The best evaluated epoch of the last fit (``None`` before one)."""
+        return self.training_state_.best_epoch
+
+    @property
+    def best_score_(self) -> Optional[float]:
+        """The monitored value at :py:attr:`best_epoch_`."""
+        return self.training_state_.best_score
+
+    @property
+    def stop_reason_(self) -> Optional[str]:
+        """Why the last fit ended: ``"max_epochs"``, ``"patience"`` or ``"all neurons stopped"``."""
+        return self.training_state_.stop_reason
 
     # ------------------------------------------------------------------
     # parameters, optimizer, hyperparameters
@@ -257,6 +235,11 @@ class Solver(abc.ABC):
         """Number of trainable values (model and criterion)."""
         return sum(p.numel() for p in self.parameters())
 
+    @property
+    def _dtype(self) -> torch.dtype:
+        first = next(iter(self.model.parameters()), None)
+        return first.dtype if first is not None and first.is_floating_point() else torch.float32
+
     def _ensure_optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:
             self.optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -271,12 +254,7 @@ class Solver(abc.ABC):
 
     def _schedules(self) -> List[Any]:
         raw = self.schedule
-        if raw is None:
-            items = []
-        elif isinstance(raw, (list, tuple)):
-            items = list(raw)
-        else:
-            items = [raw]
+        items = [] if raw is None else list(raw) if isinstance(raw, (list, tuple)) else [raw]
         result = []
         for i, item in enumerate(items):
             if _schedules.is_torch_scheduler(item):
@@ -305,9 +283,7 @@ class Solver(abc.ABC):
             return "penalty"
         if not target.startswith("_") and hasattr(self, target) and target not in ("model", "optimizer", "criterion"):
             return "solver"
-        options = sorted(k for k in groups[0] if k != "params") + [
-            getattr(p, "name") for p in self.penalties if hasattr(p, "name")
-        ]
+        options = sorted(k for k in groups[0] if k != "params") + [getattr(p, "name") for p in self.penalties if hasattr(p, "name")]
         raise ValueError(
             f"schedule target {target!r} is neither an optimizer hyperparameter, a penalty name nor a solver "
             f"attribute; options include {options} and solver attributes such as 'grad_clip'."
@@ -338,7 +314,7 @@ class Solver(abc.ABC):
         return float(self._ensure_optimizer().param_groups[0]["lr"])
 
     # ------------------------------------------------------------------
-    # the per-batch work
+    # the hooks of one batch
     # ------------------------------------------------------------------
     def _to_device(self, batch: Batch) -> Batch:
         """The batch with its tensors on :py:attr:`device` (tensors already there are not copied)."""
@@ -355,9 +331,23 @@ class Solver(abc.ABC):
                 moved[key] = value.to(self.device, non_blocking=True)
         return moved
 
+    def _prepare(self, batch: Batch) -> Batch:
+        """The batch on the device, with entries its ``valid_mask`` clears set to NaN in ``responses``."""
+        batch = self._to_device(batch)
+        if "responses" in batch:
+            batch["responses"] = recorded_responses(batch)
+        return batch
+
+    def _begin_sequence(self) -> None:
+        # every batch holds whole stimuli unrelated to the previous batch's:
+        # a stateful (recurrent) model starts each from a fresh state
+        reset = getattr(self.model, "reset_state", None)
+        if callable(reset):
+            reset()
+
     @abc.abstractmethod
     def _inference(self, batch: Batch) -> Tensor:
-        """The model's prediction for a batch.
+        """The model's prediction for a batch (overridable hook).
 
         Args:
             batch: A batch dict on :py:attr:`device`; :py:meth:`transform`
@@ -367,27 +357,51 @@ class Solver(abc.ABC):
             ``(B, N, 1, T)`` predictions.
         """
 
+    def _loss(self, pred: Tensor, batch: Batch) -> Union[Tensor, Dict[str, Tensor]]:
+        """The data loss of a prediction (overridable hook; :py:meth:`step` calls it).
+
+        Args:
+            pred: ``(B, N, 1, T)`` from :py:meth:`_inference`.
+            batch: The batch, with ``responses`` ``(B, N, R, T)`` (or its
+                PSTH ``(B, N, 1, T)``, see ``reads_repeats``).
+
+        Returns:
+            The scalar to back-propagate, or a dict with it under ``"loss"``
+            and optionally ``"data_loss"`` (the scalar to report, when it is
+            not the same) and ``"neuron_loss"`` (``(N,)`` per-neuron values).
+            Default: ``criterion(pred, responses)``.
+        """
+        return self.criterion(pred, batch["responses"])
+
     def _penalty(self) -> Optional[Tensor]:
         if not self.penalties:
             return None
         total = self.penalties[0](self.model)
         for penalty in self.penalties[1:]:
             total = total + penalty(self.model)
-        return torch.as_tensor(total, dtype=torch.float32, device=self.device)
+        return torch.as_tensor(total, dtype=self._dtype, device=self.device)
 
-    def _detach_model(self) -> None:
-        # stateful (recurrent) models cut their graph between updates; others have no detach()
+    def _clip_gradients(self) -> None:
+        """Clip the gradients to ``grad_clip`` (overridable: per-neuron solvers clip each neuron)."""
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(list(self.parameters()), self.grad_clip)
+
+    def _after_update(self) -> None:
+        """Called after every optimizer step; holds frozen neurons (per-neuron solvers) and cuts
+        the graph of stateful models (``model.detach()``)."""
+        if self._neuron_tracker is not None:
+            self._neuron_tracker.hold(self.training_state_, self.model)
         detach = getattr(self.model, "detach", None)
         if callable(detach):
             detach()
 
     def step(self, batch: Batch) -> Dict[str, Any]:
-        """One gradient update on one batch.
+        """One gradient update on one batch (overridable hook).
 
         Zero the gradients, predict (:py:meth:`_inference`), compute the data
-        loss plus the penalties, back-propagate, clip the gradients
-        (``grad_clip``), update the parameters and cut the graph of stateful
-        models (``model.detach()``). A non-finite loss is not back-propagated:
+        loss (:py:meth:`_loss`) plus the penalties, back-propagate, clip
+        (:py:meth:`_clip_gradients`), update the parameters and run
+        :py:meth:`_after_update`. A non-finite loss is not back-propagated:
         the parameters stay as they were and :py:meth:`fit` raises
         :py:class:`TrainingDivergedError`.
 
@@ -396,33 +410,59 @@ class Solver(abc.ABC):
 
         Returns:
             ``{"loss": total (float), "data_loss": float, "penalty": float,
-            "pred": detached (B, N, 1, T) prediction}``. A custom ``step``
-            must return at least ``"loss"``; :py:meth:`fit` also uses
+            "pred": detached (B, N, 1, T) prediction}`` (and ``"neuron_loss"``
+            when :py:meth:`_loss` gives it). A custom ``step`` must return a
+            dict with at least ``"loss"``; :py:meth:`fit` also uses
             ``"data_loss"`` (else ``"loss"``) for ``train_loss`` and
             ``"pred"`` for the train metrics.
         """
         optimizer = self._ensure_optimizer()
         self.model.train()
-        batch = self._to_device(batch)
+        batch = self._prepare(batch)
+        self._begin_sequence()
         optimizer.zero_grad(set_to_none=True)
         pred = self._inference(batch)
-        data_loss = self.criterion(pred, batch["responses"])
+        parts = self._loss(pred, batch)
+        parts = dict(parts) if isinstance(parts, dict) else {"loss": parts}
+        data_loss = parts["loss"]
         penalty = self._penalty()
         loss = data_loss if penalty is None else data_loss + penalty
-        parts = [loss, data_loss] + ([] if penalty is None else [penalty])
+        reported = parts.get("data_loss", data_loss)
+        numbers = [loss, reported] + ([] if penalty is None else [penalty])
         # one host sync per step for all the reported numbers
-        values = torch.stack([p.detach().float().reshape(()) for p in parts]).tolist()
+        values = torch.stack([p.detach().double().reshape(()) for p in numbers]).tolist()
         if math.isfinite(values[0]):
             loss.backward()
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(list(self.parameters()), self.grad_clip)
+            self._clip_gradients()
             optimizer.step()
-        self._detach_model()
-        return {"loss": values[0], "data_loss": values[1], "penalty": values[2] if penalty is not None else 0.0, "pred": pred.detach()}
+        self._after_update()
+        out = {"loss": values[0], "data_loss": values[1], "penalty": values[2] if penalty is not None else 0.0, "pred": pred.detach()}
+        if "neuron_loss" in parts:
+            out["neuron_loss"] = parts["neuron_loss"].detach()
+        return out
 
-    @torch.no_grad()
+    def _tracker(self, stopping: EarlyStopping) -> Optional[NeuronTracker]:
+        """The per-neuron tracker of this solver's fits (overridable hook); ``None``: the neurons
+        share one early stopping (the default)."""
+        return None
+
+    # ------------------------------------------------------------------
+    # evaluation and prediction
+    # ------------------------------------------------------------------
+    def _criterion_reads_repeats(self) -> bool:
+        builtin = isinstance(self.criterion, (_losses.MSELoss, _losses.PoissonLoss))
+        return bool(getattr(self.criterion, "reads_repeats", not builtin))
+
+    def _uses_psth(self, loader: Any, training: bool) -> bool:
+        if self.reads_repeats or self._criterion_reads_repeats():
+            return False
+        # train metrics need the repeats of the training batches (signal power), not of the validation ones
+        if training:
+            return isinstance(loader, PaddedLoader) and not self.track_train_metrics
+        return ValidationCache.applies_to(loader)
+
     def validation(self, loader: Iterable[Batch]) -> Dict[str, Any]:
-        """Loss and per-neuron metrics on a loader, in eval mode.
+        """Loss and per-neuron metrics on a loader, in eval mode (overridable hook).
 
         Metrics are streamed (:py:class:`~strfsolver.metrics.MetricAccumulator`):
         per-neuron sufficient statistics on the device, no prediction kept.
@@ -431,45 +471,57 @@ class Solver(abc.ABC):
             loader: Batches of whole stimuli.
 
         Returns:
-            ``{"loss": float, <metric>: (N,) float64 tensor on the CPU, ...}``;
-            ``loss`` is the criterion averaged over batches, weighted by
-            their number of stimuli.
+            ``{"loss": float, "neuron_loss": (N,), <metric>: (N,), ...}``, float64
+            tensors on the CPU. ``neuron_loss`` is each neuron's loss over all
+            its valid bins (the same for any batching; NaN only for a neuron
+            never recorded); for the built-in losses ``loss`` is its reduction
+            over neurons (the criterion's ``reduction``), for another
+            criterion the batch-size weighted mean of its values.
         """
+        cache = self._validation_cache
+        return self._evaluate(loader, cache if cache is not None and cache.loader is loader else None)
+
+    @torch.no_grad()
+    def _evaluate(self, loader: Iterable[Batch], cache: Optional[ValidationCache]) -> Dict[str, Any]:
         was_training = self.model.training
         self.model.eval()
         accumulator = MetricAccumulator(self.metrics)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        neuron_sum: Optional[Tensor] = None
-        n_stims = 0
+        builtin = isinstance(self.criterion, (_losses.MSELoss, _losses.PoissonLoss))
+        tracks_neurons = issubclass(self.state_class, NeuronTrainingState)
+        per_neuron = NeuronLossMean() if builtin or tracks_neurons else None
+        loss_sum, n_stims = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        pairs = cache.batches() if cache is not None else ((b, None) for b in map(self._prepare, loader))
         try:
-            for batch, target in self._validation_batches(loader, accumulator):
+            for batch, summary in pairs:
+                self._begin_sequence()
                 pred = self._inference(batch)
-                size = int(batch["responses"].shape[0])
-                loss, per_neuron = self._validation_loss(pred, batch["responses"])
-                loss_sum += loss.detach().double() * size
+                responses = batch["responses"]
+                size = int(responses.shape[0])
                 if per_neuron is not None:
-                    per_neuron = per_neuron.detach().double() * size
-                    neuron_sum = per_neuron if neuron_sum is None else neuron_sum + per_neuron
+                    per_neuron.update(neuron_losses(self.criterion, pred, responses), bin_counts(responses))
+                if not builtin:
+                    loss_sum += self.criterion(pred, responses).detach().double() * size
                 n_stims += size
-                accumulator.update(pred, target)
+                accumulator.update(pred, summary if summary is not None else responses)
         finally:
             self.model.train(was_training)
         if n_stims == 0:
             raise ValueError("the validation loader yielded no batch.")
-        result: Dict[str, Any] = {"loss": float(loss_sum) / n_stims}
-        if neuron_sum is not None:
-            result["neuron_loss"] = (neuron_sum / n_stims).cpu()
+        result: Dict[str, Any] = {}
+        if builtin:
+            values = per_neuron.compute()
+            reduction = self.criterion.reduction
+            result["loss"] = float(values.nanmean() if reduction in ("mean", "none") else values.nansum())
+        else:
+            result["loss"] = float(loss_sum) / n_stims
+        if tracks_neurons:
+            result["neuron_loss"] = per_neuron.compute().cpu()
         result.update({name: values.cpu() for name, values in accumulator.compute().items()})
         return result
 
-    def _validation_loss(self, pred: Tensor, responses: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        """The criterion of one validation batch and, for solvers that track neurons
-        separately, its ``(N,)`` per-neuron values (``None`` here)."""
-        return self.criterion(pred, responses), None
-
     @torch.no_grad()
     def transform(self, stims: Union[Tensor, np.ndarray, Sequence[Union[Tensor, np.ndarray]]], batch_size: int = 32):
-        """Predictions of the model in eval mode, computed in chunks.
+        """Predictions of the model in eval mode, computed in chunks (overridable hook).
 
         Args:
             stims: A ``(B, F, T)`` (or ``(B, C, F, T)``) tensor, or a list of
@@ -482,23 +534,24 @@ class Solver(abc.ABC):
             zero-padded at their end within a chunk, which a causal model
             ignores.
         """
-        if not _is_count(batch_size, 1):
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        check_count(batch_size, "batch_size", 1)
         was_training = self.model.training
         self.model.eval()
+        dtype = self._dtype
+
+        def predict(chunk: Tensor) -> Tensor:
+            self._begin_sequence()
+            return self._inference({"stims": chunk.to(self.device)})
+
         try:
             if isinstance(stims, (Tensor, np.ndarray)):
-                stims = torch.as_tensor(stims, dtype=torch.float32)
+                stims = torch.as_tensor(stims, dtype=dtype)
                 if stims.ndim not in (3, 4):
                     raise ValueError(
                         f"stims must be (B, F, T) or (B, C, F, T) or a list of (F, T) stimuli, got a tensor of shape {tuple(stims.shape)}."
                     )
-                chunks = [
-                    self._inference({"stims": stims[i : i + batch_size].to(self.device)})
-                    for i in range(0, stims.shape[0], batch_size)
-                ]
-                return torch.cat(chunks, dim=0)
-            items = [torch.as_tensor(s, dtype=torch.float32) for s in stims]
+                return torch.cat([predict(stims[i : i + batch_size]) for i in range(0, stims.shape[0], batch_size)], dim=0)
+            items = [torch.as_tensor(s, dtype=dtype) for s in stims]
             for i, item in enumerate(items):
                 if item.ndim not in (2, 3) or item.shape[:-1] != items[0].shape[:-1]:
                     raise ValueError(
@@ -512,7 +565,7 @@ class Solver(abc.ABC):
                 padded = chunk[0].new_zeros((len(chunk),) + tuple(chunk[0].shape[:-1]) + (bins,))
                 for b, item in enumerate(chunk):
                     padded[b, ..., : item.shape[-1]] = item
-                pred = self._inference({"stims": padded.to(self.device)})
+                pred = predict(padded)
                 out.extend(pred[b, ..., : item.shape[-1]] for b, item in enumerate(chunk))
             return out
         finally:
@@ -522,14 +575,13 @@ class Solver(abc.ABC):
     # states and files
     # ------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
-        """Everything needed to continue training: model, optimizer, schedules,
-        penalties, criterion, progress counters (epoch, step, best score and
-        epoch, patience counter, best model state), RNG states, loader states
-        and the history. Storable with :py:func:`strfsolver.io.save_state`."""
+        """Everything needed to continue training (overridable hook): model, optimizer,
+        schedules, penalties, criterion, the training state (epoch, step, best score and
+        epoch, patience counter, best model state), RNG states, loader states and the
+        history. Storable with :py:func:`strfsolver.io.save_state`."""
         schedulers = []
         for item in self._schedules() if self.optimizer is not None else []:
             schedulers.append(item.scheduler.state_dict() if isinstance(item, _schedules.TorchScheduler) else {})
-        progress = dict(self._progress)
         return {
             "solver": type(self).__name__,
             "model": self.model.state_dict(),
@@ -537,7 +589,7 @@ class Solver(abc.ABC):
             "optimizer": self.optimizer.state_dict() if isinstance(self.optimizer, torch.optim.Optimizer) else None,
             "schedulers": schedulers,
             "penalties": [p.state_dict() if hasattr(p, "state_dict") else {} for p in self.penalties],
-            "progress": progress,
+            "progress": self.training_state_.state_dict(),
             "monitor": [self.monitor_, self.mode_],
             "rng": _random.get_rng_state(),
             "loaders": dict(self._loader_states),
@@ -545,8 +597,8 @@ class Solver(abc.ABC):
         }
 
     def load_state_dict(self, state: Dict[str, Any], strict: bool = True) -> None:
-        """Restore what :py:meth:`state_dict` returned (RNG and loader states
-        are restored by ``fit(..., resume=True)`` only).
+        """Restore what :py:meth:`state_dict` returned (overridable hook; RNG and loader
+        states are restored by ``fit(..., resume=True)`` only).
 
         Args:
             state: A solver state.
@@ -566,18 +618,15 @@ class Solver(abc.ABC):
         if state["optimizer"] is not None:
             self._ensure_optimizer().load_state_dict(state["optimizer"])
         saved_schedulers = state.get("schedulers", [])
-        current = self._schedules() if saved_schedulers else []
-        for i, item in enumerate(current):
+        for i, item in enumerate(self._schedules() if saved_schedulers else []):
             if isinstance(item, _schedules.TorchScheduler) and i < len(saved_schedulers) and saved_schedulers[i]:
                 item.scheduler.load_state_dict(saved_schedulers[i])
         for penalty, saved in zip(self.penalties, state.get("penalties", [])):
             if saved and hasattr(penalty, "load_state_dict"):
                 penalty.load_state_dict(saved)
-        progress = self._fresh_progress()
-        progress.update(state["progress"])
-        self._progress = progress
-        self.best_epoch_ = progress["best_epoch"]
-        self.best_score_ = progress["best_score"]
+        training_state = self.state_class()
+        training_state.load_state_dict(state["progress"])
+        self.training_state_ = training_state
         if "monitor" in state:
             self.monitor_, self.mode_ = state["monitor"]
         self._loader_states = dict(state.get("loaders", {}))
@@ -594,22 +643,31 @@ class Solver(abc.ABC):
         e.g. ``checkpoint_best.safetensors``) into this solver."""
         self.load_state_dict(_checkpoint.load_checkpoint(Path(logdir) / filename, device=self.device), strict=strict)
 
+    def _resume(self, path: Path, loader, valid_loader) -> bool:
+        if not path.is_file():
+            return False
+        state = _checkpoint.load_checkpoint(path, device=self.device)
+        self.load_state_dict(state)
+        _random.set_rng_state(state["rng"])
+        for key, value in (("train", loader), ("valid", valid_loader)):
+            saved = state.get("loaders", {}).get(key)
+            if saved is not None and callable(getattr(value, "load_state_dict", None)):
+                value.load_state_dict(saved)
+        return True
+
+    def _capture_loader_states(self, loader, valid_loader) -> None:
+        self._loader_states = {}
+        for key, value in (("train", loader), ("valid", valid_loader)):
+            if value is not None and callable(getattr(value, "state_dict", None)):
+                self._loader_states[key] = value.state_dict()
+
     # ------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------
     def on_epoch_end(self, epoch: Dict[str, Any]) -> None:
-        """Hook called after every epoch with its dict (after the loggers); no-op by default."""
+        """Called after every epoch with its dict, after the loggers (overridable hook; no-op)."""
 
-    def _after_evaluation(self, row: Dict[str, Any]) -> None:
-        """Hook for subclasses, called every epoch after the early-stopping bookkeeping and
-        before the epoch dict is logged and checkpointed; it may add keys to ``row``.
-
-        Variants that track each neuron on its own (``"single-cell"``,
-        ``"per-cell-best"``) update their per-neuron state here, so loggers and
-        checkpoints see it. No-op by default.
-        """
-
-    def _resolve_monitor(self, has_validation: bool) -> tuple:
+    def _resolve_monitor(self, has_validation: bool) -> Tuple[str, str]:
         monitor, mode = self.monitor, self.mode
         if has_validation or not monitor.startswith("val_"):
             return monitor, mode
@@ -646,91 +704,12 @@ class Solver(abc.ABC):
                 "track_train_metrics=True)."
             )
 
-    def _improves(self, score: float) -> bool:
-        best = self._progress["best_score"]
-        if best is None:
-            return True
-        if math.isnan(score):
-            return False
-        if math.isnan(best):
-            return True
-        if self.mode_ == "max":
-            return score > best + self.min_delta
-        return score < best - self.min_delta
-
-    def _uses_psth(self, loader, validation: bool = False) -> bool:
-        if self.psth_training is False or not isinstance(loader, PaddedLoader):
-            return False
-        if self.psth_training:
-            return True
-        builtin = isinstance(self.criterion, (_losses.MSELoss, _losses.PoissonLoss))
-        # train metrics need the repeats of the training batches, not of the validation ones
-        return builtin and type(self).step is Solver.step and (validation or not self.track_train_metrics)
-
-    def _validation_batches(self, loader, accumulator: MetricAccumulator):
-        """``(batch, target)`` pairs for :py:meth:`validation`.
-
-        A fixed-order :py:class:`PaddedLoader` serves the same batches every
-        epoch; where the PSTH view applies (see ``psth_training``), each
-        batch's PSTH and the prediction-free part of its metrics
-        (:py:meth:`MetricAccumulator.summarize`) are computed on the first
-        validation and reused, so later epochs never touch the repeats. Any
-        other loader is iterated as it is, with its responses as target.
-        """
-        if not self._uses_psth(loader, validation=True) or loader.shuffle:
-            for batch in loader:
-                batch = self._to_device(batch)
-                yield batch, batch["responses"]
-            return
-        cache = getattr(self, "_validation_cache", None)
-        key = (loader.batch_size, loader.drop_last, tuple(self.metrics), str(self.device))
-        if cache is None or cache[0] != key or cache[1] is not loader:
-            entries = []
-            for batch in loader:
-                batch = self._to_device(batch)
-                summary = accumulator.summarize(batch["responses"])
-                psth_batch = dict(batch, responses=summary.psth, valid_mask=~summary.psth.isnan())
-                entries.append((psth_batch, summary))
-            self._validation_cache = cache = (key, loader, entries)
-        else:
-            # count the epoch as iterating would, so loader states stay the same
-            loader.set_epoch(loader.epoch + 1)
-        yield from cache[2]
-
-    def _training_batches(self, loader):
-        """What the epoch loop iterates: the loader, or its PSTH view (see ``psth_training``)."""
-        if not self._uses_psth(loader):
-            return loader
-        cached = getattr(self, "_psth_view", None)
-        if cached is None or cached.loader is not loader:
-            cached = self._psth_view = _PsthBatches(loader)
-        return cached
-
-    def _capture_loader_states(self, loader, valid_loader) -> None:
-        self._loader_states = {}
-        for key, value in (("train", loader), ("valid", valid_loader)):
-            if value is not None and callable(getattr(value, "state_dict", None)):
-                self._loader_states[key] = value.state_dict()
-
-    def _resume(self, path: Path, loader, valid_loader) -> bool:
-        if not path.is_file():
-            return False
-        state = _checkpoint.load_checkpoint(path, device=self.device)
-        self.load_state_dict(state)
-        _random.set_rng_state(state["rng"])
-        for key, value in (("train", loader), ("valid", valid_loader)):
-            saved = state.get("loaders", {}).get(key)
-            if saved is not None and callable(getattr(value, "load_state_dict", None)):
-                value.load_state_dict(saved)
-        return True
-
-    def _finish_loggers(self, final: Optional[Dict[str, Any]]) -> None:
-        for logger in self.loggers:
-            if final is not None and callable(getattr(logger, "finalize", None)):
-                logger.finalize(final)
-        for logger in self.loggers:
-            if callable(getattr(logger, "close", None)):
-                logger.close()
+    def _start_fresh(self) -> None:
+        self.training_state_ = self.state_class()
+        self.log = []
+        for penalty in self.penalties:
+            if callable(getattr(penalty, "setup", None)):
+                penalty.setup(self.model)
 
     def fit(
         self,
@@ -781,148 +760,135 @@ class Solver(abc.ABC):
             ValueError: on invalid arguments or a checkpoint that does not fit.
         """
         self._check_config()
-        max_epochs = self.max_epochs if max_epochs is None else max_epochs
-        if not _is_count(max_epochs, 1):
-            raise ValueError(f"max_epochs must be an integer >= 1, got {max_epochs!r}.")
-        if not _is_count(valid_frequency, 1):
-            raise ValueError(f"valid_frequency must be an integer >= 1, got {valid_frequency!r}.")
-        save_frequency = 1 if save_frequency is None else save_frequency
-        if not _is_count(save_frequency, 1):
-            raise ValueError(f"save_frequency must be an integer >= 1 or None, got {save_frequency!r}.")
+        max_epochs = check_count(self.max_epochs if max_epochs is None else max_epochs, "max_epochs", 1)
+        check_count(valid_frequency, "valid_frequency", 1)
+        save_frequency = check_count(1 if save_frequency is None else save_frequency, "save_frequency", 1)
         if resume and logdir is None:
             raise ValueError("resume=True needs the logdir of the run to continue.")
-        logdir = None if logdir is None else Path(logdir)
-
-        self.monitor_, self.mode_ = self._resolve_monitor(valid_loader is not None)
-        self._check_monitor_key(valid_loader is not None)
+        has_validation = valid_loader is not None
+        self.monitor_, self.mode_ = self._resolve_monitor(has_validation)
+        self._check_monitor_key(has_validation)
         self._ensure_optimizer()
-        schedules = self._schedules()
-        epoch_schedules = [s for s in schedules if isinstance(s, _schedules.Schedule) and s.unit == "epoch"]
-        step_schedules = [s for s in schedules if isinstance(s, _schedules.Schedule) and s.unit == "step"]
-        torch_schedulers = [s for s in schedules if isinstance(s, _schedules.TorchScheduler)]
-
-        resumed = resume and self._resume(logdir / _checkpoint.LAST, loader, valid_loader)
-        if not resumed:
-            self._progress = self._fresh_progress()
-            self.best_epoch_ = self.best_score_ = None
-            self.log = []
-            for penalty in self.penalties:
-                if callable(getattr(penalty, "setup", None)):
-                    penalty.setup(self.model)
-        progress = self._progress
-        if progress["best_model"] is None:
-            progress["best_model"] = _copy_state(self.model)
-        train_batches = self._training_batches(loader)
-
-        bar = tqdm.tqdm(total=max_epochs, initial=min(progress["epoch"], max_epochs), disable=not self.tqdm_on, desc="epochs", unit="epoch")
+        schedules = ScheduleRunner(self._schedules(), self.set_hyperparameter)
+        stopping = EarlyStopping(self.mode_, self.patience, self.min_delta)
+        writer = None if logdir is None else CheckpointWriter(Path(logdir), save_frequency, save_hook)
+        if not (resume and self._resume(writer.last, loader, valid_loader)):
+            self._start_fresh()
+        state = self.training_state_
+        if state.best_model is None:
+            state.best_model = copy_state(self.model)
+        self._neuron_tracker = self._tracker(stopping)
+        train_batches = loader.psth_view() if self._uses_psth(loader, training=True) else loader
+        if has_validation and self._uses_psth(valid_loader, training=False):
+            self._validation_cache = ValidationCache(valid_loader, self.metrics, self.device)
+        reporter = Reporter(self.loggers, self.tqdm_on, max_epochs, state.epoch, self.monitor_)
         final = None
         try:
-            while progress["epoch"] < max_epochs and not progress["stopped"]:
-                epoch = progress["epoch"]
-                start = time.perf_counter()
-                for s in epoch_schedules:
-                    self.set_hyperparameter(s.target, s(epoch))
-                row: Dict[str, Any] = {"epoch": epoch}
-                row.update(self._train_epoch(train_batches, epoch, step_schedules, torch_schedulers))
+            while state.epoch < max_epochs and not state.stopped:
+                epoch, start = state.epoch, time.perf_counter()
+                schedules.begin_epoch(epoch)
+                row, train_values = self._train_epoch(train_batches, epoch, schedules)
+                row = {"epoch": epoch, **row}
                 evaluated = not self.monitor_.startswith("val_")
-                if valid_loader is not None and ((epoch + 1) % valid_frequency == 0 or epoch + 1 == max_epochs):
-                    result = self.validation(valid_loader)
-                    self.last_validation_ = result
-                    row["val_loss"] = result["loss"]
-                    row.update({f"val_{name}": _nanmean(result[name]) for name in self.metrics})
+                if has_validation and ((epoch + 1) % valid_frequency == 0 or epoch + 1 == max_epochs):
+                    self.last_validation_ = self.validation(valid_loader)
+                    row["val_loss"] = self.last_validation_["loss"]
+                    row.update({f"val_{name}": _nanmean(self.last_validation_[name]) for name in self.metrics})
                     evaluated = True
                 row["seconds"] = time.perf_counter() - start
-
-                improved = False
-                if evaluated:
-                    if self.monitor_ not in row:
-                        raise KeyError(
-                            f"monitor {self.monitor_!r} is not in the epoch dict; available keys: {sorted(row)}. "
-                            "Set monitor= to one of them (val_* keys need a valid_loader)."
-                        )
-                    score = float(row[self.monitor_])
-                    if self._improves(score):
-                        improved = True
-                        progress.update(best_score=score, best_epoch=epoch, bad_epochs=0, best_model=_copy_state(self.model))
-                        self.best_epoch_, self.best_score_ = epoch, score
-                    else:
-                        progress["bad_epochs"] += 1
-                    for s in torch_schedulers:
-                        if s.on_plateau:
-                            s.scheduler.step(score)
-                for s in torch_schedulers:
-                    if s.unit == "epoch" and not s.on_plateau:
-                        s.scheduler.step()
-
-                progress["epoch"] = epoch + 1
-                if self.patience is not None and progress["bad_epochs"] >= self.patience:
-                    progress["stopped"] = True
-                self._after_evaluation(row)
+                improved = evaluated and self._end_evaluated_epoch(row, stopping, schedules, train_values)
+                schedules.end_epoch()
+                state.epoch = epoch + 1
+                if state.epoch >= max_epochs and not state.stopped:
+                    state.stop_reason = "max_epochs"
                 self.log.append(row)
-                for logger in self.loggers:
-                    logger(row)
+                reporter(row)
                 self.on_epoch_end(row)
-                bar.update(1)
-                bar.set_postfix({"loss": f"{row['train_loss']:.4g}", self.monitor_: f"{row.get(self.monitor_, float('nan')):.4g}"})
-
-                if logdir is not None:
+                if writer is not None:
                     self._capture_loader_states(loader, valid_loader)
-                    last = progress["epoch"] >= max_epochs or progress["stopped"]
-                    save_last = last or progress["epoch"] % save_frequency == 0
-                    # one state for both files: it copies the model and the best model to the CPU
-                    state = self.state_dict() if improved or save_last else None
-                    if improved:
-                        _checkpoint.save_checkpoint(logdir / _checkpoint.BEST, state)
-                    if save_last:
-                        _checkpoint.save_checkpoint(logdir / _checkpoint.LAST, state)
-                        if save_hook is not None:
-                            save_hook(epoch, self)
+                    writer.after_epoch(self, epoch, improved, finished=state.stopped or state.epoch >= max_epochs)
             self._restore_best()
-            final = dict(self.log[progress["best_epoch"]]) if progress["best_epoch"] is not None and progress["best_epoch"] < len(self.log) else {}
-            final["best_epoch"] = progress["best_epoch"]
+            best = state.best_epoch
+            final = dict(self.log[best]) if best is not None and best < len(self.log) else {}
+            final["best_epoch"], final["stop_reason"] = best, state.stop_reason
         finally:
-            bar.close()
-            self._finish_loggers(final)
+            reporter.close(final)
+            self._neuron_tracker = self._validation_cache = None
         return self.log
 
-    def _restore_best(self) -> None:
-        best = self._progress.get("best_model")
-        if best is not None:
-            self.model.load_state_dict(best)
+    def _end_evaluated_epoch(self, row: Dict[str, Any], stopping: EarlyStopping, schedules: ScheduleRunner, train_values: Dict[str, Tensor]) -> bool:
+        """Early stopping (on the mean over neurons) and per-neuron tracking of an evaluated epoch."""
+        if self.monitor_ not in row:
+            raise KeyError(
+                f"monitor {self.monitor_!r} is not in the epoch dict; available keys: {sorted(row)}. "
+                "Set monitor= to one of them (val_* keys need a valid_loader)."
+            )
+        score = float(row[self.monitor_])
+        improved = stopping.update(self.training_state_, score, row["epoch"], lambda: copy_state(self.model))
+        schedules.evaluated(score)
+        if self._neuron_tracker is not None:
+            scores, _ = scores_of(self.monitor_, self.last_validation_, train_values)
+            row.update(self._neuron_tracker.update(self.training_state_, scores, row["epoch"], self.model))
+        return improved
 
-    def _train_epoch(self, loader, epoch: int, step_schedules, torch_schedulers) -> Dict[str, float]:
-        progress = self._progress
+    def _restore_best(self) -> None:
+        state = self.training_state_
+        if state.best_model is not None:
+            self.model.load_state_dict(state.best_model)
+        if self._neuron_tracker is not None:
+            self._neuron_tracker.restore(state, self.model)
+
+    def _train_epoch(self, batches, epoch: int, schedules: ScheduleRunner) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        """One pass of :py:meth:`step` over the training batches.
+
+        Returns:
+            The epoch dict's training entries, and the per-neuron training
+            values a ``train_`` monitor of a per-neuron tracker needs.
+        """
+        state = self.training_state_
         accumulator = MetricAccumulator(self.metrics) if self.track_train_metrics else None
+        wants_neuron_loss = self._neuron_tracker is not None and self.monitor_ == "train_loss"
+        neuron_loss = NeuronLossMean() if wants_neuron_loss else None
         loss_sum = penalty_sum = 0.0
-        n_stims = 0
-        for index, batch in enumerate(loader):
-            for s in step_schedules:
-                self.set_hyperparameter(s.target, s(progress["step"]))
-            batch = self._to_device(batch)
+        n_stims, lr = 0, self.current_lr
+        for index, batch in enumerate(batches):
+            schedules.begin_step(state.step)
             out = self.step(batch)
+            if not isinstance(out, dict) or "loss" not in out:
+                got = f"a dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
+                raise ValueError(f"step() must return a dict with at least 'loss' (a float), got {got}.")
             loss = float(out["loss"])
             if not math.isfinite(loss):
                 self._restore_best()
-                raise TrainingDivergedError(epoch, progress["step"], index, loss, progress["best_epoch"])
+                raise TrainingDivergedError(epoch, state.step, index, loss, state.best_epoch)
             lr = self.current_lr
-            size = int(batch["responses"].shape[0])
+            size = len(batch["stims"])
             loss_sum += float(out.get("data_loss", loss)) * size
             penalty_sum += float(out.get("penalty", 0.0)) * size
             n_stims += size
-            if accumulator is not None:
+            if accumulator is not None or neuron_loss is not None:
                 if "pred" not in out:
-                    raise ValueError("track_train_metrics=True needs step() to return the batch's prediction under 'pred'.")
-                accumulator.update(out["pred"], batch["responses"])
-            progress["step"] += 1
-            for s in torch_schedulers:
-                if s.unit == "step":
-                    s.scheduler.step()
+                    raise ValueError("track_train_metrics=True (or a train_ monitor of a per-neuron solver) needs step() to return the batch's prediction under 'pred'.")
+                batch = self._prepare(batch)
+                if accumulator is not None:
+                    accumulator.update(out["pred"], batch["responses"])
+                if neuron_loss is not None:
+                    values = out.get("neuron_loss")
+                    if values is None:
+                        values = neuron_losses(self.criterion, out["pred"], batch["responses"])
+                    neuron_loss.update(values, bin_counts(batch["responses"]))
+            state.step += 1
+            schedules.end_step()
         if n_stims == 0:
             raise ValueError(f"the training loader yielded no batch in epoch {epoch}.")
         row = {"train_loss": loss_sum / n_stims}
         if self.penalties:
             row["train_penalty"] = penalty_sum / n_stims
+        train_values: Dict[str, Tensor] = {}
         if accumulator is not None:
-            row.update({f"train_{name}": _nanmean(values) for name, values in accumulator.compute().items()})
+            train_values = accumulator.compute()
+            row.update({f"train_{name}": _nanmean(values) for name, values in train_values.items()})
+        if neuron_loss is not None:
+            train_values["neuron_loss"] = neuron_loss.compute()
         row["lr"] = lr
-        return row
+        return row, train_values

@@ -5,16 +5,17 @@ neurons peak at different epochs (a strongly driven neuron early, a weak one
 late, or it starts to overfit). This solver trains exactly as
 ``"population"`` (same steps, same early stopping on the mean monitored
 value) and, in addition, keeps for every neuron a snapshot of *its own*
-parameters at the epoch where *its own* monitored value was best. At the
-end it restores the globally best state and overlays each neuron's snapshot
-on it.
+parameters at the epoch where *its own* monitored value was best (a
+:py:class:`~strfsolver.solver.neurons.NeuronTracker` in ``"snapshot"``
+mode). At the end it restores the globally best state and overlays each
+neuron's snapshot on it.
 
 Which parameters are a neuron's own. A tensor belongs to the neurons when it
 has a neuron axis: the model is rebuilt with ``n_neurons=1``
-(:py:func:`~strfsolver.solver.single_cell.single_neuron_replica`) and every
+(:py:func:`~strfsolver.solver.neuron_stack.single_neuron_replica`) and every
 parameter or buffer whose shape differs from the one-neuron model's in
 exactly one axis, of size N there and 1 in the replica, has that axis as its
-neuron axis (:py:func:`~strfsolver.solver.single_cell.neuron_axes`): e.g.
+neuron axis (:py:func:`~strfsolver.solver.neuron_stack.neuron_axes`): e.g.
 the STRFs ``(N, C, F, L)``, biases and activation parameters ``(N,)``, the
 readout weights ``(N, H)`` of ``"nrf"``/``"cnn2d"``. Everything else (a
 core, a prefilter) is shared and comes from the globally best epoch. For a
@@ -32,22 +33,25 @@ always, at least as good: compare with ``solver.validation`` if it matters.
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Dict, List, Optional
+from typing import Dict, Optional
 
-import torch
 from literate_dataclasses import field
+from torch import Tensor
 
 from strfsolver.solver import register
 from strfsolver.solver.base import _solver_dataclass
+from strfsolver.solver.loop import EarlyStopping
+from strfsolver.solver.neuron_stack import neuron_axes
+from strfsolver.solver.neurons import NeuronTracker
 from strfsolver.solver.population import PopulationSolver
-from strfsolver.solver.single_cell import _along, _NeuronScores, neuron_axes
+from strfsolver.solver.state import NeuronTrainingState
 
 __all__ = ["PerCellBestSolver"]
 
 
 @register("per-cell-best")
 @_solver_dataclass
-class PerCellBestSolver(_NeuronScores, PopulationSolver):
+class PerCellBestSolver(PopulationSolver):
     """Joint training; each neuron ends with its own parameters from its own best epoch.
 
     Training, early stopping (on the mean of ``monitor`` over neurons) and
@@ -56,7 +60,8 @@ class PerCellBestSolver(_NeuronScores, PopulationSolver):
     (same ``mode`` and ``min_delta`` rule) gets a new snapshot of its slice
     of the per-neuron tensors, taken with a mask (no loop over neurons). At
     the end of :py:meth:`fit` the snapshots are overlaid on the global best
-    state.
+    state; evaluated epochs' dicts hold ``n_improved`` (neurons whose own
+    score improved).
 
     Args:
         (fields)
@@ -66,6 +71,8 @@ class PerCellBestSolver(_NeuronScores, PopulationSolver):
     ``best_scores_`` (``(N,)``: each neuron's best epoch and value), and
     those of :py:class:`~strfsolver.solver.Solver`.
     """
+
+    state_class = NeuronTrainingState
 
     neuron_parameters: Optional[Dict[str, int]] = field(
         default=None,
@@ -78,69 +85,38 @@ class PerCellBestSolver(_NeuronScores, PopulationSolver):
         state = self.model.state_dict()
         if self.neuron_parameters is None:
             axes = neuron_axes(self.model)
-            resolved = {name: axis for name, axis in axes.items() if axis is not None and name in state}
-        else:
-            if not isinstance(self.neuron_parameters, dict):
-                raise ValueError(
-                    f"neuron_parameters must be a dict {{name or pattern: neuron axis}} or None, got {self.neuron_parameters!r}."
-                )
-            n_neurons = self._n_neurons()
-            resolved = {}
-            for pattern, axis in self.neuron_parameters.items():
-                names = [name for name in state if fnmatch.fnmatchcase(name, pattern)]
-                if not names:
-                    raise ValueError(f"neuron_parameters names {pattern!r}, which matches none of the model's tensors {sorted(state)}.")
-                for name in names:
-                    shape = tuple(state[name].shape)
-                    if isinstance(axis, bool) or not isinstance(axis, int) or not -len(shape) <= axis < len(shape) or shape[axis] != n_neurons:
-                        raise ValueError(
-                            f"neuron_parameters gives axis {axis!r} for {name!r} of shape {shape}; expected an axis of size "
-                            f"N = {n_neurons}."
-                        )
-                    resolved[name] = axis % len(shape)
+            self.neuron_parameters_ = {name: axis for name, axis in axes.items() if axis is not None and name in state}
+            return
+        if not isinstance(self.neuron_parameters, dict):
+            raise ValueError(f"neuron_parameters must be a dict {{name or pattern: neuron axis}} or None, got {self.neuron_parameters!r}.")
+        n_neurons = getattr(self.model, "n_neurons", None)
+        if not isinstance(n_neurons, int):
+            raise ValueError(f"per-cell-best needs model.n_neurons; {type(self.model).__name__} has none.")
+        resolved = {}
+        for pattern, axis in self.neuron_parameters.items():
+            names = [name for name in state if fnmatch.fnmatchcase(name, pattern)]
+            if not names:
+                raise ValueError(f"neuron_parameters names {pattern!r}, which matches none of the model's tensors {sorted(state)}.")
+            for name in names:
+                shape = tuple(state[name].shape)
+                if isinstance(axis, bool) or not isinstance(axis, int) or not -len(shape) <= axis < len(shape) or shape[axis] != n_neurons:
+                    raise ValueError(
+                        f"neuron_parameters gives axis {axis!r} for {name!r} of shape {shape}; expected an axis of size N = {n_neurons}."
+                    )
+                resolved[name] = axis % len(shape)
         self.neuron_parameters_: Dict[str, int] = resolved
 
-    def _n_neurons(self) -> int:
-        n_neurons = getattr(self.model, "n_neurons", None)
-        if isinstance(n_neurons, int):
-            return n_neurons
-        raise ValueError(f"per-cell-best needs model.n_neurons; {type(self.model).__name__} has none.")
+    def _tracker(self, stopping: EarlyStopping) -> NeuronTracker:
+        return NeuronTracker("snapshot", stopping.improves_each, None, self.neuron_parameters_)
 
-    @staticmethod
-    def _fresh_progress() -> Dict[str, Any]:
-        progress = PopulationSolver._fresh_progress()
-        progress.update(neuron_best_score=None, neuron_best_epoch=None, neuron_best_params=None)
-        return progress
+    @property
+    def best_epochs_(self) -> Optional[Tensor]:
+        """``(N,)`` epoch at which each neuron had its best monitored score (``None`` before a fit)."""
+        value = self.training_state_.neuron_best_epoch
+        return None if value is None else value.detach().cpu().clone()
 
-    def step(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        out = super().step(batch)
-        if "pred" in out:
-            self._record_train(out["pred"], self._to_device(batch)["responses"])
-        return out
-
-    def _track_neurons(self, row: Dict[str, Any]) -> None:
-        if self.monitor_ not in row:
-            row["n_improved"] = 0
-            return
-        improved = self._update_neuron_bests(self._neuron_scores(), row["epoch"])
-        progress, state = self._progress, self.model.state_dict()
-        if progress.get("neuron_best_params") is None:
-            progress["neuron_best_params"] = {name: state[name].detach().clone() for name in self.neuron_parameters_}
-        snapshots = progress["neuron_best_params"]
-        with torch.no_grad():
-            for name, axis in self.neuron_parameters_.items():
-                value = state[name]
-                snapshots[name] = torch.where(_along(improved, value, axis), value.detach(), snapshots[name])
-        row["n_improved"] = int(improved.sum())
-
-    def _restore_best(self) -> None:
-        super()._restore_best()
-        snapshots = self._progress.get("neuron_best_params")
-        if snapshots:
-            self.model.load_state_dict(snapshots, strict=False)
-
-    def fit(self, loader, valid_loader=None, **kwargs) -> List[Dict[str, Any]]:
-        """As :py:meth:`Solver.fit`; at the end the global best state gets each
-        neuron's own best slice. Epoch dicts also hold ``n_improved`` (neurons
-        whose own score improved)."""
-        return super().fit(loader, valid_loader, **kwargs)
+    @property
+    def best_scores_(self) -> Optional[Tensor]:
+        """``(N,)`` each neuron's best monitored score (``None`` before a fit)."""
+        value = self.training_state_.neuron_best_score
+        return None if value is None else value.detach().cpu().clone()

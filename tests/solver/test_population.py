@@ -203,25 +203,40 @@ def test_transform_matches_the_model_for_tensors_and_lists(new_model, splits):
         solver.transform([train.stims[0], train.stims[1][:3]])
 
 
-def test_psth_training_gives_the_same_fit_with_less_data(splits, new_model):
+class RepeatReadingSolver(PopulationSolver):
+    """Declares that its hooks read every repeat: fit must serve the repeats."""
+
+    reads_repeats = True
+    seen_repeats: list
+
+    def _loss(self, pred, batch):
+        self.seen_repeats.append(batch["responses"].shape[2])
+        return super()._loss(pred, batch)
+
+
+def test_psth_view_gives_the_same_fit_as_the_repeats(splits, new_model):
+    """A solver that does not read the repeats trains on PSTHs: same losses and parameters."""
     train, valid = splits
 
-    def fit(psth_training):
-        solver = PopulationSolver(model=new_model(seed=2), lr=1e-2, max_epochs=4, patience=None, tqdm_on=False, psth_training=psth_training)
+    def fit(cls):
+        solver = cls(model=new_model(seed=2), lr=1e-2, max_epochs=4, patience=None, tqdm_on=False)
+        solver.seen_repeats = []
         loader = make_loader(train, batch_size=3, shuffle=True, seed=5)
         history = solver.fit(loader, make_loader(valid, batch_size=4))
         return solver, loader, history
 
-    with_psth, loader, history = fit(None)  # auto: on for a PaddedLoader and the built-in MSE
-    assert with_psth._uses_psth(loader)
-    batch = next(iter(with_psth._training_batches(loader)))
-    assert batch["responses"].shape[2] == 1
-    assert loader.state_dict()["epoch"] == 5  # the view advanced the loader's own epoch counter
-    without, _, reference = fit(False)
+    class CountingSolver(PopulationSolver):
+        def _loss(self, pred, batch):
+            self.seen_repeats.append(batch["responses"].shape[2])
+            return super()._loss(pred, batch)
+
+    with_psth, loader, history = fit(CountingSolver)
+    assert set(with_psth.seen_repeats) == {1}  # PSTHs only
+    assert loader.state_dict()["epoch"] == 4  # the view advanced the loader's own epoch counter
+    without, _, reference = fit(RepeatReadingSolver)
+    assert set(without.seen_repeats) == {max(train.n_repeats)}
     for row, ref in zip(history, reference):
         assert row["train_loss"] == pytest.approx(ref["train_loss"], rel=1e-6, abs=0)
         assert row["val_cc_norm"] == pytest.approx(ref["val_cc_norm"], rel=1e-5, abs=0)
     for name, value in with_psth.model.state_dict().items():
         torch.testing.assert_close(value, without.model.state_dict()[name], rtol=1e-5, atol=1e-7)
-    # a custom step or tracked train metrics keep the repeats
-    assert not PopulationSolver(model=new_model(), track_train_metrics=True)._uses_psth(loader)

@@ -154,7 +154,7 @@ def test_32_neurons_match_32_separate_fits(optimizer):
     assert solver.stopped_epochs_.tolist() == stopped
     # the neurons really did stop at different epochs, and the history counts them
     assert len(set(stopped)) > 1
-    stopped_raw = solver._progress["neuron_stopped_epoch"]
+    stopped_raw = solver.training_state_.neuron_stopped_epoch
     for row in history:
         assert row["n_active"] == int(((stopped_raw < 0) | (stopped_raw > row["epoch"])).sum())
     assert sum(row["n_stopped"] for row in history) == int((stopped_raw >= 0).sum())
@@ -169,7 +169,7 @@ def test_frozen_neurons_stay_at_their_best():
     snapshots = []
     solver.loggers = [lambda row: snapshots.append(solver.model.readout.kernel.weight.detach().clone())]
     solver.fit(*loaders(train, valid))
-    stopped = solver._progress["neuron_stopped_epoch"]
+    stopped = solver.training_state_.neuron_stopped_epoch
     assert (stopped >= 0).any()
     for n in torch.nonzero(stopped >= 0).flatten().tolist():
         after = snapshots[stopped[n]:]

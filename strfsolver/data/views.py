@@ -1,0 +1,125 @@
+"""Cheaper views of a :py:class:`~strfsolver.data.PaddedLoader` for solvers that never read the repeats.
+
+The built-in losses and the noise-ceiling-free part of the metrics see a
+stimulus' responses only through its PSTH, so a solver whose hooks do not
+read each repeat (``Solver.reads_repeats = False``) can train on PSTHs and
+validate from statistics computed once:
+
+- :py:class:`PsthView` serves a loader's batches in the loader's own order
+  with each stimulus' PSTH ``(B, N, 1, T)`` in place of its ``R`` repeats:
+  a step reads ``R`` times less data and the loss is unchanged;
+- :py:class:`ValidationCache` keeps, for a fixed-order validation loader,
+  each batch's PSTH and the prediction-free part of its metrics
+  (:py:meth:`~strfsolver.metrics.MetricAccumulator.summarize`), so later
+  validations never touch the repeats.
+
+Both belong to their caller (a solver builds them at the start of ``fit`` and
+drops them at its end) and advance the loader's epoch counter exactly as
+iterating the loader would, so the loader's ``state_dict()``, and with it
+resume, does not depend on whether a view was used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+
+from strfsolver.data.collate import recorded_responses
+from strfsolver.data.dataset import NeuralDataset
+from strfsolver.data.loader import PaddedLoader
+from strfsolver.metrics import MetricAccumulator, ResponseSummary, psth
+
+__all__ = ["PsthView", "ValidationCache"]
+
+
+def _psth_dataset(dataset: NeuralDataset) -> NeuralDataset:
+    # the stimuli passed validation already: share them rather than copy and re-check
+    responses = [psth(r.unsqueeze(0))[0] for r in dataset.responses]
+    return NeuralDataset._trusted(dataset.stims, responses, dataset.dt_ms, dataset.meta)
+
+
+class PsthView:
+    """A :py:class:`PaddedLoader`'s batches, in its order, with PSTHs in place of the repeats.
+
+    Iterating the view serves the loader's current epoch and advances the
+    loader's epoch counter (the view has no state of its own); its batches
+    are those of the loader with ``responses`` and ``valid_mask`` of shape
+    ``(B, N, 1, T)``. The PSTHs are computed and padded once, when the view
+    is built.
+
+    Args:
+        loader: The loader to view.
+    """
+
+    def __init__(self, loader: PaddedLoader):
+        if not isinstance(loader, PaddedLoader):
+            raise ValueError(f"a PSTH view needs a strfsolver.data.PaddedLoader, got {type(loader).__name__}.")
+        self.loader = loader
+        self._psths = PaddedLoader(
+            _psth_dataset(loader.dataset), batch_size=loader.batch_size, device=loader.device, drop_last=loader.drop_last
+        )
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        loader = self.loader
+        order = loader.order(loader.epoch)
+        loader.set_epoch(loader.epoch + 1)
+        size = loader.batch_size
+        stop = len(loader) * size
+        return (self._psths.batch(order[start : min(start + size, len(order))]) for start in range(0, stop, size))
+
+    def state_dict(self) -> Dict[str, int]:
+        """The viewed loader's state."""
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        """Restore the viewed loader's state."""
+        self.loader.load_state_dict(state)
+
+    def __repr__(self) -> str:
+        return f"PsthView({self.loader!r})"
+
+
+class ValidationCache:
+    """Fixed-order validation batches with their PSTHs and response summaries, computed once.
+
+    The first pass iterates the loader and keeps, per batch, the batch with
+    its PSTH as ``responses`` and the batch's
+    :py:class:`~strfsolver.metrics.ResponseSummary` for ``metrics``; later
+    passes replay them and only count the loader's epoch.
+
+    Args:
+        loader: A :py:class:`PaddedLoader` with ``shuffle=False``.
+        metrics: The metric names the summaries serve.
+        device: Where the cached tensors live (the solver's device).
+    """
+
+    def __init__(self, loader: PaddedLoader, metrics: Sequence[str], device: torch.device):
+        if not self.applies_to(loader):
+            raise ValueError("a validation cache needs a strfsolver.data.PaddedLoader with shuffle=False.")
+        self.loader = loader
+        self.metrics = tuple(metrics)
+        self.device = torch.device(device)
+        self._entries: Optional[List[Tuple[Dict[str, Any], ResponseSummary]]] = None
+
+    @staticmethod
+    def applies_to(loader: Any) -> bool:
+        """Whether ``loader`` serves the same batches every epoch (a PaddedLoader in fixed order)."""
+        return isinstance(loader, PaddedLoader) and not loader.shuffle
+
+    def batches(self) -> Iterator[Tuple[Dict[str, Any], ResponseSummary]]:
+        """``(batch, summary)`` pairs of one validation pass; the batch's ``responses`` is its PSTH."""
+        if self._entries is None:
+            accumulator = MetricAccumulator(self.metrics)
+            entries = []
+            for batch in self.loader:
+                batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                summary = accumulator.summarize(recorded_responses(batch))
+                entries.append((dict(batch, responses=summary.psth, valid_mask=~summary.psth.isnan()), summary))
+            self._entries = entries
+        else:
+            self.loader.set_epoch(self.loader.epoch + 1)
+        return iter(self._entries)

@@ -1,0 +1,205 @@
+"""The parts of the training loop around the gradient steps, one class each.
+
+:py:meth:`strfsolver.solver.Solver.fit` reads as a sequence of these:
+
+- :py:class:`EarlyStopping`: which evaluated epoch is the best, when to stop;
+- :py:class:`ScheduleRunner`: hyperparameter schedules and ``torch`` schedulers,
+  called at the start of every epoch and step and after every evaluation;
+- :py:class:`CheckpointWriter`: the last and best checkpoints of a ``logdir``;
+- :py:class:`Reporter`: the epoch dicts to the loggers and the progress bar.
+
+Each is small and stateless apart from what it is given, so a custom loop
+(or a test) can use any of them alone.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+import tqdm
+from torch import Tensor
+
+from strfsolver.solver import checkpoint as _checkpoint
+from strfsolver.solver import schedules as _schedules
+from strfsolver.solver.state import TrainingState
+
+__all__ = ["EarlyStopping", "ScheduleRunner", "CheckpointWriter", "Reporter", "MODES"]
+
+MODES = ("max", "min")
+
+
+class EarlyStopping:
+    """The best-epoch and patience rule.
+
+    An evaluated score improves on the best one when it is better by more
+    than ``min_delta`` (``mode="max"``: larger; ``"min"``: smaller). The first
+    evaluation is always the best so far; later a NaN score never improves
+    and any number improves on a NaN best. After ``patience`` evaluated epochs
+    without improvement the fit stops (``None``: never).
+
+    Args:
+        mode: ``"max"`` or ``"min"``.
+        patience: Evaluated epochs without improvement before stopping, or ``None``.
+        min_delta: Margin an improvement must exceed (>= 0).
+    """
+
+    def __init__(self, mode: str, patience: Optional[int], min_delta: float):
+        self.mode, self.patience, self.min_delta = mode, patience, float(min_delta)
+
+    def improves(self, score: float, best: Optional[float]) -> bool:
+        """Whether ``score`` improves on ``best`` (``None``: no evaluation yet)."""
+        if best is None:
+            return True
+        if math.isnan(score):
+            return False
+        if math.isnan(best):
+            return True
+        return score > best + self.min_delta if self.mode == "max" else score < best - self.min_delta
+
+    def improves_each(self, scores: Tensor, best: Tensor, best_epoch: Tensor) -> Tensor:
+        """:py:meth:`improves` for ``(N,)`` scores at once (``best_epoch < 0``: no evaluation yet)."""
+        better = scores > best + self.min_delta if self.mode == "max" else scores < best - self.min_delta
+        return (best_epoch < 0) | (~scores.isnan() & (best.isnan() | better))
+
+    def update(self, state: TrainingState, score: float, epoch: int, best_model: Callable[[], Dict[str, Tensor]]) -> bool:
+        """Record an evaluated epoch's score in ``state``; returns whether it is the new best.
+
+        Args:
+            state: The fit's state (best score and epoch, patience counter, stop flag).
+            score: The monitored value.
+            epoch: The epoch evaluated.
+            best_model: Called for a copy of the model's state when the epoch is the best.
+        """
+        improved = self.improves(score, state.best_score)
+        if improved:
+            state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
+            state.best_model = best_model()
+        else:
+            state.bad_epochs += 1
+        if self.patience is not None and state.bad_epochs >= self.patience:
+            state.stopped, state.stop_reason = True, "patience"
+        return improved
+
+
+class ScheduleRunner:
+    """Drives the solver's schedules at the right moments.
+
+    Args:
+        schedules: Checked :py:class:`~strfsolver.solver.schedules.Schedule`
+            and :py:class:`~strfsolver.solver.schedules.TorchScheduler` items.
+        set_value: ``set_value(target, value)``, the solver's
+            :py:meth:`~strfsolver.solver.Solver.set_hyperparameter`.
+    """
+
+    def __init__(self, schedules: Sequence[Any], set_value: Callable[[str, float], None]):
+        plain = [s for s in schedules if isinstance(s, _schedules.Schedule)]
+        self.per_epoch = [s for s in plain if s.unit == "epoch"]
+        self.per_step = [s for s in plain if s.unit == "step"]
+        self.torch = [s for s in schedules if isinstance(s, _schedules.TorchScheduler)]
+        self.set_value = set_value
+
+    def begin_epoch(self, epoch: int) -> None:
+        for s in self.per_epoch:
+            self.set_value(s.target, s(epoch))
+
+    def begin_step(self, step: int) -> None:
+        for s in self.per_step:
+            self.set_value(s.target, s(step))
+
+    def end_step(self) -> None:
+        for s in self.torch:
+            if s.unit == "step":
+                s.scheduler.step()
+
+    def evaluated(self, score: float) -> None:
+        for s in self.torch:
+            if s.on_plateau:
+                s.scheduler.step(score)
+
+    def end_epoch(self) -> None:
+        for s in self.torch:
+            if s.unit == "epoch" and not s.on_plateau:
+                s.scheduler.step()
+
+
+class CheckpointWriter:
+    """Writes :py:data:`~strfsolver.solver.checkpoint.BEST` and
+    :py:data:`~strfsolver.solver.checkpoint.LAST` into ``logdir`` after the epochs that need them.
+
+    Args:
+        logdir: The folder (created on the first write).
+        save_frequency: Write the last state every this many epochs (and when training ends).
+        save_hook: ``save_hook(epoch, solver)`` after each write of the last state.
+    """
+
+    def __init__(self, logdir: Path, save_frequency: int, save_hook: Optional[Callable[[int, Any], Any]] = None):
+        self.logdir, self.save_frequency, self.save_hook = Path(logdir), save_frequency, save_hook
+
+    @property
+    def last(self) -> Path:
+        return self.logdir / _checkpoint.LAST
+
+    @property
+    def best(self) -> Path:
+        return self.logdir / _checkpoint.BEST
+
+    def after_epoch(self, solver: Any, epoch: int, improved: bool, finished: bool) -> None:
+        """Write what epoch ``epoch`` calls for: the best state if it improved, the last one on schedule."""
+        save_last = finished or (epoch + 1) % self.save_frequency == 0
+        if not (improved or save_last):
+            return
+        # one state for both files: it copies the model and the best model to the CPU
+        state = solver.state_dict()
+        if improved:
+            _checkpoint.save_checkpoint(self.best, state)
+        if save_last:
+            _checkpoint.save_checkpoint(self.last, state)
+            if self.save_hook is not None:
+                self.save_hook(epoch, solver)
+
+
+class Reporter:
+    """Sends every epoch dict to the loggers and the progress bar; closes both at the end.
+
+    Loggers are callables receiving each epoch dict; an optional
+    ``finalize(final)`` receives the best epoch's dict when the fit ends
+    normally, and an optional ``close()`` is called in any case.
+
+    Args:
+        loggers: The solver's loggers.
+        progress: Show a progress bar over epochs.
+        total: Epochs of the fit.
+        initial: Epochs already done (a resumed fit).
+        monitor: The monitored key, shown beside the loss.
+    """
+
+    def __init__(self, loggers: Sequence[Callable[[Dict[str, Any]], Any]], progress: bool, total: int, initial: int, monitor: str):
+        self.loggers: List[Callable[[Dict[str, Any]], Any]] = list(loggers)
+        self.monitor = monitor
+        self.bar = tqdm.tqdm(total=total, initial=min(initial, total), disable=not progress, desc="epochs", unit="epoch")
+
+    def __call__(self, row: Dict[str, Any]) -> None:
+        for logger in self.loggers:
+            logger(row)
+        self.bar.update(1)
+        postfix = {"loss": f"{row['train_loss']:.4g}", self.monitor: f"{row.get(self.monitor, float('nan')):.4g}"}
+        self.bar.set_postfix(postfix)
+
+    def close(self, final: Optional[Dict[str, Any]]) -> None:
+        if final is not None and final.get("stop_reason") and not self.bar.disable:
+            self.bar.set_description(f"epochs (stopped: {final['stop_reason']})")
+        self.bar.close()
+        for logger in self.loggers:
+            if final is not None and callable(getattr(logger, "finalize", None)):
+                logger.finalize(final)
+        for logger in self.loggers:
+            if callable(getattr(logger, "close", None)):
+                logger.close()
+
+
+def copy_state(module: torch.nn.Module) -> Dict[str, Tensor]:
+    """Detached copies of ``module.state_dict()`` (on the module's device)."""
+    return {name: t.detach().clone() for name, t in module.state_dict().items()}
