@@ -691,71 +691,72 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         seed = _seed_from(self.random_state)
         from strfsolver import solver as _solvers
         from strfsolver.data import make_loader
-        from strfsolver.random import set_random_seed
+        from strfsolver.random import seeded
 
-        # one seed for weights, split and shuffles: a repeated fit is the same fit
-        set_random_seed(seed)
-        rng = np.random.default_rng(seed)
-        train, val, split = self._split(data, val, rng)
-        if "dt_ms" in model_kwargs:
-            dt_ms = float(model_kwargs["dt_ms"])
-        elif dt_ms is not None:
-            # the bin width of a dataset reaches models whose prefilters depend on it
-            model_kwargs["dt_ms"] = dt_ms
-        else:
-            dt_ms = 5.0
-        train_set = _to_dataset(train.stims, train.responses, dt_ms)
-        if val is not None:
-            monitor, mode = ("val_cc" if val.single_repeat else "val_cc_norm"), "max"
-        else:
-            monitor, mode = "train_loss", "min"
-        options = dict(
-            criterion=self.loss, lr=self.lr, weight_decay=self.weight_decay, max_epochs=self.max_epochs,
-            patience=self.patience, device=self.device, tqdm_on=bool(self.verbose), monitor=monitor, mode=mode,
-        )
-        train_loader = make_loader(train_set, batch_size=self.batch_size, shuffle=True, seed=seed, device=self.device)
-        valid_loader = None
-        if val is not None:
-            valid_loader = make_loader(_to_dataset(val.stims, val.responses, dt_ms), batch_size=self.batch_size, device=self.device)
-        build = (self.model, data.n_freqs, self.n_lags, data.n_neurons, model_kwargs)
-        if self.solver == "multi-seed":
-            # one fit per seed; the estimator keeps the best seed's model
-            import functools
-
-            fitter = _solvers.init(
-                "multi-seed", model_factory=functools.partial(_build_model, *build), seeds=[seed, seed + 1, seed + 2],
-                **options,
+        # one seed for weights, split and shuffles: a repeated fit is the same fit; the
+        # caller's random streams are left as they were (a scikit-learn estimator touches none)
+        with seeded(seed):
+            rng = np.random.default_rng(seed)
+            train, val, split = self._split(data, val, rng)
+            if "dt_ms" in model_kwargs:
+                dt_ms = float(model_kwargs["dt_ms"])
+            elif dt_ms is not None:
+                # the bin width of a dataset reaches models whose prefilters depend on it
+                model_kwargs["dt_ms"] = dt_ms
+            else:
+                dt_ms = 5.0
+            train_set = _to_dataset(train.stims, train.responses, dt_ms)
+            if val is not None:
+                monitor, mode = ("val_cc" if val.single_repeat else "val_cc_norm"), "max"
+            else:
+                monitor, mode = "train_loss", "min"
+            options = dict(
+                criterion=self.loss, lr=self.lr, weight_decay=self.weight_decay, max_epochs=self.max_epochs,
+                patience=self.patience, device=self.device, tqdm_on=bool(self.verbose), monitor=monitor, mode=mode,
             )
-            best = fitter.fit(train_loader, valid_loader).best_run
-            net = _build_model(*build).to(self.device)
-            net.load_state_dict(best.state_dict)
-            log, best_epoch = best.history, best.final.get("best_epoch")
-            self._predictor = _solvers.init("population", model=net, **options)
-        else:
-            fitter = _solvers.init(self.solver, model=_build_model(*build), **options)
-            log = fitter.fit(train_loader, valid_loader)
-            net, best_epoch = fitter.model, fitter.best_epoch_
-            self._predictor = fitter
+            train_loader = make_loader(train_set, batch_size=self.batch_size, shuffle=True, seed=seed, device=self.device)
+            valid_loader = None
+            if val is not None:
+                valid_loader = make_loader(_to_dataset(val.stims, val.responses, dt_ms), batch_size=self.batch_size, device=self.device)
+            build = (self.model, data.n_freqs, self.n_lags, data.n_neurons, model_kwargs)
+            if self.solver == "multi-seed":
+                # one fit per seed; the estimator keeps the best seed's model
+                import functools
 
-        import pandas as pd
+                fitter = _solvers.init(
+                    "multi-seed", model_factory=functools.partial(_build_model, *build), seeds=[seed, seed + 1, seed + 2],
+                    **options,
+                )
+                best = fitter.fit(train_loader, valid_loader).best_run
+                net = _build_model(*build).to(self.device)
+                net.load_state_dict(best.state_dict)
+                log, best_epoch = best.history, best.final.get("best_epoch")
+                self._predictor = _solvers.init("population", model=net, **options)
+            else:
+                fitter = _solvers.init(self.solver, model=_build_model(*build), **options)
+                log = fitter.fit(train_loader, valid_loader)
+                net, best_epoch = fitter.model, fitter.best_epoch_
+                self._predictor = fitter
 
-        self.model_ = net
-        self.solver_ = fitter
-        self.dt_ms_ = dt_ms
-        self.n_features_in_ = data.n_freqs
-        self._set_feature_names(data.feature_names)
-        self.n_neurons_ = data.n_neurons
-        self._y_1d = data.y_1d
-        self.n_iter_ = len(log)
-        self.best_epoch_ = best_epoch
-        self.monitor_ = monitor
-        self.validation_split_ = split
-        self.history_ = pd.DataFrame([dict(row) for row in log])
-        scored = val if val is not None else train
-        self.scores_ = self._score_table(scored.stims, scored.responses, "validation" if val is not None else "training")
-        if neuron_ids is not None:
-            self.scores_.insert(0, "neuron_id", list(neuron_ids))
-        self.strfs_ = self._strfs()
+            import pandas as pd
+
+            self.model_ = net
+            self.solver_ = fitter
+            self.dt_ms_ = dt_ms
+            self.n_features_in_ = data.n_freqs
+            self._set_feature_names(data.feature_names)
+            self.n_neurons_ = data.n_neurons
+            self._y_1d = data.y_1d
+            self.n_iter_ = len(log)
+            self.best_epoch_ = best_epoch
+            self.monitor_ = monitor
+            self.validation_split_ = split
+            self.history_ = pd.DataFrame([dict(row) for row in log])
+            scored = val if val is not None else train
+            self.scores_ = self._score_table(scored.stims, scored.responses, "validation" if val is not None else "training")
+            if neuron_ids is not None:
+                self.scores_.insert(0, "neuron_id", list(neuron_ids))
+            self.strfs_ = self._strfs()
         return self
 
     @staticmethod

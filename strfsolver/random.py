@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from typing import Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["set_random_seed", "get_rng_state", "set_rng_state"]
+__all__ = ["set_random_seed", "get_rng_state", "set_rng_state", "seeded"]
 
 
 def set_random_seed(seed: int, strict: bool = False) -> None:
@@ -41,7 +43,9 @@ def get_rng_state() -> dict:
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
+    # only a CUDA that is in use has a state worth keeping; asking an unused one
+    # would initialise it, which breaks a later fork()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
     return state
 
@@ -56,3 +60,20 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu().to(torch.uint8) for s in state["cuda"]])
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with every generator seeded by ``seed``, and put the caller's states back after.
+
+    What :py:func:`set_random_seed` gives a script, without touching the
+    random streams of the program around it (as a scikit-learn estimator
+    must): ``with seeded(0): model = build()`` draws the same weights every
+    time and leaves ``random``, NumPy and torch as they were.
+    """
+    saved = get_rng_state()
+    set_random_seed(seed)
+    try:
+        yield
+    finally:
+        set_rng_state(saved)

@@ -15,3 +15,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA device; reported as skipped where there is none")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (run these on a GPU machine: pytest -m cuda)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -21,7 +21,7 @@ resume, does not depend on whether a view was used.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -94,15 +94,17 @@ class ValidationCache:
     Args:
         loader: A :py:class:`PaddedLoader` with ``shuffle=False``.
         metrics: The metric names the summaries serve.
-        device: Where the cached tensors live (the solver's device).
+        prepare: ``prepare(batch) -> batch`` applied to each batch once, before
+            anything is computed (the solver's move to its device and dtype);
+            by default entries cleared in ``valid_mask`` become NaN.
     """
 
-    def __init__(self, loader: PaddedLoader, metrics: Sequence[str], device: torch.device):
+    def __init__(self, loader: PaddedLoader, metrics: Sequence[str], prepare: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None):
         if not self.applies_to(loader):
             raise ValueError("a validation cache needs a strfsolver.data.PaddedLoader with shuffle=False.")
         self.loader = loader
         self.metrics = tuple(metrics)
-        self.device = torch.device(device)
+        self.prepare = prepare if prepare is not None else (lambda batch: dict(batch, responses=recorded_responses(batch)))
         self._entries: Optional[List[Tuple[Dict[str, Any], ResponseSummary]]] = None
 
     @staticmethod
@@ -116,8 +118,8 @@ class ValidationCache:
             accumulator = MetricAccumulator(self.metrics)
             entries = []
             for batch in self.loader:
-                batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-                summary = accumulator.summarize(recorded_responses(batch))
+                batch = self.prepare(batch)
+                summary = accumulator.summarize(batch["responses"])
                 entries.append((dict(batch, responses=summary.psth, valid_mask=~summary.psth.isnan()), summary))
             self._entries = entries
         else:

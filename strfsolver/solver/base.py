@@ -334,6 +334,9 @@ class Solver(abc.ABC):
     def _prepare(self, batch: Batch) -> Batch:
         """The batch on the device, with entries its ``valid_mask`` clears set to NaN in ``responses``."""
         batch = self._to_device(batch)
+        stims, dtype = batch["stims"], self._dtype
+        if stims.is_floating_point() and stims.dtype != dtype:
+            batch["stims"] = stims.to(dtype)  # a float64 model gets float64 stimuli
         if "responses" in batch:
             batch["responses"] = recorded_responses(batch)
         return batch
@@ -780,7 +783,7 @@ class Solver(abc.ABC):
         self._neuron_tracker = self._tracker(stopping)
         train_batches = loader.psth_view() if self._uses_psth(loader, training=True) else loader
         if has_validation and self._uses_psth(valid_loader, training=False):
-            self._validation_cache = ValidationCache(valid_loader, self.metrics, self.device)
+            self._validation_cache = ValidationCache(valid_loader, self.metrics, self._prepare)
         reporter = Reporter(self.loggers, self.tqdm_on, max_epochs, state.epoch, self.monitor_)
         final = None
         try:

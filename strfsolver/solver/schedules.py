@@ -263,6 +263,11 @@ class TorchScheduler:
             )
         if self.unit not in UNITS:
             raise ValueError(f"TorchScheduler: unit must be one of {UNITS}, got {self.unit!r}.")
+        if self.on_plateau and self.unit != "epoch":
+            raise ValueError(
+                "TorchScheduler: ReduceLROnPlateau needs the monitored value, which exists after evaluated "
+                f"epochs only; use unit='epoch', got unit={self.unit!r}."
+            )
 
     @property
     def target(self) -> str:

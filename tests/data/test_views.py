@@ -41,7 +41,7 @@ def test_psth_view_serves_the_loaders_batches_with_psths():
 def test_validation_cache_equals_plain_validation_and_counts_epochs():
     solver, train, valid = setup()
     padded = make_loader(valid, batch_size=2)
-    cache = ValidationCache(padded, METRICS, solver.device)
+    cache = ValidationCache(padded, METRICS, solver._prepare)
     plain = DataLoader(valid, batch_size=2, collate_fn=neural_collate)
     train_loader = make_loader(train, batch_size=2, shuffle=True)
     for epoch in range(3):
@@ -56,7 +56,7 @@ def test_validation_cache_equals_plain_validation_and_counts_epochs():
     assert not ValidationCache.applies_to(make_loader(valid, batch_size=2, shuffle=True))
     assert not ValidationCache.applies_to(plain)
     with pytest.raises(ValueError, match="shuffle=False"):
-        ValidationCache(plain, METRICS, solver.device)
+        ValidationCache(plain, METRICS)
 
 
 def test_cleared_valid_mask_entries_count_as_not_recorded():
