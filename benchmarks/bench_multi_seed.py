@@ -50,7 +50,7 @@ def fit(loaders, factory, args, executor=None, threads=1):
         lr=1e-2, max_epochs=args.epochs, patience=None,
     )
     start = time.perf_counter()
-    result = ms.fit(*loaders)
+    result = ms.fit(*loaders).result_
     return time.perf_counter() - start, result
 
 

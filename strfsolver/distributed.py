@@ -32,128 +32,15 @@ See ``docs/distributed.md``.
 
 from __future__ import annotations
 
-import numbers
-import threading
 from typing import Any, Callable, List, Optional, Sequence
 
-import torch
-
-from strfsolver import random as _random
+from strfsolver.executors import check_executor, run_calls
+from strfsolver.solver import multi_seed
 
 __all__ = ["check_executor", "run_many", "run_calls", "CONFIG_KEYS"]
 
 #: keys a dict config of :py:func:`run_many` may have (see there)
 CONFIG_KEYS = ("model_factory", "solver", "solver_kwargs", "loaders", "loader_factory", "seed", "fit_kwargs", "output_dir", "logger_factory")
-
-# one piece of work at a time per process: the global RNG and the torch thread
-# count are process-wide, so two threads of one process would disturb each
-# other's seeding; re-entrant so that a piece of work may call run_many itself
-_PROCESS_LOCK = threading.RLock()
-
-
-def check_executor(executor: Any) -> None:
-    """Refuse anything that does not look like a ``concurrent.futures`` executor.
-
-    Args:
-        executor: ``None`` or an object with a callable ``submit``.
-
-    Raises:
-        ValueError: naming the type that came, when ``submit`` is missing.
-    """
-    if executor is None:
-        return
-    if not callable(getattr(executor, "submit", None)):
-        raise ValueError(
-            f"executor must have the concurrent.futures interface (a submit(fn, *args) method returning futures), "
-            f"e.g. a ProcessPoolExecutor, dask's client.get_executor() or a submitit executor; got "
-            f"{type(executor).__name__} ({executor!r:.80}), which has no submit method."
-        )
-
-
-def _check_threads(threads: Any) -> Optional[int]:
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1 or None (the calling process' torch thread count), got {threads!r}.")
-    return int(threads)
-
-
-def _invoke(fn: Callable, args: tuple, kwargs: dict, threads: Optional[int]) -> Any:
-    """Run ``fn`` with ``threads`` torch threads, leaving the process as it found it."""
-    with _PROCESS_LOCK:
-        previous_threads = torch.get_num_threads()
-        # a sequential run must not change the caller's random streams, and a
-        # worker reused for the next piece must not carry this one's state
-        rng = _random.get_rng_state()
-        try:
-            if threads is not None and threads != previous_threads:
-                torch.set_num_threads(threads)
-            return fn(*args, **kwargs)
-        finally:
-            _random.set_rng_state(rng)
-            if torch.get_num_threads() != previous_threads:
-                torch.set_num_threads(previous_threads)
-
-
-def _cloudpickle():
-    try:
-        import cloudpickle
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "running work on an executor needs the cloudpickle package (it ships lambdas and closures to the "
-            "workers): pip install strfsolver[distributed]"
-        ) from error
-    return cloudpickle
-
-
-def _run_payload(payload: bytes) -> Any:
-    """The function every executor runs: unpack ``(fn, args, kwargs, threads)`` and call it.
-
-    Module-level, so that plain pickle (a ``ProcessPoolExecutor``) ships it by name.
-    """
-    fn, args, kwargs, threads = _cloudpickle().loads(payload)
-    return _invoke(fn, args, kwargs, threads)
-
-
-def run_calls(calls: Sequence[tuple], executor: Any = None, threads: Optional[int] = None) -> List[Any]:
-    """Run ``fn(*args, **kwargs)`` for each ``(fn, args, kwargs)``; results in order.
-
-    The building block of :py:func:`run_many` and of the ``"multi-seed"``
-    solver.
-
-    Args:
-        calls: ``(fn, args, kwargs)`` triples; ``fn`` may be a lambda or a closure.
-        executor: ``None`` (run here, in order) or a ``concurrent.futures``-like executor.
-        threads: Torch intra-op threads for each call; ``None``: this process' current count.
-
-    Returns:
-        The results, in the order of ``calls``.
-
-    Raises:
-        ValueError: for an executor without ``submit`` or a bad ``threads``.
-        Exception: the first failing call's exception (in the order of
-            ``calls``); the calls not started yet are cancelled.
-    """
-    check_executor(executor)
-    threads = _check_threads(threads)
-    if threads is None:
-        threads = torch.get_num_threads()
-    calls = list(calls)
-    if executor is None:
-        return [_invoke(fn, tuple(args), dict(kwargs), threads) for fn, args, kwargs in calls]
-    cloudpickle = _cloudpickle()
-    futures = []
-    try:
-        for fn, args, kwargs in calls:
-            payload = cloudpickle.dumps((fn, tuple(args), dict(kwargs), threads))
-            futures.append(executor.submit(_run_payload, payload))
-        return [future.result() for future in futures]
-    except BaseException:
-        for future in futures:
-            cancel = getattr(future, "cancel", None)
-            if callable(cancel):
-                cancel()
-        raise
 
 
 def _call_config(config: Callable[[], Any]) -> Any:
@@ -166,9 +53,6 @@ def _config_call(index: int, config: Any) -> tuple:
         unknown = sorted(set(config) - set(CONFIG_KEYS))
         if unknown:
             raise ValueError(f"configs[{index}] has unknown key(s) {unknown}; a dict config may have {list(CONFIG_KEYS)}.")
-        # imported here: strfsolver.solver imports this module
-        from strfsolver.solver import multi_seed
-
         task = multi_seed.make_task(
             where=f"configs[{index}]",
             model_factory=config.get("model_factory"),

@@ -727,7 +727,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                     "multi-seed", model_factory=functools.partial(_build_model, *build), seeds=[seed, seed + 1, seed + 2],
                     **options,
                 )
-                best = fitter.fit(train_loader, valid_loader).best_run
+                best = fitter.fit(train_loader, valid_loader).result_.best_run
                 net = _build_model(*build).to(self.device)
                 net.load_state_dict(best.state_dict)
                 log, best_epoch = best.history, best.final.get("best_epoch")

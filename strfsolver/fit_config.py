@@ -271,7 +271,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
         + (f", {len(test)} test" if test is not None else "")
         + f" stimuli, seeds {config['seeds']}"
     )
-    result = runner.fit(train_loader, valid_loader, test_loader)
+    result = runner.fit(train_loader, valid_loader, test_loader).result_
 
     # per-neuron table: mean and spread over seeds (the multi-seed summary), plus the data's own SNR
     valid_batch = neural_collate([valid[i] for i in range(len(valid))])

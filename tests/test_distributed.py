@@ -53,7 +53,7 @@ def assert_same_runs(runs, expected):
 def sequential(loaders):
     torch.set_num_threads(1)
     ms = strfsolver.solver.init("multi-seed", model_factory=model_factory(), n_seeds=2, **FAST)
-    return ms.fit(*loaders)
+    return ms.fit(*loaders).result_
 
 
 def test_lambdas_do_not_pickle_plainly():
@@ -63,7 +63,7 @@ def test_lambdas_do_not_pickle_plainly():
 
 def test_process_pool_equals_sequential(loaders, pool, sequential, tmp_path):
     ms = strfsolver.solver.init("multi-seed", model_factory=model_factory(), n_seeds=2, executor=pool, output_dir=tmp_path, **FAST)
-    result = ms.fit(*loaders)
+    result = ms.fit(*loaders).result_
     assert_same_runs(result.runs, sequential.runs)
     assert result.best_seed == sequential.best_seed
     assert result.summary.equals(sequential.summary)
@@ -77,7 +77,7 @@ def test_dask_equals_sequential(loaders, sequential):
     cluster = dask_distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
     with cluster, dask_distributed.Client(cluster) as client:
         ms = strfsolver.solver.init("multi-seed", model_factory=model_factory(), n_seeds=2, executor=client.get_executor(), **FAST)
-        result = ms.fit(*loaders)
+        result = ms.fit(*loaders).result_
     assert_same_runs(result.runs, sequential.runs)
     assert result.summary.equals(sequential.summary)
 

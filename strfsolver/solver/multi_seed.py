@@ -9,7 +9,7 @@ aggregates every neuron's validation and test metrics across the seeds::
         "multi-seed", solver="population",
         model_factory=lambda seed: strfsolver.models.init("linear", n_freqs=F, n_lags=L, n_neurons=N),
         seeds=[0, 1, 2], lr=1e-2, max_epochs=50)
-    result = ms.fit(train_loader, valid_loader, test_loader)
+    result = ms.fit(train_loader, valid_loader, test_loader).result_
     result.summary      # per split, metric and neuron: mean and std across seeds
     result.best_seed    # by the inner solver's monitor
 
@@ -48,7 +48,7 @@ import numpy as np
 from literate_dataclasses import dataclass, field
 from torch import Tensor, nn
 
-from strfsolver import distributed as _distributed
+from strfsolver import executors as _executors
 from strfsolver import io
 from strfsolver import random as _random
 from strfsolver.solver import register
@@ -441,8 +441,10 @@ class MultiSeedSolver:
     Built with ``strfsolver.solver.init("multi-seed", solver="population",
     model_factory=..., seeds=[0, 1, 2], **solver_kwargs)``; every keyword
     that is not one of the fields below goes to the inner solver (``lr``,
-    ``max_epochs``, ``monitor``, ...). :py:meth:`fit` returns a
-    :py:class:`MultiSeedResult` (also kept as ``result_``).
+    ``max_epochs``, ``monitor``, ...). Like every solver, :py:meth:`fit`
+    returns the solver; the :py:class:`MultiSeedResult` is its fitted
+    attribute ``result_``, and :py:meth:`transform`, :py:meth:`validation`
+    and :py:attr:`model` serve the best seed's fitted model.
 
     With ``output_dir``, the files are::
 
@@ -540,8 +542,8 @@ class MultiSeedSolver:
         if not callable(self.model_factory):
             raise ValueError(f"model_factory must be a callable seed -> nn.Module, got {type(self.model_factory).__name__}.")
         _check_solver_name(self.solver)
-        _distributed.check_executor(self.executor)
-        _distributed._check_threads(self.threads)
+        _executors.check_executor(self.executor)
+        _executors.check_threads(self.threads)
         if not isinstance(self.reseed_loaders, bool):
             raise ValueError(f"reseed_loaders must be True or False, got {self.reseed_loaders!r}.")
 
@@ -553,7 +555,7 @@ class MultiSeedSolver:
         *,
         loader_factory: Optional[Callable[[int], Any]] = None,
         **fit_kwargs: Any,
-    ) -> MultiSeedResult:
+    ) -> "MultiSeedSolver":
         """Fit every seed (here or on the executor) and summarise.
 
         Args:
@@ -569,7 +571,8 @@ class MultiSeedSolver:
                 ``logdir`` is set per seed from ``output_dir``.
 
         Returns:
-            A :py:class:`MultiSeedResult`.
+            The solver; the results are in :py:attr:`result_` (a
+            :py:class:`MultiSeedResult`).
 
         Raises:
             ValueError: for loaders and ``loader_factory`` together (or neither),
@@ -602,9 +605,9 @@ class MultiSeedSolver:
         ]
         if self.executor is None:
             seen: Dict[int, int] = {}  # only a shared process can hand the same module out twice
-            runs = _distributed.run_calls([(fit_seed, (task, seen), {}) for task in tasks], threads=self.threads)
+            runs = _executors.run_calls([(fit_seed, (task, seen), {}) for task in tasks], threads=self.threads)
         else:
-            runs = _distributed.run_calls([(fit_seed, (task,), {}) for task in tasks], executor=self.executor, threads=self.threads)
+            runs = _executors.run_calls([(fit_seed, (task,), {}) for task in tasks], executor=self.executor, threads=self.threads)
 
         per_seed, summary = _tables(runs)
         best = _pick_best(runs, runs[0].mode)
@@ -622,7 +625,52 @@ class MultiSeedSolver:
         if out is not None:
             self._write_summary(out, result)
         self.result_ = result
-        return result
+        self._best_solver = None
+        return self
+
+    @property
+    def best_solver_(self) -> Any:
+        """The inner solver of the best seed, holding its best state (built on first use).
+
+        Predictions, validation and saving after a multi-seed fit go through
+        it, so the multi-seed solver serves the same calls as any other.
+        """
+        if self.result_ is None:
+            raise ValueError("the multi-seed solver is not fitted yet; call fit() first.")
+        if getattr(self, "_best_solver", None) is None:
+            from strfsolver import solver as registry_module
+
+            with _random.seeded(self.result_.best_seed):
+                model = self.model_factory(self.result_.best_seed)
+            options = {k: v for k, v in self.solver_kwargs.items() if k not in ("loggers",)}
+            options["tqdm_on"] = False
+            inner = registry_module.init(self.solver, model=model, **options)
+            inner.model.load_state_dict(self.result_.best_state_dict)
+            self._best_solver = inner
+        return self._best_solver
+
+    @property
+    def model(self) -> nn.Module:
+        """The best seed's fitted model (see :py:attr:`best_solver_`)."""
+        return self.best_solver_.model
+
+    @property
+    def log(self) -> List[Dict[str, Any]]:
+        """The best seed's epoch dicts."""
+        return self.result_.best_run.history if self.result_ is not None else []
+
+    def transform(self, stims: Any, batch_size: int = 32) -> Any:
+        """Predictions of the best seed's model (:py:meth:`Solver.transform`)."""
+        return self.best_solver_.transform(stims, batch_size=batch_size)
+
+    def validation(self, loader: Any) -> Dict[str, Any]:
+        """Loss and per-neuron metrics of the best seed's model on a loader (:py:meth:`Solver.validation`)."""
+        return self.best_solver_.validation(loader)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_best_solver"] = None  # rebuilt on demand, never pickled
+        return state
 
     def _write_summary(self, out: Path, result: MultiSeedResult) -> None:
         io.atomic_write_text(out / SUMMARY_CSV, result.summary.to_csv(index=False))

@@ -36,7 +36,7 @@ def test_registered():
 
 def test_files_and_summary_match_the_per_seed_files(loaders, test_loader, tmp_path):
     ms = strfsolver.solver.init("multi-seed", model_factory=factory, seeds=[4, 7], output_dir=tmp_path, **FAST)
-    result = ms.fit(*loaders, test_loader)
+    result = ms.fit(*loaders, test_loader).result_
     assert isinstance(result, MultiSeedResult) and ms.result_ is result
     assert result.seeds == [4, 7]
     metrics = ("cc", "cc_norm")
@@ -101,7 +101,7 @@ def test_each_seed_is_seeded_before_its_model_and_gets_its_own_shuffle(loaders):
 
     train, valid = loaders
     ms = strfsolver.solver.init("multi-seed", model_factory=recording_factory, n_seeds=2, **FAST)
-    result = ms.fit(train, valid)
+    result = ms.fit(train, valid).result_
     assert result.seeds == [0, 1]
     for seed in (0, 1):
         strfsolver.set_random_seed(seed)
@@ -115,7 +115,7 @@ def test_each_seed_is_seeded_before_its_model_and_gets_its_own_shuffle(loaders):
     assert not torch.equal(orders[0], orders[1])
 
     # the same seed again gives the same parameters, bit for bit
-    again = strfsolver.solver.init("multi-seed", model_factory=factory, seeds=[1], **FAST).fit(train, valid)
+    again = strfsolver.solver.init("multi-seed", model_factory=factory, seeds=[1], **FAST).fit(train, valid).result_
     assert all(torch.equal(again.runs[0].state_dict[k], v) for k, v in result.runs[1].state_dict.items())
 
 
@@ -126,7 +126,7 @@ def _shuffle_order(loader, seed):
 @pytest.mark.parametrize("monitor,mode", [("val_cc_norm", "max"), ("val_loss", "min")])
 def test_best_seed_follows_the_monitor_and_mode(loaders, monitor, mode):
     ms = strfsolver.solver.init("multi-seed", model_factory=factory, n_seeds=3, monitor=monitor, mode=mode, **FAST)
-    result = ms.fit(*loaders)
+    result = ms.fit(*loaders).result_
     scores = result.scores
     assert len(set(scores.values())) == 3  # distinct seeds, distinct scores: the choice is not a tie
     pick = max if mode == "max" else min
@@ -147,7 +147,7 @@ def test_loader_factory_is_called_per_seed(splits):
         train, valid = splits
         return make_loader(train, batch_size=3, shuffle=True, seed=100 + seed), make_loader(valid, batch_size=4)
 
-    result = strfsolver.solver.init("multi-seed", model_factory=factory, seeds=[2, 5], **FAST).fit(loader_factory=loader_factory)
+    result = strfsolver.solver.init("multi-seed", model_factory=factory, seeds=[2, 5], **FAST).fit(loader_factory=loader_factory).result_
     assert calls == [2, 5]
     assert set(result.per_seed["split"]) == {"valid"}
     assert result.summary["n_seeds"].eq(2).all() and len(result.summary) == 2 * N
@@ -184,3 +184,17 @@ def test_bad_arguments(loaders):
     ms = strfsolver.solver.init("multi-seed", model_factory=lambda seed: shared, n_seeds=2, **FAST)
     with pytest.raises(ValueError, match="returned the same module for seeds 0 and 1"):
         ms.fit(*loaders)
+
+
+def test_fit_returns_the_solver_which_predicts_with_the_best_seed(loaders, splits):
+    ms = strfsolver.solver.init("multi-seed", model_factory=factory, seeds=[0, 3], **FAST)
+    assert ms.fit(*loaders) is ms
+    best = ms.result_.best_run
+    model = factory(ms.result_.best_seed)
+    model.load_state_dict(best.state_dict)
+    stims = torch.stack(splits[1].stims[:2])
+    with torch.no_grad():
+        torch.testing.assert_close(ms.transform(stims), model(stims))
+    scores = ms.validation(loaders[1])
+    torch.testing.assert_close(scores["cc_norm"], best.neurons["valid"]["cc_norm"].cpu(), rtol=1e-6, atol=1e-9)
+    assert ms.log == best.history
