@@ -1,0 +1,349 @@
+"""Ridge (or smoothness-penalised) STRFs for every neuron, alpha chosen per neuron.
+
+:func:`fit_ridge` works from a :class:`~strfsolver.ridge.statistics.RidgeStatistics`
+only. With an intercept, features and targets are centered with the training
+part's means over the bins each neuron is recorded at (``G_c = G - n mu mu^T``,
+``B_c = B - mu s_y^T``), so the bias is not penalised; the intercept is then
+``ybar - w^T mu``. Neurons recorded at identical bins share every
+factorization: at most one per distinct recorded-bins signature per fold, and
+one signature for complete data.
+
+Held-out scores come from the held-out statistics, never from predictions:
+with ``mu_t``, ``G_t``, ``B_t`` of a neuron's held-out bins (``m`` of them),
+``cov = w^T (B_t - mu_t s_y^T)``, ``var_pred = w^T (G_t - m mu_t mu_t^T) w``
+(both times m) and the mean prediction ``b + w^T mu_t``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from strfsolver.ridge import crossval
+from strfsolver.ridge.statistics import RidgeStatistics
+
+__all__ = ["fit_ridge", "RidgeFit", "DEFAULT_RELATIVE_ALPHAS", "CHOLESKY_MAX_ALPHAS", "laplacian_penalty"]
+
+#: default grid, relative to the reference scale (mean eigenvalue of the
+#: centered Gram): one value per decade from 1e-4 (next to least squares for
+#: all but the weakest directions of spectrogram-like features) to 1e3 (the
+#: fit is then proportional to the cross-correlation B_c, where "corr" stops
+#: changing); eight values keep the search in the one-Cholesky-per-alpha regime
+DEFAULT_RELATIVE_ALPHAS = tuple(10.0**k for k in range(-4, 4))
+#: with ``method="auto"``, a factorization serving at most this many alphas is
+#: a Cholesky per alpha, otherwise one eigh. At D = 3840 one eigh costs 17
+#: Choleskys on a quiet 2-core CPU and 50-120 on a busy one
+#: (benchmarks/bench_ridge_core.py): 16 takes the eigh only where it surely pays
+CHOLESKY_MAX_ALPHAS = 16
+SCORINGS = ("corr", "mse")
+PENALTIES = ("ridge", "laplacian")
+METHODS = ("auto", "cholesky", "eigh")
+SELECTIONS = ("mean", "pooled")
+
+
+@dataclass
+class RidgeFit:
+    """The result of :func:`fit_ridge`. Tensors are on the statistics' device.
+
+    Attributes:
+        coef: ``(N, D)`` weights, index ``p * L + l``; :meth:`strf` reshapes them.
+        intercept: ``(N,)`` biases (zeros without an intercept).
+        alphas: ``(N,)`` absolute alpha of each neuron.
+        relative_alphas: ``(N,)`` ``alphas / scale``.
+        scale: the reference the relative alphas multiply: ``trace(G_c) / D``
+            for ``"ridge"``, ``trace(G_c) / trace(Pen)`` for ``"laplacian"``,
+            with ``G_c`` the Gram of all bins of all stimuli (centered with an
+            intercept).
+        alpha_grid: ``(A,)`` absolute alphas searched, ascending (None without a search).
+        cv_scores: ``(A, N)`` mean over folds of the per-fold scores (folds where
+            a neuron has no score are skipped); with ``"gcv"``, the leave-one-bin-out score.
+        fold_scores: ``(K, A, N)`` per-fold scores (``(1, A, N)`` with ``"gcv"``).
+        pooled_scores: ``(A, N)`` scores over all folds' held-out bins taken
+            together (CONVENTIONS §7).
+        folds: the ``(train, test)`` group indices of each fold.
+        shape: ``(C, F, L)``.
+    """
+
+    coef: Tensor
+    intercept: Tensor
+    alphas: Tensor
+    relative_alphas: Tensor
+    scale: float
+    alpha_grid: Optional[Tensor] = None
+    cv_scores: Optional[Tensor] = None
+    fold_scores: Optional[Tensor] = None
+    pooled_scores: Optional[Tensor] = None
+    folds: List[Tuple[List[int], List[int]]] = field(default_factory=list)
+    shape: Tuple[int, int, int] = (0, 0, 0)
+
+    def strf(self) -> Tensor:
+        """``coef`` in the model's STRF layout ``(N, C, F, L)``."""
+        return self.coef.reshape(self.coef.shape[0], *self.shape)
+
+
+def laplacian_penalty(n_channels: int, n_bands: int, n_lags: int, *, dtype=torch.float64, device=None) -> Tensor:
+    """``Pen = S^T S`` with S stacking second differences along lags and along bands (per channel).
+
+    Args:
+        n_channels, n_bands, n_lags: C, F, L.
+
+    Returns:
+        ``(D, D)``, ``D = C * F * L``, indexed ``(c * F + f) * L + l``; its null
+        space holds weights linear in lag and band.
+    """
+
+    def curvature(n):  # S^T S of the (n - 2, n) second-difference operator; zero for n < 3
+        rows = torch.zeros(max(n - 2, 0), n, dtype=dtype, device=device)
+        for i in range(n - 2):
+            rows[i, i : i + 3] = torch.tensor([1.0, -2.0, 1.0], dtype=dtype)
+        return rows.T @ rows
+
+    eye = lambda n: torch.eye(n, dtype=dtype, device=device)  # noqa: E731
+    along_lags = torch.kron(eye(n_channels * n_bands), curvature(n_lags))
+    along_bands = torch.kron(eye(n_channels), torch.kron(curvature(n_bands), eye(n_lags)))
+    return along_lags + along_bands
+
+
+class _Factor:
+    """One factorization of a training Gram serving any number of alphas.
+
+    ``"eigh"``: ``G = V diag(lam) V^T`` once, then ``w = V (V^T B) / (lam + a)``
+    per alpha (a matrix product). ``"cholesky"``: ``chol(G + a Pen)`` per alpha
+    and two triangular solves; the only choice with a Laplacian penalty.
+    """
+
+    def __init__(self, gram: Tensor, rhs: Tensor, penalty: Optional[Tensor], n_solves: int, method: str):
+        if method == "auto":
+            method = "cholesky" if penalty is not None or n_solves <= CHOLESKY_MAX_ALPHAS else "eigh"
+        self.method, self.gram, self.rhs, self.penalty = method, gram, rhs, penalty
+        if method == "eigh":
+            self.evals, self.evecs = torch.linalg.eigh(gram)
+            self.projected = self.evecs.T @ rhs
+
+    def solve(self, alpha: float, columns: Optional[Tensor] = None) -> Tensor:
+        """``(D, n)`` weights ``(G + alpha Pen)^{-1} B`` for the given columns of B."""
+        if self.method == "eigh":
+            projected = self.projected if columns is None else self.projected[:, columns]
+            return self.evecs @ (projected / (self.evals + alpha).unsqueeze(1))
+        rhs = self.rhs if columns is None else self.rhs[:, columns]
+        if self.penalty is None:
+            system = self.gram.clone()
+            system.diagonal().add_(alpha)
+        else:
+            system = self.gram + alpha * self.penalty
+        chol, info = torch.linalg.cholesky_ex(system)
+        if int(info) != 0:  # only a (near-)singular Laplacian system or float32 rounding gets here
+            hint = "; or penalty='ridge'" if self.penalty is not None else "; or float64 statistics"
+            raise ValueError(f"the penalised training Gram is not positive definite at alpha={alpha:.6g}; use a larger alpha{hint}")
+        return torch.cholesky_solve(rhs, chol)
+
+
+def _train(part: crossval.Part, penalty, n_solves, method, fit_intercept):
+    """``[(neurons, mu, ybar, _Factor)]`` for the classes of ``part`` that have data."""
+    factors = []
+    for neurons, gram, total, count in part.classes:
+        if count == 0:
+            continue
+        gram_c, cross_c, mu, ybar = crossval.centered(part, neurons, gram, total, count, fit_intercept)
+        factors.append((neurons, mu, ybar, _Factor(gram_c, cross_c, penalty, n_solves, method)))
+    return factors
+
+
+def _weights(factors, alpha, dim, n_outputs, like: Tensor):
+    """``coef (D, N)`` and ``intercept (N,)`` at one alpha; NaN for neurons without training data."""
+    coef = like.new_full((dim, n_outputs), math.nan)
+    intercept = like.new_full((n_outputs,), math.nan)
+    for neurons, mu, ybar, factor in factors:
+        w = factor.solve(alpha)
+        coef[:, neurons] = w
+        intercept[neurons] = ybar if mu is None else ybar - mu @ w
+    return coef, intercept
+
+
+def _grid(name: str, values, scale: float, relative: bool, like: Tensor) -> Tuple[Tensor, Tensor]:
+    """Validated ascending, duplicate-free ``(absolute, relative)`` grids."""
+    grid = torch.as_tensor(values, dtype=like.dtype).to(like.device).reshape(-1) if values is not None else None
+    if grid is None or grid.numel() == 0:
+        raise ValueError(f"{name} is empty; expected at least one positive alpha")
+    if torch.as_tensor(values).dim() > 1:
+        raise ValueError(f"{name} must be one-dimensional; got shape {tuple(torch.as_tensor(values).shape)}")
+    if not bool(torch.isfinite(grid).all()) or bool((grid <= 0).any()):
+        raise ValueError(f"{name} must be finite and > 0; got {grid.tolist()}")
+    grid = torch.unique(grid)
+    return (grid * scale, grid) if relative else (grid, grid / scale)
+
+
+def _refit(part: crossval.Part, alphas: Tensor, penalty, method: str, fit_intercept: bool):
+    """``coef (N, D)``, ``intercept (N,)`` on ``part``: one factorization per signature,
+    one solve per distinct alpha among its neurons."""
+    dim, n_outputs = part.cross.shape
+    coef = part.cross.new_zeros(dim, n_outputs)
+    intercept = part.cross.new_zeros(n_outputs)
+    for neurons, gram, total, count in part.classes:
+        gram_c, cross_c, mu, ybar = crossval.centered(part, neurons, gram, total, count, fit_intercept)
+        values, which = torch.unique(alphas[neurons], return_inverse=True)
+        factor = _Factor(gram_c, cross_c, penalty, values.numel(), method)
+        for j, value in enumerate(values.tolist()):
+            columns = torch.nonzero(which == j).flatten()
+            w = factor.solve(value, columns)
+            coef[:, neurons[columns]] = w
+            intercept[neurons[columns]] = ybar[columns] if mu is None else ybar[columns] - mu @ w
+    return coef.T.contiguous(), intercept
+
+
+def _choice(name: str, value, options) -> str:
+    if value not in options:
+        raise ValueError(f"unknown {name}={value!r}; expected one of {list(options)}")
+    return value
+
+
+def fit_ridge(
+    stats: RidgeStatistics,
+    alphas=None,
+    *,
+    relative_alphas=None,
+    alpha=None,
+    cv=5,
+    scoring: str = "corr",
+    penalty: str = "ridge",
+    fit_intercept: bool = True,
+    selection: str = "mean",
+    method: str = "auto",
+) -> RidgeFit:
+    """Fit every neuron's lagged linear model in closed form, its alpha chosen by cross-validation.
+
+    Minimises, per neuron, ``sum_t (y_t - b - w^T z_t)^2 + alpha * w^T Pen w``
+    over its recorded bins, ``Pen = I`` (``"ridge"``) or the second-difference
+    penalty of :func:`laplacian_penalty` (``"laplacian"``, smooth along lags
+    and bands; built from the statistics' C, F, L). The intercept ``b`` is
+    never penalised.
+
+    **Alphas.** At most one of ``alphas``, ``relative_alphas``, ``alpha``:
+
+    * ``alphas``: absolute grid, as in scikit-learn (CONVENTIONS §7);
+    * ``relative_alphas``: grid relative to ``scale`` (see :class:`RidgeFit`),
+      the same at any feature scale; neither given: :data:`DEFAULT_RELATIVE_ALPHAS`;
+    * ``alpha``: a fixed absolute alpha, scalar or ``(N,)`` (one per neuron);
+      no cross-validation.
+
+    **Cross-validation** splits by groups (stimuli, unless the statistics
+    pooled some): ``cv=K`` contiguous folds in order (the first ``S % K`` one
+    group larger), ``"loso"`` one group out, an iterable of ``(train, test)``
+    group index lists, or ``"gcv"``: exact leave-one-*bin*-out from one eigh
+    of the whole Gram (needs ``keep_data=True``, ridge only). Bins within a
+    stimulus are autocorrelated, so ``"gcv"`` scores are optimistic and tend
+    to pick smaller alphas than stimulus folds; it costs ``T_total * D^2``.
+    Each fold scores every alpha on its held-out bins (``"corr"``: Pearson r
+    over them all, NaN bins excluded; ``"mse"``, lower is better);
+    ``selection="mean"`` picks each neuron's best mean-over-folds score,
+    ``"pooled"`` its best score over all held-out bins taken together. Ties
+    go to the larger alpha, as does a neuron without any score. The chosen
+    alphas are then refitted on all the statistics.
+
+    **Cost.** Per fold and per signature (one for complete data), either one
+    Cholesky per alpha or one eigh for all (``method="auto"``: Cholesky when
+    at most :data:`CHOLESKY_MAX_ALPHAS` alphas, always with a Laplacian),
+    solves ``O(D^2 N)`` per alpha, held-out scoring ``O(D^2 N)`` per alpha.
+    Neurons recorded at different sets of bins (e.g. different stimuli) form
+    different signatures, each with its own factorizations.
+
+    **Precision.** A fold's training statistics are the total minus its
+    held-out groups (or the sum of its training groups, whichever has fewer
+    terms), and centering subtracts ``n mu mu^T``: both cancel digits, about
+    ``eps * ||G||``, harmless in float64 when the features are standardized
+    (CONVENTIONS §7) but not in float32 with large feature means.
+
+    Args:
+        stats: the accumulated statistics.
+        alphas: ``(A,)`` absolute alphas.
+        relative_alphas: ``(A,)`` alphas relative to ``scale``.
+        alpha: fixed absolute alpha, ``float`` or ``(N,)``.
+        cv: see above.
+        scoring: ``"corr"`` or ``"mse"``.
+        penalty: ``"ridge"`` or ``"laplacian"``.
+        fit_intercept: center with the training means and fit a bias.
+        selection: ``"mean"`` or ``"pooled"``.
+        method: ``"auto"``, ``"cholesky"`` or ``"eigh"``.
+
+    Returns:
+        A :class:`RidgeFit`.
+
+    Raises:
+        ValueError: unknown options, empty or non-positive alphas, a per-neuron
+            alpha of the wrong shape, more folds than groups, or a neuron
+            without any recorded bin.
+    """
+    scoring = _choice("scoring", scoring, SCORINGS)
+    penalty = _choice("penalty", penalty, PENALTIES)
+    selection = _choice("selection", selection, SELECTIONS)
+    method = _choice("method", method, METHODS)
+    if not isinstance(stats, RidgeStatistics) or stats.n_groups == 0:
+        raise ValueError(f"stats must be a RidgeStatistics holding at least one stimulus; got {stats!r}")
+    if penalty == "laplacian" and method == "eigh":
+        raise ValueError("method='eigh' does not apply to penalty='laplacian' (a Cholesky per alpha); use method='auto' or 'cholesky'")
+    if sum(v is not None for v in (alphas, relative_alphas, alpha)) > 1:
+        raise ValueError("pass at most one of alphas (absolute grid), relative_alphas (relative grid) and alpha (fixed)")
+    sums = crossval.Sums(stats)
+    everything = crossval.gather(sums, range(stats.n_groups))
+    missing = torch.nonzero(everything.count == 0).flatten().tolist()
+    if missing:
+        raise ValueError(f"neurons {missing[:20]}{' ...' if len(missing) > 20 else ''} have no recorded bin in any stimulus; nothing to fit")
+
+    shape = (stats.n_channels, stats.n_bands, stats.n_lags)
+    like = everything.cross
+    all_bins = [g.all_bins for g in stats.groups]
+    diag = sum(c.gram.diagonal() for c in all_bins)
+    if fit_intercept:
+        diag = diag - sum(c.total for c in all_bins) ** 2 / sum(c.count for c in all_bins)
+    pen = laplacian_penalty(*shape, dtype=like.dtype, device=like.device) if penalty == "laplacian" else None
+    if pen is not None and not bool(pen.any()):
+        raise ValueError(f"penalty='laplacian' needs at least 3 lags or 3 bands; the statistics have F={shape[1]}, L={shape[2]}")
+    scale = float(diag.sum() / (pen.diagonal().sum() if pen is not None else diag.numel()))
+    if not scale > 0 or not math.isfinite(scale):
+        raise ValueError(f"the features have no variance (reference scale {scale}); nothing to regularise against")
+    n_outputs = like.shape[1]
+
+    if alpha is not None:
+        fixed = torch.as_tensor(alpha, dtype=like.dtype).to(like.device)
+        if fixed.dim() > 1 or (fixed.dim() == 1 and fixed.numel() != n_outputs):
+            raise ValueError(f"alpha must be a float or have shape ({n_outputs},), one per neuron; got shape {tuple(fixed.shape)}")
+        if not bool(torch.isfinite(fixed).all()) or bool((fixed <= 0).any()):
+            raise ValueError(f"alpha must be finite and > 0; got {fixed.tolist()}")
+        fixed = fixed.expand(n_outputs).clone()
+        coef, intercept = _refit(everything, fixed, pen, method, fit_intercept)
+        return RidgeFit(coef, intercept, fixed, fixed / scale, scale, shape=shape)
+
+    if alphas is not None:
+        grid, relative_grid = _grid("alphas", alphas, scale, False, like)
+    else:
+        grid, relative_grid = _grid("relative_alphas", DEFAULT_RELATIVE_ALPHAS if relative_alphas is None else relative_alphas, scale, True, like)
+    folds = crossval.make_folds(cv, stats.n_groups)
+    if folds == "gcv":
+        if pen is not None:
+            raise ValueError("cv='gcv' supports penalty='ridge' only; use stimulus folds with penalty='laplacian'")
+        if not stats.keep_data:
+            raise ValueError("cv='gcv' revisits every bin: build the RidgeStatistics with keep_data=True")
+        fold_scores = crossval.score(crossval.loo_moments(stats, everything, grid, fit_intercept), scoring).unsqueeze(0)
+        pooled, folds = fold_scores[0], []
+    else:
+        fold_scores = like.new_full((len(folds), grid.numel(), n_outputs), math.nan)
+        acc = like.new_zeros(grid.numel(), 6, n_outputs)
+        for f, (train, test) in enumerate(folds):
+            factors = _train(crossval.gather(sums, train), pen, grid.numel(), method, fit_intercept)
+            heldout = crossval.gather(sums, test)
+            classes = crossval.heldout_classes(heldout)
+            for a, value in enumerate(grid.tolist()):
+                coef, intercept = _weights(factors, value, like.shape[0], n_outputs, like)
+                moments = crossval.heldout_moments(classes, heldout, coef, intercept)
+                fold_scores[f, a] = crossval.score(moments, scoring)
+                acc[a] = crossval.pool_moments(acc[a], moments)
+        pooled = crossval.score(acc.transpose(0, 1), scoring)
+    cv_scores = fold_scores.nanmean(0)
+    best = crossval.select_alpha(cv_scores if selection == "mean" else pooled, scoring)
+    chosen = grid[best]
+    coef, intercept = _refit(everything, chosen, pen, method, fit_intercept)
+    return RidgeFit(coef, intercept, chosen, relative_grid[best], scale, grid, cv_scores, fold_scores, pooled, folds, shape)
