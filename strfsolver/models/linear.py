@@ -81,10 +81,14 @@ class STRFModel(NeuralModel):
         """``(N,)`` per-neuron offsets of the drive."""
         return self.readout.bias
 
+    def strf_features(self, stims: Tensor) -> Tensor:
+        """``(B, C', F', T)``: what the STRF sees (the prefiltered stimulus); the ``"ridge"`` solver
+        regresses the responses on these."""
+        return self.prefiltering(self.wav2spec(self._as_4d(stims)))
+
     def drive(self, stims: Tensor) -> Tensor:
         """The ``(B, N, 1, T)`` linear drive, before any activation."""
-        x = self.prefiltering(self.wav2spec(self._as_4d(stims)))
-        return self.readout.drive(x)
+        return self.readout.drive(self.strf_features(stims))
 
 
 @register("linear")

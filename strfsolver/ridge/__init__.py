@@ -19,7 +19,7 @@ Example:
     ...     _ = stats.add(x, y)
     >>> fit = fit_ridge(stats, cv=5)
     >>> fit.coef.shape, fit.cv_scores.shape
-    (torch.Size([2, 12]), torch.Size([8, 2]))
+    (torch.Size([2, 12]), torch.Size([15, 2]))
 """
 
 from strfsolver.ridge.lagged import lagged_cross, lagged_design, lagged_gram, lagged_sum

@@ -10,7 +10,9 @@
   fits trained at once; ``"per-cell-best"`` (:py:class:`PerCellBestSolver`):
   joint training, each neuron's readout from its own best epoch;
   ``"multi-seed"`` (:py:class:`MultiSeedSolver`): another solver under
-  several seeds, on any ``concurrent.futures`` executor.
+  several seeds, on any ``concurrent.futures`` executor; ``"ridge"``
+  (:py:class:`RidgeSolver`): linear STRFs in closed form, each neuron's
+  penalty chosen by cross-validation over stimuli.
 - :py:mod:`~strfsolver.solver.schedules`: hyperparameter schedules over
   epochs or steps.
 - :py:mod:`~strfsolver.solver.penalties`: regularization terms added to the loss.
@@ -36,6 +38,7 @@ from strfsolver.solver.base import Solver  # noqa: E402
 from strfsolver.solver.population import PopulationSolver  # noqa: E402
 from strfsolver.solver.single_cell import NeuronStack, SingleCellSolver  # noqa: E402
 from strfsolver.solver.per_cell_best import PerCellBestSolver  # noqa: E402
+from strfsolver.solver.ridge import RidgeSolver  # noqa: E402
 from strfsolver.solver.multi_seed import MultiSeedSolver, MultiSeedResult  # noqa: E402
 from strfsolver.solver.loggers import CSVLogger, JSONLinesLogger  # noqa: E402
 
@@ -48,6 +51,7 @@ __all__ = [
     "SingleCellSolver",
     "NeuronStack",
     "PerCellBestSolver",
+    "RidgeSolver",
     "MultiSeedSolver",
     "MultiSeedResult",
     "TrainingDivergedError",

@@ -158,6 +158,12 @@ class Solver(abc.ABC):
         "when the fit ends (see :py:mod:`strfsolver.solver.loggers`).",
     )
     tqdm_on: bool = field(default=True, doc="Show a progress bar over epochs with the loss and the monitored value.")
+    init: Optional[str] = field(
+        default=None,
+        doc="``None`` (train from the model's initial values) or ``\"ridge\"``: a fresh fit of a model whose first "
+        "stage is an STRF (``\"linear\"``, ``\"ln\"``) starts from the cross-validated ridge STRF of the training "
+        "data, the output nonlinearity set to pass its drive through (:py:func:`strfsolver.solver.ridge.ridge_initialize`).",
+    )
 
     # ------------------------------------------------------------------
     # construction and checks
@@ -187,6 +193,12 @@ class Solver(abc.ABC):
                 raise ValueError(f"penalties[{i}] must be a Penalty, a registered penalty name or a callable, got {penalty!r}.")
         self.loggers = list(self.loggers)
         self._check_config()
+        if self.init is not None:
+            from strfsolver.solver.ridge import check_ridge_model
+
+            if self.init != "ridge":
+                raise ValueError(f"init must be None or 'ridge', got {self.init!r}.")
+            check_ridge_model(self.model, "init='ridge'", linear_only=False)
         self.log: List[Dict[str, Any]] = []
         self.last_validation_: Optional[Dict[str, Any]] = None
         self.training_state_: TrainingState = self.state_class()
@@ -777,6 +789,10 @@ class Solver(abc.ABC):
         writer = None if logdir is None else CheckpointWriter(Path(logdir), save_frequency, save_hook)
         if not (resume and self._resume(writer.last, loader, valid_loader)):
             self._start_fresh()
+            if self.init == "ridge":
+                from strfsolver.solver.ridge import ridge_initialize
+
+                ridge_initialize(self.model, loader, self._prepare)
         state = self.training_state_
         if state.best_model is None:
             state.best_model = copy_state(self.model)
