@@ -33,11 +33,12 @@ import math
 import numbers
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from strfsolver.checks import check_count, check_real, to_json
+from strfsolver.experiment import SCORE_METRICS
 
 try:  # scikit-learn is optional: the estimator works without it
     from sklearn.base import BaseEstimator as _BaseEstimator
@@ -58,7 +59,6 @@ _FORMAT_VERSION = 1
 _PARAMS_FILE = "estimator.json"
 _MODEL_FOLDER = "model"
 # metrics reported per neuron in ``scores_``
-_SCORE_METRICS = ("cc", "cc_norm", "cc_norm_hsu", "fve", "signal_power", "noise_power", "snr")
 # a single stimulus is cut into this many contiguous blocks to hold some out
 _N_BLOCKS = 10
 # reserved model arguments: the estimator derives them from the data
@@ -413,14 +413,6 @@ def _split_blocks(n_times: int, val_fraction: float, rng: np.random.Generator):
     return [tuple(r) for r in runs[False]], [tuple(r) for r in runs[True]]
 
 
-def _build_model(name: str, n_freqs: int, n_lags: int, n_neurons: int, kwargs: Dict[str, Any], seed: Optional[int] = None):
-    """``strfsolver.models.init`` with the estimator's arguments; ``seed`` is the
-    multi-seed solver's (which seeds the generators itself before calling)."""
-    from strfsolver import models as _models
-
-    return _models.init(name, n_freqs=n_freqs, n_lags=n_lags, n_neurons=n_neurons, **kwargs)
-
-
 def _to_dataset(stims: List[np.ndarray], responses: List[np.ndarray], dt_ms: float):
     from strfsolver.data import NeuralDataset
 
@@ -444,7 +436,9 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
     Args:
         model: Registered model name (:py:mod:`strfsolver.models`), e.g.
             ``"linear"`` or ``"ln"``.
-        solver: Registered solver name (:py:mod:`strfsolver.solver`).
+        solver: Registered solver name (:py:mod:`strfsolver.solver`), or
+            ``"auto"``: the closed-form ``"ridge"`` for ``model="linear"``,
+            ``"population"`` otherwise.
         n_lags: Temporal extent of the model's kernels, in bins (lag 0 = the
             current bin).
         model_kwargs: Extra keyword arguments of the model (``dt_ms``,
@@ -467,6 +461,12 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             gives the same fit on the CPU.
         device: Torch device to train and predict on (``"cpu"``, ``"cuda"``).
         verbose: Show a progress bar over epochs.
+        alphas: Ridge solver: absolute alphas to search (``None``: the
+            default grid relative to the training Gram's mean eigenvalue).
+        cv: Ridge solver: folds over stimuli (``K``, ``"loso"``, ``"gcv"``);
+            an integer larger than the number of training stimuli becomes that
+            number (``"gcv"`` for a single stimulus).
+        penalty: Ridge solver: ``"ridge"`` or ``"laplacian"`` (smooth STRFs).
 
     Attributes:
         model_: The fitted ``nn.Module`` (best validation state).
@@ -485,6 +485,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             ``signal_power``, ``noise_power`` and ``snr`` of the fitted model
             on the validation data (on the training data when
             ``val_fraction=0``; ``scores_.attrs["data"]`` says which).
+        alphas_: ``(n_neurons,)`` the alpha each neuron's ridge fit chose (ridge solver only).
         n_features_in_: Frequency bands ``F`` seen in ``fit``.
         feature_names_in_: Column names of a data frame ``X`` (only then).
         n_neurons_: Neurons ``N``.
@@ -513,7 +514,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
     def __init__(
         self,
         model: str = "ln",
-        solver: str = "population",
+        solver: str = "auto",
         n_lags: int = 20,
         model_kwargs: Optional[Dict[str, Any]] = None,
         loss: Any = "mse",
@@ -526,6 +527,9 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         random_state: Any = None,
         device: str = "cpu",
         verbose: bool = False,
+        alphas: Optional[Sequence[float]] = None,
+        cv: Any = 5,
+        penalty: str = "ridge",
     ):
         self.model = model
         self.solver = solver
@@ -541,6 +545,9 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.alphas = alphas
+        self.cv = cv
+        self.penalty = penalty
 
     # ------------------------------------------------------------------ scikit-learn protocol
     def __sklearn_is_fitted__(self) -> bool:
@@ -689,8 +696,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             val = _Data(val[0], responses, val[1], False, None)
 
         seed = _seed_from(self.random_state)
-        from strfsolver import solver as _solvers
-        from strfsolver.data import make_loader
+        from strfsolver.experiment import ExperimentSpec, build_experiment, resolve_solver
         from strfsolver.random import seeded
 
         # one seed for weights, split and shuffles: a repeated fit is the same fit; the
@@ -706,37 +712,33 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             else:
                 dt_ms = 5.0
             train_set = _to_dataset(train.stims, train.responses, dt_ms)
+            valid_set = None if val is None else _to_dataset(val.stims, val.responses, dt_ms)
             if val is not None:
                 monitor, mode = ("val_cc" if val.single_repeat else "val_cc_norm"), "max"
             else:
                 monitor, mode = "train_loss", "min"
+            solver_name = resolve_solver(self.solver, self.model)
             options = dict(
-                criterion=self.loss, lr=self.lr, weight_decay=self.weight_decay, max_epochs=self.max_epochs,
-                patience=self.patience, device=self.device, tqdm_on=bool(self.verbose), monitor=monitor, mode=mode,
+                lr=self.lr, weight_decay=self.weight_decay, max_epochs=self.max_epochs, patience=self.patience,
+                monitor=monitor, mode=mode,
             )
-            train_loader = make_loader(train_set, batch_size=self.batch_size, shuffle=True, seed=seed, device=self.device)
-            valid_loader = None
-            if val is not None:
-                valid_loader = make_loader(_to_dataset(val.stims, val.responses, dt_ms), batch_size=self.batch_size, device=self.device)
-            build = (self.model, data.n_freqs, self.n_lags, data.n_neurons, model_kwargs)
-            if self.solver == "multi-seed":
+            if solver_name == "ridge":
+                options.update(cv=self.cv, penalty=self.penalty)
+                if self.alphas is not None:
+                    options["alphas"] = list(self.alphas)
+            spec = ExperimentSpec(
+                model=self.model, model_options=dict(model_kwargs, n_lags=self.n_lags), solver=solver_name,
+                solver_options=options, loss=self.loss, batch_size=self.batch_size, device=self.device,
+                progress=bool(self.verbose),
                 # one fit per seed; the estimator keeps the best seed's model
-                import functools
-
-                fitter = _solvers.init(
-                    "multi-seed", model_factory=functools.partial(_build_model, *build), seeds=[seed, seed + 1, seed + 2],
-                    **options,
-                )
-                best = fitter.fit(train_loader, valid_loader).result_.best_run
-                net = _build_model(*build).to(self.device)
-                net.load_state_dict(best.state_dict)
-                log, best_epoch = best.history, best.final.get("best_epoch")
-                self._predictor = _solvers.init("population", model=net, **options)
-            else:
-                fitter = _solvers.init(self.solver, model=_build_model(*build), **options)
-                log = fitter.fit(train_loader, valid_loader)
-                net, best_epoch = fitter.model, fitter.best_epoch_
-                self._predictor = fitter
+                seeds=[seed, seed + 1, seed + 2] if solver_name == "multi-seed" else None,
+            )
+            experiment = build_experiment(spec, train_set, valid_set, seed=seed).fit()
+            fitter = experiment.solver
+            net, log, best_epoch = experiment.model, experiment.history, experiment.best_epoch
+            self._predictor = fitter
+            if solver_name == "ridge":
+                self.alphas_ = fitter.alphas_.numpy()
 
             import pandas as pd
 
@@ -852,17 +854,15 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
 
     # ------------------------------------------------------------------ scoring
     def _accumulate(self, stims, responses, metrics) -> Dict[str, np.ndarray]:
-        from strfsolver.metrics import MetricAccumulator
+        from strfsolver.experiment import evaluate
 
-        accumulator = MetricAccumulator(metrics)
-        for pred, response in zip(self._predict_list(stims), responses):
-            accumulator.update(pred[None], torch.tensor(response, dtype=pred.dtype)[None])
-        return {name: values.cpu().numpy() for name, values in accumulator.compute().items()}
+        tensors = [torch.from_numpy(np.ascontiguousarray(s.T, dtype=np.float32)) for s in stims]
+        return evaluate(self._predictor, tensors, responses, metrics, batch_size=self.batch_size)
 
     def _score_table(self, stims, responses, data: str):
         import pandas as pd
 
-        values = self._accumulate(stims, responses, _SCORE_METRICS)
+        values = self._accumulate(stims, responses, SCORE_METRICS)
         table = pd.DataFrame(values, index=pd.RangeIndex(self.n_neurons_, name="neuron"))
         table.attrs["data"] = data
         return table
@@ -1027,7 +1027,10 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             tqdm_on=bool(estimator.verbose), monitor=monitor, mode="min" if monitor == "train_loss" else "max",
         )
         # a fresh solver around the loaded model: ready to predict, or to train further
-        inner = "population" if estimator.solver == "multi-seed" else estimator.solver
+        from strfsolver.experiment import resolve_solver
+
+        inner = resolve_solver(estimator.solver, estimator.model)
+        inner = "population" if inner == "multi-seed" else inner
         estimator.solver_ = _solvers.init(inner, model=estimator.model_, **options)
         estimator.solver_.log = [dict(row) for row in fitted["history"]]
         estimator.model_ = estimator.solver_.model

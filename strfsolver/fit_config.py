@@ -13,7 +13,8 @@ key                meaning (default)
 ``out``            output folder, relative to the config file
 ``model``          registered model name (``"linear"``)
 ``model_options``  keyword arguments of the model; ``n_lags`` (20) lives here
-``solver``         registered solver name (``"population"``)
+``solver``         registered solver name, or ``"auto"``: ``"ridge"`` for the
+                   ``"linear"`` model, ``"population"`` otherwise (``"auto"``)
 ``solver_options`` keyword arguments of the solver (``lr``, ``max_epochs``,
                    ``patience``, ...)
 ``loss``           registered loss name (``"mse"``)
@@ -53,7 +54,7 @@ CONFIG_KEYS: Dict[str, Any] = {
     "data_options": {},
     "model": "linear",
     "model_options": {},
-    "solver": "population",
+    "solver": "auto",
     "solver_options": {},
     "loss": "mse",
     "seeds": [0],
@@ -137,6 +138,8 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         _expect(full, key, dict, "a mapping of keyword arguments")
     for key, registry in (("model", models), ("solver", solver), ("loss", losses)):
         name = _expect(full, key, str, f"a registered {key} name ({', '.join(registry.get_options())})")
+        if key == "solver" and name == "auto":
+            continue
         if name not in registry.get_options():
             import difflib
 
@@ -201,10 +204,10 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     Returns:
         ``{"summary": rows, "result": MultiSeedResult, "files": {name: path}, "seconds": float}``.
     """
-    from strfsolver import models, solver
-    from strfsolver.data import make_loader
-    from strfsolver.metrics import snr as snr_metric
+    from strfsolver import solver
     from strfsolver.data import neural_collate
+    from strfsolver.experiment import ExperimentSpec, build_experiment, resolve_solver
+    from strfsolver.metrics import snr as snr_metric
 
     start = time.perf_counter()
     if not isinstance(config, Mapping):
@@ -226,52 +229,37 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
 
     model_options = dict(config["model_options"])
     model_options.setdefault("n_lags", 20)
-    model_options.setdefault("dt_ms", dataset.dt_ms)
     model_name = config["model"]
-    shapes = dict(n_freqs=dataset.n_freqs, n_neurons=dataset.n_neurons)
-    if dataset.stim_ndim == 3:
-        shapes["n_channels"] = dataset.n_channels
+    inner = resolve_solver(config["solver"], model_name)
+    solver_options = dict(config["solver_options"], solver=inner)
+    # a closed-form fit gives the same result under every seed: fit it once
+    seeds = list(config["seeds"])[:1] if inner == "ridge" else list(config["seeds"])
+    spec = ExperimentSpec(
+        model=model_name, model_options=model_options, solver="multi-seed", solver_options=solver_options,
+        loss=config["loss"], batch_size=config["batch_size"], seeds=seeds, progress=progress, output_dir=out / "seeds",
+    )
+    experiment = build_experiment(spec, train, valid, test, seed=config["split_seed"])
+    # the multi-seed runner builds its models and solvers late: build one of each now to check the options
     try:
-        probe = models.init(model_name, **shapes, **model_options)
+        probe = experiment.model_factory(0)
     except TypeError as error:
         raise ConfigError(f"config key 'model_options': {error}") from None
     except ValueError as error:
         raise ConfigError(f"config key 'model_options': {str(error).splitlines()[0]}") from None
-
-    def model_factory(seed: int):
-        return models.init(model_name, **shapes, **model_options)
-
-    solver_options = dict(config["solver_options"])
-    solver_options.setdefault("tqdm_on", progress)
-    batch = config["batch_size"]
-    try:  # the multi-seed runner builds its solvers late: check the options now
-        solver.init(config["solver"], model=probe, criterion=config["loss"], **solver_options)
+    try:
+        solver.init(inner, model=probe, criterion=config["loss"], **config["solver_options"])
     except TypeError as error:
         raise ConfigError(f"config key 'solver_options': {error}") from None
     except (ValueError, KeyError) as error:
         raise ConfigError(f"config key 'solver_options': {str(error).splitlines()[0]}") from None
-    try:
-        runner = solver.init(
-            "multi-seed",
-            solver=config["solver"],
-            model_factory=model_factory,
-            seeds=list(config["seeds"]),
-            output_dir=out / "seeds",
-            criterion=config["loss"],
-            **solver_options,
-        )
-    except TypeError as error:
-        raise ConfigError(f"config key 'solver_options': {error}") from None
-    train_loader = make_loader(train, batch_size=batch, shuffle=True, seed=config["split_seed"])
-    valid_loader = make_loader(valid, batch_size=batch)
-    test_loader = make_loader(test, batch_size=batch) if test is not None else None
+    model_factory = experiment.model_factory
     print_fn(
-        f"fitting {model_name!r} to {dataset.n_neurons} neurons with the {config['solver']!r} solver: "
+        f"fitting {model_name!r} to {dataset.n_neurons} neurons with the {inner!r} solver: "
         f"{len(train)} training, {len(valid)} validation"
         + (f", {len(test)} test" if test is not None else "")
-        + f" stimuli, seeds {config['seeds']}"
+        + f" stimuli, seeds {seeds}"
     )
-    result = runner.fit(train_loader, valid_loader, test_loader).result_
+    result = experiment.fit().solver.result_
 
     # per-neuron table: mean and spread over seeds (the multi-seed summary), plus the data's own SNR
     valid_batch = neural_collate([valid[i] for i in range(len(valid))])

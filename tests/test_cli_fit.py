@@ -28,7 +28,7 @@ def write_config(tmp_path, **entries):
 
 
 def test_fit_writes_the_report_and_per_seed_files(tmp_path, data_file, capsys):
-    config = write_config(tmp_path, seeds=[0, 3], test_fraction=0.25)
+    config = write_config(tmp_path, seeds=[0, 3], test_fraction=0.25, solver="population")
     assert cli.main(["fit", str(config), "--no-progress"]) == 0
     out = tmp_path / "results"
     rows = list(csv.DictReader((out / "summary.csv").open()))
@@ -108,3 +108,15 @@ def test_help_everywhere(command, capsys):
         cli.main(command + ["--help"])
     assert info.value.code == 0
     assert "usage: strfsolver" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("solver", ["ridge", "auto"])
+def test_a_linear_model_is_fitted_in_closed_form_once(tmp_path, data_file, solver):
+    config = write_config(tmp_path, seeds=[0, 3], solver=solver, solver_options={"penalty": "laplacian"})
+    report = run_fit(config, progress=False, plots=False, print_fn=lambda line: None)
+    result = report["result"]
+    assert result.seeds == [0]  # the same fit under every seed: one is enough
+    history = result.best_run.history
+    assert len(history) == 1 and "alpha_median" in history[0]
+    rows = list(csv.DictReader((tmp_path / "results" / "summary.csv").open()))
+    assert len(rows) == 4 and "cc_std" not in rows[0] and all(float(r["cc"]) > 0.2 for r in rows)

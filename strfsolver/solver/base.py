@@ -344,13 +344,20 @@ class Solver(abc.ABC):
         return moved
 
     def _prepare(self, batch: Batch) -> Batch:
-        """The batch on the device, with entries its ``valid_mask`` clears set to NaN in ``responses``."""
+        """The batch on the device, with entries its ``valid_mask`` clears set to NaN in ``responses``.
+
+        Prepared batches carry the key ``"_prepared"``, so preparing one again
+        (``fit`` prepares, then ``step`` does) costs nothing.
+        """
+        if batch.get("_prepared") if isinstance(batch, dict) else False:
+            return batch
         batch = self._to_device(batch)
         stims, dtype = batch["stims"], self._dtype
         if stims.is_floating_point() and stims.dtype != dtype:
             batch["stims"] = stims.to(dtype)  # a float64 model gets float64 stimuli
         if "responses" in batch:
             batch["responses"] = recorded_responses(batch)
+        batch["_prepared"] = True
         return batch
 
     def _begin_sequence(self) -> None:
@@ -872,6 +879,7 @@ class Solver(abc.ABC):
         n_stims, lr = 0, self.current_lr
         for index, batch in enumerate(batches):
             schedules.begin_step(state.step)
+            batch = self._prepare(batch)
             out = self.step(batch)
             if not isinstance(out, dict) or "loss" not in out:
                 got = f"a dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
@@ -888,7 +896,6 @@ class Solver(abc.ABC):
             if accumulator is not None or neuron_loss is not None:
                 if "pred" not in out:
                     raise ValueError("track_train_metrics=True (or a train_ monitor of a per-neuron solver) needs step() to return the batch's prediction under 'pred'.")
-                batch = self._prepare(batch)
                 if accumulator is not None:
                     accumulator.update(out["pred"], batch["responses"])
                 if neuron_loss is not None:

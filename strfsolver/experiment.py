@@ -1,0 +1,251 @@
+"""One description of a fit, shared by the estimator, ``strfsolver fit`` and the demo.
+
+An :py:class:`ExperimentSpec` names the model, the solver and their options,
+the loss, the batch size, the seeds and where to write; the keys are those
+of a ``strfsolver fit`` config. :py:func:`build_experiment` turns a spec and
+the data (a :py:class:`~strfsolver.data.NeuralDataset` split into training,
+validation and test stimuli) into an :py:class:`Experiment`: the model, the
+solver and the loaders, wired the one way every entry point shares.
+:py:meth:`Experiment.fit` trains; :py:func:`evaluate` scores any fitted
+solver on any data. Data flow one way: dataset -> loader -> solver -> metrics.
+
+    >>> import strfsolver
+    >>> from strfsolver.experiment import ExperimentSpec, build_experiment
+    >>> pop = strfsolver.data.synthetic_population(n_neurons=3, n_stims=8, n_repeats=3, n_freqs=6, n_lags=4, n_times=60)
+    >>> train, valid = pop.dataset.split([0.75, 0.25], seed=0)
+    >>> spec = ExperimentSpec(model="linear", model_options={"n_lags": 4})
+    >>> experiment = build_experiment(spec, train, valid).fit()
+    >>> experiment.solver_name, experiment.scores("valid")["cc_norm"].shape
+    ('ridge', (3,))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from strfsolver.checks import check_count
+from strfsolver.data import NeuralDataset, make_loader
+from strfsolver.metrics import MetricAccumulator
+
+__all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "SCORE_METRICS"]
+
+#: the per-neuron metrics of :py:meth:`Experiment.scores` and the estimator's ``scores_``
+SCORE_METRICS = ("cc", "cc_norm", "cc_norm_hsu", "fve", "signal_power", "noise_power", "snr")
+
+
+def resolve_solver(solver: str, model: str) -> str:
+    """``"auto"``: the closed-form ``"ridge"`` for the ``"linear"`` model, ``"population"`` otherwise."""
+    if solver != "auto":
+        return solver
+    return "ridge" if model == "linear" else "population"
+
+
+@dataclasses.dataclass
+class ExperimentSpec:
+    """What to fit and how: the keys of a ``strfsolver fit`` config that describe the fit.
+
+    Attributes:
+        model: Registered model name.
+        model_options: Keyword arguments of the model (``n_lags``, ``kernel``,
+            ``dt_ms``...); ``n_freqs``, ``n_neurons`` and ``n_channels`` come from the data.
+        solver: Registered solver name, or ``"auto"`` (:py:func:`resolve_solver`).
+        solver_options: Keyword arguments of the solver (``lr``, ``max_epochs``,
+            ``patience``, ``alphas``...).
+        loss: Registered loss name or a callable.
+        batch_size: Stimuli per batch.
+        seeds: ``None`` or one seed: one fit; several: the ``"multi-seed"``
+            solver over them, around ``solver``.
+        device: Where to train.
+        progress: Show the solver's progress bar.
+        loggers: Loggers of the solver (one fit only).
+        output_dir: Checkpoints (one fit: ``fit(logdir=...)``) or the
+            multi-seed folders; ``None`` writes nothing.
+    """
+
+    model: str = "linear"
+    model_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    solver: str = "auto"
+    solver_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    loss: Any = "mse"
+    batch_size: int = 8
+    seeds: Optional[Sequence[int]] = None
+    device: str = "cpu"
+    progress: bool = False
+    loggers: Sequence[Any] = ()
+    output_dir: Optional[Union[str, Path]] = None
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> "ExperimentSpec":
+        """A spec from a dict with (some of) its field names; other keys are refused."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(mapping) - set(names))
+        if unknown:
+            raise ValueError(f"unknown experiment key(s) {unknown}; the keys are {names}.")
+        return cls(**dict(mapping))
+
+
+def _ridge_folds(options: Dict[str, Any], n_train: int) -> Dict[str, Any]:
+    """Ridge options with ``cv`` (default 5) at most the number of training stimuli: as many
+    folds as there are stimuli, and leave-one-bin-out (``"gcv"``) for a single one."""
+    cv = options.get("cv", 5)
+    if isinstance(cv, int) and not isinstance(cv, bool) and n_train < cv and options.get("alpha") is None:
+        options = dict(options, cv=n_train if n_train >= 2 else "gcv")
+    return options
+
+
+class Experiment:
+    """A model, a solver and loaders over training, validation and test data (see :py:func:`build_experiment`).
+
+    Attributes:
+        spec: The :py:class:`ExperimentSpec`.
+        train, valid, test: The datasets (``valid`` and ``test`` may be ``None``).
+        solver_name: The solver that runs (``"auto"`` resolved).
+        solver: The solver (the ``"multi-seed"`` one when there are several seeds).
+        model_factory: ``seed -> model``, the model of the spec for this data.
+    """
+
+    def __init__(self, spec: ExperimentSpec, train: NeuralDataset, valid: Optional[NeuralDataset], test: Optional[NeuralDataset], seed: int):
+        from strfsolver import models as _models
+        from strfsolver import solver as _solvers
+        from strfsolver.random import seeded
+
+        self.spec, self.train, self.valid, self.test, self.seed = spec, train, valid, test, seed
+        self.solver_name = resolve_solver(spec.solver, spec.model)
+        shapes = dict(n_freqs=train.n_freqs, n_neurons=train.n_neurons)
+        if train.stim_ndim == 3:
+            shapes["n_channels"] = train.n_channels
+        model_options = dict(spec.model_options)
+        model_options.setdefault("dt_ms", train.dt_ms)
+        name = spec.model
+
+        def model_factory(model_seed: int) -> nn.Module:
+            return _models.init(name, **shapes, **model_options)
+
+        self.model_factory = model_factory
+        options = dict(spec.solver_options)
+        options.setdefault("tqdm_on", bool(spec.progress))
+        seeds = list(spec.seeds) if spec.seeds is not None else [seed]
+        if len(seeds) > 1 or self.solver_name == "multi-seed":
+            inner = resolve_solver(options.pop("solver", "population" if self.solver_name == "multi-seed" else self.solver_name), spec.model)
+            if inner == "ridge":
+                options = _ridge_folds(options, len(train))
+            self.solver = _solvers.init(
+                "multi-seed", solver=inner, model_factory=model_factory, seeds=seeds,
+                output_dir=spec.output_dir, criterion=spec.loss, device=spec.device, **options,
+            )
+        else:
+            if self.solver_name == "ridge":
+                options = _ridge_folds(options, len(train))
+            with seeded(seeds[0]):
+                model = model_factory(seeds[0])
+            self.solver = _solvers.init(self.solver_name, model=model, criterion=spec.loss, device=spec.device, loggers=list(spec.loggers), **options)
+        check_count(spec.batch_size, "batch_size", 1)
+        self.train_loader = make_loader(train, batch_size=spec.batch_size, shuffle=True, seed=seed, device=spec.device)
+        self.valid_loader = None if valid is None else make_loader(valid, batch_size=spec.batch_size, device=spec.device)
+        self.test_loader = None if test is None else make_loader(test, batch_size=spec.batch_size, device=spec.device)
+
+    @property
+    def multi_seed(self) -> bool:
+        """Whether several seeds are fitted."""
+        return type(self.solver).__name__ == "MultiSeedSolver"
+
+    def fit(self, **fit_kwargs: Any) -> "Experiment":
+        """Train (``fit_kwargs`` go to the solver's ``fit``); returns the experiment."""
+        from strfsolver.random import seeded
+
+        if self.multi_seed:
+            self.solver.fit(self.train_loader, self.valid_loader, self.test_loader, **fit_kwargs)
+            return self
+        if self.spec.output_dir is not None:
+            fit_kwargs.setdefault("logdir", self.spec.output_dir)
+        # the batch order and any dropout draw from the experiment's seed, not the caller's streams
+        with seeded(self.seed):
+            self.solver.fit(self.train_loader, self.valid_loader, **fit_kwargs)
+        return self
+
+    @property
+    def model(self) -> nn.Module:
+        """The fitted model (the best seed's with several seeds)."""
+        return self.solver.model
+
+    @property
+    def history(self):
+        """The epoch dicts of the fit (the best seed's with several seeds)."""
+        return self.solver.log
+
+    @property
+    def best_epoch(self) -> Optional[int]:
+        if self.multi_seed:
+            return self.solver.result_.best_run.final.get("best_epoch")
+        return self.solver.best_epoch_
+
+    def scores(self, split: str = "valid", metrics: Sequence[str] = SCORE_METRICS) -> Dict[str, np.ndarray]:
+        """Per-neuron metrics of the fitted model on ``"train"``, ``"valid"`` or ``"test"``."""
+        dataset = {"train": self.train, "valid": self.valid, "test": self.test}.get(split)
+        if dataset is None:
+            raise ValueError(f"the experiment has no {split!r} data; splits: train, valid, test (when given).")
+        return evaluate(self.solver, dataset.stims, dataset.responses, metrics, batch_size=self.spec.batch_size)
+
+
+def build_experiment(
+    spec: Union[ExperimentSpec, Mapping[str, Any]],
+    train: NeuralDataset,
+    valid: Optional[NeuralDataset] = None,
+    test: Optional[NeuralDataset] = None,
+    *,
+    seed: int = 0,
+) -> Experiment:
+    """The model, solver and loaders that ``spec`` describes, on these data.
+
+    Args:
+        spec: An :py:class:`ExperimentSpec` or a dict of its fields.
+        train: Training stimuli and responses.
+        valid: Validation data (early stopping, the best state), or ``None``.
+        test: Test data (scored by a multi-seed fit), or ``None``.
+        seed: Seed of the weights and the training shuffle of a single fit.
+
+    Raises:
+        ValueError: for an unknown key, model, solver or option (the
+            registries' messages).
+    """
+    if not isinstance(spec, ExperimentSpec):
+        spec = ExperimentSpec.from_mapping(spec)
+    for name, dataset in (("train", train), ("valid", valid), ("test", test)):
+        if dataset is not None and not isinstance(dataset, NeuralDataset):
+            raise ValueError(f"{name} must be a strfsolver.data.NeuralDataset, got {type(dataset).__name__}.")
+    return Experiment(spec, train, valid, test, check_count(seed, "seed", 0))
+
+
+@torch.no_grad()
+def evaluate(
+    predictor: Any,
+    stims: Sequence[torch.Tensor],
+    responses: Sequence[Any],
+    metrics: Sequence[str] = SCORE_METRICS,
+    batch_size: int = 8,
+) -> Dict[str, np.ndarray]:
+    """Per-neuron metrics of a fitted solver's predictions, streamed stimulus by stimulus.
+
+    Args:
+        predictor: Anything with ``transform(list of stimuli) -> list of (N, 1, T)``
+            (every solver).
+        stims: ``(F, T_i)`` (or ``(C, F, T_i)``) stimuli.
+        responses: ``(N, R_i, T_i)`` responses (tensors or arrays), NaN where missing.
+        metrics: Names of :py:class:`~strfsolver.metrics.MetricAccumulator`.
+        batch_size: Stimuli per forward pass.
+
+    Returns:
+        ``{metric: (N,) float64 array}``.
+    """
+    accumulator = MetricAccumulator(tuple(metrics))
+    preds = predictor.transform(list(stims), batch_size=batch_size)
+    for pred, response in zip(preds, responses):
+        pred = pred.detach().cpu()
+        accumulator.update(pred[None], torch.as_tensor(np.asarray(response), dtype=pred.dtype)[None])
+    return {name: values.cpu().numpy() for name, values in accumulator.compute().items()}
