@@ -247,5 +247,5 @@ def evaluate(
     preds = predictor.transform(list(stims), batch_size=batch_size)
     for pred, response in zip(preds, responses):
         pred = pred.detach().cpu()
-        accumulator.update(pred[None], torch.as_tensor(np.asarray(response), dtype=pred.dtype)[None])
+        accumulator.update(pred[None], torch.tensor(np.asarray(response), dtype=pred.dtype)[None])
     return {name: values.cpu().numpy() for name, values in accumulator.compute().items()}
