@@ -10,8 +10,7 @@ that it equals, value for value, what ``neural_collate`` would have built.
 
 from __future__ import annotations
 
-import numbers
-from typing import Any, Dict, Iterator, List, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Union
 
 import numpy as np
 import torch
@@ -20,6 +19,9 @@ from torch import Tensor
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
 from strfsolver.checks import check_count, check_flag
+
+if TYPE_CHECKING:
+    from strfsolver.data.views import PsthView
 
 __all__ = ["PaddedLoader", "make_loader"]
 

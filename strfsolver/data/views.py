@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import torch
 
 from strfsolver.data.collate import recorded_responses
 from strfsolver.data.dataset import NeuralDataset

@@ -23,7 +23,6 @@ from __future__ import annotations
 import abc
 import math
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
@@ -34,16 +33,18 @@ from torch import Tensor, nn
 
 from strfsolver import losses as _losses
 from strfsolver import random as _random
-from strfsolver.checks import check_count, check_real, is_count
+from strfsolver.checks import check_count, check_real
 from strfsolver.data import PaddedLoader, ValidationCache, recorded_responses
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver import schedules as _schedules
-from strfsolver.solver.errors import TrainingDivergedError
-from strfsolver.solver.loop import MODES, CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, copy_state
-from strfsolver.solver.neurons import NeuronLossMean, NeuronTracker, bin_counts, neuron_losses, scores_of
-from strfsolver.solver.state import NeuronTrainingState, TrainingState
+from strfsolver.solver import evaluation as _evaluation
+from strfsolver.solver.loop import (
+    MODES, CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor, train_epoch,
+)
+from strfsolver.solver.neurons import NeuronTracker, scores_of
+from strfsolver.solver.state import TrainingState
 
 __all__ = ["Solver"]
 
@@ -265,41 +266,10 @@ class Solver(abc.ABC):
         return self.optimizer
 
     def _schedules(self) -> List[Any]:
-        raw = self.schedule
-        items = [] if raw is None else list(raw) if isinstance(raw, (list, tuple)) else [raw]
-        result = []
-        for i, item in enumerate(items):
-            if _schedules.is_torch_scheduler(item):
-                item = _schedules.TorchScheduler(item)
-            if isinstance(item, _schedules.TorchScheduler):
-                if item.scheduler.optimizer is not self.optimizer:
-                    raise ValueError(
-                        f"schedule[{i}] is a {type(item.scheduler).__name__} of another optimizer; build it on the "
-                        "solver's optimizer (pass optimizer=... to the solver and the scheduler)."
-                    )
-            elif not isinstance(item, _schedules.Schedule):
-                raise ValueError(
-                    f"schedule[{i}] must be a strfsolver.solver.schedules.Schedule or a torch.optim.lr_scheduler "
-                    f"object, got {type(item).__name__}."
-                )
-            else:
-                self._resolve_target(item.target)  # fail before training, not at the first step
-            result.append(item)
-        return result
+        return _schedules.check_schedules(self)
 
     def _resolve_target(self, target: str) -> str:
-        groups = self._ensure_optimizer().param_groups
-        if target != "params" and target in groups[0]:
-            return "optimizer"
-        if any(getattr(p, "name", None) == target for p in self.penalties):
-            return "penalty"
-        if not target.startswith("_") and hasattr(self, target) and target not in ("model", "optimizer", "criterion"):
-            return "solver"
-        options = sorted(k for k in groups[0] if k != "params") + [getattr(p, "name") for p in self.penalties if hasattr(p, "name")]
-        raise ValueError(
-            f"schedule target {target!r} is neither an optimizer hyperparameter, a penalty name nor a solver "
-            f"attribute; options include {options} and solver attributes such as 'grad_clip'."
-        )
+        return _schedules.target_kind(self, target)
 
     def set_hyperparameter(self, target: str, value: float) -> None:
         """Set the hyperparameter a schedule names (see :py:mod:`strfsolver.solver.schedules`).
@@ -503,43 +473,8 @@ class Solver(abc.ABC):
         cache = self._validation_cache
         return self._evaluate(loader, cache if cache is not None and cache.loader is loader else None)
 
-    @torch.no_grad()
     def _evaluate(self, loader: Iterable[Batch], cache: Optional[ValidationCache]) -> Dict[str, Any]:
-        was_training = self.model.training
-        self.model.eval()
-        accumulator = MetricAccumulator(self.metrics)
-        builtin = isinstance(self.criterion, (_losses.MSELoss, _losses.PoissonLoss))
-        tracks_neurons = issubclass(self.state_class, NeuronTrainingState)
-        per_neuron = NeuronLossMean() if builtin or tracks_neurons else None
-        loss_sum, n_stims = torch.zeros((), dtype=torch.float64, device=self.device), 0
-        pairs = cache.batches() if cache is not None else ((b, None) for b in map(self._prepare, loader))
-        try:
-            for batch, summary in pairs:
-                self._begin_sequence()
-                pred = self._inference(batch)
-                responses = batch["responses"]
-                size = int(responses.shape[0])
-                if per_neuron is not None:
-                    per_neuron.update(neuron_losses(self.criterion, pred, responses), bin_counts(responses))
-                if not builtin:
-                    loss_sum += self.criterion(pred, responses).detach().double() * size
-                n_stims += size
-                accumulator.update(pred, summary if summary is not None else responses)
-        finally:
-            self.model.train(was_training)
-        if n_stims == 0:
-            raise ValueError("the validation loader yielded no batch.")
-        result: Dict[str, Any] = {}
-        if builtin:
-            values = per_neuron.compute()
-            reduction = self.criterion.reduction
-            result["loss"] = float(values.nanmean() if reduction in ("mean", "none") else values.nansum())
-        else:
-            result["loss"] = float(loss_sum) / n_stims
-        if tracks_neurons:
-            result["neuron_loss"] = per_neuron.compute().cpu()
-        result.update({name: values.cpu() for name, values in accumulator.compute().items()})
-        return result
+        return _evaluation.evaluate(self, loader, cache)
 
     @torch.no_grad()
     def transform(self, stims: Union[Tensor, np.ndarray, Sequence[Union[Tensor, np.ndarray]]], batch_size: int = 32):
@@ -556,42 +491,7 @@ class Solver(abc.ABC):
             zero-padded at their end within a chunk, which a causal model
             ignores.
         """
-        check_count(batch_size, "batch_size", 1)
-        was_training = self.model.training
-        self.model.eval()
-        dtype = self._dtype
-
-        def predict(chunk: Tensor) -> Tensor:
-            self._begin_sequence()
-            return self._inference({"stims": chunk.to(self.device)})
-
-        try:
-            if isinstance(stims, (Tensor, np.ndarray)):
-                stims = torch.as_tensor(stims, dtype=dtype)
-                if stims.ndim not in (3, 4):
-                    raise ValueError(
-                        f"stims must be (B, F, T) or (B, C, F, T) or a list of (F, T) stimuli, got a tensor of shape {tuple(stims.shape)}."
-                    )
-                return torch.cat([predict(stims[i : i + batch_size]) for i in range(0, stims.shape[0], batch_size)], dim=0)
-            items = [torch.as_tensor(s, dtype=dtype) for s in stims]
-            for i, item in enumerate(items):
-                if item.ndim not in (2, 3) or item.shape[:-1] != items[0].shape[:-1]:
-                    raise ValueError(
-                        f"stimulus {i} has shape {tuple(item.shape)} but stimulus 0 has {tuple(items[0].shape)}; "
-                        "expected (F, T_i) or (C, F, T_i) stimuli that differ only in T_i."
-                    )
-            out = []
-            for start in range(0, len(items), batch_size):
-                chunk = items[start : start + batch_size]
-                bins = max(item.shape[-1] for item in chunk)
-                padded = chunk[0].new_zeros((len(chunk),) + tuple(chunk[0].shape[:-1]) + (bins,))
-                for b, item in enumerate(chunk):
-                    padded[b, ..., : item.shape[-1]] = item
-                pred = predict(padded)
-                out.extend(pred[b, ..., : item.shape[-1]] for b, item in enumerate(chunk))
-            return out
-        finally:
-            self.model.train(was_training)
+        return _evaluation.predict(self, stims, batch_size)
 
     # ------------------------------------------------------------------
     # states and files
@@ -690,41 +590,7 @@ class Solver(abc.ABC):
         """Called after every epoch with its dict, after the loggers (overridable hook; no-op)."""
 
     def _resolve_monitor(self, has_validation: bool) -> Tuple[str, str]:
-        monitor, mode = self.monitor, self.mode
-        if has_validation or not monitor.startswith("val_"):
-            return monitor, mode
-        name = monitor[len("val_") :]
-        if name == "loss" or (self.track_train_metrics and name in self.metrics):
-            fallback = ("train_" + name, mode)
-        else:
-            fallback = ("train_loss", "min")
-        warnings.warn(
-            f"fit() has no valid_loader, so monitor {monitor!r} cannot be computed; early stopping and the "
-            f"best state use {fallback[0]!r} (mode {fallback[1]!r}) instead.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return fallback
-
-    def _epoch_keys(self, has_validation: bool) -> List[str]:
-        """The keys :py:meth:`fit` puts in every evaluated epoch's dict."""
-        keys = ["epoch", "train_loss", "lr", "seconds"]
-        if self.penalties:
-            keys.append("train_penalty")
-        if self.track_train_metrics:
-            keys += [f"train_{name}" for name in self.metrics]
-        if has_validation:
-            keys += ["val_loss"] + [f"val_{name}" for name in self.metrics]
-        return sorted(keys)
-
-    def _check_monitor_key(self, has_validation: bool) -> None:
-        keys = self._epoch_keys(has_validation)
-        if self.monitor_ not in keys:
-            raise KeyError(
-                f"monitor {self.monitor_!r} is not in the epoch dict; available keys: {keys}. "
-                "Set monitor= to one of them (val_* keys need a valid_loader; train_<metric> keys need "
-                "track_train_metrics=True)."
-            )
+        return resolve_monitor(self, has_validation)
 
     def _start_fresh(self) -> None:
         self.training_state_ = self.state_class()
@@ -789,7 +655,7 @@ class Solver(abc.ABC):
             raise ValueError("resume=True needs the logdir of the run to continue.")
         has_validation = valid_loader is not None
         self.monitor_, self.mode_ = self._resolve_monitor(has_validation)
-        self._check_monitor_key(has_validation)
+        check_monitor_key(self, self.monitor_, has_validation)
         self._ensure_optimizer()
         schedules = ScheduleRunner(self._schedules(), self.set_hyperparameter)
         stopping = EarlyStopping(self.mode_, self.patience, self.min_delta)
@@ -865,56 +731,4 @@ class Solver(abc.ABC):
             self._neuron_tracker.restore(state, self.model)
 
     def _train_epoch(self, batches, epoch: int, schedules: ScheduleRunner) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
-        """One pass of :py:meth:`step` over the training batches.
-
-        Returns:
-            The epoch dict's training entries, and the per-neuron training
-            values a ``train_`` monitor of a per-neuron tracker needs.
-        """
-        state = self.training_state_
-        accumulator = MetricAccumulator(self.metrics) if self.track_train_metrics else None
-        wants_neuron_loss = self._neuron_tracker is not None and self.monitor_ == "train_loss"
-        neuron_loss = NeuronLossMean() if wants_neuron_loss else None
-        loss_sum = penalty_sum = 0.0
-        n_stims, lr = 0, self.current_lr
-        for index, batch in enumerate(batches):
-            schedules.begin_step(state.step)
-            batch = self._prepare(batch)
-            out = self.step(batch)
-            if not isinstance(out, dict) or "loss" not in out:
-                got = f"a dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
-                raise ValueError(f"step() must return a dict with at least 'loss' (a float), got {got}.")
-            loss = float(out["loss"])
-            if not math.isfinite(loss):
-                self._restore_best()
-                raise TrainingDivergedError(epoch, state.step, index, loss, state.best_epoch)
-            lr = self.current_lr
-            size = len(batch["stims"])
-            loss_sum += float(out.get("data_loss", loss)) * size
-            penalty_sum += float(out.get("penalty", 0.0)) * size
-            n_stims += size
-            if accumulator is not None or neuron_loss is not None:
-                if "pred" not in out:
-                    raise ValueError("track_train_metrics=True (or a train_ monitor of a per-neuron solver) needs step() to return the batch's prediction under 'pred'.")
-                if accumulator is not None:
-                    accumulator.update(out["pred"], batch["responses"])
-                if neuron_loss is not None:
-                    values = out.get("neuron_loss")
-                    if values is None:
-                        values = neuron_losses(self.criterion, out["pred"], batch["responses"])
-                    neuron_loss.update(values, bin_counts(batch["responses"]))
-            state.step += 1
-            schedules.end_step()
-        if n_stims == 0:
-            raise ValueError(f"the training loader yielded no batch in epoch {epoch}.")
-        row = {"train_loss": loss_sum / n_stims}
-        if self.penalties:
-            row["train_penalty"] = penalty_sum / n_stims
-        train_values: Dict[str, Tensor] = {}
-        if accumulator is not None:
-            train_values = accumulator.compute()
-            row.update({f"train_{name}": _nanmean(values) for name, values in train_values.items()})
-        if neuron_loss is not None:
-            train_values["neuron_loss"] = neuron_loss.compute()
-        row["lr"] = lr
-        return row, train_values
+        return train_epoch(self, batches, epoch, schedules)

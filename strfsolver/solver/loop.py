@@ -15,18 +15,22 @@ Each is small and stateless apart from what it is given, so a custom loop
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import tqdm
 from torch import Tensor
 
+from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
+from strfsolver.solver.errors import TrainingDivergedError
+from strfsolver.solver.neurons import NeuronLossMean, bin_counts, neuron_losses
 from strfsolver.solver import schedules as _schedules
 from strfsolver.solver.state import TrainingState
 
-__all__ = ["EarlyStopping", "ScheduleRunner", "CheckpointWriter", "Reporter", "MODES"]
+__all__ = ["EarlyStopping", "ScheduleRunner", "CheckpointWriter", "Reporter", "train_epoch", "resolve_monitor", "epoch_keys", "check_monitor_key", "copy_state", "MODES"]
 
 MODES = ("max", "min")
 
@@ -203,3 +207,99 @@ class Reporter:
 def copy_state(module: torch.nn.Module) -> Dict[str, Tensor]:
     """Detached copies of ``module.state_dict()`` (on the module's device)."""
     return {name: t.detach().clone() for name, t in module.state_dict().items()}
+
+
+def resolve_monitor(solver: Any, has_validation: bool) -> Tuple[str, str]:
+    """The ``(monitor, mode)`` a fit uses: the solver's, or a ``train_`` fallback without validation data (warned)."""
+    monitor, mode = solver.monitor, solver.mode
+    if has_validation or not monitor.startswith("val_"):
+        return monitor, mode
+    name = monitor[len("val_") :]
+    if name == "loss" or (solver.track_train_metrics and name in solver.metrics):
+        fallback = ("train_" + name, mode)
+    else:
+        fallback = ("train_loss", "min")
+    warnings.warn(
+        f"fit() has no valid_loader, so monitor {monitor!r} cannot be computed; early stopping and the "
+        f"best state use {fallback[0]!r} (mode {fallback[1]!r}) instead.",
+        UserWarning,
+        stacklevel=4,
+    )
+    return fallback
+
+def epoch_keys(solver: Any, has_validation: bool) -> List[str]:
+    """The keys :py:meth:`fit` puts in every evaluated epoch's dict."""
+    keys = ["epoch", "train_loss", "lr", "seconds"]
+    if solver.penalties:
+        keys.append("train_penalty")
+    if solver.track_train_metrics:
+        keys += [f"train_{name}" for name in solver.metrics]
+    if has_validation:
+        keys += ["val_loss"] + [f"val_{name}" for name in solver.metrics]
+    return sorted(keys)
+
+def check_monitor_key(solver: Any, monitor: str, has_validation: bool) -> None:
+    """Raise a ``KeyError`` listing the keys when ``monitor`` is not one an evaluated epoch has."""
+    keys = epoch_keys(solver, has_validation)
+    if monitor not in keys:
+        raise KeyError(
+            f"monitor {monitor!r} is not in the epoch dict; available keys: {keys}. "
+            "Set monitor= to one of them (val_* keys need a valid_loader; train_<metric> keys need "
+            "track_train_metrics=True)."
+        )
+
+
+def train_epoch(solver: Any, batches: Any, epoch: int, schedules: ScheduleRunner) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+    """One pass of the solver's ``step`` over the training batches (what ``Solver.fit`` runs each epoch).
+
+    Returns:
+        The epoch dict's training entries, and the per-neuron training
+        values a ``train_`` monitor of a per-neuron tracker needs.
+    """
+    state = solver.training_state_
+    accumulator = MetricAccumulator(solver.metrics) if solver.track_train_metrics else None
+    wants_neuron_loss = solver._neuron_tracker is not None and solver.monitor_ == "train_loss"
+    neuron_loss = NeuronLossMean() if wants_neuron_loss else None
+    loss_sum = penalty_sum = 0.0
+    n_stims, lr = 0, solver.current_lr
+    for index, batch in enumerate(batches):
+        schedules.begin_step(state.step)
+        batch = solver._prepare(batch)
+        out = solver.step(batch)
+        if not isinstance(out, dict) or "loss" not in out:
+            got = f"a dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
+            raise ValueError(f"step() must return a dict with at least 'loss' (a float), got {got}.")
+        loss = float(out["loss"])
+        if not math.isfinite(loss):
+            solver._restore_best()
+            raise TrainingDivergedError(epoch, state.step, index, loss, state.best_epoch)
+        lr = solver.current_lr
+        size = len(batch["stims"])
+        loss_sum += float(out.get("data_loss", loss)) * size
+        penalty_sum += float(out.get("penalty", 0.0)) * size
+        n_stims += size
+        if accumulator is not None or neuron_loss is not None:
+            if "pred" not in out:
+                raise ValueError("track_train_metrics=True (or a train_ monitor of a per-neuron solver) needs step() to return the batch's prediction under 'pred'.")
+            if accumulator is not None:
+                accumulator.update(out["pred"], batch["responses"])
+            if neuron_loss is not None:
+                values = out.get("neuron_loss")
+                if values is None:
+                    values = neuron_losses(solver.criterion, out["pred"], batch["responses"])
+                neuron_loss.update(values, bin_counts(batch["responses"]))
+        state.step += 1
+        schedules.end_step()
+    if n_stims == 0:
+        raise ValueError(f"the training loader yielded no batch in epoch {epoch}.")
+    row = {"train_loss": loss_sum / n_stims}
+    if solver.penalties:
+        row["train_penalty"] = penalty_sum / n_stims
+    train_values: Dict[str, Tensor] = {}
+    if accumulator is not None:
+        train_values = accumulator.compute()
+        row.update({f"train_{name}": float(values.nanmean()) for name, values in train_values.items()})
+    if neuron_loss is not None:
+        train_values["neuron_loss"] = neuron_loss.compute()
+    row["lr"] = lr
+    return row, train_values

@@ -24,7 +24,6 @@ equations written with vmap-able operations.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch

@@ -41,10 +41,9 @@ from __future__ import annotations
 
 import abc
 import bisect
-import math
 import numbers
 import sys
-from typing import Any, Sequence
+from typing import Any, List, Sequence
 
 import torch
 from literate_dataclasses import dataclass, field
@@ -62,6 +61,8 @@ __all__ = [
     "ExponentialSchedule",
     "StepExponentialSchedule",
     "TorchScheduler",
+    "check_schedules",
+    "target_kind",
     "UNITS",
 ]
 
@@ -282,6 +283,46 @@ class TorchScheduler:
 def is_torch_scheduler(obj: Any) -> bool:
     """Whether ``obj`` is a ``torch.optim.lr_scheduler`` object."""
     return isinstance(obj, (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau))
+
+
+def check_schedules(solver: Any) -> List[Any]:
+    """The solver's ``schedule`` as a checked list: torch schedulers wrapped, every target resolvable."""
+    raw = solver.schedule
+    items = [] if raw is None else list(raw) if isinstance(raw, (list, tuple)) else [raw]
+    result = []
+    for i, item in enumerate(items):
+        if is_torch_scheduler(item):
+            item = TorchScheduler(item)
+        if isinstance(item, TorchScheduler):
+            if item.scheduler.optimizer is not solver.optimizer:
+                raise ValueError(
+                    f"schedule[{i}] is a {type(item.scheduler).__name__} of another optimizer; build it on the "
+                    "solver's optimizer (pass optimizer=... to the solver and the scheduler)."
+                )
+        elif not isinstance(item, Schedule):
+            raise ValueError(
+                f"schedule[{i}] must be a strfsolver.solver.schedules.Schedule or a torch.optim.lr_scheduler "
+                f"object, got {type(item).__name__}."
+            )
+        else:
+            target_kind(solver, item.target)  # fail before training, not at the first step
+        result.append(item)
+    return result
+
+def target_kind(solver: Any, target: str) -> str:
+    """What a schedule target names on a solver: ``"optimizer"``, ``"penalty"`` or ``"solver"`` (an attribute)."""
+    groups = solver._ensure_optimizer().param_groups
+    if target != "params" and target in groups[0]:
+        return "optimizer"
+    if any(getattr(p, "name", None) == target for p in solver.penalties):
+        return "penalty"
+    if not target.startswith("_") and hasattr(solver, target) and target not in ("model", "optimizer", "criterion"):
+        return "solver"
+    options = sorted(k for k in groups[0] if k != "params") + [getattr(p, "name") for p in solver.penalties if hasattr(p, "name")]
+    raise ValueError(
+        f"schedule target {target!r} is neither an optimizer hyperparameter, a penalty name nor a solver "
+        f"attribute; options include {options} and solver attributes such as 'grad_clip'."
+    )
 
 
 registry.add_docstring(sys.modules[__name__])

@@ -1,0 +1,105 @@
+"""Validation and prediction of a :py:class:`~strfsolver.solver.Solver`: the code behind its
+``validation`` and ``transform`` hooks.
+
+Both run the model in eval mode through the solver's own hooks
+(``_prepare``, ``_inference``), so a subclass that changes how a batch
+becomes a prediction changes them too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from strfsolver import losses as _losses
+from strfsolver.checks import check_count
+from strfsolver.data import ValidationCache
+from strfsolver.metrics import MetricAccumulator
+from strfsolver.solver.neurons import NeuronLossMean, bin_counts, neuron_losses
+from strfsolver.solver.state import NeuronTrainingState
+
+__all__ = ["evaluate", "predict"]
+
+
+@torch.no_grad()
+def evaluate(solver: Any, loader: Iterable[Dict[str, Any]], cache: Optional[ValidationCache] = None) -> Dict[str, Any]:
+    """What :py:meth:`Solver.validation` returns, from a loader or from a fit's validation cache."""
+    was_training = solver.model.training
+    solver.model.eval()
+    accumulator = MetricAccumulator(solver.metrics)
+    builtin = isinstance(solver.criterion, (_losses.MSELoss, _losses.PoissonLoss))
+    tracks_neurons = issubclass(solver.state_class, NeuronTrainingState)
+    per_neuron = NeuronLossMean() if builtin or tracks_neurons else None
+    loss_sum, n_stims = torch.zeros((), dtype=torch.float64, device=solver.device), 0
+    pairs = cache.batches() if cache is not None else ((b, None) for b in map(solver._prepare, loader))
+    try:
+        for batch, summary in pairs:
+            solver._begin_sequence()
+            pred = solver._inference(batch)
+            responses = batch["responses"]
+            size = int(responses.shape[0])
+            if per_neuron is not None:
+                per_neuron.update(neuron_losses(solver.criterion, pred, responses), bin_counts(responses))
+            if not builtin:
+                loss_sum += solver.criterion(pred, responses).detach().double() * size
+            n_stims += size
+            accumulator.update(pred, summary if summary is not None else responses)
+    finally:
+        solver.model.train(was_training)
+    if n_stims == 0:
+        raise ValueError("the validation loader yielded no batch.")
+    result: Dict[str, Any] = {}
+    if builtin:
+        values = per_neuron.compute()
+        reduction = solver.criterion.reduction
+        result["loss"] = float(values.nanmean() if reduction in ("mean", "none") else values.nansum())
+    else:
+        result["loss"] = float(loss_sum) / n_stims
+    if tracks_neurons:
+        result["neuron_loss"] = per_neuron.compute().cpu()
+    result.update({name: values.cpu() for name, values in accumulator.compute().items()})
+    return result
+
+
+@torch.no_grad()
+def predict(solver: Any, stims: Union[Tensor, np.ndarray, Sequence[Union[Tensor, np.ndarray]]], batch_size: int = 32):
+    """What :py:meth:`Solver.transform` returns: predictions in chunks, stimuli of a list padded within a chunk."""
+    check_count(batch_size, "batch_size", 1)
+    was_training = solver.model.training
+    solver.model.eval()
+    dtype = solver._dtype
+
+    def predict(chunk: Tensor) -> Tensor:
+        solver._begin_sequence()
+        return solver._inference({"stims": chunk.to(solver.device)})
+
+    try:
+        if isinstance(stims, (Tensor, np.ndarray)):
+            stims = torch.as_tensor(stims, dtype=dtype)
+            if stims.ndim not in (3, 4):
+                raise ValueError(
+                    f"stims must be (B, F, T) or (B, C, F, T) or a list of (F, T) stimuli, got a tensor of shape {tuple(stims.shape)}."
+                )
+            return torch.cat([predict(stims[i : i + batch_size]) for i in range(0, stims.shape[0], batch_size)], dim=0)
+        items = [torch.as_tensor(s, dtype=dtype) for s in stims]
+        for i, item in enumerate(items):
+            if item.ndim not in (2, 3) or item.shape[:-1] != items[0].shape[:-1]:
+                raise ValueError(
+                    f"stimulus {i} has shape {tuple(item.shape)} but stimulus 0 has {tuple(items[0].shape)}; "
+                    "expected (F, T_i) or (C, F, T_i) stimuli that differ only in T_i."
+                )
+        out = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            bins = max(item.shape[-1] for item in chunk)
+            padded = chunk[0].new_zeros((len(chunk),) + tuple(chunk[0].shape[:-1]) + (bins,))
+            for b, item in enumerate(chunk):
+                padded[b, ..., : item.shape[-1]] = item
+            pred = predict(padded)
+            out.extend(pred[b, ..., : item.shape[-1]] for b, item in enumerate(chunk))
+        return out
+    finally:
+        solver.model.train(was_training)
