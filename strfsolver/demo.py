@@ -25,6 +25,7 @@ the STRF correlation shows how well the receptive fields are recovered.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -33,8 +34,9 @@ from typing import Any, Callable, Dict, List, Union
 
 import torch
 
-from strfsolver import io, models, solver
-from strfsolver.data import make_loader, synthetic_population
+from strfsolver import io, solver
+from strfsolver.data import synthetic_population
+from strfsolver.experiment import ExperimentSpec, build_experiment
 from strfsolver.random import set_random_seed
 from strfsolver.report import has_matplotlib as _has_matplotlib
 from strfsolver.report import median, plot_learning_curves, rows_to_csv, summary_lines
@@ -61,7 +63,7 @@ DEFAULTS: Dict[str, Any] = dict(
 #: ``--quick``: a smaller problem that runs in seconds (smoke tests, CI)
 QUICK: Dict[str, Any] = dict(n_neurons=8, n_stims=10, n_repeats=6, n_freqs=16, n_lags=10, n_times=200, lr=1e-2, max_epochs=40, patience=10)
 
-SUMMARY_COLUMNS = ("neuron", "cc", "cc_norm", "truth_cc_norm", "strf_corr")
+SUMMARY_COLUMNS = ("neuron", "cc", "cc_norm", "truth_cc_norm", "strf_corr", "ridge_cc_norm")
 
 
 def strf_correlation(fitted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -182,28 +184,36 @@ def run_demo(
     if settings["n_stims"] < 2:
         raise ValueError(f"the demo needs at least 2 stimuli (one to train, one to validate), got n_stims={settings['n_stims']}.")
     train, valid = population.dataset.split([1 - fraction, fraction], seed=settings["seed"])
-    train_loader = make_loader(train, batch_size=settings["batch_size"], shuffle=True, seed=settings["seed"])
-    valid_loader = make_loader(valid, batch_size=max(1, len(valid)))
 
-    model = models.init("linear", n_freqs=settings["n_freqs"], n_lags=settings["n_lags"], n_neurons=settings["n_neurons"])
-    fitter = solver.init(
-        "population",
-        model=model,
-        criterion="mse",
-        lr=settings["lr"],
-        max_epochs=settings["max_epochs"],
-        patience=settings["patience"],
-        tqdm_on=progress,
-        # a little smoothness along frequency and lag: cleaner STRFs at almost no cost in cc_norm
-        penalties=[solver.penalties.init("smooth-strf", weight=settings["smoothness"])] if settings["smoothness"] > 0 else [],
+    spec = ExperimentSpec(
+        model="linear",
+        model_options={"n_lags": settings["n_lags"]},
+        solver="population",
+        solver_options=dict(
+            lr=settings["lr"], max_epochs=settings["max_epochs"], patience=settings["patience"],
+            # a little smoothness along frequency and lag: cleaner STRFs at almost no cost in cc_norm
+            penalties=[solver.penalties.init("smooth-strf", weight=settings["smoothness"])] if settings["smoothness"] > 0 else [],
+        ),
+        loss="mse",
+        batch_size=settings["batch_size"],
+        progress=progress,
         loggers=[CSVLogger(out / "history.csv")],
     )
+    experiment = build_experiment(spec, train, valid, seed=settings["seed"])
+    fitter = experiment.solver
     print_fn(
         f"fitting {settings['n_neurons']} linear STRFs ({settings['n_freqs']} bands x {settings['n_lags']} lags) on "
         f"{len(train)} training and {len(valid)} validation stimuli ({settings['n_repeats']} repeats, "
         f"{settings['n_times']} bins each)"
     )
-    history = fitter.fit(train_loader, valid_loader)
+    experiment.fit()
+    history = fitter.log
+    valid_loader = experiment.valid_loader
+    # the same linear model in closed form, each neuron's ridge penalty chosen by cross-validation
+    ridge_start = time.perf_counter()
+    ridge = build_experiment(dataclasses.replace(spec, solver="ridge", solver_options={}, loggers=()), train, valid).fit()
+    ridge_seconds = time.perf_counter() - ridge_start
+    ridge_scores = ridge.solver.validation(ridge.valid_loader)
 
     scores = fitter.validation(valid_loader)  # the restored best state
     truth = population.truth_cc_norm(valid).double().cpu()
@@ -217,6 +227,7 @@ def run_demo(
             "cc_norm": float(scores["cc_norm"][n]),
             "truth_cc_norm": float(truth[n]),
             "strf_corr": float(corr[n]),
+            "ridge_cc_norm": float(ridge_scores["cc_norm"][n]),
         }
         for n in range(settings["n_neurons"])
     ]
@@ -242,5 +253,10 @@ def run_demo(
     seconds = time.perf_counter() - start
     print_fn(f"\nbest epoch {fitter.best_epoch_} of {len(history)}; validation metrics per neuron ({len(rows)} neurons):")
     print_fn(_table(rows))
+    print_fn(
+        f"ridge_cc_norm: the same linear model in closed form (the 'ridge' solver, per-neuron alphas by 5-fold "
+        f"cross-validation), fitted in {ridge_seconds:.1f} s"
+    )
     print_fn(f"\nwrote {', '.join(str(p) for p in files.values())} in {seconds:.1f} s")
-    return {"summary": rows, "history": history, "files": files, "seconds": seconds, "best_epoch": fitter.best_epoch_}
+    return {"summary": rows, "history": history, "files": files, "seconds": seconds, "best_epoch": fitter.best_epoch_,
+            "ridge_seconds": ridge_seconds}

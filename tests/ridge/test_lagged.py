@@ -33,6 +33,7 @@ def test_lag_structured_products_equal_the_design_products(n_features, n_lags, n
     x = randn(n_features, n_times, seed=n_times) + 0.5  # a mean: the tail corrections must matter
     y = randn(3, n_times, seed=100 + n_times)
     design = lagged_design(x, n_lags)
-    torch.testing.assert_close(lagged_gram(x, n_lags), design.T @ design, rtol=0, atol=1e-10)
+    for method in ("lags", "design", "auto"):
+        torch.testing.assert_close(lagged_gram(x, n_lags, method=method), design.T @ design, rtol=0, atol=1e-10)
     torch.testing.assert_close(lagged_cross(x, y, n_lags), design.T @ y.T, rtol=0, atol=1e-10)
     torch.testing.assert_close(lagged_sum(x, n_lags), design.sum(0), rtol=0, atol=1e-10)
