@@ -300,7 +300,7 @@ def test_plot_strfs_draws_one_panel_per_neuron():
 def test_works_without_scikit_learn(monkeypatch):
     for name in ("sklearn", "sklearn.base", "sklearn.exceptions"):
         monkeypatch.setitem(sys.modules, name, None)  # import now raises ImportError
-    path = Path(__file__).resolve().parents[1] / "strfsolver" / "estimator.py"
+    path = Path(__file__).resolve().parents[1] / "strfsolver" / "estimator" / "estimator.py"
     spec = importlib.util.spec_from_file_location("_estimator_without_sklearn", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
