@@ -1,0 +1,141 @@
+"""The folder :py:meth:`STRFEstimator.save <strfsolver.estimator.STRFEstimator.save>` writes
+and :py:meth:`STRFEstimator.load <strfsolver.estimator.STRFEstimator.load>` reads.
+
+No pickle: ``estimator.json`` holds the constructor parameters and the
+fitted attributes (history and scores included), ``model/`` the model as
+``NeuralModel.save_pretrained`` writes it (``config.json`` + safetensors).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+
+from strfsolver.checks import to_json
+
+# the way in is STRFEstimator.save / STRFEstimator.load, documented there
+__all__: List[str] = []
+
+_FORMAT = "strfsolver-estimator"
+_FORMAT_VERSION = 1
+_PARAMS_FILE = "estimator.json"
+_MODEL_FOLDER = "model"
+
+
+def _savable_model(model):
+    """The population model to write: the fitted one, or the one a neuron stack folds back into."""
+    if callable(getattr(model, "save_pretrained", None)):
+        return model
+    to_population = getattr(model, "to_population", None)
+    if callable(to_population):
+        return to_population()  # raises a ValueError naming the shared tensors it cannot fold
+    raise ValueError(
+        f"the fitted model ({type(model).__name__}) has no save_pretrained(); pickle the estimator instead."
+    )
+
+
+def save_estimator(estimator, path: Union[str, Path]) -> Path:
+    """Write the fitted ``estimator`` to the folder ``path``; see :py:meth:`STRFEstimator.save`."""
+    from strfsolver.io import atomic_write_json
+
+    folder = Path(path)
+    params = estimator.get_params(deep=False)
+    for key, value in params.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"parameter {key}={value!r} cannot be written to JSON, so save() cannot store it; use a "
+                "registered name (or plain values in model_kwargs), or pickle the estimator instead."
+            ) from None
+    model = _savable_model(estimator.model_)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder / _MODEL_FOLDER)
+    names = estimator.__dict__.get("feature_names_in_")
+    state = {
+        "format": _FORMAT,
+        "format_version": _FORMAT_VERSION,
+        "params": params,
+        "fitted": {
+            "n_features_in_": int(estimator.n_features_in_),
+            "feature_names_in_": None if names is None else [str(n) for n in names],
+            "n_neurons_": int(estimator.n_neurons_),
+            "dt_ms_": float(estimator.dt_ms_),
+            "y_1d": bool(estimator._y_1d),
+            "n_iter_": int(estimator.n_iter_),
+            "best_epoch_": estimator.best_epoch_,
+            "monitor_": estimator.monitor_,
+            "validation_split_": estimator.validation_split_,
+            "history": estimator.history_.to_dict(orient="records"),
+            "scores": estimator.scores_.to_dict(orient="list"),
+            "scores_data": estimator.scores_.attrs.get("data"),
+        },
+    }
+    atomic_write_json(folder / _PARAMS_FILE, to_json(state))
+    return folder
+
+
+def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
+    """An instance of ``cls`` read from the folder ``path``; see :py:meth:`STRFEstimator.load`."""
+    import pandas as pd
+
+    from strfsolver import models as _models
+    from strfsolver import solver as _solvers
+
+    folder = Path(path)
+    file = folder / _PARAMS_FILE
+    if not file.is_file():
+        raise ValueError(f"No {_PARAMS_FILE} in {folder}; expected a folder written by STRFEstimator.save().")
+    try:
+        state = json.loads(file.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{file} is not valid JSON: {error}.") from None
+    if not isinstance(state, dict) or state.get("format") != _FORMAT:
+        raise ValueError(f"{file} was not written by STRFEstimator.save().")
+    params = dict(state["params"])
+    if device is not None:
+        params["device"] = device
+    estimator = cls(**params)
+    fitted = state["fitted"]
+    estimator.model_ = _models.from_pretrained(folder / _MODEL_FOLDER, device=params["device"])
+    monitor = fitted["monitor_"]
+    options = dict(
+        criterion=estimator.loss, lr=estimator.lr, weight_decay=estimator.weight_decay,
+        max_epochs=estimator.max_epochs, patience=estimator.patience, device=params["device"],
+        tqdm_on=bool(estimator.verbose), monitor=monitor, mode="min" if monitor == "train_loss" else "max",
+    )
+    # a fresh solver around the loaded model: ready to predict, or to train further
+    from strfsolver.experiment import resolve_solver
+
+    inner = resolve_solver(estimator.solver, estimator.model)
+    inner = "population" if inner == "multi-seed" else inner
+    estimator.solver_ = _solvers.init(inner, model=estimator.model_, **options)
+    estimator.solver_.log = [dict(row) for row in fitted["history"]]
+    estimator.model_ = estimator.solver_.model
+    estimator._predictor = estimator.solver_
+    estimator.n_features_in_ = fitted["n_features_in_"]
+    if fitted.get("feature_names_in_") is not None:
+        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+    estimator.n_neurons_ = fitted["n_neurons_"]
+    estimator.dt_ms_ = fitted["dt_ms_"]
+    estimator._y_1d = fitted["y_1d"]
+    estimator.n_iter_ = fitted["n_iter_"]
+    estimator.best_epoch_ = fitted["best_epoch_"]
+    estimator.monitor_ = monitor
+    estimator.validation_split_ = _split_from_json(fitted["validation_split_"])
+    estimator.history_ = pd.DataFrame(fitted["history"])
+    estimator.scores_ = pd.DataFrame(fitted["scores"], index=pd.RangeIndex(estimator.n_neurons_, name="neuron"))
+    estimator.scores_.attrs["data"] = fitted.get("scores_data")
+    estimator.strfs_ = estimator._strfs()
+    return estimator
+
+
+def _split_from_json(split: Dict[str, Any]) -> Dict[str, Any]:
+    restored = dict(split)
+    for key in ("train", "val"):
+        if key in restored:
+            restored[key] = [tuple(run) for run in restored[key]]
+    return restored
