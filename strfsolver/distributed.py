@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional, Sequence
 
 from strfsolver.executors import check_executor, run_calls
-from strfsolver.solver import multi_seed
+from strfsolver.solver import seed_runs
 
 __all__ = ["check_executor", "run_many", "run_calls", "CONFIG_KEYS"]
 
@@ -53,7 +53,7 @@ def _config_call(index: int, config: Any) -> tuple:
         unknown = sorted(set(config) - set(CONFIG_KEYS))
         if unknown:
             raise ValueError(f"configs[{index}] has unknown key(s) {unknown}; a dict config may have {list(CONFIG_KEYS)}.")
-        task = multi_seed.make_task(
+        task = seed_runs.make_task(
             where=f"configs[{index}]",
             model_factory=config.get("model_factory"),
             solver=config.get("solver", "population"),
@@ -65,7 +65,7 @@ def _config_call(index: int, config: Any) -> tuple:
             output_dir=config.get("output_dir"),
             logger_factory=config.get("logger_factory"),
         )
-        return multi_seed.fit_seed, (task,), {}
+        return seed_runs.fit_seed, (task,), {}
     if callable(config):
         return _call_config, (config,), {}
     raise ValueError(
@@ -93,7 +93,7 @@ def run_many(configs: Sequence[Any], executor: Any = None, *, threads: Optional[
       - ``output_dir``: a folder for this fit's files (as one seed of ``"multi-seed"``);
       - ``logger_factory``: ``seed -> list of loggers``;
 
-      and its result is a :py:class:`strfsolver.solver.multi_seed.SeedRun`
+      and its result is a :py:class:`strfsolver.solver.seed_runs.SeedRun`
       (history, final metrics, per-neuron metrics, best state), exactly as
       one seed of the ``"multi-seed"`` solver.
 
