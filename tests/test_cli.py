@@ -22,7 +22,7 @@ def test_demo_writes_its_report(tmp_path, capsys):
     out = tmp_path / "demo_out"
     assert cli.main(["demo", "--out", str(out), *SMALL]) == 0
     summary = _rows(out / "summary.csv")
-    assert list(summary[0]) == ["neuron", "cc", "cc_norm", "truth_cc_norm", "strf_corr"]
+    assert list(summary[0]) == ["neuron", "cc", "cc_norm", "truth_cc_norm", "strf_corr", "ridge_cc_norm"]
     assert [row["neuron"] for row in summary] == ["0", "1", "2", "3"]
     for row in summary:
         assert -1 <= float(row["cc"]) <= 1 and -1 <= float(row["strf_corr"]) <= 1
