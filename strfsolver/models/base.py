@@ -3,7 +3,7 @@
 A :py:class:`NeuralModel` applies four slots in order, each an ``nn.Module``
 and the identity by default:
 
-    stims (B, C, F, T) -> wav2spec -> prefiltering -> core -> readout -> (B, N, 1, T)
+    stims (B, C, F, T) -> standardize -> wav2spec -> prefiltering -> core -> readout -> (B, N, 1, T)
 
 so a minimal model sets only a readout; recurrent and attention models
 override :py:meth:`NeuralModel.forward`.
@@ -39,6 +39,7 @@ from typing import Any, Dict, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from strfsolver.models.standardize import StimulusStandardizer
 from strfsolver import io
 
 __all__ = ["NeuralModel", "CONFIG_FILE", "WEIGHTS_FILE", "from_pretrained"]
@@ -163,6 +164,8 @@ class NeuralModel(nn.Module):
             raise ValueError(f"dt_ms must be a number > 0, got {dt_ms!r}.")
         self.n_freqs, self.n_lags, self.n_neurons, self.n_channels = int(n_freqs), int(n_lags), int(n_neurons), int(n_channels)
         self.dt_ms = float(dt_ms)
+        # per-band standardization with training statistics; the identity until a solver fits it
+        self.standardize = StimulusStandardizer(self.n_channels, self.n_freqs)
         self.wav2spec = nn.Identity()
         self.prefiltering = self._build_prefilter(prefiltering, prefiltering_options)
         self.core = nn.Identity()
@@ -232,8 +235,13 @@ class NeuralModel(nn.Module):
         Returns:
             ``(B, N, 1, T)`` predictions; bin t depends on stimulus bins <= t only.
         """
-        x = self._as_4d(stims)
-        return self.readout(self.core(self.prefiltering(self.wav2spec(x))))
+        return self.readout(self.core(self.front_end(stims)))
+
+    def front_end(self, stims: Tensor) -> Tensor:
+        """``(B, F, T)`` or ``(B, C, F, T)`` -> ``(B, C', F', T)``: the checked stimulus, standardized
+        per band (:py:class:`~strfsolver.models.standardize.StimulusStandardizer`), through
+        ``wav2spec`` and the prefilter: what the core sees."""
+        return self.prefiltering(self.wav2spec(self.standardize(self._as_4d(stims))))
 
     def detach(self) -> "NeuralModel":
         """Cut the autograd history of any state kept between calls (truncated BPTT).

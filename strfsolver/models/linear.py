@@ -14,6 +14,8 @@ one neuron (:py:class:`~strfsolver.models.readouts.STRFReadout`).
 
 from __future__ import annotations
 
+import math
+
 from typing import Optional, Union
 
 from torch import Tensor, nn
@@ -41,7 +43,11 @@ class STRFModel(NeuralModel):
         normalization: ``"none"`` or ``"weight"`` (per-neuron weight normalisation).
         activation: Per-neuron output activation name, ``None`` or a module.
         non_negative: Keep a parametric activation's output >= 0.
-        init_std: Initialisation scale of the kernel.
+        init_std: Initialisation scale of the kernel. Default for a ``"full"`` kernel
+            ``0.01 / sqrt(C F L)``: a drive near zero on standardized stimuli, so the
+            directions the stimuli barely explore keep almost no initial noise (the
+            STRF in stimulus units divides by each band's scale); other kernels keep
+            their layer's default (a bilinear kernel needs a start away from zero).
         prefiltering, prefiltering_options, dt_ms: See :py:class:`NeuralModel`.
     """
 
@@ -66,6 +72,8 @@ class STRFModel(NeuralModel):
     ):
         super().__init__(n_freqs, n_lags, n_neurons, n_channels=n_channels, prefiltering=prefiltering,
                          prefiltering_options=prefiltering_options, dt_ms=dt_ms)
+        if init_std is None and kernel == "full":
+            init_std = 0.01 / math.sqrt(self.feature_channels * self.feature_freqs * self.n_lags)
         self.readout = STRFReadout(
             self.feature_freqs, self.n_lags, self.n_neurons, n_channels=self.feature_channels, kernel=kernel, rank=rank,
             n_gaussians=n_gaussians, normalization=normalization, activation=activation, non_negative=non_negative,
@@ -73,7 +81,17 @@ class STRFModel(NeuralModel):
         )
 
     def strf(self) -> Tensor:
-        """``(N, C', F', L)`` STRFs (in the prefiltered space when a prefilter is used)."""
+        """``(N, C', F', L)`` STRFs in the units of the stimulus: the weights on the standardized
+        features divided by each band's scale, so a fitted STRF compares with one of the raw
+        stimulus whatever its units (in the prefiltered space when a prefilter is used)."""
+        kernel = self.readout.strf()
+        if isinstance(self.wav2spec, nn.Identity) and isinstance(self.prefiltering, nn.Identity):
+            return kernel / self.standardize.scale.to(kernel).unsqueeze(0).unsqueeze(-1)
+        return kernel
+
+    def feature_strf(self) -> Tensor:
+        """``(N, C', F', L)`` weights on the features the STRF sees (standardized, prefiltered):
+        what is trained, and what the STRF penalties act on (the same at any stimulus scale)."""
         return self.readout.strf()
 
     @property
@@ -84,7 +102,7 @@ class STRFModel(NeuralModel):
     def strf_features(self, stims: Tensor) -> Tensor:
         """``(B, C', F', T)``: what the STRF sees (the prefiltered stimulus); the ``"ridge"`` solver
         regresses the responses on these."""
-        return self.prefiltering(self.wav2spec(self._as_4d(stims)))
+        return self.front_end(stims)
 
     def drive(self, stims: Tensor) -> Tensor:
         """The ``(B, N, 1, T)`` linear drive, before any activation."""

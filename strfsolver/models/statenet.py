@@ -102,7 +102,7 @@ class StateNet(NeuralModel):
 
     def forward(self, stims: Tensor) -> Tensor:
         """``(B, F, T)`` or ``(B, C, F, T)`` -> ``(B, N, 1, T)``."""
-        x = self.prefiltering(self.wav2spec(self._as_4d(stims)))
+        x = self.front_end(stims)
         state = None
         history = 0
         if self.stateful and self._tail is not None:

@@ -82,7 +82,7 @@ class TransformerModel(NeuralModel):
 
     def forward(self, stims: Tensor) -> Tensor:
         """``(B, F, T)`` or ``(B, C, F, T)`` -> ``(B, N, 1, T)``."""
-        x = self.prefiltering(self.wav2spec(self._as_4d(stims)))
+        x = self.front_end(stims)
         tokens = self.positional(self.front(x).squeeze(2).transpose(1, 2))  # (B, T, d_model)
         mask = causal_window_mask(tokens.shape[1], self.window, device=tokens.device)
         encoded = self.encoder(tokens, mask=mask)

@@ -112,7 +112,11 @@ class Solver(abc.ABC):
         doc="A ``torch.optim.Optimizer`` over the model's parameters, a factory ``params -> optimizer``, "
         "or ``None`` for ``AdamW(lr=lr, weight_decay=weight_decay)``, built when first needed.",
     )
-    lr: float = field(default=1e-3, doc="Learning rate of the default optimizer.")
+    lr: float = field(
+        default=3e-3,
+        doc="Learning rate of the default optimizer. 3e-3 suits every registered model on standardized stimuli "
+        "(see ``benchmarks/bench_defaults.py``); 1e-3 stopped LN fits early on a noisy validation score.",
+    )
     weight_decay: float = field(default=1e-4, doc="Decoupled weight decay of the default optimizer.")
     metrics: Sequence[str] = field(
         default=("cc", "cc_norm"),
@@ -137,6 +141,13 @@ class Solver(abc.ABC):
     )
     mode: str = field(default="max", doc="``\"max\"``: a larger monitored value is better; ``\"min\"``: smaller.")
     min_delta: float = field(default=0.0, doc="An epoch improves on the best one only if better by more than this (>= 0).")
+    plateau_patience: Optional[int] = field(
+        default=None,
+        doc="Multiply the learning rate by ``lr_decay`` after this many evaluated epochs without improvement "
+        "(and again after as many more), before ``patience`` ends the fit. ``None``: ``patience // 2`` (at least 1) "
+        "when there is a patience; ``0``: never. Off when a schedule sets the learning rate.",
+    )
+    lr_decay: float = field(default=0.5, doc="Factor of the learning rate on a plateau (in (0, 1)).")
     schedule: Any = field(
         default=None,
         doc="Hyperparameter schedules (:py:mod:`strfsolver.solver.schedules`): one, a list, or a "
@@ -159,6 +170,12 @@ class Solver(abc.ABC):
         "when the fit ends (see :py:mod:`strfsolver.solver.loggers`).",
     )
     tqdm_on: bool = field(default=True, doc="Show a progress bar over epochs with the loss and the monitored value.")
+    standardize: bool = field(
+        default=True,
+        doc="When a fit starts afresh, standardize the stimuli per band with the training stimuli's mean and "
+        "standard deviation, kept in the model (:py:mod:`strfsolver.models.standardize`; a model whose "
+        "standardizer is already fitted keeps it). ``False`` feeds the stimuli as they are.",
+    )
     init: Optional[str] = field(
         default=None,
         doc="``None`` (train from the model's initial values) or ``\"ridge\"``: a fresh fit of a model whose first "
@@ -214,9 +231,13 @@ class Solver(abc.ABC):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}.")
         check_count(self.patience, "patience", 1, allow_none=True)
         check_count(self.max_epochs, "max_epochs", 1)
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"standardize must be True or False, got {self.standardize!r}.")
         if not isinstance(self.monitor, str) or not self.monitor:
             raise ValueError(f"monitor must be a key of the epoch dicts such as 'val_cc_norm', got {self.monitor!r}.")
         check_real(self.min_delta, "min_delta", 0.0)
+        check_count(self.plateau_patience, "plateau_patience", 0, allow_none=True)
+        check_real(self.lr_decay, "lr_decay", 0.0, 1.0, low_open=True, high_open=True)
         check_real(self.grad_clip, "grad_clip", 0.0, low_open=True, allow_none=True)
 
     @property
@@ -570,6 +591,10 @@ class Solver(abc.ABC):
             return False
         state = _checkpoint.load_checkpoint(path, device=self.device)
         self.load_state_dict(state)
+        if self.log and not self.training_state_.stopped:
+            # the fit goes on: its last epoch so far is not where it ends
+            self.log[-1].pop("stop_reason", None)
+            self.training_state_.stop_reason = None
         _random.set_rng_state(state["rng"])
         for key, value in (("train", loader), ("valid", valid_loader)):
             saved = state.get("loaders", {}).get(key)
@@ -591,6 +616,13 @@ class Solver(abc.ABC):
 
     def _resolve_monitor(self, has_validation: bool) -> Tuple[str, str]:
         return resolve_monitor(self, has_validation)
+
+    def _fit_standardizer(self, loader: Iterable[Batch]) -> None:
+        """Set the model's stimulus standardization from the training stimuli (see ``standardize``)."""
+        from strfsolver.models.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
+
+        if self.standardize and is_standardized(self.model) is False:
+            set_standardization(self.model, *stimulus_statistics(loader_stimuli(loader)))
 
     def _start_fresh(self) -> None:
         self.training_state_ = self.state_class()
@@ -662,6 +694,7 @@ class Solver(abc.ABC):
         writer = None if logdir is None else CheckpointWriter(Path(logdir), save_frequency, save_hook)
         if not (resume and self._resume(writer.last, loader, valid_loader)):
             self._start_fresh()
+            self._fit_standardizer(loader)
             if self.init == "ridge":
                 from strfsolver.solver.ridge import ridge_initialize
 
@@ -693,6 +726,8 @@ class Solver(abc.ABC):
                 state.epoch = epoch + 1
                 if state.epoch >= max_epochs and not state.stopped:
                     state.stop_reason = "max_epochs"
+                if state.stopped or state.epoch >= max_epochs:
+                    row["stop_reason"] = state.stop_reason
                 self.log.append(row)
                 reporter(row)
                 self.on_epoch_end(row)
@@ -716,12 +751,29 @@ class Solver(abc.ABC):
                 "Set monitor= to one of them (val_* keys need a valid_loader)."
             )
         score = float(row[self.monitor_])
-        improved = stopping.update(self.training_state_, score, row["epoch"], lambda: copy_state(self.model))
+        state = self.training_state_
+        improved = stopping.update(state, score, row["epoch"], lambda: copy_state(self.model))
         schedules.evaluated(score)
+        plateau = self._plateau_patience(schedules)
+        if plateau and not improved and not state.stopped and state.bad_epochs % plateau == 0:
+            # a noisy validation score stalls before the fit has converged: a smaller step, not the end
+            for group in self.optimizer.param_groups:
+                group["lr"] *= self.lr_decay
         if self._neuron_tracker is not None:
             scores, _ = scores_of(self.monitor_, self.last_validation_, train_values)
             row.update(self._neuron_tracker.update(self.training_state_, scores, row["epoch"], self.model))
         return improved
+
+    def _plateau_patience(self, schedules: ScheduleRunner) -> int:
+        if self._neuron_tracker is not None and self._neuron_tracker.mode == "freeze":
+            # one neuron's plateau cannot lower the rate of the stacked optimizer alone
+            return 0
+        if self.plateau_patience is not None:
+            return self.plateau_patience
+        sets_lr = any(s.target == "lr" for s in schedules.per_epoch + schedules.per_step) or bool(schedules.torch)
+        if self.patience is None or sets_lr:
+            return 0
+        return max(1, self.patience // 2)
 
     def _restore_best(self) -> None:
         state = self.training_state_

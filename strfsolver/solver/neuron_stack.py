@@ -345,6 +345,12 @@ class NeuronStack(nn.Module):
             raise NotImplementedError(f"{self.model_class.__name__} has no linear STRF.")
         return self._vmapped(_Method(self._template, "strf"), "module.")[:, 0]
 
+    def feature_strf(self) -> Tensor:
+        """``(N, C', F', L)``: every neuron's weights on its standardized features (see ``STRFModel.feature_strf``)."""
+        if not callable(getattr(self._pristine, "feature_strf", None)):
+            return self.strf()
+        return self._vmapped(_Method(self._template, "feature_strf"), "module.")[:, 0]
+
     @property
     def shared_names(self) -> List[str]:
         """Names of the population model's tensors that every neuron shares (replicated here)."""

@@ -222,7 +222,8 @@ class _StrfKernels(_SelectsParameters):
     def kernels(self, model: nn.Module) -> List[Tensor]:
         """STRF kernels with frequency and lag as the last two axes."""
         if self.include is None:
-            strf = getattr(model, "strf", None)
+            # the trained weights, on standardized features: a penalty weight means the same at any stimulus scale
+            strf = getattr(model, "feature_strf", None) or getattr(model, "strf", None)
             if not callable(strf):
                 names = [name for name, _ in model.named_parameters()]
                 raise ValueError(

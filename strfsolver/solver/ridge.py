@@ -349,6 +349,7 @@ class RidgeSolver(Solver):
             warnings.simplefilter("ignore", UserWarning)
             self.monitor_, self.mode_ = self._resolve_monitor(valid_loader is not None)
         self._start_fresh()
+        self._fit_standardizer(loader)
         self.solve(loader)
         train = self.validation(loader)
         row: Dict[str, Any] = {"epoch": 0, "train_loss": train["loss"], "lr": 0.0}

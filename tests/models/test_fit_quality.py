@@ -32,10 +32,11 @@ def per_neuron_correlation(a, b):
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
 
 
-def fit(model, pop, criterion, max_epochs, patience, lr=3e-2):
+def fit(model, pop, criterion, max_epochs, patience, **options):
+    # the solver's default learning rate: the defaults must fit well
     train, valid = pop.dataset.split([0.75, 0.25], seed=0)
     solver = strfsolver.solver.init(
-        "population", model=model, criterion=criterion, lr=lr, max_epochs=max_epochs, patience=patience, tqdm_on=False
+        "population", model=model, criterion=criterion, max_epochs=max_epochs, patience=patience, tqdm_on=False, **options
     )
     solver.fit(make_loader(train, batch_size=4, shuffle=True, seed=0), make_loader(valid, batch_size=8))
     return solver, valid

@@ -22,7 +22,7 @@ def test_registered_and_built_by_name(new_model):
     assert solver.optimizer is None
     solver._ensure_optimizer()
     assert isinstance(solver.optimizer, torch.optim.AdamW)
-    assert solver.optimizer.param_groups[0]["lr"] == 1e-3
+    assert solver.optimizer.param_groups[0]["lr"] == 3e-3
     assert solver.optimizer.param_groups[0]["weight_decay"] == 1e-4
 
 
@@ -43,7 +43,8 @@ def test_fit_reaches_the_truths_cc_norm():
     assert torch.median(fitted) >= 0.85 * torch.median(truth)
     # the history is plain floats, one dict per epoch, with the documented keys
     assert {"epoch", "train_loss", "val_loss", "val_cc", "val_cc_norm", "lr", "seconds"} <= set(history[-1])
-    assert all(isinstance(v, (int, float)) for row in history for v in row.values())
+    assert all(isinstance(v, (int, float)) for row in history for k, v in row.items() if k != "stop_reason")
+    assert history[-1]["stop_reason"] in ("patience", "max_epochs") and "stop_reason" not in history[0]
     assert [row["epoch"] for row in history] == list(range(len(history)))
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
@@ -76,7 +77,7 @@ def test_early_stopping_restores_the_best_state(new_model, loaders):
     assert len(history) == 4
     assert [row["val_cc_norm"] for row in history] == pytest.approx([0.1, 0.5, 0.4, 0.5], abs=1e-12)
     assert solver.best_epoch_ == 1 and solver.best_score_ == pytest.approx(0.5, abs=1e-12)
-    for name, value in solver.model.state_dict().items():
+    for name, value in solver.model.named_parameters():
         assert torch.equal(value, saved[1][name])
         assert not torch.equal(value, saved[3][name])
 

@@ -34,7 +34,8 @@ def test_a_fixed_alpha_equals_scikit_learn_ridge_on_the_lagged_design(channels):
     dataset = pop.dataset
     if channels == 2:  # a second channel: the stimulus squared
         dataset = NeuralDataset([torch.stack([s, s.square()]) for s in dataset.stims], dataset.responses, dataset.dt_ms)
-    solver = _fit(dataset, alpha=3.0)
+    # on the stimuli as they are: scikit-learn sees the raw lagged design
+    solver = _fit(dataset, alpha=3.0, standardize=False)
     design = np.concatenate([lagged_design(s.double().reshape(-1, s.shape[-1]), L).numpy() for s in dataset.stims])
     target = np.concatenate([r.double().nanmean(dim=1).T.numpy() for r in dataset.responses])
     reference = sklearn.Ridge(alpha=3.0).fit(design, target)
@@ -93,8 +94,9 @@ def test_a_neuron_missing_from_one_stimulus_gets_the_fit_without_that_stimulus()
     responses = [r.clone() for r in pop.dataset.responses]
     responses[2][1] = float("nan")  # neuron 1 not recorded during stimulus 2
     missing = NeuralDataset(pop.dataset.stims, responses, pop.dataset.dt_ms)
-    with_gap = _fit(missing, alpha=2.0)
-    without = _fit(pop.dataset.subset([i for i in range(10) if i != 2]), alpha=2.0)
+    # the same features for both fits (standardizing would use other statistics without stimulus 2)
+    with_gap = _fit(missing, alpha=2.0, standardize=False)
+    without = _fit(pop.dataset.subset([i for i in range(10) if i != 2]), alpha=2.0, standardize=False)
     torch.testing.assert_close(with_gap.model.strf()[1], without.model.strf()[1], rtol=1e-4, atol=1e-6)
     # the other neurons keep stimulus 2
     assert not torch.allclose(with_gap.model.strf()[0], without.model.strf()[0], rtol=1e-4, atol=1e-6)

@@ -61,9 +61,9 @@ def test_step_schedule_follows_the_global_step(loaders, new_model):
 
 def test_a_zero_learning_rate_leaves_the_parameters_alone(loaders, new_model):
     solver = PopulationSolver(model=new_model(), schedule=schedules.init("constant", value=0.0), max_epochs=2, tqdm_on=False)
-    before = {k: v.clone() for k, v in solver.model.state_dict().items()}
+    before = {k: v.detach().clone() for k, v in solver.model.named_parameters()}
     solver.fit(*loaders)
-    for name, value in solver.model.state_dict().items():
+    for name, value in solver.model.named_parameters():
         assert torch.equal(value, before[name])
 
 

@@ -1,0 +1,142 @@
+"""Per-band stimulus standardization, the first stage of every :py:class:`~strfsolver.models.NeuralModel`.
+
+Raw spectrograms come in any unit: dB, power in the thousands, magnitudes of
+0-27. A learning rate, a kernel initialisation and a ridge penalty that are
+right for one are wrong for another. Every model therefore starts with a
+:py:class:`StimulusStandardizer`: ``(x - mean) / scale`` per channel and
+band, with the statistics of the *training* stimuli (CONVENTIONS.md §7),
+set by the solver when a fit starts (``Solver.standardize``, on by default)
+and kept in the model's buffers, so ``transform``, checkpoints and
+``save_pretrained`` / ``from_pretrained`` apply the same. Until it is fitted
+the standardizer is the identity (mean 0, scale 1), exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["StimulusStandardizer", "stimulus_statistics", "set_standardization", "is_standardized"]
+
+
+class StimulusStandardizer(nn.Module):
+    """``(x - mean[c, f]) / scale[c, f]`` for ``(B, C, F, T)`` stimuli.
+
+    Args:
+        n_channels: Channels ``C``.
+        n_freqs: Bands ``F``.
+
+    Buffers: ``mean`` and ``scale`` ``(C, F)``, ``fitted`` (a bool scalar).
+    Loading a state without them (a model saved before standardization
+    existed) keeps the identity.
+    """
+
+    def __init__(self, n_channels: int, n_freqs: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_channels, n_freqs))
+        self.register_buffer("scale", torch.ones(n_channels, n_freqs))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, F, T)`` -> ``(B, C, F, T)``."""
+        # no branch on `fitted`: the identity statistics give x exactly, and the
+        # per-neuron stack runs this under vmap, where a data-dependent branch cannot
+        return (x - self.mean.unsqueeze(-1).to(x.dtype)) / self.scale.unsqueeze(-1).to(x.dtype)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        absent = [name for name in ("mean", "scale", "fitted") if prefix + name not in state_dict]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        if len(absent) == 3:  # a state from before standardization: stay the identity
+            for name in absent:
+                if prefix + name in missing_keys:
+                    missing_keys.remove(prefix + name)
+
+    def extra_repr(self) -> str:
+        return f"n_channels={self.mean.shape[0]}, n_freqs={self.mean.shape[1]}, fitted={bool(self.fitted.all())}"
+
+
+@torch.no_grad()
+def stimulus_statistics(stims: Iterable[Tensor]) -> Tuple[Tensor, Tensor]:
+    """Per channel and band mean and standard deviation over every bin of every stimulus (float64).
+
+    Args:
+        stims: ``(F, T_i)`` or ``(C, F, T_i)`` stimuli.
+
+    Returns:
+        ``(mean, scale)``, each ``(C, F)``; a constant band gets scale 1
+        (dividing by ~0 would blow its rounding noise up).
+
+    Raises:
+        ValueError: without any stimulus, or for non-finite values.
+    """
+    total = square = None
+    count = 0
+    for i, stim in enumerate(stims):
+        x = torch.as_tensor(stim).double()
+        x = x.unsqueeze(0) if x.dim() == 2 else x
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"training stimulus {i} has non-finite values; cannot standardize it.")
+        s, q = x.sum(-1), x.square().sum(-1)
+        total, square = (s, q) if total is None else (total + s, square + q)
+        count += x.shape[-1]
+    if total is None or count < 2:
+        raise ValueError("standardizing the stimuli needs at least 2 training bins.")
+    mean = total / count
+    variance = (square / count - mean.square()).clamp(min=0.0) * count / (count - 1)
+    scale = variance.sqrt()
+    constant = scale <= 1e-12 * mean.abs().clamp(min=1.0)
+    return mean, torch.where(constant, torch.ones_like(scale), scale)
+
+
+def _standardizer_entries(model: nn.Module):
+    state = model.state_dict(keep_vars=True)
+    prefixes = sorted({name[: -len("mean")] for name in state if name.endswith("standardize.mean")})
+    return state, prefixes
+
+
+def is_standardized(model: nn.Module) -> Optional[bool]:
+    """Whether the model's standardizer is fitted (``None``: the model has none)."""
+    state, prefixes = _standardizer_entries(model)
+    if not prefixes:
+        return None
+    return all(bool(state[p + "fitted"].all()) for p in prefixes)
+
+
+@torch.no_grad()
+def set_standardization(model: nn.Module, mean: Tensor, scale: Tensor) -> bool:
+    """Write ``(C, F)`` statistics into every standardizer of ``model`` (a stack's copies too).
+
+    Returns:
+        Whether the model has a standardizer at all.
+
+    Raises:
+        ValueError: if the statistics' shape is not the standardizer's.
+    """
+    state, prefixes = _standardizer_entries(model)
+    for prefix in prefixes:
+        target = state[prefix + "mean"]
+        if tuple(target.shape[-2:]) != tuple(mean.shape):
+            raise ValueError(f"the stimuli have (channels, bands) {tuple(mean.shape)}; the model expects {tuple(target.shape[-2:])}.")
+        target.copy_(mean.to(target).expand_as(target))
+        state[prefix + "scale"].copy_(scale.to(target).expand_as(target))
+        state[prefix + "fitted"].fill_(True)
+    return bool(prefixes)
+
+
+def loader_stimuli(loader: Any) -> Iterable[Tensor]:
+    """The stimuli of a training loader: its dataset's (exact), else each batch's stimuli up to
+    the last bin where any neuron was recorded (the rest is padding)."""
+    dataset = getattr(loader, "dataset", None)
+    stims = getattr(dataset, "stims", None)
+    if stims is not None:
+        return list(stims)
+    out = []
+    for batch in loader:
+        recorded = ~batch["responses"].isnan().all(dim=2).all(dim=1)  # (B, T)
+        for b in range(recorded.shape[0]):
+            bins = recorded[b].nonzero()
+            if bins.numel():
+                out.append(batch["stims"][b, ..., : int(bins[-1]) + 1])
+    return out
