@@ -1,0 +1,86 @@
+"""Defaults that fit well (issue: defaults that fit): no learning-rate sweep, any stimulus scale."""
+
+import pytest
+import torch
+
+import strfsolver
+from strfsolver.data import NeuralDataset, make_loader, synthetic_population
+
+
+@pytest.fixture(scope="module")
+def long_stimuli():
+    # 7 training stimuli of 1,500 bins and a single validation stimulus, as recordings often come
+    pop = synthetic_population(n_neurons=12, n_stims=9, n_repeats=10, n_freqs=16, n_lags=10, n_times=1500, seed=11)
+    train, valid, test = pop.dataset.subset(range(7)), pop.dataset.subset([7]), pop.dataset.subset([8])
+    return pop, train, valid, test
+
+
+def _default_ln_fit(train, valid, transform=None):
+    transform = transform or (lambda s: s)
+    changed = [NeuralDataset([transform(s) for s in d.stims], d.responses, d.dt_ms) for d in (train, valid)]
+    torch.manual_seed(0)
+    model = strfsolver.models.init("ln", n_freqs=16, n_lags=10, n_neurons=12)
+    solver = strfsolver.solver.init("population", model=model, tqdm_on=False)  # every default
+    solver.fit(make_loader(changed[0], shuffle=True), make_loader(changed[1]))
+    return solver
+
+
+def test_an_ln_fit_with_every_default_reaches_the_truth(long_stimuli):
+    pop, train, valid, test = long_stimuli
+    solver = _default_ln_fit(train, valid)
+    fitted = solver.validation(make_loader(test))["cc_norm"].median()
+    truth = pop.truth_cc_norm(test).median()
+    assert float(fitted) >= 0.97 * float(truth), (float(fitted), float(truth), len(solver.log))
+
+
+@pytest.mark.parametrize("name, transform", [("x1000", lambda s: s * 1000), ("+50", lambda s: s + 50)])
+def test_the_stimulus_scale_does_not_change_the_default_fit(long_stimuli, name, transform):
+    pop, train, valid, test = long_stimuli
+    plain, changed = _default_ln_fit(train, valid), _default_ln_fit(train, valid, transform)
+    test_changed = NeuralDataset([transform(s) for s in test.stims], test.responses, test.dt_ms)
+    a = plain.validation(make_loader(test))["cc_norm"].median()
+    b = changed.validation(make_loader(test_changed))["cc_norm"].median()
+    assert abs(float(a) - float(b)) < 0.01
+
+
+def test_standardization_comes_from_training_stimuli_and_travels_with_the_model(long_stimuli, tmp_path):
+    pop, train, valid, test = long_stimuli
+    solver = _default_ln_fit(train, valid, lambda s: 3 * s + 7)
+    model = solver.model
+    stims = torch.cat([3 * s + 7 for s in train.stims], dim=1).double()  # (F, all training bins)
+    torch.testing.assert_close(model.standardize.mean[0].double(), stims.mean(1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.standardize.scale[0].double(), stims.std(1), rtol=1e-4, atol=1e-6)
+    assert bool(model.standardize.fitted)
+    model.save_pretrained(tmp_path / "ln")
+    loaded = strfsolver.models.from_pretrained(tmp_path / "ln")
+    torch.testing.assert_close(loaded.standardize.mean, model.standardize.mean)
+    stim = (3 * test.stims[0] + 7)[None]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(stim), solver.transform(stim))
+    # a solver that does not standardize leaves the model's first stage the identity
+    raw = strfsolver.models.init("linear", n_freqs=16, n_lags=10, n_neurons=12)
+    strfsolver.solver.init("population", model=raw, standardize=False, max_epochs=1, tqdm_on=False).fit(make_loader(train), make_loader(valid))
+    assert not bool(raw.standardize.fitted) and torch.equal(raw.standardize.scale, torch.ones_like(raw.standardize.scale))
+
+
+class Scripted(strfsolver.solver.PopulationSolver):
+    """Validation scores follow a script, so the plateau and the stop are checked exactly."""
+
+    scores = (0.1, 0.5, 0.4, 0.45, 0.3, 0.2, 0.1)
+
+    def validation(self, loader):
+        self._calls = getattr(self, "_calls", 0) + 1
+        n = self.model.n_neurons
+        score = self.scores[self._calls - 1]
+        return {"loss": -score, "cc": torch.full((n,), score, dtype=torch.float64), "cc_norm": torch.full((n,), score, dtype=torch.float64)}
+
+
+def test_a_plateau_lowers_the_learning_rate_before_early_stopping_ends_the_fit(long_stimuli):
+    pop, train, valid, test = long_stimuli
+    model = strfsolver.models.init("linear", n_freqs=16, n_lags=10, n_neurons=12)
+    solver = Scripted(model=model, lr=1e-2, patience=4, tqdm_on=False)  # plateau after patience // 2 = 2
+    log = solver.fit(make_loader(train), make_loader(valid))
+    # best at epoch 1; epochs 2, 3 do not improve: the rate halves for epoch 4; epochs 4, 5 neither: halves again, stop
+    assert [row["lr"] for row in log] == pytest.approx([1e-2, 1e-2, 1e-2, 1e-2, 5e-3, 5e-3])
+    assert log[-1]["stop_reason"] == "patience" and solver.stop_reason_ == "patience"
+    assert all("stop_reason" not in row for row in log[:-1])
