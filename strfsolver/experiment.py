@@ -22,6 +22,7 @@ solver on any data. Data flow one way: dataset -> loader -> solver -> metrics.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
@@ -32,11 +33,27 @@ from torch import nn
 from strfsolver.checks import check_count
 from strfsolver.data import NeuralDataset, make_loader
 from strfsolver.metrics import MetricAccumulator
+from strfsolver.random import seeded
 
-__all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "SCORE_METRICS"]
+__all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "choose_model", "choose_batch_size", "SCORE_METRICS"]
 
 #: the per-neuron metrics of :py:meth:`Experiment.scores` and the estimator's ``scores_``
 SCORE_METRICS = ("cc", "cc_norm", "cc_norm_hsu", "fve", "signal_power", "noise_power", "snr")
+
+
+def choose_model(responses: Sequence[Any]) -> str:
+    """``"auto"`` model: ``"ln"`` (a non-negative output) for counts and rates, ``"linear"`` for
+    responses that go below zero (LFP, ECoG high gamma, z-scored data)."""
+    for response in responses:
+        values = torch.as_tensor(np.asarray(response))
+        if bool((values[~values.isnan()] < 0).any()):
+            return "linear"
+    return "ln"
+
+
+def choose_batch_size(n_train: int) -> int:
+    """``"auto"`` batch size: about four gradient steps per epoch or more, at most 8 stimuli a batch."""
+    return max(1, min(8, n_train // 4))
 
 
 def resolve_solver(solver: str, model: str) -> str:
@@ -51,14 +68,14 @@ class ExperimentSpec:
     """What to fit and how: the keys of a ``strfsolver fit`` config that describe the fit.
 
     Attributes:
-        model: Registered model name.
+        model: Registered model name, or ``"auto"`` (:py:func:`choose_model`).
         model_options: Keyword arguments of the model (``n_lags``, ``kernel``,
             ``dt_ms``...); ``n_freqs``, ``n_neurons`` and ``n_channels`` come from the data.
         solver: Registered solver name, or ``"auto"`` (:py:func:`resolve_solver`).
         solver_options: Keyword arguments of the solver (``lr``, ``max_epochs``,
             ``patience``, ``alphas``...).
         loss: Registered loss name or a callable.
-        batch_size: Stimuli per batch.
+        batch_size: Stimuli per batch, or ``"auto"`` (:py:func:`choose_batch_size`).
         seeds: ``None`` or one seed: one fit; several: the ``"multi-seed"``
             solver over them, around ``solver``.
         device: Where to train.
@@ -68,12 +85,12 @@ class ExperimentSpec:
             multi-seed folders; ``None`` writes nothing.
     """
 
-    model: str = "linear"
+    model: str = "auto"
     model_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     solver: str = "auto"
     solver_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     loss: Any = "mse"
-    batch_size: int = 8
+    batch_size: Union[int, str] = "auto"
     seeds: Optional[Sequence[int]] = None
     device: str = "cpu"
     progress: bool = False
@@ -111,20 +128,22 @@ class Experiment:
     """
 
     def __init__(self, spec: ExperimentSpec, train: NeuralDataset, valid: Optional[NeuralDataset], test: Optional[NeuralDataset], seed: int):
-        from strfsolver import models as _models
         from strfsolver import solver as _solvers
-        from strfsolver.random import seeded
 
         self.spec, self.train, self.valid, self.test, self.seed = spec, train, valid, test, seed
-        self.solver_name = resolve_solver(spec.solver, spec.model)
+        self.model_name = choose_model(train.responses) if spec.model == "auto" else spec.model
+        self.batch_size = choose_batch_size(len(train)) if spec.batch_size == "auto" else spec.batch_size
+        self.solver_name = resolve_solver(spec.solver, self.model_name)
         shapes = dict(n_freqs=train.n_freqs, n_neurons=train.n_neurons)
         if train.stim_ndim == 3:
             shapes["n_channels"] = train.n_channels
         model_options = dict(spec.model_options)
         model_options.setdefault("dt_ms", train.dt_ms)
-        name = spec.model
+        name = self.model_name
 
         def model_factory(model_seed: int) -> nn.Module:
+            from strfsolver import models as _models
+
             return _models.init(name, **shapes, **model_options)
 
         self.model_factory = model_factory
@@ -132,7 +151,7 @@ class Experiment:
         options.setdefault("tqdm_on", bool(spec.progress))
         seeds = list(spec.seeds) if spec.seeds is not None else [seed]
         if len(seeds) > 1 or self.solver_name == "multi-seed":
-            inner = resolve_solver(options.pop("solver", "population" if self.solver_name == "multi-seed" else self.solver_name), spec.model)
+            inner = resolve_solver(options.pop("solver", "population" if self.solver_name == "multi-seed" else self.solver_name), self.model_name)
             if inner == "ridge":
                 options = _ridge_folds(options, len(train))
             self.solver = _solvers.init(
@@ -145,10 +164,35 @@ class Experiment:
             with seeded(seeds[0]):
                 model = model_factory(seeds[0])
             self.solver = _solvers.init(self.solver_name, model=model, criterion=spec.loss, device=spec.device, loggers=list(spec.loggers), **options)
-        check_count(spec.batch_size, "batch_size", 1)
-        self.train_loader = make_loader(train, batch_size=spec.batch_size, shuffle=True, seed=seed, device=spec.device)
-        self.valid_loader = None if valid is None else make_loader(valid, batch_size=spec.batch_size, device=spec.device)
-        self.test_loader = None if test is None else make_loader(test, batch_size=spec.batch_size, device=spec.device)
+        check_count(self.batch_size, "batch_size", 1)
+        self.train_loader = make_loader(train, batch_size=self.batch_size, shuffle=True, seed=seed, device=spec.device)
+        self.valid_loader = None if valid is None else make_loader(valid, batch_size=self.batch_size, device=spec.device)
+        self.test_loader = None if test is None else make_loader(test, batch_size=self.batch_size, device=spec.device)
+        self._warn_about_the_data(model_factory, model_options)
+
+    def _warn_about_the_data(self, model_factory, model_options: Dict[str, Any]) -> None:
+        """Say so when the data and the choices do not go together; each costs fit quality silently otherwise."""
+        train, n_lags = self.train, model_options.get("n_lags")
+        longest = max(train.lengths)
+        if isinstance(n_lags, int) and n_lags > longest:
+            warnings.warn(
+                f"n_lags={n_lags} is longer than every training stimulus (at most {longest} bins): the lags beyond "
+                f"{longest - 1} never see a stimulus bin and keep their initial values.", UserWarning, stacklevel=4,
+            )
+        if self.solver_name != "ridge" and len(train) > 1 and self.batch_size >= len(train):
+            warnings.warn(
+                f"batch_size={self.batch_size} holds all {len(train)} training stimuli: one gradient step per epoch. "
+                f"Use batch_size='auto' ({choose_batch_size(len(train))} here) or a smaller one.", UserWarning, stacklevel=4,
+            )
+        if choose_model(train.responses) == "linear":
+            with seeded(0):
+                probe = model_factory(0)
+            activation = getattr(getattr(probe, "readout", None), "activation", None)
+            if getattr(activation, "non_negative", False):
+                warnings.warn(
+                    f"the responses go below zero, and model {self.model_name!r} only predicts values >= 0; use "
+                    "model='linear' (or non_negative=False in the model options, or model='auto').", UserWarning, stacklevel=4,
+                )
 
     @property
     def multi_seed(self) -> bool:
@@ -190,7 +234,7 @@ class Experiment:
         dataset = {"train": self.train, "valid": self.valid, "test": self.test}.get(split)
         if dataset is None:
             raise ValueError(f"the experiment has no {split!r} data; splits: train, valid, test (when given).")
-        return evaluate(self.solver, dataset.stims, dataset.responses, metrics, batch_size=self.spec.batch_size)
+        return evaluate(self.solver, dataset.stims, dataset.responses, metrics, batch_size=self.batch_size)
 
 
 def build_experiment(

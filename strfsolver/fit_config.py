@@ -11,7 +11,8 @@ key                meaning (default)
                    relative to the config file
 ``data_options``   keyword arguments of ``from_nwb`` (``{}``)
 ``out``            output folder, relative to the config file
-``model``          registered model name (``"linear"``)
+``model``          registered model name, or ``"auto"``: ``"ln"`` for
+                   responses that never go below zero, else ``"linear"`` (``"auto"``)
 ``model_options``  keyword arguments of the model; ``n_lags`` (20) lives here
 ``solver``         registered solver name, or ``"auto"``: ``"ridge"`` for the
                    ``"linear"`` model, ``"population"`` otherwise (``"auto"``)
@@ -22,7 +23,8 @@ key                meaning (default)
 ``valid_fraction`` fraction of the stimuli held out for early stopping (0.2)
 ``test_fraction``  fraction held out for a final test (0)
 ``split_seed``     seed of the split by stimulus (0)
-``batch_size``     stimuli per batch (4)
+``batch_size``     stimuli per batch, or ``"auto"``: a quarter of the training
+                   stimuli, 1 to 8 (``"auto"``)
 =================  =========================================================
 
 It writes the same report as ``strfsolver demo`` (``summary.csv`` with one
@@ -52,7 +54,7 @@ CONFIG_KEYS: Dict[str, Any] = {
     "data": ...,
     "out": ...,
     "data_options": {},
-    "model": "linear",
+    "model": "auto",
     "model_options": {},
     "solver": "auto",
     "solver_options": {},
@@ -61,7 +63,7 @@ CONFIG_KEYS: Dict[str, Any] = {
     "valid_fraction": 0.2,
     "test_fraction": 0.0,
     "split_seed": 0,
-    "batch_size": 4,
+    "batch_size": "auto",
 }
 
 
@@ -138,7 +140,7 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         _expect(full, key, dict, "a mapping of keyword arguments")
     for key, registry in (("model", models), ("solver", solver), ("loss", losses)):
         name = _expect(full, key, str, f"a registered {key} name ({', '.join(registry.get_options())})")
-        if key == "solver" and name == "auto":
+        if key in ("solver", "model") and name == "auto":
             continue
         if name not in registry.get_options():
             import difflib
@@ -161,7 +163,11 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         raise ConfigError("config key 'valid_fraction' must be > 0: early stopping needs validation stimuli")
     if full["valid_fraction"] + full["test_fraction"] >= 1:
         raise ConfigError("config keys 'valid_fraction' + 'test_fraction' must leave stimuli to train on (sum < 1)")
-    for key in ("split_seed", "batch_size"):
+    if full["batch_size"] == "auto":
+        keys = ("split_seed",)
+    else:
+        keys = ("split_seed", "batch_size")
+    for key in keys:
         value = _expect(full, key, int, "an integer")
         if value < (1 if key == "batch_size" else 0):
             raise ConfigError(f"config key {key!r} must be {'>= 1' if key == 'batch_size' else '>= 0'}, got {value!r}")
@@ -206,7 +212,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     """
     from strfsolver import solver
     from strfsolver.data import neural_collate
-    from strfsolver.experiment import ExperimentSpec, build_experiment, resolve_solver
+    from strfsolver.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver
     from strfsolver.metrics import snr as snr_metric
 
     start = time.perf_counter()
@@ -229,7 +235,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
 
     model_options = dict(config["model_options"])
     model_options.setdefault("n_lags", 20)
-    model_name = config["model"]
+    model_name = choose_model(train.responses) if config["model"] == "auto" else config["model"]
     inner = resolve_solver(config["solver"], model_name)
     solver_options = dict(config["solver_options"], solver=inner)
     # a closed-form fit gives the same result under every seed: fit it once

@@ -112,7 +112,7 @@ def test_help_everywhere(command, capsys):
 
 @pytest.mark.parametrize("solver", ["ridge", "auto"])
 def test_a_linear_model_is_fitted_in_closed_form_once(tmp_path, data_file, solver):
-    config = write_config(tmp_path, seeds=[0, 3], solver=solver, solver_options={"penalty": "laplacian"})
+    config = write_config(tmp_path, seeds=[0, 3], model="linear", solver=solver, solver_options={"penalty": "laplacian"})
     report = run_fit(config, progress=False, plots=False, print_fn=lambda line: None)
     result = report["result"]
     assert result.seeds == [0]  # the same fit under every seed: one is enough

@@ -70,6 +70,14 @@ __all__ = ["STRFEstimator", "NotFittedError", "HAS_SKLEARN"]
 _RESERVED_MODEL_KWARGS = ("n_freqs", "n_lags", "n_neurons")
 
 
+def fitter_stop_reason(fitter: Any) -> Optional[str]:
+    """Why a fit ended (the best seed's fit for several seeds)."""
+    reason = getattr(fitter, "stop_reason_", None)
+    if reason is None and getattr(fitter, "result_", None) is not None:
+        reason = fitter.result_.best_run.final.get("stop_reason")
+    return reason
+
+
 class STRFEstimator(_RegressorMixin, _BaseEstimator):
     """Fit an encoding model to neural responses with ``fit(X, y)``; scikit-learn compatible.
 
@@ -82,7 +90,9 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
 
     Args:
         model: Registered model name (:py:mod:`strfsolver.models`), e.g.
-            ``"linear"`` or ``"ln"``.
+            ``"linear"`` or ``"ln"``, or ``"auto"``: ``"ln"`` (non-negative
+            output) for responses that never go below zero (counts, rates),
+            ``"linear"`` for responses that do (LFP, ECoG, z-scored data).
         solver: Registered solver name (:py:mod:`strfsolver.solver`), or
             ``"auto"``: the closed-form ``"ridge"`` for ``model="linear"``,
             ``"population"`` otherwise.
@@ -93,9 +103,11 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             ``n_neurons`` come from the data and ``n_lags``.
         loss: Registered loss name (``"mse"``, ``"poisson"``) or a callable
             ``loss(pred, responses)``.
-        lr: Learning rate of the solver's AdamW optimizer.
+        lr: Learning rate of the solver's AdamW optimizer (the solvers' default;
+            stimuli are standardized per band, so it suits any stimulus unit).
         weight_decay: Decoupled weight decay of the optimizer.
-        batch_size: Stimuli per gradient step.
+        batch_size: Stimuli per gradient step, or ``"auto"``: a quarter of the
+            training stimuli, between 1 and 8 (several steps per epoch).
         max_epochs: Upper bound on training epochs.
         patience: Stop after this many epochs without improvement of the
             validation score (``None``: never stop early).
@@ -117,6 +129,9 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
 
     Attributes:
         model_: The fitted ``nn.Module`` (best validation state).
+        model_name_: The model fitted (``model``, or what ``"auto"`` chose).
+        batch_size_: The batch size used (``batch_size``, or what ``"auto"`` chose).
+        stop_reason_: Why training ended (``"patience"``, ``"max_epochs"``, ``"closed form"``...).
         solver_: The solver that fitted it. With ``solver="multi-seed"``
             three seeds (``random_state`` and the next two) are fitted and
             ``model_`` is the best seed's; ``solver_.result_`` holds them all.
@@ -160,14 +175,14 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
 
     def __init__(
         self,
-        model: str = "ln",
+        model: str = "auto",
         solver: str = "auto",
         n_lags: int = 20,
         model_kwargs: Optional[Dict[str, Any]] = None,
         loss: Any = "mse",
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         weight_decay: float = 1e-4,
-        batch_size: int = 8,
+        batch_size: Union[int, str] = "auto",
         max_epochs: int = 500,
         patience: Optional[int] = 20,
         val_fraction: float = 0.15,
@@ -234,7 +249,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                 f"solver must be the registered name of a solver (see strfsolver.solver.get_options()), got {self.solver!r}."
             )
         check_count(self.n_lags, "n_lags", 1)
-        check_count(self.batch_size, "batch_size", 1)
+        if self.batch_size != "auto":
+            check_count(self.batch_size, "batch_size", 1)
         check_count(self.max_epochs, "max_epochs", 1)
         check_count(self.patience, "patience", 1, allow_none=True)
         check_real(self.lr, "lr", 0.0, math.inf, low_open=True, high_open=True)
@@ -320,7 +336,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             val = _Data(val[0], responses, val[1], False, None)
 
         seed = _seed_from(self.random_state)
-        from strfsolver.experiment import ExperimentSpec, build_experiment, resolve_solver
+        from strfsolver.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver
         from strfsolver.random import seeded
 
         # one seed for weights, split and shuffles: a repeated fit is the same fit; the
@@ -341,7 +357,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                 monitor, mode = ("val_cc" if val.single_repeat else "val_cc_norm"), "max"
             else:
                 monitor, mode = "train_loss", "min"
-            solver_name = resolve_solver(self.solver, self.model)
+            model_name = choose_model(train.responses) if self.model == "auto" else self.model
+            solver_name = resolve_solver(self.solver, model_name)
             options = dict(
                 lr=self.lr, weight_decay=self.weight_decay, max_epochs=self.max_epochs, patience=self.patience,
                 monitor=monitor, mode=mode,
@@ -351,7 +368,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                 if self.alphas is not None:
                     options["alphas"] = list(self.alphas)
             spec = ExperimentSpec(
-                model=self.model, model_options=dict(model_kwargs, n_lags=self.n_lags), solver=solver_name,
+                model=model_name, model_options=dict(model_kwargs, n_lags=self.n_lags), solver=solver_name,
                 solver_options=options, loss=self.loss, batch_size=self.batch_size, device=self.device,
                 progress=bool(self.verbose),
                 # one fit per seed; the estimator keeps the best seed's model
@@ -361,6 +378,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             fitter = experiment.solver
             net, log, best_epoch = experiment.model, experiment.history, experiment.best_epoch
             self._predictor = fitter
+            self.model_name_, self.batch_size_, self.stop_reason_ = model_name, experiment.batch_size, fitter_stop_reason(fitter)
             if solver_name == "ridge":
                 self.alphas_ = fitter.alphas_.numpy()
 
@@ -389,7 +407,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
     def _predict_list(self, stims: List[np.ndarray]) -> List[torch.Tensor]:
         """``(N, 1, T_i)`` float predictions on the CPU, one per stimulus."""
         tensors = [torch.from_numpy(np.ascontiguousarray(s.T, dtype=np.float32)) for s in stims]
-        preds = self._predictor.transform(tensors, batch_size=self.batch_size)
+        preds = self._predictor.transform(tensors, batch_size=self.batch_size_)
         return [p.detach().cpu() for p in preds]
 
     def _format(self, preds: List[torch.Tensor], is_list: bool):
@@ -428,7 +446,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         from strfsolver.experiment import evaluate
 
         tensors = [torch.from_numpy(np.ascontiguousarray(s.T, dtype=np.float32)) for s in stims]
-        return evaluate(self._predictor, tensors, responses, metrics, batch_size=self.batch_size)
+        return evaluate(self._predictor, tensors, responses, metrics, batch_size=self.batch_size_)
 
     def _score_table(self, stims, responses, data: str):
         import pandas as pd
@@ -486,7 +504,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         self._check_is_fitted()
         if self.strfs_ is None:
             raise ValueError(
-                f"model {self.model!r} has no linear STRF; use strfsolver.models.gradient_strf(est.model_, stims) "
+                f"model {self.model_name_!r} has no linear STRF; use strfsolver.models.gradient_strf(est.model_, stims) "
                 "for an effective one."
             )
         from strfsolver.models import plot_strfs

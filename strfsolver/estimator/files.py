@@ -66,6 +66,9 @@ def save_estimator(estimator, path: Union[str, Path]) -> Path:
             "dt_ms_": float(estimator.dt_ms_),
             "y_1d": bool(estimator._y_1d),
             "n_iter_": int(estimator.n_iter_),
+            "model_name_": estimator.model_name_,
+            "batch_size_": int(estimator.batch_size_),
+            "stop_reason_": estimator.stop_reason_,
             "best_epoch_": estimator.best_epoch_,
             "monitor_": estimator.monitor_,
             "validation_split_": estimator.validation_split_,
@@ -110,7 +113,11 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
     # a fresh solver around the loaded model: ready to predict, or to train further
     from strfsolver.experiment import resolve_solver
 
-    inner = resolve_solver(estimator.solver, estimator.model)
+    # files of strfsolver 0.1 have no model_name_ (their model was never "auto")
+    estimator.model_name_ = fitted.get("model_name_", estimator.model)
+    estimator.batch_size_ = fitted.get("batch_size_", estimator.batch_size)
+    estimator.stop_reason_ = fitted.get("stop_reason_")
+    inner = resolve_solver(estimator.solver, estimator.model_name_)
     inner = "population" if inner == "multi-seed" else inner
     estimator.solver_ = _solvers.init(inner, model=estimator.model_, **options)
     estimator.solver_.log = [dict(row) for row in fitted["history"]]

@@ -128,9 +128,9 @@ class Solver(abc.ABC):
         doc="Where to train; the model is moved there and batches are moved there when they are elsewhere. "
         "``None``: the device of the model's parameters.",
     )
-    max_epochs: int = field(default=100, doc="Number of epochs of :py:meth:`fit` unless it is given one.")
+    max_epochs: int = field(default=500, doc="Number of epochs of :py:meth:`fit` unless it is given one (early stopping ends fits).")
     patience: Optional[int] = field(
-        default=10,
+        default=20,
         doc="Stop after this many evaluated epochs (>= 1) without improvement of ``monitor``; ``None`` never stops early.",
     )
     monitor: str = field(
