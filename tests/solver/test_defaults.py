@@ -84,3 +84,50 @@ def test_a_plateau_lowers_the_learning_rate_before_early_stopping_ends_the_fit(l
     assert [row["lr"] for row in log] == pytest.approx([1e-2, 1e-2, 1e-2, 1e-2, 5e-3, 5e-3])
     assert log[-1]["stop_reason"] == "patience" and solver.stop_reason_ == "patience"
     assert all("stop_reason" not in row for row in log[:-1])
+
+
+def _small(seed=3, n_stims=8, n_times=60, signed=False):
+    pop = synthetic_population(n_neurons=4, n_stims=n_stims, n_repeats=3, n_freqs=6, n_lags=4, n_times=n_times, seed=seed)
+    dataset = pop.dataset
+    if signed:  # responses that go below zero, as an LFP or z-scored data
+        dataset = NeuralDataset(dataset.stims, [r - r.nanmean() for r in dataset.responses], dataset.dt_ms)
+    return dataset.split([0.75, 0.25], seed=0)
+
+
+def test_the_experiment_chooses_the_model_and_batch_size_from_the_data():
+    from strfsolver.experiment import ExperimentSpec, build_experiment
+
+    train, valid = _small()
+    counts = build_experiment(ExperimentSpec(model_options={"n_lags": 4}), train, valid)
+    assert (counts.model_name, counts.solver_name, counts.batch_size) == ("ln", "population", 1)
+    signed_train, signed_valid = _small(signed=True)
+    signed = build_experiment(ExperimentSpec(model_options={"n_lags": 4}), signed_train, signed_valid)
+    assert (signed.model_name, signed.solver_name) == ("linear", "ridge")
+
+
+@pytest.mark.parametrize(
+    "options, data, message",
+    [
+        (dict(model="ln"), dict(signed=True), "the responses go below zero, and model 'ln' only predicts values >= 0"),
+        (dict(model="ln", model_options={"n_lags": 80}), dict(), "n_lags=80 is longer than every training stimulus"),
+        (dict(model="ln", batch_size=8), dict(), "batch_size=8 holds all 6 training stimuli: one gradient step per epoch"),
+    ],
+)
+def test_a_fit_that_cannot_go_well_says_so(options, data, message):
+    from strfsolver.experiment import ExperimentSpec, build_experiment
+
+    train, valid = _small(**data)
+    spec = ExperimentSpec(**{"model_options": {"n_lags": 4}, **options})
+    with pytest.warns(UserWarning, match=message):
+        build_experiment(spec, train, valid)
+
+
+def test_the_estimator_fits_signed_responses_with_a_linear_model_in_closed_form():
+    import numpy as np
+
+    train, valid = _small(signed=True, n_times=80)
+    X = [s.T.numpy() for s in train.stims]
+    y = [r.permute(1, 2, 0).numpy() for r in train.responses]
+    estimator = strfsolver.STRFEstimator(n_lags=4, random_state=0).fit(X, y)
+    assert estimator.model_name_ == "linear" and estimator.stop_reason_ == "closed form"
+    assert estimator.alphas_.shape == (4,) and np.isfinite(estimator.scores_["cc"]).all()
