@@ -23,7 +23,8 @@ def test_page_code_blocks_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # headless plotting for pages that draw figures
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    namespace = {"__name__": "__docs__"}
+    # run as a saved script runs: a block's `if __name__ == "__main__":` part runs too
+    namespace = {"__name__": "__main__"}
     for number, block in enumerate(python_blocks(page), start=1):
         try:
             exec(compile(block, f"{page.name}[block {number}]", "exec"), namespace)
