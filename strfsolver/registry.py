@@ -190,7 +190,9 @@ class _Registry:
         entry = self.entries.get(name)
         if entry is None:
             options = self.options()
-            close = difflib.get_close_matches(name, options, n=1, cutoff=0.4)
+            # names are lower-case: "LN" means "ln"
+            exact = [option for option in options if option.lower() == name.lower()]
+            close = exact or difflib.get_close_matches(name.lower(), options, n=1, cutoff=0.4)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
                 f"Unknown name {name!r} in {self.module_name}.{hint} "

@@ -196,6 +196,8 @@ class Solver(abc.ABC):
             self.device = torch.device(self.device)
         except (RuntimeError, TypeError) as error:
             raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {self.device!r}: {error}") from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={str(self.device)!r} but this torch has no usable CUDA device; use device='cpu'.")
         self.model.to(self.device)
         if isinstance(self.criterion, str):
             self.criterion = _losses.init(self.criterion)
@@ -227,6 +229,8 @@ class Solver(abc.ABC):
         self._validation_cache: Optional[ValidationCache] = None
 
     def _check_config(self) -> None:
+        check_real(self.lr, "lr", 0.0, low_open=True)
+        check_real(self.weight_decay, "weight_decay", 0.0)
         if self.mode not in MODES:
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}.")
         check_count(self.patience, "patience", 1, allow_none=True)
@@ -284,6 +288,16 @@ class Solver(abc.ABC):
             if not isinstance(built, torch.optim.Optimizer):
                 raise ValueError(f"the optimizer factory returned {type(built).__name__}, expected a torch.optim.Optimizer.")
             self.optimizer = built
+        if not getattr(self, "_optimizer_checked", False):
+            own = {id(p) for p in self.parameters()}
+            foreign = sum(1 for group in self.optimizer.param_groups for p in group["params"] if id(p) not in own)
+            if foreign:
+                raise ValueError(
+                    f"the optimizer updates {foreign} tensor(s) that are not the model's trainable parameters, so "
+                    "training would leave the model unchanged; build it on solver.model.parameters() (or pass a "
+                    "factory params -> optimizer)."
+                )
+            self._optimizer_checked = True
         return self.optimizer
 
     def _schedules(self) -> List[Any]:
@@ -447,7 +461,12 @@ class Solver(abc.ABC):
         if math.isfinite(values[0]):
             loss.backward()
             self._clip_gradients()
-            optimizer.step()
+            grads = [p.grad for p in self.parameters() if p.grad is not None]
+            # a NaN gradient under a finite loss must not reach the parameters (nor a checkpoint)
+            if grads and not bool(torch.stack([g.isfinite().all() for g in grads]).all()):
+                values[0] = math.nan
+            else:
+                optimizer.step()
         self._after_update()
         out = {"loss": values[0], "data_loss": values[1], "penalty": values[2] if penalty is not None else 0.0, "pred": pred.detach()}
         if "neuron_loss" in parts:

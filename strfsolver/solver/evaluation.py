@@ -72,7 +72,10 @@ def predict(solver: Any, stims: Union[Tensor, np.ndarray, Sequence[Union[Tensor,
     solver.model.eval()
     dtype = solver._dtype
 
-    def predict(chunk: Tensor) -> Tensor:
+    def predict(chunk: Tensor, start: int) -> Tensor:
+        if not bool(torch.isfinite(chunk).all()):
+            bad = int((~torch.isfinite(chunk)).flatten(1).any(1).nonzero()[0])
+            raise ValueError(f"stimulus {start + bad} of the input has NaN or infinite values; predictions need finite stimuli.")
         solver._begin_sequence()
         return solver._inference({"stims": chunk.to(solver.device)})
 
@@ -83,7 +86,7 @@ def predict(solver: Any, stims: Union[Tensor, np.ndarray, Sequence[Union[Tensor,
                 raise ValueError(
                     f"stims must be (B, F, T) or (B, C, F, T) or a list of (F, T) stimuli, got a tensor of shape {tuple(stims.shape)}."
                 )
-            return torch.cat([predict(stims[i : i + batch_size]) for i in range(0, stims.shape[0], batch_size)], dim=0)
+            return torch.cat([predict(stims[i : i + batch_size], i) for i in range(0, stims.shape[0], batch_size)], dim=0)
         items = [torch.as_tensor(s, dtype=dtype) for s in stims]
         for i, item in enumerate(items):
             if item.ndim not in (2, 3) or item.shape[:-1] != items[0].shape[:-1]:
@@ -98,7 +101,7 @@ def predict(solver: Any, stims: Union[Tensor, np.ndarray, Sequence[Union[Tensor,
             padded = chunk[0].new_zeros((len(chunk),) + tuple(chunk[0].shape[:-1]) + (bins,))
             for b, item in enumerate(chunk):
                 padded[b, ..., : item.shape[-1]] = item
-            pred = predict(padded)
+            pred = predict(padded, start)
             out.extend(pred[b, ..., : item.shape[-1]] for b, item in enumerate(chunk))
         return out
     finally:
