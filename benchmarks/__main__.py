@@ -23,6 +23,9 @@ BENCHMARKS = {
     "population": ["bench_population.py"],
     "single_cell": ["bench_single_cell.py"],
     "multi_seed": ["bench_multi_seed.py"],
+    "solvers": ["bench_solvers.py"],
+    # the full size takes half an hour on 2 cores: python benchmarks/bench_ridge.py
+    "ridge": ["bench_ridge.py", "--quick"],
 }
 
 
