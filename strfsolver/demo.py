@@ -57,7 +57,7 @@ DEFAULTS: Dict[str, Any] = dict(
     lr=3e-3,
     max_epochs=200,
     patience=20,
-    smoothness=3e-4,
+    smoothness=1e-2,
     seed=0,
 )
 #: ``--quick``: a smaller problem that runs in seconds (smoke tests, CI)

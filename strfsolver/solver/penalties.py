@@ -222,8 +222,7 @@ class _StrfKernels(_SelectsParameters):
     def kernels(self, model: nn.Module) -> List[Tensor]:
         """STRF kernels with frequency and lag as the last two axes."""
         if self.include is None:
-            # the trained weights, on standardized features: a penalty weight means the same at any stimulus scale
-            strf = getattr(model, "feature_strf", None) or getattr(model, "strf", None)
+            strf = getattr(model, "strf", None)
             if not callable(strf):
                 names = [name for name, _ in model.named_parameters()]
                 raise ValueError(
@@ -231,6 +230,11 @@ class _StrfKernels(_SelectsParameters):
                     f"method; select its STRF parameters with include=(...) among {names}."
                 )
             kernel = strf()
+            # the STRF's shape in stimulus units, its size made independent of them: smoothness is
+            # judged on what the user reads, and a penalty weight means the same at any stimulus scale
+            scale = getattr(getattr(model, "standardize", None), "scale", None)
+            if isinstance(scale, torch.Tensor):
+                kernel = kernel * scale.detach().mean().to(kernel)
             if not kernel.requires_grad and any(p.requires_grad for p in model.parameters()):
                 raise ValueError(
                     f"{type(self).__name__} {self.name!r}: {type(model).__name__}.strf() returns a tensor "
