@@ -255,6 +255,19 @@ class Solver(abc.ABC):
         return self.training_state_.best_score
 
     @property
+    def best_epochs_(self) -> Optional[Tensor]:
+        """``(N,)`` epoch at which each neuron had its own best monitored score, for the solvers
+        that track each neuron (``"single-cell"``, ``"per-cell-best"``); ``None`` otherwise or before a fit."""
+        value = getattr(self.training_state_, "neuron_best_epoch", None)
+        return None if value is None else value.detach().cpu().clone()
+
+    @property
+    def best_scores_(self) -> Optional[Tensor]:
+        """``(N,)`` each neuron's own best monitored score (see :py:attr:`best_epochs_`)."""
+        value = getattr(self.training_state_, "neuron_best_score", None)
+        return None if value is None else value.detach().cpu().clone()
+
+    @property
     def stop_reason_(self) -> Optional[str]:
         """Why the last fit ended: ``"max_epochs"``, ``"patience"`` or ``"all neurons stopped"``."""
         return self.training_state_.stop_reason

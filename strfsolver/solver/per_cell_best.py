@@ -36,7 +36,6 @@ import fnmatch
 from typing import Dict, Optional
 
 from literate_dataclasses import field
-from torch import Tensor
 
 from strfsolver.solver import register
 from strfsolver.solver.base import _solver_dataclass
@@ -108,15 +107,3 @@ class PerCellBestSolver(PopulationSolver):
 
     def _tracker(self, stopping: EarlyStopping) -> NeuronTracker:
         return NeuronTracker("snapshot", stopping.improves_each, None, self.neuron_parameters_)
-
-    @property
-    def best_epochs_(self) -> Optional[Tensor]:
-        """``(N,)`` epoch at which each neuron had its best monitored score (``None`` before a fit)."""
-        value = self.training_state_.neuron_best_epoch
-        return None if value is None else value.detach().cpu().clone()
-
-    @property
-    def best_scores_(self) -> Optional[Tensor]:
-        """``(N,)`` each neuron's best monitored score (``None`` before a fit)."""
-        value = self.training_state_.neuron_best_score
-        return None if value is None else value.detach().cpu().clone()

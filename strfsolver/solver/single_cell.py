@@ -157,18 +157,6 @@ class SingleCellSolver(Solver):
         return NeuronTracker("freeze", stopping.improves_each, self.patience, axes)
 
     @property
-    def best_epochs_(self) -> Optional[Tensor]:
-        """``(N,)`` epoch at which each neuron had its best monitored score (``None`` before a fit)."""
-        value = self.training_state_.neuron_best_epoch
-        return None if value is None else value.detach().cpu().clone()
-
-    @property
-    def best_scores_(self) -> Optional[Tensor]:
-        """``(N,)`` each neuron's best monitored score (``None`` before a fit)."""
-        value = self.training_state_.neuron_best_score
-        return None if value is None else value.detach().cpu().clone()
-
-    @property
     def stopped_epochs_(self) -> Optional[Tensor]:
         """``(N,)`` the epoch after which each neuron stopped (its patience ran out); a
         neuron that trained to the end has the last epoch. ``None`` before a fit."""
