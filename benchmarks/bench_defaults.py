@@ -73,11 +73,14 @@ Settings (full run; ``--quick`` shortens the stimuli and the grid budget):
 The stimuli are shorter than first planned (1,500 / 800 / 2,000 bins) to keep
 the run near 15 minutes on 2 cores: ``cnn2d`` (default size) costs ~3 s per
 epoch on 128 bands x 2,000 bins, the single-cell solver 5-10x the population
-solver's ``ln``; every model of a setting sees the same data.
+solver's ``ln``; every model of a setting sees the same data. Even so the full run took 29 min (3,340 s of
+fits over 2 workers) on a machine whose other jobs kept the load near 4; the
+``cnn2d`` and single-cell cells are ~85 % of it (``--models linear ln nrf``
+without single-cell is a few minutes).
 
 Run (from the repository root)::
 
-    python benchmarks/bench_defaults.py            # full run, ~15-20 min on 2 shared cores
+    python benchmarks/bench_defaults.py            # full run: 29 min on 2 cores shared with other jobs (load ~4)
     python benchmarks/bench_defaults.py --quick    # < 1 min: 1/5 of the bins, 3 grid points, 15 epochs (a smoke test)
     python benchmarks/bench_defaults.py --only S1 --models ln nrf
 """
