@@ -58,7 +58,16 @@ scikit-learn methods; faster than himalaya; peak memory below one design.
 Run (from the repository root)::
 
     python benchmarks/bench_ridge.py --quick          # small sizes, under a minute
-    python benchmarks/bench_ridge.py                  # full size, 2 threads: about 45 minutes
+    python benchmarks/bench_ridge.py                  # full size, 2 threads: 50-60 minutes
+    python benchmarks/bench_ridge.py --skip himalaya sklearn-loo   # about 35 minutes
+
+Most of a full run is the scikit-learn grid search (60 fits that each form
+X^T X anew: 8-17 minutes per N on a shared 2-core machine) and himalaya's
+600 s limit at N = 10. Memory is measured against a baseline whose peak is
+its resident size: the data are generated with shifted adds rather than a
+``conv1d``/``conv2d``, whose unfolded buffers (1-2 GB at this size) would
+raise the baseline's peak above every method's and hide up to that much of
+their memory.
     python benchmarks/bench_ridge.py --neurons 10 --himalaya-timeout 1200
 """
 
@@ -94,23 +103,31 @@ LABELS = {
 # ---------------------------------------------------------------- data
 
 
-def _gaussian_2d(sigma_rows: float, sigma_cols: float) -> torch.Tensor:
-    """A normalized ``(1, 1, h, w)`` Gaussian kernel, radius 3 sigma."""
-
-    def one(sigma):
-        radius = max(1, int(round(3 * sigma)))
-        x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-        return torch.exp(-0.5 * (x / sigma) ** 2)
-
-    kernel = torch.outer(one(sigma_rows), one(sigma_cols))
-    return (kernel / kernel.sum()).view(1, 1, *kernel.shape)
+def _gaussian(sigma: float) -> torch.Tensor:
+    """A normalized 1-D Gaussian kernel, radius 3 sigma."""
+    radius = max(1, int(round(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
 
 
-def _smooth_noise(shape, kernel: torch.Tensor, generator) -> torch.Tensor:
-    """White noise of ``shape = (B, H, W)`` convolved with ``kernel`` (valid part, same size)."""
-    pad_h, pad_w = kernel.shape[-2] - 1, kernel.shape[-1] - 1
-    noise = torch.randn(shape[0], 1, shape[1] + pad_h, shape[2] + pad_w, generator=generator, dtype=torch.float64)
-    return torch.nn.functional.conv2d(noise, kernel)[:, 0]
+def _smooth_noise(shape, sigmas, generator) -> torch.Tensor:
+    """White noise of ``shape = (B, H, W)`` smoothed by a separable Gaussian (``sigmas`` along H and W).
+
+    One shifted add per tap, so that the temporaries stay the size of the
+    output (a ``conv2d`` would unfold the noise into a buffer one kernel size
+    larger, and its peak would hide the methods' memory).
+    """
+    rows, cols = _gaussian(sigmas[0]), _gaussian(sigmas[1])
+    noise = torch.randn(shape[0], shape[1] + rows.numel() - 1, shape[2] + cols.numel() - 1, generator=generator, dtype=torch.float64)
+    along = torch.zeros(shape[0], shape[1], noise.shape[2], dtype=torch.float64)
+    for i, weight in enumerate(rows.tolist()):
+        along += weight * noise[:, i : i + shape[1]]
+    del noise
+    out = torch.zeros(shape, dtype=torch.float64)
+    for j, weight in enumerate(cols.tolist()):
+        out += weight * along[:, :, j : j + shape[2]]
+    return out
 
 
 def make_data(n_neurons, n_freqs, n_lags, n_stims, min_len, max_len, seed=0):
@@ -120,14 +137,13 @@ def make_data(n_neurons, n_freqs, n_lags, n_stims, min_len, max_len, seed=0):
     """
     g = torch.Generator().manual_seed(seed)
     lengths = torch.randint(min_len, max_len + 1, (n_stims,), generator=g).tolist()
-    stim_kernel = _gaussian_2d(2.0, 3.0)  # bands, bins
     stims = []
     for length in lengths:
-        z = _smooth_noise((1, n_freqs, length), stim_kernel, g)[0]
+        z = _smooth_noise((1, n_freqs, length), (2.0, 3.0), g)[0]  # sigmas in bands, bins
         stims.append(torch.exp(0.7 * (z - z.mean()) / z.std()).float())
 
     g = torch.Generator().manual_seed(seed + 1)
-    smooth = _smooth_noise((n_neurons, n_freqs, n_lags), _gaussian_2d(3.0, 1.5), g)
+    smooth = _smooth_noise((n_neurons, n_freqs, n_lags), (3.0, 1.5), g)
     bands = torch.arange(n_freqs, dtype=torch.float64).view(1, -1, 1)
     lags = torch.arange(1, n_lags + 1, dtype=torch.float64).view(1, 1, -1)
     centre = torch.rand(n_neurons, 1, 1, generator=g, dtype=torch.float64) * n_freqs
@@ -135,10 +151,13 @@ def make_data(n_neurons, n_freqs, n_lags, n_stims, min_len, max_len, seed=0):
     tau = n_lags / 10 + torch.rand(n_neurons, 1, 1, generator=g, dtype=torch.float64) * n_lags / 6
     strf = smooth * torch.exp(-0.5 * ((bands - centre) / width) ** 2) * (lags / tau) * torch.exp(1 - lags / tau)  # (N, F, L)
 
-    weight = strf.flip(-1)  # conv1d correlates: tap k reads x[t - (L - 1 - k)]
-    drives = [
-        torch.nn.functional.conv1d(torch.nn.functional.pad(s.double(), (n_lags - 1, 0)).unsqueeze(0), weight)[0].float() for s in stims
-    ]
+    drives = []
+    for s in stims:  # causal convolution, one product per lag (a conv1d's unfolded buffer would dominate the peak memory)
+        padded = torch.nn.functional.pad(s.double(), (n_lags - 1, 0))
+        drive = torch.zeros(n_neurons, s.shape[1], dtype=torch.float64)
+        for lag in range(n_lags):
+            drive += strf[:, :, lag] @ padded[:, n_lags - 1 - lag : n_lags - 1 - lag + s.shape[1]]
+        drives.append(drive.float())
     total = sum(d.double().sum(1) for d in drives)
     square = sum(d.double().square().sum(1) for d in drives)
     count = sum(lengths)
@@ -208,11 +227,9 @@ def run_strfsolver(train, test, n_lags, grid):
 
 def run_strfsolver_phases(train, test, n_lags, grid):
     """The solver's fit with its phases timed by wrapping the functions it calls."""
-    import strfsolver
     import strfsolver.ridge.crossval as crossval
     import strfsolver.ridge.solve as solve
     import strfsolver.solver.ridge as solver_ridge
-    from strfsolver.data import NeuralDataset, make_loader
 
     times = {}
 
@@ -238,7 +255,7 @@ def run_strfsolver_phases(train, test, n_lags, grid):
     for owner, attr, name in patches:
         setattr(owner, attr, timing(name, getattr(owner, attr)))
     try:
-        seconds, predictions, alphas, extra = run_strfsolver(train, test, n_lags, grid)
+        seconds, predictions, alphas, _ = run_strfsolver(train, test, n_lags, grid)
     finally:
         for owner, attr, fn in originals:
             setattr(owner, attr, fn)
@@ -339,6 +356,15 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
 
 
+def _resident_bytes() -> int:
+    """The current resident set (VmRSS), bytes."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def worker(args):
     """One method (or ``baseline``) in this process; the result goes to ``args.result`` as JSON."""
     import himalaya.backend  # noqa: F401  every worker imports the same libraries
@@ -350,7 +376,7 @@ def worker(args):
     stims, responses = make_data(args.n_neurons, sizes["n_freqs"], sizes["n_lags"], sizes["n_stims"], sizes["min_len"], sizes["max_len"])
     n_train = len(stims) - N_TEST
     train, test = (stims[:n_train], responses[:n_train]), (stims[n_train:], responses[n_train:])
-    result = {"threads": torch.get_num_threads()}
+    result = {"threads": torch.get_num_threads(), "rss_before": _resident_bytes()}
     if args.worker != "baseline":
         grid = json.loads(args.grid) if args.grid else None
         options = {"progress": args.progress} if args.worker == "himalaya" else {}
@@ -437,7 +463,8 @@ def report(n_neurons, sizes, results, args):
     print(
         f"\nN={n_neurons} neurons, F={sizes['n_freqs']}, L={sizes['n_lags']} (D={dim}), {sizes['n_stims'] - N_TEST} training stimuli "
         f"({bins} bins) / {N_TEST} test, {CV} folds, {len(strf['grid'])} alphas, {strf['threads']} threads; "
-        f"one float64 training design: {design_mib:.0f} MiB"
+        f"one float64 training design: {design_mib:.0f} MiB; baseline process peak {base / 2**20:.0f} MiB "
+        f"(resident {results['baseline']['rss_before'] / 2**20:.0f} MiB with the data loaded)"
     )
     print(f"{'method':<27}{'fit s':>9}{'x strfsolver':>14}{'peak MiB':>10}{'test cc':>9}{'max |dcc|':>11}{'same alpha':>12}")
     for method in METHODS:
