@@ -36,7 +36,7 @@ import torch
 
 from strfsolver import io, solver
 from strfsolver.data import synthetic_population
-from strfsolver.experiment import ExperimentSpec, build_experiment
+from strfsolver.experiment import ExperimentSpec, build_experiment, choose_valid_count
 from strfsolver.random import set_random_seed
 from strfsolver.report import has_matplotlib as _has_matplotlib
 from strfsolver.report import median, plot_learning_curves, rows_to_csv, summary_lines
@@ -52,11 +52,11 @@ DEFAULTS: Dict[str, Any] = dict(
     n_freqs=32,
     n_lags=20,
     n_times=500,
-    valid_fraction=0.2,
-    batch_size=2,
-    lr=3e-3,
-    max_epochs=200,
-    patience=20,
+    valid_fraction="auto",
+    batch_size="auto",
+    lr=None,
+    max_epochs=None,
+    patience=None,
     smoothness=1e-2,
     seed=0,
 )
@@ -177,6 +177,8 @@ def run_demo(
         seed=settings["seed"],
     )
     fraction = settings["valid_fraction"]
+    if fraction == "auto":
+        fraction = choose_valid_count(settings["n_stims"]) / settings["n_stims"] if settings["n_stims"] >= 2 else 0.5
     if not 0 < fraction < 1:
         raise ValueError(f"valid_fraction must lie strictly between 0 and 1, got {fraction!r}.")
     if not settings["smoothness"] >= 0:
@@ -190,7 +192,7 @@ def run_demo(
         model_options={"n_lags": settings["n_lags"]},
         solver="population",
         solver_options=dict(
-            lr=settings["lr"], max_epochs=settings["max_epochs"], patience=settings["patience"],
+            {k: settings[k] for k in ("lr", "max_epochs", "patience") if settings[k] is not None},
             # a little smoothness along frequency and lag: cleaner STRFs at almost no cost in cc_norm
             penalties=[solver.penalties.init("smooth-strf", weight=settings["smoothness"])] if settings["smoothness"] > 0 else [],
         ),

@@ -35,7 +35,8 @@ from strfsolver.data import NeuralDataset, make_loader
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.random import seeded
 
-__all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "choose_model", "choose_batch_size", "SCORE_METRICS"]
+__all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "choose_model", "choose_batch_size",
+           "choose_valid_count", "SCORE_METRICS"]
 
 #: the per-neuron metrics of :py:meth:`Experiment.scores` and the estimator's ``scores_``
 SCORE_METRICS = ("cc", "cc_norm", "cc_norm_hsu", "fve", "signal_power", "noise_power", "snr")
@@ -54,6 +55,20 @@ def choose_model(responses: Sequence[Any]) -> str:
 def choose_batch_size(n_train: int) -> int:
     """``"auto"`` batch size: about four gradient steps per epoch or more, at most 8 stimuli a batch."""
     return max(1, min(8, n_train // 4))
+
+
+def choose_valid_count(n_stims: int) -> int:
+    """``"auto"`` validation share: how many of ``n_stims`` stimuli to hold out for early stopping.
+
+    A fifth of them, rounded, but at least one (early stopping needs a
+    score), at most ten (beyond that the score is steady and every further
+    stimulus is better spent on training) and never all. One stimulus:
+    ``0`` (a caller that can cut it into time blocks does so instead).
+    """
+    n_stims = check_count(n_stims, "n_stims", 1)
+    if n_stims == 1:
+        return 0
+    return min(n_stims - 1, max(1, min(10, round(0.2 * n_stims))))
 
 
 def resolve_solver(solver: str, model: str) -> str:

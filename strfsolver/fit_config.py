@@ -20,7 +20,9 @@ key                meaning (default)
                    ``patience``, ...)
 ``loss``           registered loss name (``"mse"``)
 ``seeds``          list of seeds, one fit each (``[0]``)
-``valid_fraction`` fraction of the stimuli held out for early stopping (0.2)
+``valid_fraction`` fraction of the stimuli held out for early stopping, or
+                   ``"auto"``: a fifth, at least 1 and at most 10 stimuli
+                   (``"auto"``)
 ``test_fraction``  fraction held out for a final test (0)
 ``split_seed``     seed of the split by stimulus (0)
 ``batch_size``     stimuli per batch, or ``"auto"``: a quarter of the training
@@ -60,7 +62,7 @@ CONFIG_KEYS: Dict[str, Any] = {
     "solver_options": {},
     "loss": "mse",
     "seeds": [0],
-    "valid_fraction": 0.2,
+    "valid_fraction": "auto",
     "test_fraction": 0.0,
     "split_seed": 0,
     "batch_size": "auto",
@@ -156,12 +158,14 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"config key 'seeds' repeats a seed: {seeds!r}")
     for key in ("valid_fraction", "test_fraction"):
+        if key == "valid_fraction" and full[key] == "auto":
+            continue
         value = _expect(full, key, (int, float), "a fraction between 0 and 1")
         if not 0 <= value < 1:
             raise ConfigError(f"config key {key!r} must lie in [0, 1), got {value!r}")
-    if not full["valid_fraction"] > 0:
+    if full["valid_fraction"] != "auto" and not full["valid_fraction"] > 0:
         raise ConfigError("config key 'valid_fraction' must be > 0: early stopping needs validation stimuli")
-    if full["valid_fraction"] + full["test_fraction"] >= 1:
+    if full["valid_fraction"] != "auto" and full["valid_fraction"] + full["test_fraction"] >= 1:
         raise ConfigError("config keys 'valid_fraction' + 'test_fraction' must leave stimuli to train on (sum < 1)")
     if full["batch_size"] == "auto":
         keys = ("split_seed",)
@@ -223,7 +227,14 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     out = Path(config["out"])
     out.mkdir(parents=True, exist_ok=True)
 
-    fractions = [1 - config["valid_fraction"] - config["test_fraction"], config["valid_fraction"]]
+    valid_fraction = config["valid_fraction"]
+    if valid_fraction == "auto":
+        from strfsolver.experiment import choose_valid_count
+
+        # counted on the stimuli left after the test share, so a test split does not shrink validation
+        kept = len(dataset) - round(config["test_fraction"] * len(dataset))
+        valid_fraction = choose_valid_count(max(1, kept)) / len(dataset) if kept >= 2 else 0.5
+    fractions = [1 - valid_fraction - config["test_fraction"], valid_fraction]
     if config["test_fraction"] > 0:
         fractions.append(config["test_fraction"])
     try:

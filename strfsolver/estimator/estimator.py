@@ -103,7 +103,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             ``n_neurons`` come from the data and ``n_lags``.
         loss: Registered loss name (``"mse"``, ``"poisson"``) or a callable
             ``loss(pred, responses)``.
-        lr: Learning rate of the solver's AdamW optimizer (the solvers' default;
+        lr: Learning rate of the solver's AdamW optimizer; ``None``: the
+            model's default (:py:attr:`strfsolver.models.NeuralModel.default_lr`;
             stimuli are standardized per band, so it suits any stimulus unit).
         weight_decay: Decoupled weight decay of the optimizer.
         batch_size: Stimuli per gradient step, or ``"auto"``: a quarter of the
@@ -115,6 +116,9 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             ``X_val``: of the stimuli for a list ``X``, of the time bins (in
             contiguous blocks, rounded to tenths) for a single stimulus.
             ``0`` trains on everything and stops on the training loss.
+            ``"auto"``: a fifth of the stimuli, at least one and at most ten
+            (:py:func:`strfsolver.experiment.choose_valid_count`), or a fifth
+            of the bins of a single stimulus.
         random_state: Seed of the weights, the split and the shuffles
             (``None``: drawn from NumPy's global generator). The same seed
             gives the same fit on the CPU.
@@ -180,12 +184,12 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         n_lags: int = 20,
         model_kwargs: Optional[Dict[str, Any]] = None,
         loss: Any = "mse",
-        lr: float = 3e-3,
+        lr: Optional[float] = None,
         weight_decay: float = 1e-4,
         batch_size: Union[int, str] = "auto",
         max_epochs: int = 500,
         patience: Optional[int] = 20,
-        val_fraction: float = 0.15,
+        val_fraction: Union[float, str] = "auto",
         random_state: Any = None,
         device: str = "cpu",
         verbose: bool = False,
@@ -253,9 +257,10 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             check_count(self.batch_size, "batch_size", 1)
         check_count(self.max_epochs, "max_epochs", 1)
         check_count(self.patience, "patience", 1, allow_none=True)
-        check_real(self.lr, "lr", 0.0, math.inf, low_open=True, high_open=True)
+        check_real(self.lr, "lr", 0.0, math.inf, low_open=True, high_open=True, allow_none=True)
         check_real(self.weight_decay, "weight_decay", 0.0, math.inf, low_open=False, high_open=True)
-        check_real(self.val_fraction, "val_fraction", 0.0, 1.0, low_open=False, high_open=True)
+        if self.val_fraction != "auto":
+            check_real(self.val_fraction, "val_fraction", 0.0, 1.0, low_open=False, high_open=True)
         if not (isinstance(self.loss, str) or callable(self.loss)):
             raise ValueError(f"loss must be a registered loss name ('mse', 'poisson') or a callable, got {self.loss!r}.")
         if self.model_kwargs is not None and not isinstance(self.model_kwargs, dict):

@@ -345,6 +345,10 @@ def _split_data(data: _Data, val: Optional[_Data], val_fraction: float, rng: np.
     if val is not None:
         return data, val, {"kind": "given"}
     n_stims = len(data.stims)
+    if val_fraction == "auto":
+        from strfsolver.experiment import choose_valid_count
+
+        val_fraction = choose_valid_count(n_stims) / n_stims if n_stims >= 2 else 0.2
     if val_fraction == 0:
         return data, None, {"kind": "none"}
     if n_stims >= 2:

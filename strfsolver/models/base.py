@@ -128,10 +128,14 @@ class NeuralModel(nn.Module):
         feature_freqs: Bands ``F'`` after prefiltering.
         stateful: Whether the model keeps a state between calls (recurrent models).
         has_strf: Whether :py:meth:`strf` is defined.
+        default_lr: The learning rate a solver's default optimizer uses for
+            this model when given none (``lr=None``); a subclass whose
+            parameters learn at another pace declares its own.
     """
 
     has_strf = False
     stateful = False
+    default_lr = 3e-3
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

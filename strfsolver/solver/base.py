@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
@@ -43,12 +44,16 @@ from strfsolver.solver import evaluation as _evaluation
 from strfsolver.solver.loop import (
     MODES, CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor, train_epoch,
 )
+from strfsolver.solver.diagnostics import FitWarning, diagnose
 from strfsolver.solver.neurons import NeuronTracker, scores_of
 from strfsolver.solver.state import TrainingState
 
-__all__ = ["Solver"]
+__all__ = ["Solver", "DEFAULT_LR"]
 
 Batch = Dict[str, Any]
+
+#: learning rate of the default optimizer for a model that declares no ``default_lr``
+DEFAULT_LR = 3e-3
 
 
 def _solver_dataclass(cls):
@@ -78,7 +83,9 @@ class Solver(abc.ABC):
     (with ``track_train_metrics``), ``val_loss`` and ``val_<metric>`` (on
     validated epochs), ``lr`` (of the first parameter group, during the
     epoch's last step), ``seconds``, and on the last epoch ``stop_reason``
-    (``"max_epochs"``, ``"patience"`` or ``"all neurons stopped"``). Metric
+    (``"max_epochs"``, ``"patience"`` or ``"all neurons stopped"``) and, when
+    the fit shows a symptom of poor settings, ``diagnosis`` (advice, see
+    :py:mod:`strfsolver.solver.diagnostics`). Metric
     values in the dict are the ``nanmean`` over neurons; the per-neuron
     ``(N,)`` tensors of the most recent validation are kept in
     :py:attr:`last_validation_`.
@@ -88,7 +95,9 @@ class Solver(abc.ABC):
 
     Attributes set while fitting: ``training_state_``
     (:py:class:`~strfsolver.solver.state.TrainingState`), ``best_epoch_``,
-    ``best_score_``, ``stop_reason_``, ``last_validation_`` (the dict of the
+    ``best_score_``, ``stop_reason_``, ``diagnosis_`` (a list of advice
+    sentences, also warned as :py:class:`~strfsolver.solver.diagnostics.FitWarning`),
+    ``last_validation_`` (the dict of the
     last :py:meth:`validation` in :py:meth:`fit`) and ``monitor_`` /
     ``mode_`` (the monitor actually used, see ``monitor``).
     """
@@ -112,10 +121,13 @@ class Solver(abc.ABC):
         doc="A ``torch.optim.Optimizer`` over the model's parameters, a factory ``params -> optimizer``, "
         "or ``None`` for ``AdamW(lr=lr, weight_decay=weight_decay)``, built when first needed.",
     )
-    lr: float = field(
-        default=3e-3,
-        doc="Learning rate of the default optimizer. 3e-3 suits every registered model on standardized stimuli "
-        "(see ``benchmarks/bench_defaults.py``); 1e-3 stopped LN fits early on a noisy validation score.",
+    lr: Optional[float] = field(
+        default=None,
+        doc="Learning rate of the default optimizer. ``None``: the model's ``default_lr`` "
+        "(:py:attr:`strfsolver.models.NeuralModel.default_lr`: 3e-3, 1e-2 for ``\"nrf\"``, whose hidden "
+        "units learn slowly) or :data:`DEFAULT_LR` for a model without one; the rate used is "
+        ":py:attr:`lr_` and the ``lr`` of every epoch dict. These defaults were chosen on stimuli of "
+        "other families and scales than the package's own (``benchmarks/bench_defaults.py``).",
     )
     weight_decay: float = field(default=1e-4, doc="Decoupled weight decay of the default optimizer.")
     metrics: Sequence[str] = field(
@@ -229,7 +241,7 @@ class Solver(abc.ABC):
         self._validation_cache: Optional[ValidationCache] = None
 
     def _check_config(self) -> None:
-        check_real(self.lr, "lr", 0.0, low_open=True)
+        check_real(self.lr, "lr", 0.0, low_open=True, allow_none=True)
         check_real(self.weight_decay, "weight_decay", 0.0)
         if self.mode not in MODES:
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}.")
@@ -282,6 +294,13 @@ class Solver(abc.ABC):
             yield from (p for p in self.criterion.parameters() if p.requires_grad)
 
     @property
+    def lr_(self) -> float:
+        """The learning rate the default optimizer starts from: ``lr``, or the model's default."""
+        if self.lr is not None:
+            return float(self.lr)
+        return float(getattr(self.model, "default_lr", None) or DEFAULT_LR)
+
+    @property
     def num_parameters(self) -> int:
         """Number of trainable values (model and criterion)."""
         return sum(p.numel() for p in self.parameters())
@@ -293,7 +312,7 @@ class Solver(abc.ABC):
 
     def _ensure_optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:
-            self.optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+            self.optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr_, weight_decay=self.weight_decay)
         elif not isinstance(self.optimizer, torch.optim.Optimizer):
             if not callable(self.optimizer):
                 raise ValueError(f"optimizer must be a torch.optim.Optimizer, a factory params -> optimizer, or None; got {self.optimizer!r}.")
@@ -770,10 +789,32 @@ class Solver(abc.ABC):
             best = state.best_epoch
             final = dict(self.log[best]) if best is not None and best < len(self.log) else {}
             final["best_epoch"], final["stop_reason"] = best, state.stop_reason
+            self._diagnose(loader if has_validation else None, final)
         finally:
             reporter.close(final)
             self._neuron_tracker = self._validation_cache = None
         return self.log
+
+    def _diagnose(self, train_loader: Optional[Iterable[Batch]], final: Dict[str, Any]) -> None:
+        """Advice on the finished fit (:py:func:`~strfsolver.solver.diagnostics.diagnose`): kept in
+        ``diagnosis_``, added to the last epoch dict and ``final``, and warned."""
+        train_score = None
+        name = self.monitor_[len("val_"):] if self.monitor_.startswith("val_") else None
+        if isinstance(train_loader, PaddedLoader) and name in self.metrics and self.mode_ == "max" and self.log:
+            # the best state on its own training stimuli; the loader's epoch is put back, so a
+            # later fit (or a resumed one) shuffles exactly as it would have
+            epoch = train_loader.epoch
+            try:
+                train_score = _nanmean(self.validation(train_loader)[name])
+            finally:
+                train_loader.set_epoch(epoch)
+        patience = self.patience
+        self.diagnosis_ = diagnose(self.log, self.monitor_, self.training_state_.stop_reason,
+                                   self.training_state_.best_epoch, train_score, patience)
+        if self.diagnosis_:
+            self.log[-1]["diagnosis"] = final["diagnosis"] = " ".join(self.diagnosis_)
+            for sentence in self.diagnosis_:
+                warnings.warn(sentence, FitWarning, stacklevel=4)
 
     def _end_evaluated_epoch(self, row: Dict[str, Any], stopping: EarlyStopping, schedules: ScheduleRunner, train_values: Dict[str, Tensor]) -> bool:
         """Early stopping (on the mean over neurons) and per-neuron tracking of an evaluated epoch."""

@@ -195,6 +195,8 @@ class Reporter:
     def close(self, final: Optional[Dict[str, Any]]) -> None:
         if final is not None and final.get("stop_reason") and not self.bar.disable:
             self.bar.set_description(f"epochs (stopped: {final['stop_reason']})")
+            if final.get("diagnosis"):
+                self.bar.write(f"fit advice: {final['diagnosis']}")
         self.bar.close()
         for logger in self.loggers:
             if final is not None and callable(getattr(logger, "finalize", None)):

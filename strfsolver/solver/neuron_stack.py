@@ -295,6 +295,11 @@ class NeuronStack(nn.Module):
                 owner.register_buffer(leaf, stacked, persistent=name in persistent)
         self._template.to(next(iter(_named_tensors(model).values()), torch.zeros(())).device)
 
+    @property
+    def default_lr(self) -> Optional[float]:
+        """The population model class's ``default_lr`` (the solver's learning rate when given none)."""
+        return getattr(self.model_class, "default_lr", None)
+
     def _container(self, path: str) -> nn.Module:
         module: nn.Module = self
         for part in path.split(".") if path else []:

@@ -24,8 +24,8 @@ def loaders():
 
 
 CASES = [
-    (dict(lr=-0.1), "lr must be a number > 0, got -0.1"),
-    (dict(lr="1e-3"), "lr must be a number > 0, got '1e-3'"),
+    (dict(lr=-0.1), "lr must be a number > 0 or None, got -0.1"),
+    (dict(lr="1e-3"), "lr must be a number > 0 or None, got '1e-3'"),
     (dict(lr=0.0), "lr must be a number > 0"),
     (dict(lr=math.nan), "lr must be a number > 0"),
     (dict(weight_decay=-1), "weight_decay must be a number >= 0, got -1"),

@@ -131,3 +131,70 @@ def test_the_estimator_fits_signed_responses_with_a_linear_model_in_closed_form(
     estimator = strfsolver.STRFEstimator(n_lags=4, random_state=0).fit(X, y)
     assert estimator.model_name_ == "linear" and estimator.stop_reason_ == "closed form"
     assert estimator.alphas_.shape == (4,) and np.isfinite(estimator.scores_["cc"]).all()
+
+
+def test_the_default_learning_rate_comes_from_the_model():
+    from strfsolver.solver.base import DEFAULT_LR
+
+    linear = strfsolver.models.init("linear", n_freqs=6, n_lags=4, n_neurons=4)
+    nrf = strfsolver.models.init("nrf", n_freqs=6, n_lags=4, n_neurons=4)
+    assert strfsolver.solver.init("population", model=linear).lr_ == DEFAULT_LR == linear.default_lr
+    population = strfsolver.solver.init("population", model=nrf)
+    assert population.lr_ == nrf.default_lr == 1e-2 and population.optimizer is None
+    assert population._ensure_optimizer().param_groups[0]["lr"] == 1e-2
+    assert strfsolver.solver.init("single-cell", model=nrf).lr_ == 1e-2
+    assert strfsolver.solver.init("population", model=nrf, lr=1e-3).lr_ == 1e-3  # a given rate wins
+    train, valid = _small()
+    log = strfsolver.solver.init("population", model=nrf, max_epochs=2, tqdm_on=False).fit(make_loader(train), make_loader(valid))
+    assert log[0]["lr"] == 1e-2
+
+
+def test_the_validation_share_follows_the_number_of_stimuli():
+    from strfsolver.experiment import choose_valid_count
+
+    assert [choose_valid_count(n) for n in (1, 2, 3, 5, 8, 20, 49, 51, 200)] == [0, 1, 1, 1, 2, 4, 10, 10, 10]
+
+
+class Peaked(strfsolver.solver.PopulationSolver):
+    """Validation peaks at the first epoch and falls after it: a step too large."""
+
+    def validation(self, loader):
+        self._calls = getattr(self, "_calls", 0) + 1
+        n = self.model.n_neurons
+        score = 0.5 if self._calls == 1 else 0.3
+        return {"loss": -score, "cc": torch.full((n,), score, dtype=torch.float64), "cc_norm": torch.full((n,), score, dtype=torch.float64)}
+
+
+def test_a_fit_that_ended_badly_says_why_in_its_log_and_a_warning():
+    from strfsolver.solver.diagnostics import FitWarning
+
+    train, valid = _small()
+    model = strfsolver.models.init("linear", n_freqs=6, n_lags=4, n_neurons=4)
+    # stopped on patience with the plateau rule off: the rate never moved, and the score peaked at epoch 0
+    solver = Peaked(model=model, lr=1e-2, patience=8, plateau_patience=0, tqdm_on=False)
+    with pytest.warns(FitWarning) as caught:
+        log = solver.fit(make_loader(train), make_loader(valid))
+    assert solver.stop_reason_ == "patience" and len(solver.diagnosis_) >= 2
+    assert "learning rate never lowered (still lr=0.01)" in log[-1]["diagnosis"]
+    assert "peaked at epoch 0" in log[-1]["diagnosis"] and "too high" in log[-1]["diagnosis"]
+    assert {str(w.message) for w in caught} >= set(solver.diagnosis_)
+    # cut off while improving: the advice is to let it run
+    model = strfsolver.models.init("linear", n_freqs=6, n_lags=4, n_neurons=4)
+    solver = strfsolver.solver.init("population", model=model, lr=1e-4, max_epochs=3, tqdm_on=False)
+    with pytest.warns(FitWarning, match="still improving when max_epochs ended the fit"):
+        solver.fit(make_loader(train), make_loader(valid))
+    # a model with far more weights than training bins: training scores far above validation ones
+    pop = synthetic_population(n_neurons=4, n_stims=3, n_repeats=4, n_freqs=24, n_lags=30, n_times=80, seed=5)
+    small_train, small_valid = pop.dataset.subset([0]), pop.dataset.subset([1, 2])
+    model = strfsolver.models.init("linear", n_freqs=24, n_lags=30, n_neurons=4)
+    solver = strfsolver.solver.init("population", model=model, lr=3e-2, max_epochs=60, patience=5, weight_decay=0.0, tqdm_on=False)
+    with pytest.warns(FitWarning, match="on the training data but"):
+        solver.fit(make_loader(small_train), make_loader(small_valid))
+
+
+def test_a_well_behaved_fit_gives_no_advice(long_stimuli):
+    pop, train, valid, test = long_stimuli
+    model = strfsolver.models.init("linear", n_freqs=16, n_lags=10, n_neurons=12)
+    solver = strfsolver.solver.init("population", model=model, tqdm_on=False)
+    log = solver.fit(make_loader(train, shuffle=True), make_loader(valid))
+    assert solver.stop_reason_ == "patience" and solver.diagnosis_ == [] and "diagnosis" not in log[-1]
