@@ -54,7 +54,8 @@ def diagnose(
         Sentences (possibly none). The symptoms: a fit stopped on patience
         with its learning rate never lowered; a best epoch among the first
         :data:`EARLY_PEAK_EPOCHS` evaluated ones of a longer fit; a fit ended
-        by ``max_epochs`` that improved within its last evaluated epochs; a
+        by ``max_epochs`` (after 3 evaluated epochs or more) that improved
+        within its last ``max(2, patience // 4)`` evaluated epochs; a
         training score :data:`TRAIN_VALID_GAP` or more above the validation
         score.
     """
@@ -79,7 +80,7 @@ def diagnose(
             f"{monitor} peaked at epoch {best_epoch} and never improved after it: the step size is likely too large."
         )
     window = max(2, (patience or 10) // 4)
-    if stop_reason == "max_epochs" and position is not None and position >= len(rows) - window:
+    if stop_reason == "max_epochs" and position is not None and len(rows) >= 3 and position >= len(rows) - window:
         advice.append(
             f"{monitor} was still improving when max_epochs ended the fit (best epoch {best_epoch} of {len(rows)} "
             "evaluated): raise max_epochs, or resume the fit, to let early stopping end it."
