@@ -17,10 +17,13 @@ leaves and whose ``__metadata__`` holds the JSON structure around them.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import re
+import secrets
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -35,6 +38,7 @@ __all__ = [
     "load_tensors",
     "save_state",
     "load_state",
+    "stale_temporaries",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -54,11 +58,31 @@ _DTYPES = {
 _DTYPES_BACK = {v: k for k, v in _DTYPES.items()}
 
 
+#: the temporary names of :py:func:`atomic_write_bytes`: ``.<target name>.<random hex>.tmp``
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+
+
+def _open_temporary(folder: Path, name: str) -> Tuple[int, Path]:
+    # os.open with mode 0o666 lets the umask decide the final mode, as open() would
+    # (tempfile.mkstemp would force 0600, narrower than the user asked for)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    The file gets the mode the process's umask gives (0644 under 022); the
+    temporary file is removed if the write fails.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _open_temporary(path.parent, path.name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -69,6 +93,14 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def stale_temporaries(folder: PathLike) -> list:
+    """The temporary files :py:func:`atomic_write_bytes` left in ``folder`` when a process died mid-write."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _TEMPORARY.match(p.name) and p.is_file())
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:
@@ -84,15 +116,21 @@ def atomic_write_json(path: PathLike, obj: Any, indent: int = 2) -> None:
 # --------------------------------------------------------------------------
 # flat tensors <-> safetensors bytes
 # --------------------------------------------------------------------------
+#: metadata key of the SHA-256 of a file's tensor bytes; safetensors itself has no checksum
+CHECKSUM_KEY = "strfsolver_sha256"
+_ITEM_SIZES = {name: torch.empty(0, dtype=dtype).element_size() for dtype, name in _DTYPES.items()}
+
+
 def _tensors_to_bytes(tensors: Dict[str, torch.Tensor], metadata: Optional[Dict[str, str]]) -> bytes:
     header: Dict[str, Any] = {}
-    if metadata:
-        for key, value in metadata.items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise ValueError(
-                    f"safetensors metadata maps str to str; got {key!r}: {type(value).__name__}."
-                )
-        header["__metadata__"] = dict(metadata)
+    metadata = dict(metadata or {})
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(
+                f"safetensors metadata maps str to str; got {key!r}: {type(value).__name__}."
+            )
+    if CHECKSUM_KEY in metadata:
+        raise ValueError(f"metadata key {CHECKSUM_KEY!r} is reserved for the checksum strfsolver writes.")
     blobs = []
     offset = 0
     for name in sorted(tensors):
@@ -114,9 +152,48 @@ def _tensors_to_bytes(tensors: Dict[str, torch.Tensor], metadata: Optional[Dict[
         }
         blobs.append(blob)
         offset += len(blob)
+    body = b"".join(blobs)
+    metadata[CHECKSUM_KEY] = hashlib.sha256(body).hexdigest()
+    header = {"__metadata__": metadata, **header}
     header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     header_bytes += b" " * (-len(header_bytes) % 8)  # 8-byte alignment of the data
-    return struct.pack("<Q", len(header_bytes)) + header_bytes + b"".join(blobs)
+    return struct.pack("<Q", len(header_bytes)) + header_bytes + body
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_entry(source: str, name: str, info: Any, data_size: int) -> Tuple[torch.dtype, Tuple[int, ...], int, int]:
+    """The dtype, shape and byte range of one header entry, every field checked against the file."""
+    where = f"{source}: tensor {name!r}"
+    if not isinstance(info, dict):
+        raise ValueError(f"{where} has a header entry of type {type(info).__name__}; expected an object with dtype, shape and data_offsets.")
+    missing = sorted({"dtype", "shape", "data_offsets"} - set(info))
+    if missing:
+        raise ValueError(f"{where} has no {missing[0]!r} in its header entry; found {sorted(info)}.")
+    dtype = _DTYPES_BACK.get(info["dtype"]) if isinstance(info["dtype"], str) else None
+    if dtype is None:
+        raise ValueError(f"{where} has unsupported dtype {info['dtype']!r}; expected one of {sorted(_DTYPES_BACK)}.")
+    shape = info["shape"]
+    if not isinstance(shape, list) or not all(_is_index(d) for d in shape):
+        raise ValueError(f"{where} has shape {shape!r}; expected a list of non-negative integers.")
+    offsets = info["data_offsets"]
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_index(o) for o in offsets):
+        raise ValueError(f"{where} has data_offsets {offsets!r}; expected [start, stop], two non-negative integers.")
+    start, stop = offsets
+    if start > stop or stop > data_size:
+        raise ValueError(
+            f"{where} has data_offsets [{start}, {stop}] outside the {data_size} data bytes of the file "
+            "(truncated or corrupt)."
+        )
+    expected = math.prod(shape) * _ITEM_SIZES[info["dtype"]]
+    if stop - start != expected:
+        raise ValueError(
+            f"{where} has shape {shape} of {info['dtype']} ({expected} bytes) but data_offsets [{start}, {stop}] "
+            f"hold {stop - start} bytes."
+        )
+    return dtype, tuple(shape), start, stop
 
 
 def _bytes_to_tensors(buffer: bytes, source: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
@@ -129,18 +206,27 @@ def _bytes_to_tensors(buffer: bytes, source: str) -> Tuple[Dict[str, torch.Tenso
         header = json.loads(buffer[8 : 8 + header_len].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{source} has a corrupt safetensors header: {error}") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{source} has a safetensors header of type {type(header).__name__}; expected a JSON object.")
     metadata = header.pop("__metadata__", {}) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise ValueError(f"{source}: the safetensors __metadata__ must map strings to strings, got {metadata!r:.200}.")
     data = memoryview(buffer)[8 + header_len :]
+    metadata = dict(metadata)
+    checksum = metadata.pop(CHECKSUM_KEY, None)
+    if checksum is not None and hashlib.sha256(data).hexdigest() != checksum:
+        raise ValueError(
+            f"{source}: the tensor data do not match the SHA-256 checksum in the file's header; "
+            "the file was corrupted after it was written."
+        )
+    entries = {name: _check_entry(source, name, info, len(data)) for name, info in header.items()}
+    ranges = sorted((start, stop, name) for name, (_, _, start, stop) in entries.items() if stop > start)
+    for (_, stop, first), (start, _, second) in zip(ranges, ranges[1:]):
+        if start < stop:
+            raise ValueError(f"{source}: tensors {first!r} and {second!r} overlap in the file's data (corrupt header).")
     tensors = {}
-    for name, info in header.items():
-        dtype = _DTYPES_BACK.get(info["dtype"])
-        if dtype is None:
-            raise ValueError(f"{source}: tensor {name!r} has unsupported dtype {info['dtype']}.")
-        start, stop = info["data_offsets"]
-        if stop > len(data):
-            raise ValueError(f"{source} is truncated: tensor {name!r} runs past the end.")
+    for name, (dtype, shape, start, stop) in entries.items():
         chunk = bytearray(data[start:stop])  # a private, writable copy: the tensors own it
-        shape = tuple(info["shape"])
         if dtype == torch.bool:
             tensor = torch.frombuffer(chunk, dtype=torch.uint8).view(torch.bool) if chunk else torch.empty(0, dtype=torch.bool)
         elif chunk:
@@ -223,22 +309,46 @@ def _flatten(obj: Any, tensors: Dict[str, torch.Tensor], where: str) -> Any:
     )
 
 
-def _unflatten(obj: Any, tensors: Dict[str, torch.Tensor]) -> Any:
+def _unflatten(obj: Any, tensors: Dict[str, torch.Tensor], source: str) -> Any:
     if isinstance(obj, dict):
         if _TENSOR in obj and len(obj) == 1:
-            return tensors[obj[_TENSOR]]
+            return _tensor_named(obj[_TENSOR], tensors, source)
         if _NDARRAY in obj and len(obj) == 2:
-            return tensors[obj[_NDARRAY]].cpu().numpy().astype(obj["dtype"])
+            dtype = obj.get("dtype")
+            try:
+                kind = np.dtype(dtype).kind if isinstance(dtype, str) else None
+            except TypeError:
+                kind = None
+            if kind not in ("b", "i", "u", "f"):
+                raise ValueError(f"{source}: an array of the state has dtype {dtype!r}; expected a numeric NumPy dtype.")
+            return _tensor_named(obj[_NDARRAY], tensors, source).cpu().numpy().astype(dtype)
         if _TUPLE in obj and len(obj) == 1:
-            return tuple(_unflatten(v, tensors) for v in obj[_TUPLE])
+            return tuple(_unflatten(v, tensors, source) for v in _list_of(obj[_TUPLE], _TUPLE, source))
         if _INTKEYS in obj and len(obj) == 1:
-            return {k: _unflatten(v, tensors) for k, v in obj[_INTKEYS]}
+            pairs = _list_of(obj[_INTKEYS], _INTKEYS, source)
+            if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) for p in pairs):
+                raise ValueError(f"{source}: the state's {_INTKEYS} entry must hold [int, value] pairs.")
+            return {k: _unflatten(v, tensors, source) for k, v in pairs}
         if _FLOAT in obj and len(obj) == 1:
+            if obj[_FLOAT] not in ("nan", "inf", "-inf"):
+                raise ValueError(f"{source}: the state's {_FLOAT} entry is {obj[_FLOAT]!r}; expected 'nan', 'inf' or '-inf'.")
             return float(obj[_FLOAT])
-        return {k: _unflatten(v, tensors) for k, v in obj.items()}
+        return {k: _unflatten(v, tensors, source) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_unflatten(v, tensors) for v in obj]
+        return [_unflatten(v, tensors, source) for v in obj]
     return obj
+
+
+def _tensor_named(key: Any, tensors: Dict[str, torch.Tensor], source: str) -> torch.Tensor:
+    if not isinstance(key, str) or key not in tensors:
+        raise ValueError(f"{source}: the state refers to tensor {key!r}, which the file does not hold.")
+    return tensors[key]
+
+
+def _list_of(value: Any, what: str, source: str) -> list:
+    if not isinstance(value, list):
+        raise ValueError(f"{source}: the state's {what} entry is a {type(value).__name__}; expected a list.")
+    return value
 
 
 def save_state(path: PathLike, state: Any) -> None:
@@ -258,4 +368,8 @@ def load_state(path: PathLike, device: Union[str, torch.device] = "cpu") -> Any:
     tensors, metadata = load_tensors(path, device=device, with_metadata=True)
     if "strfsolver_state" not in metadata:
         raise ValueError(f"{path} is a safetensors file but not a strfsolver state.")
-    return _unflatten(json.loads(metadata["strfsolver_state"]), tensors)
+    try:
+        structure = json.loads(metadata["strfsolver_state"])
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: the state structure in the file's metadata is not valid JSON: {error}.") from None
+    return _unflatten(structure, tensors, str(path))

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from strfsolver import io
+from strfsolver.solver.checkpoint_schema import check_checkpoint
 
 __all__ = ["LAST", "BEST", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "check_model_state"]
 
@@ -33,7 +34,13 @@ VERSION = 1
 
 
 def save_checkpoint(path: Union[str, os.PathLike], state: Dict[str, Any]) -> None:
-    """Write a solver state to ``path`` atomically (folders are created)."""
+    """Write a solver state to ``path`` atomically (folders are created).
+
+    Raises:
+        ValueError: if the state is malformed or its model weights are not
+            finite; nothing is written then.
+    """
+    check_checkpoint(state, "the solver state to write")
     io.save_state(Path(path), {**state, "format": FORMAT, "version": VERSION})
 
 
@@ -42,15 +49,19 @@ def load_checkpoint(path: Union[str, os.PathLike], device: Union[str, torch.devi
 
     Raises:
         FileNotFoundError: if there is no file at ``path``.
-        ValueError: if the file is not a solver checkpoint.
+        ValueError: if the file is not a solver checkpoint, is corrupt
+            (naming the field), or holds non-finite model weights.
     """
     state = io.load_state(Path(path), device=device)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{path} is a strfsolver state file but not a solver checkpoint (format {found!r}, expected {FORMAT!r}).")
-    if state.get("version", 0) > VERSION:
+    version = state.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{path}: field 'version' must be an integer, got {version!r}.")
+    if version > VERSION:
         raise ValueError(f"{path} was written by a newer strfsolver (checkpoint version {state['version']}, this one reads up to {VERSION}).")
-    return state
+    return check_checkpoint(state, str(path))
 
 
 def check_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True, source: str = "the checkpoint") -> None:
