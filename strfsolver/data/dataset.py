@@ -151,6 +151,11 @@ class NeuralDataset(torch.utils.data.Dataset):
         self._responses: List[Tensor] = []
         for i, response in enumerate(responses):
             self._responses.append(self._check_response(i, response))
+        if all(bool(r.isnan().all()) for r in self._responses):
+            raise ValueError(
+                f"responses are NaN everywhere (all {len(self._responses)} stimuli): nothing was recorded, so there "
+                "is nothing to fit; NaN marks missing repeats or bins only."
+            )
         self._meta = self._check_meta(meta, len(stims))
         self.neuron_ids = neuron_ids
 
@@ -192,7 +197,7 @@ class NeuralDataset(torch.utils.data.Dataset):
         if length != bins:
             raise ValueError(
                 f"responses for stimulus {i} have shape {_shape(response)} but the stimulus has "
-                f"{bins} bins; expected (N, R, {bins})."
+                f"{bins} bins; expected (N, R, {bins})." + self._transpose_hint(i, length)
             )
         if neurons < 1:
             raise ValueError(
@@ -217,6 +222,16 @@ class NeuralDataset(torch.utils.data.Dataset):
                 "values; use NaN to mark missing repeats or bins."
             )
         return response
+
+    def _transpose_hint(self, i: int, length: int) -> str:
+        """A hint when stimulus ``i`` looks like a ``(T, F)`` array given where ``(F, T)`` is expected."""
+        stim = self._stims[i]
+        if stim.shape[-2] == length and stim.shape[-1] != length:
+            return (
+                f" Stimulus {i} has shape {_shape(stim)}: its {length} rows match the responses' {length} bins, so it "
+                f"looks like a (T, F) array; stimuli are (F, T): pass its transpose (stim.T)."
+            )
+        return ""
 
     @staticmethod
     def _check_meta(meta: Any, n_stims: int) -> List[Dict[str, Any]]:

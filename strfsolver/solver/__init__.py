@@ -19,6 +19,8 @@
 - :py:mod:`~strfsolver.solver.loggers`: file loggers for the epoch dicts.
 - :py:mod:`~strfsolver.solver.checkpoint`: the checkpoint files.
 - :py:class:`TrainingDivergedError`: raised on a NaN or infinite loss.
+- :py:class:`LogdirInUseError`: raised when another running fit holds the
+  ``logdir`` (:py:mod:`~strfsolver.solver.logdir`).
 """
 
 import sys
@@ -28,6 +30,7 @@ from strfsolver import registry
 registry.add_helper_functions(sys.modules[__name__])
 
 from strfsolver.solver.errors import TrainingDivergedError  # noqa: E402
+from strfsolver.solver.logdir import LogdirInUseError  # noqa: E402
 from strfsolver.solver import schedules  # noqa: E402
 from strfsolver.solver import penalties  # noqa: E402
 from strfsolver.solver import loggers  # noqa: E402
@@ -55,6 +58,7 @@ __all__ = [
     "MultiSeedSolver",
     "MultiSeedResult",
     "TrainingDivergedError",
+    "LogdirInUseError",
     "schedules",
     "penalties",
     "loggers",

@@ -41,6 +41,9 @@ from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver import schedules as _schedules
 from strfsolver.solver import evaluation as _evaluation
+from strfsolver.solver.data_checks import check_lags_fit_stimuli
+from strfsolver.solver.logdir import claim_logdir
+from strfsolver.solver.resume_options import recorded_options, warn_changed_options
 from strfsolver.solver.loop import (
     MODES, CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor, train_epoch,
 )
@@ -588,6 +591,7 @@ class Solver(abc.ABC):
             "rng": _random.get_rng_state(),
             "loaders": dict(self._loader_states),
             "history": [dict(row) for row in self.log],
+            "options": recorded_options(self),
         }
 
     def load_state_dict(self, state: Dict[str, Any], strict: bool = True) -> None:
@@ -642,6 +646,7 @@ class Solver(abc.ABC):
             return False
         state = _checkpoint.load_checkpoint(path, device=self.device)
         self.load_state_dict(state)
+        warn_changed_options(self, state.get("options"), str(path))
         if self.log and not self.training_state_.stopped:
             # the fit goes on: its last epoch so far is not where it ends
             self.log[-1].pop("stop_reason", None)
@@ -728,9 +733,21 @@ class Solver(abc.ABC):
                 (the message lists the keys).
             TrainingDivergedError: on a NaN or infinite loss, after restoring
                 the best state.
-            ValueError: on invalid arguments or a checkpoint that does not fit.
+            ValueError: on invalid arguments or a checkpoint that does not fit,
+                and before anything runs, on a ``logdir`` that is a file or
+                not writable.
+            LogdirInUseError: if another running fit holds ``logdir``.
         """
+        options = dict(max_epochs=max_epochs, logdir=logdir, save_frequency=save_frequency, valid_frequency=valid_frequency, save_hook=save_hook, resume=resume)
+        if logdir is None:
+            return self._fit(loader, valid_loader, **options)
+        self._check_config()  # a bad option is reported before the folder is touched
+        with claim_logdir(logdir, resume=resume, last_name=_checkpoint.LAST):
+            return self._fit(loader, valid_loader, **options)
+
+    def _fit(self, loader, valid_loader, *, max_epochs, logdir, save_frequency, valid_frequency, save_hook, resume) -> List[Dict[str, Any]]:
         self._check_config()
+        check_lags_fit_stimuli(self.model, loader)
         max_epochs = check_count(self.max_epochs if max_epochs is None else max_epochs, "max_epochs", 1)
         check_count(valid_frequency, "valid_frequency", 1)
         save_frequency = check_count(1 if save_frequency is None else save_frequency, "save_frequency", 1)

@@ -44,6 +44,8 @@ from strfsolver.ridge import RidgeFit, RidgeStatistics, fit_ridge
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import register
 from strfsolver.solver.base import Solver, _solver_dataclass
+from strfsolver.solver.data_checks import check_lags_fit_stimuli
+from strfsolver.solver.logdir import claim_logdir
 from strfsolver.solver.loop import Reporter, copy_state
 
 __all__ = ["RidgeSolver", "ridge_initialize", "ridge_features", "check_ridge_model", "SCORINGS", "PENALTIES", "SELECTIONS"]
@@ -343,6 +345,13 @@ class RidgeSolver(Solver):
             ``alpha_median`` (relative) and ``cv_score`` (mean over neurons of
             the chosen alphas' cross-validated scores), ``seconds``.
         """
+        check_lags_fit_stimuli(self.model, loader)
+        if logdir is None:
+            return self._solve_and_report(loader, valid_loader, None)
+        with claim_logdir(logdir):
+            return self._solve_and_report(loader, valid_loader, Path(logdir))
+
+    def _solve_and_report(self, loader, valid_loader, logdir: Optional[Path]) -> List[Dict[str, Any]]:
         start = time.perf_counter()
         with warnings.catch_warnings():
             # no early stopping here: the monitor only names the score the log reports
@@ -376,8 +385,8 @@ class RidgeSolver(Solver):
             self.on_epoch_end(row)
             if logdir is not None:
                 saved = self.state_dict()
-                _checkpoint.save_checkpoint(Path(logdir) / _checkpoint.BEST, saved)
-                _checkpoint.save_checkpoint(Path(logdir) / _checkpoint.LAST, saved)
+                _checkpoint.save_checkpoint(logdir / _checkpoint.BEST, saved)
+                _checkpoint.save_checkpoint(logdir / _checkpoint.LAST, saved)
             final = dict(row, best_epoch=0, stop_reason="closed form")
         finally:
             reporter.close(final)
