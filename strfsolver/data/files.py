@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io as _io
 import os
+import re
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -92,58 +93,135 @@ def save_npz(path: PathLike, dataset: NeuralDataset, neuron_ids: Optional[Sequen
     atomic_write_bytes(path, buffer.getvalue())
 
 
+class _Archive:
+    """Read access to an open ``.npz`` with every failure turned into a ``ValueError`` naming the file and key."""
+
+    def __init__(self, archive, path: PathLike):
+        self.archive, self.path = archive, path
+        self.keys = set(archive.files)
+
+    def array(self, key: str) -> np.ndarray:
+        try:
+            return self.archive[key]
+        except ValueError as error:
+            # allow_pickle=False: an object array is refused here, when it is read, not at np.load
+            raise ValueError(f"{self.path}: key {key!r} holds objects that need pickle to load; strfsolver refuses them ({error}).") from None
+        except Exception as error:
+            raise ValueError(f"{self.path}: key {key!r} cannot be read: {error}") from None
+
+    def scalar(self, key: str, kind: str, what: str):
+        value = self.array(key)
+        if value.ndim != 0 or value.dtype.kind not in kind:
+            shown = value.tolist() if value.size <= 4 else f"an array of shape {value.shape}"
+            raise ValueError(f"{self.path}: key {key!r} must be {what}, got {shown!r} (dtype {value.dtype}).")
+        return value.item()
+
+    def strings(self, key: str, count: Optional[int], what: str) -> list:
+        value = self.array(key)
+        if value.ndim != 1 or value.dtype.kind not in "USiu":
+            raise ValueError(f"{self.path}: key {key!r} must be a 1-D array of strings, got shape {value.shape} and dtype {value.dtype}.")
+        if count is not None and len(value) != count:
+            raise ValueError(f"{self.path}: key {key!r} has {len(value)} entries for {count} {what}; expected one per {what[:-1] if what.endswith('s') else what}.")
+        return [str(v) for v in value]
+
+
+_INDEXED = re.compile(r"^(stim|response)_(\d+)$")
+
+
+def _indexed_layout(archive: _Archive) -> tuple:
+    """Stimuli and responses of the ``n_stims`` + ``stim_i``/``response_i`` layout, every key accounted for."""
+    path = archive.path
+    n_stims = archive.scalar("n_stims", "iu", "a positive integer (the number of stimuli)")
+    if n_stims < 1:
+        raise ValueError(f"{path}: key 'n_stims' must be a positive integer (the number of stimuli), got {n_stims}.")
+    missing = [k for i in range(n_stims) for k in (f"stim_{i}", f"response_{i}") if k not in archive.keys]
+    if missing:
+        raise ValueError(f"{path} declares n_stims={n_stims} but lacks {missing[:4]}.")
+    beyond = sorted((k for k in archive.keys if _INDEXED.match(k) and int(_INDEXED.match(k).group(2)) >= n_stims), key=lambda k: (len(k), k))
+    if beyond:
+        raise ValueError(
+            f"{path} declares n_stims={n_stims} but also holds {beyond[:4]}; fix n_stims so that no stimulus is dropped."
+        )
+    stims = [archive.array(f"stim_{i}") for i in range(n_stims)]
+    responses = [archive.array(f"response_{i}") for i in range(n_stims)]
+    return stims, responses
+
+
+def _rectangular_layout(archive: _Archive) -> tuple:
+    path = archive.path
+    stims_array, responses_array = archive.array("stims"), archive.array("responses")
+    if stims_array.ndim not in (3, 4) or responses_array.ndim != 4:
+        raise ValueError(
+            f"{path}: rectangular layout expects stims (S, F, T) and responses (S, N, R, T); "
+            f"got {stims_array.shape} and {responses_array.shape}."
+        )
+    if len(stims_array) != len(responses_array):
+        raise ValueError(
+            f"{path}: stims hold {len(stims_array)} stimuli but responses hold "
+            f"{len(responses_array)}; expected the same first dimension."
+        )
+    return list(stims_array), list(responses_array)
+
+
+def _open(path: PathLike):
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No data file at {path}.") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not an .npz data file.") from None
+    except ValueError as error:
+        raise ValueError(f"{path} holds objects that need pickle to load; strfsolver refuses them: {error}") from None
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable .npz file: {error}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        kind = f"a single .npy array of shape {archive.shape}" if isinstance(archive, np.ndarray) else type(archive).__name__
+        raise ValueError(f"{path} is {kind}, not an .npz archive of the strfsolver schema (see strfsolver.data.save_npz).")
+    return archive
+
+
 def load_npz(path: PathLike) -> NeuralDataset:
     """Read a file written by :py:func:`save_npz` (or in the rectangular layout).
 
     Returns:
         A validated :py:class:`~strfsolver.data.NeuralDataset` whose ``meta``
         holds each stimulus' ``name`` and the file's ``neuron_ids``.
+
+    Raises:
+        ValueError: naming the file and the key for anything that does not
+            follow the schema (a wrong type, a missing or extra stimulus, a
+            format or version this strfsolver does not read, pickled objects).
     """
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"No data file at {path}.") from None
-    except ValueError as error:
-        raise ValueError(f"{path} holds objects that need pickle to load; strfsolver refuses them: {error}") from None
-    except Exception as error:
-        raise ValueError(f"{path} is not a readable .npz file: {error}") from None
-    with archive:
-        keys = set(archive.files)
+    with _open(path) as raw:
+        archive = _Archive(raw, path)
+        keys = archive.keys
+        if "format" in keys:
+            found = archive.array("format")
+            if found.ndim != 0 or found.dtype.kind != "U" or str(found) != NPZ_FORMAT:
+                raise ValueError(f"{path}: key 'format' is {found.tolist()!r}; expected {NPZ_FORMAT!r}.")
+        if "version" in keys:
+            version = archive.scalar("version", "iu", "an integer schema version")
+            if not 1 <= version <= NPZ_VERSION:
+                raise ValueError(f"{path}: key 'version' is {version}; this strfsolver reads versions 1 to {NPZ_VERSION}.")
         if "dt_ms" not in keys:
             raise ValueError(f"{path} has no 'dt_ms' entry; found keys {sorted(keys)}.")
-        dt_ms = float(archive["dt_ms"])
+        dt_ms = archive.scalar("dt_ms", "iuf", "a number (the bin width in milliseconds)")
         if "n_stims" in keys:
-            n_stims = int(archive["n_stims"])
-            missing = [k for i in range(n_stims) for k in (f"stim_{i}", f"response_{i}") if k not in keys]
-            if missing:
-                raise ValueError(f"{path} declares n_stims={n_stims} but lacks {missing[:4]}.")
-            stims = [archive[f"stim_{i}"] for i in range(n_stims)]
-            responses = [archive[f"response_{i}"] for i in range(n_stims)]
+            stims, responses = _indexed_layout(archive)
         elif {"stims", "responses"} <= keys:
-            stims_array, responses_array = archive["stims"], archive["responses"]
-            if stims_array.ndim not in (3, 4) or responses_array.ndim != 4:
-                raise ValueError(
-                    f"{path}: rectangular layout expects stims (S, F, T) and responses (S, N, R, T); "
-                    f"got {stims_array.shape} and {responses_array.shape}."
-                )
-            if len(stims_array) != len(responses_array):
-                raise ValueError(
-                    f"{path}: stims hold {len(stims_array)} stimuli but responses hold "
-                    f"{len(responses_array)}; expected the same first dimension."
-                )
-            stims, responses = list(stims_array), list(responses_array)
-            n_stims = len(stims)
+            stims, responses = _rectangular_layout(archive)
         else:
             raise ValueError(
                 f"{path} has neither 'n_stims' with 'stim_i'/'response_i' entries nor "
                 f"'stims'/'responses' arrays; found keys {sorted(keys)}."
             )
-        names = [str(s) for s in archive["stim_names"]] if "stim_names" in keys else [f"stim_{i}" for i in range(n_stims)]
-        neuron_ids = [str(s) for s in archive["neuron_ids"]] if "neuron_ids" in keys else None
-    if len(names) != n_stims:
-        raise ValueError(f"{path}: stim_names has {len(names)} entries for {n_stims} stimuli.")
+        n_stims = len(stims)
+        names = archive.strings("stim_names", n_stims, "stimuli") if "stim_names" in keys else [f"stim_{i}" for i in range(n_stims)]
+        # their count is checked against the responses by the dataset
+        neuron_ids = archive.strings("neuron_ids", None, "neurons") if "neuron_ids" in keys else None
     meta = [{"index": i, "name": names[i]} for i in range(n_stims)]
     try:
         return NeuralDataset(stims, responses, dt_ms, meta=meta, neuron_ids=neuron_ids)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
+

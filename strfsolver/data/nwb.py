@@ -88,90 +88,145 @@ def from_nwb(
         raise ValueError(f"responses must be 'spikes' or 'binned', got {responses!r}.")
     if responses == "binned" and not binned_series:
         raise ValueError("responses='binned' needs binned_series=<name of the TimeSeries (T, N)>.")
-    with pynwb.NWBHDF5IO(str(path), "r") as io:
+    for value, name in ((stim_column, "stim_column"), (intervals, "intervals")):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}.")
+    stimuli = _check_names(stimuli)
+    units = _check_units(units)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No NWB file at {path}.")
+    try:
+        io = pynwb.NWBHDF5IO(str(path), "r")
         nwbfile = io.read()
-        templates = dict(nwbfile.stimulus_template)
-        templates.update({k: v for k, v in nwbfile.stimulus.items() if k not in templates})
-        if not templates:
-            raise ValueError(f"{path} has no stimulus TimeSeries in stimulus_template or stimulus.")
-        table = nwbfile.trials if intervals == "trials" else nwbfile.intervals.get(intervals) if nwbfile.intervals else None
-        if table is None:
-            raise ValueError(f"{path} has no intervals table {intervals!r}.")
-        if stim_column not in table.colnames:
+    except Exception as error:  # h5py and hdmf raise many kinds for a file that is not NWB
+        raise ValueError(f"{path} is not a readable NWB file: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    with io:
+        try:
+            return _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimuli, units)
+        except ValueError as error:
+            message = str(error)
+            raise ValueError(message if str(path) in message else f"{path}: {message}") from None
+
+
+def _check_names(stimuli: Optional[Sequence[str]]) -> Optional[list]:
+    if stimuli is None:
+        return None
+    if isinstance(stimuli, str) or not isinstance(stimuli, Sequence):
+        raise ValueError(f"stimuli must be a list of stimulus names or None, got {stimuli!r}.")
+    if len(stimuli) == 0:
+        raise ValueError("stimuli=[] selects no stimulus; pass None for every stimulus presented, or a list of names.")
+    bad = [s for s in stimuli if not isinstance(s, str)]
+    if bad:
+        raise ValueError(f"stimuli must be names (strings), got {bad[0]!r}.")
+    if len(set(stimuli)) != len(stimuli):
+        raise ValueError(f"stimuli names a stimulus twice: {list(stimuli)}.")
+    return list(stimuli)
+
+
+def _check_units(units: Optional[Sequence[int]]) -> Optional[list]:
+    if units is None:
+        return None
+    if isinstance(units, (str, bytes)) or not isinstance(units, (Sequence, np.ndarray)):
+        raise ValueError(f"units must be a list of row indices of the units table or None, got {units!r}.")
+    if len(units) == 0:
+        raise ValueError("units=[] selects no unit; pass None for every unit, or a list of row indices.")
+    bad = [u for u in units if isinstance(u, (bool, np.bool_)) or not isinstance(u, (int, np.integer)) or u < 0]
+    if bad:
+        raise ValueError(f"units must be non-negative row indices of the units table, got {bad[0]!r}.")
+    return [int(u) for u in units]
+
+
+def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimuli, units) -> NeuralDataset:
+    """The dataset of an open NWB file; the arguments are those of :py:func:`from_nwb`, checked."""
+    templates = dict(nwbfile.stimulus_template)
+    templates.update({k: v for k, v in nwbfile.stimulus.items() if k not in templates})
+    if not templates:
+        raise ValueError(f"{path} has no stimulus TimeSeries in stimulus_template or stimulus.")
+    table = nwbfile.trials if intervals == "trials" else nwbfile.intervals.get(intervals) if nwbfile.intervals else None
+    if table is None:
+        raise ValueError(f"{path} has no intervals table {intervals!r}.")
+    if stim_column not in table.colnames:
+        raise ValueError(
+            f"the {intervals!r} table of {path} has no column {stim_column!r}; "
+            f"its columns are {list(table.colnames)}."
+        )
+    names = [str(s) for s in table[stim_column][:]]
+    starts = np.asarray(table["start_time"][:], dtype=np.float64)
+    unknown = sorted(set(names) - set(templates))
+    if unknown:
+        raise ValueError(
+            f"presentations name stimuli {unknown[:5]} that are not stimulus TimeSeries "
+            f"of {path} (those are {sorted(templates)[:10]})."
+        )
+    order = list(dict.fromkeys(names)) if stimuli is None else list(stimuli)
+    missing = [s for s in order if s not in templates]
+    if missing:
+        raise ValueError(f"stimuli {missing} are not stimulus TimeSeries of {path}.")
+
+    rates = {s: templates[s].rate for s in order}
+    no_rate = [s for s, r in rates.items() if r is None]
+    if no_rate:
+        raise ValueError(f"stimulus TimeSeries {no_rate[0]!r} of {path} has timestamps but no sampling rate; every stimulus needs rate=....")
+    rate = float(next(iter(rates.values())))
+    odd = {s: r for s, r in rates.items() if not np.isclose(r, rate)}
+    if odd:
+        raise ValueError(f"stimuli are sampled at different rates: {rate} Hz and {odd}; expected one rate.")
+    dt_s = 1.0 / rate
+
+    spectrograms = [np.asarray(templates[s].data[:], dtype=np.float32).T for s in order]
+    for s, spectrogram in zip(order, spectrograms):
+        if spectrogram.ndim != 2:
+            raise ValueError(f"stimulus TimeSeries {s!r} of {path} has data of shape {spectrogram.T.shape}; expected a spectrogram (T, F).")
+
+    if responses == "spikes":
+        if nwbfile.units is None or len(nwbfile.units) == 0:
+            raise ValueError(f"{path} has no units table to read spike times from.")
+        rows = list(range(len(nwbfile.units))) if units is None else units
+        outside = [r for r in rows if r >= len(nwbfile.units)]
+        if outside:
+            raise ValueError(f"units={units} asks for row {outside[0]} but the units table of {path} has {len(nwbfile.units)} rows (0 to {len(nwbfile.units) - 1}).")
+        ids = [str(i) for i in np.asarray(nwbfile.units.id[:])[rows]]
+        trains = [np.asarray(nwbfile.units["spike_times"][r], dtype=np.float64) for r in rows]
+        unit_index = np.concatenate([np.full(len(t), k, dtype=np.int64) for k, t in enumerate(trains)])
+        all_times = np.concatenate(trains) if trains else np.zeros(0)
+        sort = np.argsort(all_times, kind="stable")
+        all_times, unit_index = all_times[sort], unit_index[sort]
+    else:
+        series = nwbfile.acquisition.get(binned_series)
+        if series is None:
+            for module in nwbfile.processing.values():
+                if binned_series in module.data_interfaces:
+                    series = module[binned_series]
+                    break
+        if series is None:
+            raise ValueError(f"{path} has no TimeSeries {binned_series!r} in acquisition or processing.")
+        if series.rate is None or not np.isclose(series.rate, rate):
             raise ValueError(
-                f"the {intervals!r} table of {path} has no column {stim_column!r}; "
-                f"its columns are {list(table.colnames)}."
+                f"binned series {binned_series!r} is sampled at {series.rate} Hz but the stimuli at "
+                f"{rate} Hz; expected the same rate."
             )
-        names = [str(s) for s in table[stim_column][:]]
-        starts = np.asarray(table["start_time"][:], dtype=np.float64)
-        unknown = sorted(set(names) - set(templates))
-        if unknown:
-            raise ValueError(
-                f"presentations name stimuli {unknown[:5]} that are not stimulus TimeSeries "
-                f"of {path} (those are {sorted(templates)[:10]})."
-            )
-        order = list(dict.fromkeys(names)) if stimuli is None else list(stimuli)
-        missing = [s for s in order if s not in templates]
-        if missing:
-            raise ValueError(f"stimuli {missing} are not stimulus TimeSeries of {path}.")
+        binned = np.asarray(series.data[:], dtype=np.float32)
+        if binned.ndim == 1:
+            binned = binned[:, None]
+        offset = float(series.starting_time or 0.0)
+        ids = [str(n) for n in range(binned.shape[1])]
 
-        rates = {s: templates[s].rate for s in order}
-        if any(r is None for r in rates.values()):
-            raise ValueError("every stimulus TimeSeries needs a sampling rate (rate=...), not timestamps.")
-        rate = float(next(iter(rates.values())))
-        odd = {s: r for s, r in rates.items() if not np.isclose(r, rate)}
-        if odd:
-            raise ValueError(f"stimuli are sampled at different rates: {rate} Hz and {odd}; expected one rate.")
-        dt_s = 1.0 / rate
-
-        spectrograms = [np.asarray(templates[s].data[:], dtype=np.float32).T for s in order]
-
-        if responses == "spikes":
-            if nwbfile.units is None or len(nwbfile.units) == 0:
-                raise ValueError(f"{path} has no units table to read spike times from.")
-            rows = list(range(len(nwbfile.units))) if units is None else [int(u) for u in units]
-            ids = [str(i) for i in np.asarray(nwbfile.units.id[:])[rows]]
-            trains = [np.asarray(nwbfile.units["spike_times"][r], dtype=np.float64) for r in rows]
-            unit_index = np.concatenate([np.full(len(t), k, dtype=np.int64) for k, t in enumerate(trains)])
-            all_times = np.concatenate(trains) if trains else np.zeros(0)
-            sort = np.argsort(all_times, kind="stable")
-            all_times, unit_index = all_times[sort], unit_index[sort]
-        else:
-            series = nwbfile.acquisition.get(binned_series)
-            if series is None:
-                for module in nwbfile.processing.values():
-                    if binned_series in module.data_interfaces:
-                        series = module[binned_series]
-                        break
-            if series is None:
-                raise ValueError(f"{path} has no TimeSeries {binned_series!r} in acquisition or processing.")
-            if series.rate is None or not np.isclose(series.rate, rate):
-                raise ValueError(
-                    f"binned series {binned_series!r} is sampled at {series.rate} Hz but the stimuli at "
-                    f"{rate} Hz; expected the same rate."
-                )
-            binned = np.asarray(series.data[:], dtype=np.float32)
-            if binned.ndim == 1:
-                binned = binned[:, None]
-            offset = float(series.starting_time or 0.0)
-            ids = [str(n) for n in range(binned.shape[1])]
-
-        all_responses, meta = [], []
-        for s, spectrogram in zip(order, spectrograms):
-            n_bins = spectrogram.shape[1]
-            trial_starts = starts[[i for i, name in enumerate(names) if name == s]]
-            if len(trial_starts) == 0:
-                raise ValueError(f"stimulus {s!r} is never presented in the {intervals!r} table.")
-            repeats = []
-            for start in trial_starts:
-                if responses == "spikes":
-                    repeats.append(_bin_spikes(all_times, unit_index, len(ids), start, n_bins, dt_s))
-                else:
-                    first = int(round((start - offset) * rate))
-                    chunk = np.full((n_bins, binned.shape[1]), np.nan, dtype=np.float32)
-                    available = binned[max(first, 0) : first + n_bins]
-                    chunk[max(-first, 0) : max(-first, 0) + len(available)] = available
-                    repeats.append(chunk.T)
-            all_responses.append(np.stack(repeats, axis=1))
-            meta.append({"index": len(meta), "name": s, "start_times": [float(t) for t in trial_starts]})
+    all_responses, meta = [], []
+    for s, spectrogram in zip(order, spectrograms):
+        n_bins = spectrogram.shape[1]
+        trial_starts = starts[[i for i, name in enumerate(names) if name == s]]
+        if len(trial_starts) == 0:
+            raise ValueError(f"stimulus {s!r} is never presented in the {intervals!r} table.")
+        repeats = []
+        for start in trial_starts:
+            if responses == "spikes":
+                repeats.append(_bin_spikes(all_times, unit_index, len(ids), start, n_bins, dt_s))
+            else:
+                first = int(round((start - offset) * rate))
+                chunk = np.full((n_bins, binned.shape[1]), np.nan, dtype=np.float32)
+                available = binned[max(first, 0) : first + n_bins]
+                chunk[max(-first, 0) : max(-first, 0) + len(available)] = available
+                repeats.append(chunk.T)
+        all_responses.append(np.stack(repeats, axis=1))
+        meta.append({"index": len(meta), "name": s, "start_times": [float(t) for t in trial_starts]})
     return NeuralDataset(spectrograms, all_responses, dt_ms=1000.0 * dt_s, meta=meta, neuron_ids=ids)

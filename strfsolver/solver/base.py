@@ -64,6 +64,18 @@ def _solver_dataclass(cls):
     return dataclass(cls, eq=False)
 
 
+def _update_overflow(optimizer: torch.optim.Optimizer) -> Optional[str]:
+    """Run ``optimizer.step()``; the cause of divergence when its update overflowed, else ``None``."""
+    try:
+        optimizer.step()
+    except RuntimeError as error:
+        # e.g. lr=1e38: Adam's step size lr / (1 - beta1) is beyond float32 and torch refuses it
+        if "overflow" not in str(error):
+            raise
+        return f"the optimizer's update overflowed ({error}; lr={optimizer.param_groups[0]['lr']:g})"
+    return None
+
+
 def _nanmean(values: Tensor) -> float:
     # nanmean is NaN for an empty or all-NaN tensor already
     return float(values.detach().nanmean())
@@ -493,6 +505,7 @@ class Solver(abc.ABC):
         numbers = [loss, reported] + ([] if penalty is None else [penalty])
         # one host sync per step for all the reported numbers
         values = torch.stack([p.detach().double().reshape(()) for p in numbers]).tolist()
+        cause = None
         if math.isfinite(values[0]):
             loss.backward()
             self._clip_gradients()
@@ -501,9 +514,11 @@ class Solver(abc.ABC):
             if grads and not bool(torch.stack([g.isfinite().all() for g in grads]).all()):
                 values[0] = math.nan
             else:
-                optimizer.step()
+                cause = _update_overflow(optimizer)
         self._after_update()
         out = {"loss": values[0], "data_loss": values[1], "penalty": values[2] if penalty is not None else 0.0, "pred": pred.detach()}
+        if cause is not None:
+            out["loss"], out["diverged"] = math.inf, cause
         if "neuron_loss" in parts:
             out["neuron_loss"] = parts["neuron_loss"].detach()
         return out

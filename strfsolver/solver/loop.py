@@ -251,6 +251,12 @@ def check_monitor_key(solver: Any, monitor: str, has_validation: bool) -> None:
         )
 
 
+def all_finite(tensors) -> bool:
+    """Whether every tensor is free of NaN and infinities (one host sync for all of them)."""
+    checks = [t.detach().isfinite().all() for t in tensors]
+    return not checks or bool(torch.stack(checks).all())
+
+
 def train_epoch(solver: Any, batches: Any, epoch: int, schedules: ScheduleRunner) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
     """One pass of the solver's ``step`` over the training batches (what ``Solver.fit`` runs each epoch).
 
@@ -274,7 +280,7 @@ def train_epoch(solver: Any, batches: Any, epoch: int, schedules: ScheduleRunner
         loss = float(out["loss"])
         if not math.isfinite(loss):
             solver._restore_best()
-            raise TrainingDivergedError(epoch, state.step, index, loss, state.best_epoch)
+            raise TrainingDivergedError(epoch, state.step, index, loss, state.best_epoch, cause=out.get("diverged"))
         lr = solver.current_lr
         size = len(batch["stims"])
         loss_sum += float(out.get("data_loss", loss)) * size
@@ -294,6 +300,10 @@ def train_epoch(solver: Any, batches: Any, epoch: int, schedules: ScheduleRunner
         schedules.end_step()
     if n_stims == 0:
         raise ValueError(f"the training loader yielded no batch in epoch {epoch}.")
+    if not all_finite(solver.parameters()):
+        # an update can overflow the parameters under a finite loss; then neither validation nor a checkpoint may see them
+        solver._restore_best()
+        raise TrainingDivergedError(epoch, state.step - 1, index, loss, state.best_epoch, cause="the parameters became non-finite after the update")
     row = {"train_loss": loss_sum / n_stims}
     if solver.penalties:
         row["train_penalty"] = penalty_sum / n_stims
