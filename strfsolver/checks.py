@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import numbers
 from pathlib import PurePath
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 import torch
 
-__all__ = ["is_count", "check_count", "is_real", "check_real", "check_flag", "check_choice", "to_json"]
+__all__ = ["is_count", "check_count", "is_real", "check_real", "check_flag", "check_choice", "all_finite", "check_finite_weights", "to_json"]
 
 
 def is_count(value: Any, minimum: int = 0) -> bool:
@@ -101,6 +101,39 @@ def check_choice(value: Any, name: str, options: Iterable[Any], where: str = "")
     if not any(value == option and type(value) is type(option) for option in options):
         raise ValueError(f"{where}{name} must be one of {list(options)}, got {value!r}.")
     return value
+
+
+def _finite_flags(tensors) -> torch.Tensor:
+    # one reduction per tensor and a single host sync for all of them
+    return torch.stack([t.detach().isfinite().all() for t in tensors])
+
+
+def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
+    """Whether every tensor is free of NaN and infinities (``True`` for none)."""
+    tensors = list(tensors)
+    return not tensors or bool(_finite_flags(tensors).all())
+
+
+def check_finite_weights(weights: Mapping[str, Any], source: str, field: str = "model") -> None:
+    """Raise a ``ValueError`` naming the first tensor of ``weights`` with a NaN or an infinity.
+
+    Args:
+        weights: A ``state_dict``-like mapping of names to tensors.
+        source: The file (or "the state") for the message.
+        field: Where the mapping sits in the state, for the message.
+    """
+    floating = [(name, t) for name, t in weights.items() if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel()]
+    if not floating:
+        return
+    finite = _finite_flags([t for _, t in floating])
+    if bool(finite.all()):
+        return
+    name, tensor = floating[int((~finite).nonzero()[0])]
+    count = int((~tensor.isfinite()).sum())
+    raise ValueError(
+        f"{source}: {field} tensor {name!r} holds {count} non-finite value(s) (NaN or inf); "
+        "strfsolver never stores nor loads a diverged model."
+    )
 
 
 def to_json(value: Any, *, nonfinite: str = "keep") -> Any:

@@ -103,13 +103,41 @@ def _list_options() -> str:
     return "\n".join(lines)
 
 
+def _user_errors() -> tuple:
+    """The exceptions that mean bad input or a refused run, not a bug: one line and exit code 2."""
+    from strfsolver.solver import LogdirInUseError, TrainingDivergedError
+
+    return (ValueError, KeyError, OSError, ImportError, TrainingDivergedError, LogdirInUseError)
+
+
+def _one_line(error: BaseException) -> str:
+    # a KeyError's str() is its repr, quotes included
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; returns the exit status.
+
+    Every subcommand's bad input (a config key, a data file, an output
+    path, a locked logdir, a diverged fit) ends in one line on stderr,
+    ``strfsolver <command>: error: ...``, and exit status 2, as argparse
+    does for bad arguments; anything else is a bug and keeps its traceback.
 
     Args:
         argv: Arguments without the program name; ``None`` reads ``sys.argv``.
     """
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except _user_errors() as error:
+        print(f"strfsolver {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the subcommand ``args`` names; the errors are :py:func:`main`'s to report."""
     if args.command == "demo":
         from strfsolver.demo import run_demo
 
@@ -117,19 +145,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             name: getattr(args, name)
             for name in _DEMO_SIZES + _DEMO_TRAINING
         }
-        try:
-            run_demo(args.out, quick=args.quick, plots=not args.no_plots, progress=not args.no_progress, **options)
-        except ValueError as error:
-            print(f"strfsolver demo: error: {error}", file=sys.stderr)
-            return 2
+        run_demo(args.out, quick=args.quick, plots=not args.no_plots, progress=not args.no_progress, **options)
     elif args.command == "fit":
-        from strfsolver.fit_config import ConfigError, run_fit
+        from strfsolver.fit_config import run_fit
 
-        try:
-            run_fit(args.config, progress=not args.no_progress, plots=not args.no_plots)
-        except ConfigError as error:
-            print(f"strfsolver fit: error: {error}", file=sys.stderr)
-            return 2
+        run_fit(args.config, progress=not args.no_progress, plots=not args.no_plots)
     elif args.command == "list":
         print(_list_options())
     return 0

@@ -137,7 +137,9 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         raise ConfigError(f"config key 'data' must name a .npz or .nwb file, got {str(data)!r}")
     if not data.is_file():
         raise ConfigError(f"config key 'data': no file at {data}")
-    _expect(full, "out", (str, os.PathLike), "a folder path")
+    out = Path(_expect(full, "out", (str, os.PathLike), "a folder path"))
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"config key 'out' must be a folder, but {out} is a file")
     for key in ("data_options", "model_options", "solver_options"):
         _expect(full, key, dict, "a mapping of keyword arguments")
     for key, registry in (("model", models), ("solver", solver), ("loss", losses)):
@@ -218,6 +220,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     from strfsolver.data import neural_collate
     from strfsolver.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver
     from strfsolver.metrics import snr as snr_metric
+    from strfsolver.solver.loop import check_monitor_key
 
     start = time.perf_counter()
     if not isinstance(config, Mapping):
@@ -264,10 +267,14 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     except ValueError as error:
         raise ConfigError(f"config key 'model_options': {str(error).splitlines()[0]}") from None
     try:
-        solver.init(inner, model=probe, criterion=config["loss"], **config["solver_options"])
+        probe_solver = solver.init(inner, model=probe, criterion=config["loss"], **config["solver_options"])
+        if inner != "ridge":
+            check_monitor_key(probe_solver, probe_solver.monitor, has_validation=True)
     except TypeError as error:
         raise ConfigError(f"config key 'solver_options': {error}") from None
-    except (ValueError, KeyError) as error:
+    except KeyError as error:
+        raise ConfigError(f"config key 'solver_options': {error.args[0]}") from None
+    except ValueError as error:
         raise ConfigError(f"config key 'solver_options': {str(error).splitlines()[0]}") from None
     model_factory = experiment.model_factory
     print_fn(

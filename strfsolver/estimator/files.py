@@ -96,14 +96,17 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
         state = json.loads(file.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{file} is not valid JSON: {error}.") from None
-    if not isinstance(state, dict) or state.get("format") != _FORMAT:
-        raise ValueError(f"{file} was not written by STRFEstimator.save().")
-    params = dict(state["params"])
+    params, fitted = _check_state(state, file, cls)
     if device is not None:
         params["device"] = device
     estimator = cls(**params)
-    fitted = state["fitted"]
     estimator.model_ = _models.from_pretrained(folder / _MODEL_FOLDER, device=params["device"])
+    model_neurons = getattr(estimator.model_, "n_neurons", None)
+    if model_neurons is not None and model_neurons != fitted["n_neurons_"]:
+        raise ValueError(
+            f"{file}: field 'fitted.n_neurons_' is {fitted['n_neurons_']} but the model in {folder / _MODEL_FOLDER} "
+            f"has {model_neurons} neurons; the folder mixes files of two estimators."
+        )
     monitor = fitted["monitor_"]
     options = dict(
         criterion=estimator.loss, lr=estimator.lr, weight_decay=estimator.weight_decay,
@@ -119,7 +122,10 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
     estimator.stop_reason_ = fitted.get("stop_reason_")
     inner = resolve_solver(estimator.solver, estimator.model_name_)
     inner = "population" if inner == "multi-seed" else inner
-    estimator.solver_ = _solvers.init(inner, model=estimator.model_, **options)
+    try:
+        estimator.solver_ = _solvers.init(inner, model=estimator.model_, **options)
+    except ValueError as error:
+        raise ValueError(f"{file}: field 'params' does not build a solver: {error}") from None
     estimator.solver_.log = [dict(row) for row in fitted["history"]]
     estimator.model_ = estimator.solver_.model
     estimator._predictor = estimator.solver_
@@ -138,6 +144,72 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
     estimator.scores_.attrs["data"] = fitted.get("scores_data")
     estimator.strfs_ = estimator._strfs()
     return estimator
+
+
+def _fail(file: Path, field: str, expected: str, value: Any) -> None:
+    shown = f"a {type(value).__name__}" if isinstance(value, (dict, list)) else repr(value)
+    raise ValueError(f"{file}: field {field!r} must be {expected}, got {shown}.")
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+#: the fitted attributes load_estimator reads: (field, check, what it must be); None allowed where said
+_FITTED_FIELDS = (
+    ("n_features_in_", lambda v: _is_int(v, 1), "an integer >= 1"),
+    ("n_neurons_", lambda v: _is_int(v, 1), "an integer >= 1"),
+    ("dt_ms_", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "a positive number"),
+    ("y_1d", lambda v: isinstance(v, bool), "true or false"),
+    ("n_iter_", lambda v: _is_int(v, 0), "an integer >= 0"),
+    ("best_epoch_", lambda v: v is None or _is_int(v, 0), "an integer >= 0 or null"),
+    ("monitor_", lambda v: isinstance(v, str) and bool(v), "a key of the epoch dicts such as 'val_cc_norm'"),
+    ("validation_split_", lambda v: isinstance(v, dict), "a mapping"),
+    ("history", lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v), "a list of epoch dicts"),
+    ("scores", lambda v: isinstance(v, dict) and all(isinstance(c, list) for c in v.values()), "a mapping of score names to per-neuron lists"),
+)
+_OPTIONAL_FIELDS = (
+    ("feature_names_in_", lambda v: v is None or (isinstance(v, list) and all(isinstance(n, str) for n in v)), "a list of strings or null"),
+    ("model_name_", lambda v: isinstance(v, str), "a registered model name"),
+    ("batch_size_", lambda v: _is_int(v, 1), "an integer >= 1"),
+    ("stop_reason_", lambda v: v is None or isinstance(v, str), "a string or null"),
+)
+
+
+def _check_state(state: Any, file: Path, cls) -> tuple:
+    """The constructor parameters and fitted attributes of an ``estimator.json``, every field checked."""
+    import inspect
+
+    if not isinstance(state, dict) or state.get("format") != _FORMAT:
+        raise ValueError(f"{file} was not written by STRFEstimator.save().")
+    version = state.get("format_version", 1)
+    if not _is_int(version, 1) or version > _FORMAT_VERSION:
+        raise ValueError(f"{file}: field 'format_version' is {version!r}; this strfsolver reads versions 1 to {_FORMAT_VERSION}.")
+    for key in ("params", "fitted"):
+        if not isinstance(state.get(key), dict):
+            _fail(file, key, "a mapping", state.get(key))
+    params, fitted = dict(state["params"]), state["fitted"]
+    known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"{file}: field 'params' has {unknown[0]!r}, which {cls.__name__} does not take; it takes {sorted(known)}.")
+    if "device" not in params:
+        raise ValueError(f"{file}: field 'params' has no 'device'.")
+    for name, check, expected in _FITTED_FIELDS:
+        if name not in fitted:
+            raise ValueError(f"{file}: field 'fitted.{name}' is missing.")
+        if not check(fitted[name]):
+            _fail(file, f"fitted.{name}", expected, fitted[name])
+    for name, check, expected in _OPTIONAL_FIELDS:
+        if name in fitted and not check(fitted[name]):
+            _fail(file, f"fitted.{name}", expected, fitted[name])
+    names = fitted.get("feature_names_in_")
+    if names is not None and len(names) != fitted["n_features_in_"]:
+        raise ValueError(f"{file}: field 'fitted.feature_names_in_' has {len(names)} names for n_features_in_={fitted['n_features_in_']}.")
+    lengths = {len(c) for c in fitted["scores"].values()}
+    if lengths - {fitted["n_neurons_"]}:
+        raise ValueError(f"{file}: field 'fitted.scores' must hold {fitted['n_neurons_']} values (one per neuron) per score, got lengths {sorted(lengths)}.")
+    return params, fitted
 
 
 def _split_from_json(split: Dict[str, Any]) -> Dict[str, Any]:

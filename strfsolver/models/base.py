@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from strfsolver.models.standardize import StimulusStandardizer
 from strfsolver import io
+from strfsolver.checks import check_finite_weights
 
 __all__ = ["NeuralModel", "CONFIG_FILE", "WEIGHTS_FILE", "from_pretrained"]
 
@@ -394,6 +395,9 @@ class NeuralModel(nn.Module):
             raise ValueError(f"{config_path} is not valid JSON: {error}.") from None
         if not isinstance(config, dict) or config.get("format") != _FORMAT:
             raise ValueError(f"{config_path} was not written by NeuralModel.save_pretrained (format {config.get('format') if isinstance(config, dict) else None!r}).")
+        for key in ("arguments", "pass_again"):
+            if not isinstance(config.get(key, {}), dict):
+                raise ValueError(f"{config_path}: field {key!r} must be a mapping, got {type(config[key]).__name__}.")
         missing = [k for k in config.get("pass_again", {}) if k not in overrides]
         if missing:
             described = ", ".join(f"{k} (a {config['pass_again'][k]})" for k in missing)
@@ -414,10 +418,15 @@ class NeuralModel(nn.Module):
             kwargs = {k: v for k, v in arguments.items() if k not in entry.fixed_kwargs}
             from strfsolver import models as registry_module
 
-            model = registry_module.init(name, **kwargs)
+            build = lambda: registry_module.init(name, **kwargs)  # noqa: E731
         else:
-            model = cls(**arguments)
+            build = lambda: cls(**arguments)  # noqa: E731
+        try:
+            model = build()
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{config_path}: field 'arguments' does not build the model: {error}") from None
         state = io.load_tensors(folder / WEIGHTS_FILE, device="cpu")
+        check_finite_weights(state, str(folder / WEIGHTS_FILE), "weights")
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as error:

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from strfsolver import losses as _losses
 from strfsolver import random as _random
-from strfsolver.checks import check_count, check_real
+from strfsolver.checks import all_finite, check_count, check_real
 from strfsolver.data import PaddedLoader, ValidationCache, recorded_responses
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
@@ -256,6 +256,8 @@ class Solver(abc.ABC):
         self._validation_cache: Optional[ValidationCache] = None
 
     def _check_config(self) -> None:
+        if not (self.optimizer is None or isinstance(self.optimizer, torch.optim.Optimizer) or callable(self.optimizer)):
+            raise ValueError(f"optimizer must be a torch.optim.Optimizer, a factory params -> optimizer, or None; got {self.optimizer!r}.")
         check_real(self.lr, "lr", 0.0, low_open=True, allow_none=True)
         check_real(self.weight_decay, "weight_decay", 0.0)
         if self.mode not in MODES:
@@ -511,7 +513,7 @@ class Solver(abc.ABC):
             self._clip_gradients()
             grads = [p.grad for p in self.parameters() if p.grad is not None]
             # a NaN gradient under a finite loss must not reach the parameters (nor a checkpoint)
-            if grads and not bool(torch.stack([g.isfinite().all() for g in grads]).all()):
+            if not all_finite(grads):
                 values[0] = math.nan
             else:
                 cause = _update_overflow(optimizer)

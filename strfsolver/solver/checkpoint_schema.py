@@ -15,12 +15,12 @@ from __future__ import annotations
 import numbers
 from typing import Any, Dict, Mapping, Optional
 
-import torch
 from torch import Tensor
 
+from strfsolver.checks import check_finite_weights
 from strfsolver.solver.state import STOP_REASONS
 
-__all__ = ["check_checkpoint", "check_finite_weights"]
+__all__ = ["check_checkpoint"]
 
 
 def _fail(source: str, field: str, expected: str, value: Any) -> None:
@@ -31,29 +31,6 @@ def _fail(source: str, field: str, expected: str, value: Any) -> None:
 def _is_int(value: Any, minimum: Optional[int] = None) -> bool:
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     return ok and (minimum is None or value >= minimum)
-
-
-def check_finite_weights(weights: Mapping[str, Any], source: str, field: str = "model") -> None:
-    """Raise a ``ValueError`` naming the first tensor of ``weights`` with a NaN or an infinity.
-
-    Args:
-        weights: A ``state_dict``-like mapping of names to tensors.
-        source: The file (or "the state") for the message.
-        field: Where the mapping sits in the state, for the message.
-    """
-    floating = [(name, t) for name, t in weights.items() if isinstance(t, Tensor) and t.is_floating_point() and t.numel()]
-    if not floating:
-        return
-    # one reduction per tensor, one host sync for all of them
-    finite = torch.stack([t.isfinite().all().cpu() for _, t in floating])
-    if bool(finite.all()):
-        return
-    name, tensor = floating[int((~finite).nonzero()[0])]
-    count = int((~tensor.isfinite()).sum())
-    raise ValueError(
-        f"{source}: {field} tensor {name!r} holds {count} non-finite value(s) (NaN or inf); "
-        "a checkpoint never stores a diverged model. Resume from an earlier checkpoint or start afresh."
-    )
 
 
 def _check_weights(state: Mapping[str, Any], key: str, source: str, optional: bool) -> None:

@@ -23,6 +23,7 @@ import torch
 import tqdm
 from torch import Tensor
 
+from strfsolver.checks import all_finite
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver.errors import TrainingDivergedError
@@ -249,12 +250,6 @@ def check_monitor_key(solver: Any, monitor: str, has_validation: bool) -> None:
             "Set monitor= to one of them (val_* keys need a valid_loader; train_<metric> keys need "
             "track_train_metrics=True)."
         )
-
-
-def all_finite(tensors) -> bool:
-    """Whether every tensor is free of NaN and infinities (one host sync for all of them)."""
-    checks = [t.detach().isfinite().all() for t in tensors]
-    return not checks or bool(torch.stack(checks).all())
 
 
 def train_epoch(solver: Any, batches: Any, epoch: int, schedules: ScheduleRunner) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
