@@ -11,7 +11,7 @@
 """
 
 from strfsolver.data.dataset import NeuralDataset
-from strfsolver.data.collate import neural_collate, recorded_responses
+from strfsolver.data.collate import check_batch, neural_collate, recorded_responses
 from strfsolver.data.loader import PaddedLoader, make_loader
 from strfsolver.data.files import load_npz, save_npz
 from strfsolver.data.nwb import from_nwb
@@ -19,6 +19,7 @@ from strfsolver.data.synthetic import NONLINEARITIES, SyntheticPopulation, synth
 from strfsolver.data.views import PsthView, ValidationCache
 
 __all__ = [
+    "check_batch",
     "NeuralDataset",
     "neural_collate",
     "recorded_responses",

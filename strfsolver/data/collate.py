@@ -7,7 +7,22 @@ from typing import Any, Dict, List, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["neural_collate"]
+__all__ = ["neural_collate", "check_batch"]
+
+
+def check_batch(batch: Any) -> Dict[str, Any]:
+    """``batch`` if it is a batch dict (CONVENTIONS.md §1) with at least ``stims`` and ``responses``.
+
+    Raises:
+        ValueError: naming what came instead, and how to build batches.
+    """
+    if isinstance(batch, dict) and "stims" in batch:
+        return batch
+    got = f"a dict with keys {sorted(batch)}" if isinstance(batch, dict) else type(batch).__name__
+    raise ValueError(
+        "a batch must be a dict with keys 'stims', 'responses', 'valid_mask' and 'meta' (use "
+        f"strfsolver.data.make_loader or DataLoader(..., collate_fn=strfsolver.data.neural_collate)), got {got}."
+    )
 
 
 def _shape(value: Tensor) -> tuple:

@@ -133,8 +133,10 @@ def loader_stimuli(loader: Any) -> Iterable[Tensor]:
     if stims is not None:
         return list(stims)
     out = []
+    from strfsolver.data.collate import check_batch  # strfsolver.data imports the models
+
     for batch in loader:
-        recorded = ~batch["responses"].isnan().all(dim=2).all(dim=1)  # (B, T)
+        recorded = ~check_batch(batch)["responses"].isnan().all(dim=2).all(dim=1)  # (B, T)
         for b in range(recorded.shape[0]):
             bins = recorded[b].nonzero()
             if bins.numel():

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from strfsolver import losses as _losses
 from strfsolver import random as _random
 from strfsolver.checks import all_finite, check_count, check_real
-from strfsolver.data import PaddedLoader, ValidationCache, recorded_responses
+from strfsolver.data import PaddedLoader, ValidationCache, check_batch, recorded_responses
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import penalties as _penalties
@@ -384,13 +384,7 @@ class Solver(abc.ABC):
     # ------------------------------------------------------------------
     def _to_device(self, batch: Batch) -> Batch:
         """The batch with its tensors on :py:attr:`device` (tensors already there are not copied)."""
-        if not isinstance(batch, dict) or "stims" not in batch:
-            raise ValueError(
-                "a batch must be a dict with keys 'stims', 'responses', 'valid_mask' and 'meta' (use "
-                "strfsolver.data.make_loader or DataLoader(..., collate_fn=strfsolver.data.neural_collate)), got "
-                + (f"a dict with keys {sorted(batch)}" if isinstance(batch, dict) else type(batch).__name__)
-                + "."
-            )
+        check_batch(batch)
         moved = dict(batch)
         for key, value in batch.items():
             if isinstance(value, Tensor) and value.device != self.device:
