@@ -96,3 +96,107 @@ def test_a_nan_stimulus_given_to_transform_is_named():
     stims[2][1, 3] = float("nan")
     with pytest.raises(ValueError, match="stimulus 2 of the input has NaN or infinite values"):
         solver.transform(stims, batch_size=2)
+
+
+# further options, each refused at construction with a ValueError naming it
+MORE_CASES = [
+    (dict(lr=math.inf), "lr must be a number > 0, got inf"),
+    (dict(lr=True), "lr must be a number > 0, got True"),
+    (dict(lr=None), "lr must be a number > 0, got None"),
+    (dict(weight_decay="0"), "weight_decay must be a number >= 0, got '0'"),
+    (dict(weight_decay=math.nan), "weight_decay must be a number >= 0, got nan"),
+    (dict(patience=-3), "patience must be an integer >= 1 or None, got -3"),
+    (dict(patience="10"), "patience must be an integer >= 1 or None, got '10'"),
+    (dict(max_epochs=2.0), "max_epochs must be an integer >= 1, got 2.0"),
+    (dict(max_epochs=True), "max_epochs must be an integer >= 1, got True"),
+    (dict(mode=None), "mode must be 'max' or 'min', got None"),
+    (dict(mode="MAX"), "mode must be 'max' or 'min', got 'MAX'"),
+    (dict(monitor=""), "monitor must be a key of the epoch dicts"),
+    (dict(monitor=5), "monitor must be a key of the epoch dicts such as 'val_cc_norm', got 5"),
+    (dict(min_delta=math.nan), "min_delta must be a number >= 0, got nan"),
+    (dict(min_delta="0"), "min_delta must be a number >= 0, got '0'"),
+    (dict(grad_clip=-1.0), "grad_clip must be a number > 0 or None, got -1.0"),
+    (dict(grad_clip="1"), "grad_clip must be a number > 0 or None, got '1'"),
+    (dict(plateau_patience=1.5), "plateau_patience must be an integer >= 0 or None, got 1.5"),
+    (dict(lr_decay=0.0), r"lr_decay must be a number in \(0, 1\), got 0.0"),
+    (dict(lr_decay=1.0), r"lr_decay must be a number in \(0, 1\), got 1.0"),
+    (dict(standardize=1), "standardize must be True or False, got 1"),
+    (dict(init="Ridge"), "init must be None or 'ridge', got 'Ridge'"),
+    (dict(metrics=("CC",)), r"unknown metric\(s\) \['CC'\]"),
+    (dict(criterion=5), "criterion must be a loss name or a callable"),
+    (dict(criterion="Poisson"), "Did you mean 'poisson'"),
+    (dict(penalties=["smoothness-typo"]), "Unknown name 'smoothness-typo'"),
+    (dict(penalties=[5]), r"penalties\[0\] must be a Penalty, a registered penalty name or a callable, got 5"),
+    (dict(device=5), "device must name a torch device such as 'cpu' or 'cuda:0', got 5"),
+    (dict(optimizer="adam"), "optimizer must be a torch.optim.Optimizer, a factory params -> optimizer, or None; got 'adam'"),
+    (dict(optimizer=0.1), "optimizer must be a torch.optim.Optimizer, a factory params -> optimizer, or None; got 0.1"),
+]
+
+
+@pytest.mark.parametrize("options, message", MORE_CASES, ids=[f"{sorted(o)[0]}={o[sorted(o)[0]]!r}" for o, _ in MORE_CASES])
+def test_more_bad_solver_options_fail_at_construction(options, message):
+    with pytest.raises(ValueError, match=message):
+        strfsolver.solver.init("population", model=_model(), tqdm_on=False, **options)
+
+
+# bad arguments of fit(), refused before the first step: (what, fit keyword arguments, error, message)
+FIT_CASES = [
+    ("max_epochs=0", dict(max_epochs=0), ValueError, "max_epochs must be an integer >= 1, got 0"),
+    ("valid_frequency=0", dict(valid_frequency=0), ValueError, "valid_frequency must be an integer >= 1, got 0"),
+    ("save_frequency=-1", dict(save_frequency=-1), ValueError, "save_frequency must be an integer >= 1, got -1"),
+    ("resume without logdir", dict(resume=True), ValueError, "resume=True needs the logdir of the run to continue"),
+]
+
+
+@pytest.mark.parametrize("what, kwargs, error, message", FIT_CASES, ids=[c[0] for c in FIT_CASES])
+def test_bad_fit_arguments_are_named_before_training(loaders, what, kwargs, error, message):
+    solver = strfsolver.solver.init("population", model=_model(), tqdm_on=False)
+    before = [p.detach().clone() for p in solver.model.parameters()]
+    with pytest.raises(error, match=message):
+        solver.fit(*loaders, **kwargs)
+    assert all(torch.equal(a, b) for a, b in zip(before, solver.model.parameters()))
+
+
+def test_an_unknown_monitor_is_named_with_the_keys_before_training(loaders):
+    solver = strfsolver.solver.init("population", model=_model(), monitor="val_r2", tqdm_on=False)
+    with pytest.raises(KeyError, match=r"monitor 'val_r2' is not in the epoch dict; available keys: \['epoch', 'lr'"):
+        solver.fit(*loaders, max_epochs=1)
+    assert solver.log == []
+
+
+def test_an_optimizer_factory_that_returns_something_else_is_named(loaders):
+    solver = strfsolver.solver.init("population", model=_model(), optimizer=lambda params: "sgd", tqdm_on=False)
+    with pytest.raises(ValueError, match="the optimizer factory returned str, expected a torch.optim.Optimizer"):
+        solver.fit(*loaders, max_epochs=1)
+
+
+class FloatStep(strfsolver.solver.PopulationSolver):
+    """A custom step that returns the loss alone."""
+
+    def step(self, batch):
+        return float(super().step(batch)["loss"])
+
+
+def test_a_custom_step_returning_a_float_is_told_to_return_a_dict(loaders):
+    with pytest.raises(ValueError, match=r"step\(\) must return a dict with at least 'loss' \(a float\), got float"):
+        FloatStep(model=_model(), tqdm_on=False).fit(*loaders, max_epochs=1)
+
+
+@pytest.mark.parametrize("name", ["population", "single-cell", "per-cell-best"])
+def test_an_overflowing_learning_rate_is_a_divergence_with_the_model_restored(loaders, tmp_path, name):
+    solver = strfsolver.solver.init(name, model=_model(), lr=1e38, tqdm_on=False)
+    start = {k: v.clone() for k, v in solver.model.state_dict().items()}
+    with pytest.raises(TrainingDivergedError, match=r"epoch 0, step 0 .*the optimizer's update overflowed.*lr=1e\+38") as raised:
+        solver.fit(*loaders, max_epochs=2, logdir=tmp_path)
+    assert raised.value.cause.startswith("the optimizer's update overflowed")
+    state = solver.model.state_dict()
+    assert all(torch.equal(state[k], start[k]) for k in start if "standardize." not in k)
+    assert not (tmp_path / "checkpoint_last.safetensors").exists()
+
+
+def test_a_huge_but_representable_learning_rate_diverges_before_any_checkpoint_holds_it(loaders, tmp_path):
+    solver = strfsolver.solver.init("population", model=_model(), lr=1e30, tqdm_on=False)
+    with pytest.raises(TrainingDivergedError, match=r"training diverged at epoch 0"):
+        solver.fit(*loaders, max_epochs=3, logdir=tmp_path)
+    assert all(torch.isfinite(p).all() for p in solver.model.parameters())
+    assert not (tmp_path / "checkpoint_last.safetensors").exists()
