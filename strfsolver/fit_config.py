@@ -147,10 +147,10 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         if key in ("solver", "model") and name == "auto":
             continue
         if name not in registry.get_options():
-            import difflib
+            from strfsolver.registry import closest_name
 
-            close = difflib.get_close_matches(name, registry.get_options(), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = closest_name(name, registry.get_options())
+            hint = f"; did you mean {close!r}?" if close else ""
             raise ConfigError(f"config key {key!r}: unknown {key} {name!r}{hint} (options: {', '.join(registry.get_options())})")
     if full["solver"] == "multi-seed":
         raise ConfigError("config key 'solver': name the inner solver; several seeds are asked for with 'seeds'")
@@ -228,7 +228,6 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     config = validate_config(config)
     dataset = _load_data(config)
     out = Path(config["out"])
-    out.mkdir(parents=True, exist_ok=True)
 
     valid_fraction = config["valid_fraction"]
     if valid_fraction == "auto":
@@ -277,6 +276,8 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     except ValueError as error:
         raise ConfigError(f"config key 'solver_options': {str(error).splitlines()[0]}") from None
     model_factory = experiment.model_factory
+    # created once the config has passed every check, so that a refused one leaves nothing behind
+    out.mkdir(parents=True, exist_ok=True)
     print_fn(
         f"fitting {model_name!r} to {dataset.n_neurons} neurons with the {inner!r} solver: "
         f"{len(train)} training, {len(valid)} validation"

@@ -43,11 +43,20 @@ import types
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-__all__ = ["add_helper_functions", "add_docstring", "is_registry"]
+__all__ = ["add_helper_functions", "add_docstring", "is_registry", "closest_name"]
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9\-\.]*$")
 _HELPERS = ("register", "parametrize", "init", "get_options")
 
+
+
+def closest_name(name: str, options: Iterable[str]) -> Optional[str]:
+    """The registered name a mistyped ``name`` most likely meant, or ``None``."""
+    options = list(options)
+    # names are lower-case: "LN" means "ln"
+    exact = [option for option in options if option.lower() == name.lower()]
+    close = exact or difflib.get_close_matches(name.lower(), options, n=1, cutoff=0.4)
+    return close[0] if close else None
 
 class _Entry:
     """One registered name: the class and the keyword arguments fixed for it."""
@@ -190,10 +199,8 @@ class _Registry:
         entry = self.entries.get(name)
         if entry is None:
             options = self.options()
-            # names are lower-case: "LN" means "ln"
-            exact = [option for option in options if option.lower() == name.lower()]
-            close = exact or difflib.get_close_matches(name.lower(), options, n=1, cutoff=0.4)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            close = closest_name(name, options)
+            hint = f" Did you mean {close!r}?" if close else ""
             raise ValueError(
                 f"Unknown name {name!r} in {self.module_name}.{hint} "
                 f"Options are: {', '.join(options) if options else '(none)'}."
