@@ -144,9 +144,13 @@ def _lock(logdir: Path) -> Optional[int]:
             break
         os.close(fd)
     record = (json.dumps(_holder_record()) + "\n").encode("utf-8")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, record, 0)
-    os.fsync(fd)
+    try:
+        # no fsync: the record only names the holder while it runs, and the flock is what guards
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record, 0)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
