@@ -18,7 +18,8 @@ class Worker:
         env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
         self.process = subprocess.Popen(
             [sys.executable, str(WORKER), mode, str(logdir), str(epochs)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            # unbuffered bytes: a buffered reader would swallow lines that select() then never reports
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, env=env,
         )
         self.lines = []
         self._selector = selectors.DefaultSelector()
@@ -30,7 +31,7 @@ class Worker:
         while time.monotonic() < end:
             if not self._selector.select(timeout=max(0.0, end - time.monotonic())):
                 break
-            line = self.process.stdout.readline()
+            line = self.process.stdout.readline().decode()
             if not line:
                 raise AssertionError(f"worker exited ({self.process.wait()}) before {prefix!r}; it said {self.lines}")
             self.lines.append(line.strip())
