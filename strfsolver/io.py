@@ -39,6 +39,7 @@ __all__ = [
     "save_state",
     "load_state",
     "stale_temporaries",
+    "CHECKSUM_KEY",
 ]
 
 PathLike = Union[str, os.PathLike]
