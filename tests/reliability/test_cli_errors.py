@@ -55,8 +55,8 @@ def with_file(name, content, key="data"):
 
 # (what, change of a valid config, text the one line must hold)
 CONFIG_CASES = [
-    ("negative lr", changed(solver_options={"lr": -0.1}), "config key 'solver_options': lr must be a number > 0, got -0.1"),
-    ("string lr", changed(solver_options={"lr": "1e-3"}), "config key 'solver_options': lr must be a number > 0, got '1e-3'"),
+    ("negative lr", changed(solver_options={"lr": -0.1}), "config key 'solver_options': lr must be a number > 0 or None, got -0.1"),
+    ("string lr", changed(solver_options={"lr": "1e-3"}), "config key 'solver_options': lr must be a number > 0 or None, got '1e-3'"),
     ("unknown monitor", changed(solver_options={"monitor": "val_r2"}), "config key 'solver_options': monitor 'val_r2' is not in the epoch dict"),
     ("optimizer a name", changed(solver_options={"optimizer": "adam"}), "config key 'solver_options': optimizer must be a torch.optim.Optimizer"),
     ("unknown solver option", changed(solver_options={"learning_rate": 0.1}), "config key 'solver_options'"),

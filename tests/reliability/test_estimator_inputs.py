@@ -30,8 +30,8 @@ def _estimator(**params):
 
 # (what, estimator parameters, X, y, error, message)
 FIT_CASES = [
-    ("lr negative", dict(lr=-1.0), _x(), _y(), ValueError, r"lr must be a number > 0, got -1.0"),
-    ("lr string", dict(lr="fast"), _x(), _y(), ValueError, r"lr must be a number > 0, got 'fast'"),
+    ("lr negative", dict(lr=-1.0), _x(), _y(), ValueError, r"lr must be a number > 0 or None, got -1.0"),
+    ("lr string", dict(lr="fast"), _x(), _y(), ValueError, r"lr must be a number > 0 or None, got 'fast'"),
     ("weight_decay negative", dict(weight_decay=-0.1), _x(), _y(), ValueError, r"weight_decay must be a number >= 0"),
     ("max_epochs zero", dict(max_epochs=0), _x(), _y(), ValueError, r"max_epochs must be an integer >= 1, got 0"),
     ("patience zero", dict(patience=0), _x(), _y(), ValueError, r"patience must be an integer >= 1 or None, got 0"),
@@ -168,7 +168,7 @@ LOAD_CASES = [
     ("fitted missing", _edit_json(E, _delete("fitted")), E, r"field 'fitted' must be a mapping, got None"),
     ("unknown parameter", _edit_json(E, _set("params", "learning_rate", 0.1)), E, r"field 'params' has 'learning_rate', which STRFEstimator does not take"),
     ("params without device", _edit_json(E, _delete("params", "device")), E, r"field 'params' has no 'device'"),
-    ("params lr a string", _edit_json(E, _set("params", "lr", "fast")), E, r"field 'params' does not build a solver: lr must be a number > 0, got 'fast'"),
+    ("params lr a string", _edit_json(E, _set("params", "lr", "fast")), E, r"field 'params' does not build a solver: lr must be a number > 0 or None, got 'fast'"),
     ("n_neurons_ a string", _edit_json(E, _set("fitted", "n_neurons_", "three")), E, r"field 'fitted.n_neurons_' must be an integer >= 1, got 'three'"),
     ("n_neurons_ missing", _edit_json(E, _delete("fitted", "n_neurons_")), E, r"field 'fitted.n_neurons_' is missing"),
     ("n_neurons_ not the model's", _edit_json(E, _five_neurons), E, r"field 'fitted.n_neurons_' is 5 but the model in .* has 3 neurons"),
@@ -221,5 +221,5 @@ def test_saving_onto_a_file_is_refused_and_the_file_kept(fitted, tmp_path):
 
 
 def test_a_nonfinite_learning_rate_is_named(tmp_path):
-    with pytest.raises(ValueError, match=r"lr must be a number > 0, got nan"):
+    with pytest.raises(ValueError, match=r"lr must be a number > 0 or None, got nan"):
         _estimator(lr=math.nan).fit(_x(), _y())

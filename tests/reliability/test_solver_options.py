@@ -100,9 +100,8 @@ def test_a_nan_stimulus_given_to_transform_is_named():
 
 # further options, each refused at construction with a ValueError naming it
 MORE_CASES = [
-    (dict(lr=math.inf), "lr must be a number > 0, got inf"),
-    (dict(lr=True), "lr must be a number > 0, got True"),
-    (dict(lr=None), "lr must be a number > 0, got None"),
+    (dict(lr=math.inf), "lr must be a number > 0 or None, got inf"),
+    (dict(lr=True), "lr must be a number > 0 or None, got True"),
     (dict(weight_decay="0"), "weight_decay must be a number >= 0, got '0'"),
     (dict(weight_decay=math.nan), "weight_decay must be a number >= 0, got nan"),
     (dict(patience=-3), "patience must be an integer >= 1 or None, got -3"),
