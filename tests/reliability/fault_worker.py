@@ -1,8 +1,9 @@
 """A fit run in its own process by the fault and concurrency tests, so that they can kill it.
 
+:py:func:`child` (what :py:class:`worker_process.Worker` starts) or
 ``python fault_worker.py MODE LOGDIR [EPOCHS]`` fits the small problem of
 :py:mod:`reliability_cases` on one thread (bit-exact comparisons across
-processes) and prints one line per event, flushed:
+processes) and reports one line per event (sent on a pipe, or printed):
 
 - ``saved <epoch>`` after every write of the last checkpoint;
 - ``locked <pid>`` after the first checkpoint, the logdir held (``hold`` mode then waits to be killed);
@@ -68,6 +69,19 @@ def run(mode, logdir, epochs=6, on_event=say):
     finally:
         torch.set_num_threads(threads)
     return parameters_digest(fitting.model)
+
+
+def child(events, mode, logdir, epochs):
+    """The body of a :py:class:`worker_process.Worker`: :py:func:`run`, its events sent on ``events``."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    try:
+        digest = run(mode, logdir, epochs, on_event=events.send)
+    except LogdirInUseError as error:
+        events.send(f"refused {error}")
+        return
+    events.send(f"done {digest}")
 
 
 def main(mode, logdir, epochs=6):

@@ -28,7 +28,7 @@ def test_a_second_fit_on_a_held_logdir_is_refused_naming_the_holder(held, resume
     logdir, pid, _ = held
     before = snapshot(logdir)
     second = solver()
-    with pytest.raises(LogdirInUseError, match=rf"logdir '.*' is in use by process {pid} on .*fault_worker.py hold") as raised:
+    with pytest.raises(LogdirInUseError, match=rf"logdir '.*' is in use by process {pid} on ") as raised:
         second.fit(*loaders(), max_epochs=2, logdir=logdir, resume=resume)
     assert raised.value.holder["pid"] == pid
     assert second.log == [] and snapshot(logdir) == before
@@ -43,7 +43,7 @@ def test_a_second_process_is_refused_too(held):
 def test_the_holder_is_readable_while_it_runs(held):
     logdir, pid, _ = held
     holder = lock_holder(logdir)
-    assert holder["pid"] == pid and "fault_worker.py" in holder["command"]
+    assert holder["pid"] == pid and holder["host"] and holder["started"]
 
 
 def test_a_fit_in_the_same_process_is_refused_while_the_logdir_is_claimed(tmp_path):

@@ -36,6 +36,7 @@ def test_a_fit_killed_between_epochs_resumes_bit_exactly(tmp_path, uninterrupted
     worker = Worker("fit", tmp_path, EPOCHS)
     worker.wait_for("saved 1")
     worker.kill()
+    assert worker.killed
     assert _loadable(tmp_path) >= 2
     assert run("resume", tmp_path, EPOCHS) == uninterrupted
 
@@ -45,6 +46,7 @@ def test_a_fit_killed_during_a_checkpoint_write_keeps_the_old_file_and_resumes_b
     worker.wait_for("renaming")
     before = (tmp_path / checkpoint.LAST).read_bytes()
     worker.kill()
+    assert worker.killed
     assert (tmp_path / checkpoint.LAST).read_bytes() == before
     stale = io.stale_temporaries(tmp_path)
     assert [p.name.startswith(".checkpoint_last.safetensors.") for p in stale] == [True]
@@ -59,6 +61,7 @@ def test_a_fit_killed_at_a_random_moment_resumes_bit_exactly(tmp_path, uninterru
     # somewhere inside the next epochs, or inside a write: the seed makes the moment reproducible
     time.sleep(random.Random(13).uniform(0.0, 0.3))
     worker.kill()
+    assert worker.killed
     _loadable(tmp_path)
     assert run("resume", tmp_path, EPOCHS) == uninterrupted
 
