@@ -36,11 +36,11 @@ from strfsolver import losses as _losses
 from strfsolver import random as _random
 from strfsolver.checks import check_count, check_real
 from strfsolver.data import PaddedLoader, ValidationCache, recorded_responses
-from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver import schedules as _schedules
 from strfsolver.solver import evaluation as _evaluation
+from strfsolver.solver.custom_metrics import split_metrics
 from strfsolver.solver.loop import (
     MODES, CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor, train_epoch,
 )
@@ -130,10 +130,12 @@ class Solver(abc.ABC):
         "other families and scales than the package's own (``benchmarks/bench_defaults.py``).",
     )
     weight_decay: float = field(default=1e-4, doc="Decoupled weight decay of the default optimizer.")
-    metrics: Sequence[str] = field(
+    metrics: Any = field(
         default=("cc", "cc_norm"),
-        doc="Per-neuron validation metrics, names of :py:class:`strfsolver.metrics.MetricAccumulator`; "
-        "each gives ``val_<name>`` in the epoch dicts.",
+        doc="Per-neuron validation metrics: names of :py:class:`strfsolver.metrics.MetricAccumulator` (streamed) "
+        "and/or a mapping ``name -> callable(pred, responses) -> (N,)`` evaluated on the whole NaN-padded "
+        "validation set (:py:mod:`strfsolver.solver.custom_metrics`); each gives ``val_<name>`` in the epoch "
+        "dicts and may be the ``monitor``. Stored as the tuple of names; the callables are in ``metric_functions``.",
     )
     device: Optional[Union[str, torch.device]] = field(
         default=None,
@@ -217,8 +219,8 @@ class Solver(abc.ABC):
             raise ValueError(f"criterion must be a loss name or a callable (pred, responses) -> loss, got {self.criterion!r}.")
         if isinstance(self.criterion, nn.Module):
             self.criterion.to(self.device)
-        self.metrics = (self.metrics,) if isinstance(self.metrics, str) else tuple(self.metrics)
-        MetricAccumulator(self.metrics)  # raises ValueError on unknown names, now rather than after an epoch
+        # unknown names raise a ValueError now rather than after an epoch
+        self.metrics, self.metric_functions = split_metrics(self.metrics)
         self.penalties = [_penalties.init(p) if isinstance(p, str) else p for p in self.penalties]
         for i, penalty in enumerate(self.penalties):
             if not callable(penalty):
@@ -255,6 +257,11 @@ class Solver(abc.ABC):
         check_count(self.plateau_patience, "plateau_patience", 0, allow_none=True)
         check_real(self.lr_decay, "lr_decay", 0.0, 1.0, low_open=True, high_open=True)
         check_real(self.grad_clip, "grad_clip", 0.0, low_open=True, allow_none=True)
+
+    @property
+    def builtin_metrics(self) -> Tuple[str, ...]:
+        """The names of ``metrics`` that are built in (streamed), without the custom ones."""
+        return tuple(name for name in self.metrics if name not in self.metric_functions)
 
     @property
     def best_epoch_(self) -> Optional[int]:
@@ -523,7 +530,8 @@ class Solver(abc.ABC):
         # train metrics need the repeats of the training batches (signal power), not of the validation ones
         if training:
             return isinstance(loader, PaddedLoader) and not self.track_train_metrics
-        return ValidationCache.applies_to(loader)
+        # custom metrics see every repeat, which the cache's PSTHs no longer hold
+        return ValidationCache.applies_to(loader) and not self.metric_functions
 
     def validation(self, loader: Iterable[Batch]) -> Dict[str, Any]:
         """Loss and per-neuron metrics on a loader, in eval mode (overridable hook).
@@ -756,7 +764,7 @@ class Solver(abc.ABC):
         self._neuron_tracker = self._tracker(stopping)
         train_batches = loader.psth_view() if self._uses_psth(loader, training=True) else loader
         if has_validation and self._uses_psth(valid_loader, training=False):
-            self._validation_cache = ValidationCache(valid_loader, self.metrics, self._prepare)
+            self._validation_cache = ValidationCache(valid_loader, self.builtin_metrics, self._prepare)
         reporter = Reporter(self.loggers, self.tqdm_on, max_epochs, state.epoch, self.monitor_)
         final = None
         try:
