@@ -33,8 +33,11 @@ VERSION = 1
 
 
 def save_checkpoint(path: Union[str, os.PathLike], state: Dict[str, Any]) -> None:
-    """Write a solver state to ``path`` atomically (folders are created)."""
-    io.save_state(Path(path), {**state, "format": FORMAT, "version": VERSION})
+    """Write a solver state to ``path`` atomically (folders are created), tagged with the
+    checkpoint format, its version and the strfsolver version that wrote it (``package_version``)."""
+    from strfsolver import __version__
+
+    io.save_state(Path(path), {**state, "format": FORMAT, "version": VERSION, "package_version": __version__})
 
 
 def load_checkpoint(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu") -> Dict[str, Any]:

@@ -192,6 +192,12 @@ class Reporter:
         postfix = {"loss": f"{row['train_loss']:.4g}", self.monitor: f"{row.get(self.monitor, float('nan')):.4g}"}
         self.bar.set_postfix(postfix)
 
+    def neurons(self, epoch: int, values: Dict[str, Tensor]) -> None:
+        """Per-neuron ``(N,)`` values of a validated epoch to the loggers that have ``log_neurons``."""
+        for logger in self.loggers:
+            if callable(getattr(logger, "log_neurons", None)):
+                logger.log_neurons(epoch, values)
+
     def close(self, final: Optional[Dict[str, Any]]) -> None:
         if final is not None and final.get("stop_reason") and not self.bar.disable:
             self.bar.set_description(f"epochs (stopped: {final['stop_reason']})")
