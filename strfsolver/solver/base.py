@@ -43,6 +43,7 @@ from strfsolver.solver import evaluation as _evaluation
 from strfsolver.solver.custom_metrics import split_metrics
 from strfsolver.solver import neuron_history as _neuron_history
 from strfsolver.solver import recovery as _recovery
+from strfsolver.solver import closure as _closure
 from strfsolver.solver.loop import (
     MODES, CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor, train_epoch,
 )
@@ -486,8 +487,13 @@ class Solver(abc.ABC):
             dict with at least ``"loss"``; :py:meth:`fit` also uses
             ``"data_loss"`` (else ``"loss"``) for ``train_loss`` and
             ``"pred"`` for the train metrics.
+
+        An optimizer whose ``step`` needs a closure (``torch.optim.LBFGS``) gets
+        one that re-evaluates the batch (:py:mod:`strfsolver.solver.closure`).
         """
         optimizer = self._ensure_optimizer()
+        if _closure.needs_closure(optimizer):
+            return _closure.closure_step(self, batch)
         self.model.train()
         batch = self._prepare(batch)
         self._begin_sequence()
