@@ -44,6 +44,7 @@ from strfsolver.solver.custom_metrics import split_metrics
 from strfsolver.solver import neuron_history as _neuron_history
 from strfsolver.solver import recovery as _recovery
 from strfsolver.solver import closure as _closure
+from strfsolver.solver import aliases as _aliases
 from strfsolver.solver.loop import (
     MODES, CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor, train_epoch,
 )
@@ -441,8 +442,14 @@ class Solver(abc.ABC):
             The scalar to back-propagate, or a dict with it under ``"loss"``
             and optionally ``"data_loss"`` (the scalar to report, when it is
             not the same) and ``"neuron_loss"`` (``(N,)`` per-neuron values).
-            Default: ``criterion(pred, responses)``.
+            Default: :py:meth:`compute_loss`.
         """
+        return self.compute_loss(pred, batch)
+
+    def compute_loss(self, pred: Tensor, batch: Batch) -> Union[Tensor, Dict[str, Tensor]]:
+        """The data loss under the name deepSTRF and CEBRA subclasses override
+        (:py:mod:`strfsolver.solver.aliases`); returns what :py:meth:`_loss` returns.
+        Default: ``criterion(pred, batch["responses"])``."""
         return self.criterion(pred, batch["responses"])
 
     def _penalty(self) -> Optional[Tensor]:
@@ -561,6 +568,16 @@ class Solver(abc.ABC):
             over neurons (the criterion's ``reduction``), for another
             criterion the batch-size weighted mean of its values.
         """
+        if _aliases.overrides(self, Solver, "evaluate"):
+            return self.evaluate(loader)
+        return self._validate(loader)
+
+    def evaluate(self, loader: Iterable[Batch]) -> Dict[str, Any]:
+        """:py:meth:`validation` under the name CEBRA and flyvis use; a subclass may override
+        either (:py:mod:`strfsolver.solver.aliases`)."""
+        return self._validate(loader)
+
+    def _validate(self, loader: Iterable[Batch]) -> Dict[str, Any]:
         cache = self._validation_cache
         return self._evaluate(loader, cache if cache is not None and cache.loader is loader else None)
 
@@ -731,7 +748,9 @@ class Solver(abc.ABC):
     # fitting
     # ------------------------------------------------------------------
     def on_epoch_end(self, epoch: Dict[str, Any]) -> None:
-        """Called after every epoch with its dict, after the loggers (overridable hook; no-op)."""
+        """Called after every epoch with its dict, after the loggers (overridable hook; no-op).
+        An override taking two arguments, ``on_epoch_end(epoch, epoch_dict)``, gets the epoch
+        number and the dict (:py:mod:`strfsolver.solver.aliases`)."""
 
     def _resolve_monitor(self, has_validation: bool) -> Tuple[str, str]:
         return resolve_monitor(self, has_validation)
@@ -871,7 +890,7 @@ class Solver(abc.ABC):
                     row["stop_reason"] = state.stop_reason
                 self.log.append(row)
                 reporter(row)
-                self.on_epoch_end(row)
+                _aliases.call_on_epoch_end(self.on_epoch_end, row)
                 if writer is not None:
                     self._capture_loader_states(loader, valid_loader)
                     writer.after_epoch(self, epoch, improved, finished=state.stopped or state.epoch >= max_epochs)

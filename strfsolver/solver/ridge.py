@@ -44,6 +44,7 @@ from strfsolver.ridge import RidgeFit, RidgeStatistics, fit_ridge
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import register
 from strfsolver.solver.base import Solver, _solver_dataclass
+from strfsolver.solver.aliases import call_on_epoch_end
 from strfsolver.solver.loop import Reporter, copy_state
 
 __all__ = ["RidgeSolver", "ridge_initialize", "ridge_features", "check_ridge_model", "SCORINGS", "PENALTIES", "SELECTIONS"]
@@ -373,7 +374,7 @@ class RidgeSolver(Solver):
         final = None
         try:
             reporter(row)
-            self.on_epoch_end(row)
+            call_on_epoch_end(self.on_epoch_end, row)
             if logdir is not None:
                 saved = self.state_dict()
                 _checkpoint.save_checkpoint(Path(logdir) / _checkpoint.BEST, saved)
