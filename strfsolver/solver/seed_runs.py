@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import math
 import os
 import time
@@ -295,14 +296,19 @@ def _fit_seed(task: _Task, seed: int, train: Any, valid: Any, test: Any, start: 
 
     solver = registry_module.init(task.solver, model=model, loggers=loggers, **task.solver_kwargs)
     seed_dir = None if task.seed_dir is None else Path(task.seed_dir)
-    history = solver.fit(train, valid, logdir=seed_dir, **task.fit_kwargs)
+    fit_kwargs = dict(task.fit_kwargs)
+    if test is not None and "test_loader" in inspect.signature(solver.fit).parameters:
+        # the fit evaluates its best state on both splits itself, for its loggers' finalize
+        fit_kwargs["test_loader"] = test
+    history = solver.fit(train, valid, logdir=seed_dir, **fit_kwargs)
 
     neurons: Dict[str, Dict[str, Tensor]] = {}
     split_means: Dict[str, Dict[str, float]] = {}
+    evaluated = getattr(solver, "final_validation_", None) or {}
     for split, loader in zip(SPLITS, (valid, test)):
         if loader is None:
             continue
-        result = solver.validation(loader)
+        result = evaluated.get(split) or solver.validation(loader)
         neurons[split] = {k: v.detach().double().cpu() for k, v in result.items() if isinstance(v, Tensor)}
         split_means[split] = {"loss": float(result["loss"])}
         for name, values in neurons[split].items():
