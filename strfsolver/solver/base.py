@@ -349,27 +349,16 @@ class Solver(abc.ABC):
     def _schedules(self) -> List[Any]:
         return _schedules.check_schedules(self)
 
-    def _resolve_target(self, target: str) -> str:
-        return _schedules.target_kind(self, target)
-
     def set_hyperparameter(self, target: str, value: float) -> None:
         """Set the hyperparameter a schedule names (see :py:mod:`strfsolver.solver.schedules`).
 
         Args:
-            target: ``"lr"`` or another optimizer parameter-group key, a
-                penalty's name (sets its ``weight``) or a solver attribute.
+            target: ``"lr"`` or another optimizer parameter-group key (``"lr@readout"``:
+                one named group), ``"model.<attribute>"``, a penalty's name (sets its
+                ``weight``) or a solver attribute.
             value: The new value.
         """
-        kind = self._resolve_target(target)
-        if kind == "optimizer":
-            for group in self.optimizer.param_groups:
-                group[target] = value
-        elif kind == "penalty":
-            for penalty in self.penalties:
-                if getattr(penalty, "name", None) == target:
-                    penalty.weight = value
-        else:
-            setattr(self, target, value)
+        _schedules.set_target(self, target, value)
 
     @property
     def current_lr(self) -> float:
@@ -982,7 +971,7 @@ class Solver(abc.ABC):
             return 0
         if self.plateau_patience is not None:
             return self.plateau_patience
-        sets_lr = any(s.target == "lr" for s in schedules.per_epoch + schedules.per_step) or bool(schedules.torch)
+        sets_lr = any(s.target.partition("@")[0] == "lr" for s in schedules.per_epoch + schedules.per_step) or bool(schedules.torch)
         if self.patience is None or sets_lr:
             return 0
         return max(1, self.patience // 2)
