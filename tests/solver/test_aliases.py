@@ -28,7 +28,7 @@ def test_ported_subclass_hooks_are_the_ones_fit_uses(loaders, new_model):
     ported = Ported(model=new_model(), **options)
     history = ported.fit(train, valid, max_epochs=2)
     plain = PopulationSolver(model=new_model(), **options)
-    reference = plain.fit(train, valid, max_epochs=2)
+    plain.fit(train, valid, max_epochs=2)
     assert calls["loss"] == 2 * len(train)
     # one step from the same model on the same batch: the loss step() reports is the override's
     batch = next(iter(valid))

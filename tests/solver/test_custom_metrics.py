@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-import strfsolver
 from strfsolver.metrics import corrcoef
 from strfsolver.solver import PopulationSolver
 

@@ -5,13 +5,11 @@ import torch
 
 import strfsolver
 
-from conftest import SIZES, make_linear
-
-N = SIZES["n_neurons"]
 
 
 def factory(seed):
-    return make_linear(SIZES["n_freqs"], SIZES["n_lags"], N)
+    # the sizes of the solver tests' shared data (tests/solver/conftest.py)
+    return strfsolver.models.init("linear", n_freqs=8, n_lags=6, n_neurons=6)
 
 
 def test_five_seeds_by_default():

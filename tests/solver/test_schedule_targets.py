@@ -1,7 +1,5 @@
 """flyvis-style schedules: start-to-stop exponential, *-half variants, per-parameter-group and model-attribute targets."""
 
-import math
-
 import pytest
 import torch
 from torch import nn
