@@ -433,6 +433,8 @@ class NeuralModel(nn.Module):
             ValueError: missing files, a required argument not passed again,
                 an unknown name or weights that do not fit the rebuilt model.
             ImportError: a Hub id without ``huggingface_hub``.
+            FileNotFoundError: a Hub id that can be neither found in the cache nor
+                downloaded (huggingface_hub's own error, e.g. offline).
         """
         device = device if map_location is None else map_location
         folder = _card.resolve_pretrained(folder, revision=revision, cache_dir=cache_dir)

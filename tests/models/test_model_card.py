@@ -65,7 +65,7 @@ def test_hub_id_loads_from_a_local_cache_offline(tmp_path, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     stims = torch.rand(2, 6, 30)
     torch.testing.assert_close(loaded.eval()(stims), model.eval()(stims))
-    with pytest.raises(Exception):
+    with pytest.raises(FileNotFoundError):  # offline, and not in the cache
         strfsolver.models.from_pretrained("lab/absent", cache_dir=tmp_path / "cache")
     with pytest.raises(ValueError, match="revision"):
         strfsolver.models.from_pretrained(str(saved), revision="main")
