@@ -13,6 +13,7 @@ The package is organised by concept:
 - :py:func:`strfsolver.run_many` (:py:mod:`strfsolver.distributed`): independent
   fits on any ``concurrent.futures`` executor;
 - :py:mod:`strfsolver.tracking`: experiment configs and loggers;
+  :py:mod:`strfsolver.logger_factories`: one TensorBoard folder or W&B run per seed;
 - :py:mod:`strfsolver.registry`: the machinery behind ``init("name")``;
 - :py:mod:`strfsolver.io`: safe, atomic files.
 """
@@ -30,6 +31,7 @@ from strfsolver import models
 from strfsolver import solver
 from strfsolver import distributed
 from strfsolver import tracking
+from strfsolver import logger_factories
 from strfsolver.distributed import run_many
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "solver",
     "distributed",
     "tracking",
+    "logger_factories",
     "run_many",
     "STRFEstimator",
 ]

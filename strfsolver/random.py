@@ -63,6 +63,28 @@ def set_rng_state(state: dict) -> None:
 
 
 @contextlib.contextmanager
+def restored_determinism() -> Iterator[None]:
+    """Run a block and put torch's determinism settings back after it.
+
+    ``set_random_seed(seed, strict=True)`` switches deterministic algorithms
+    on for the whole process; a fit that asks for it inside this block
+    (``"multi-seed"`` with ``set_seed_strict``) leaves the caller's settings as
+    they were.
+    """
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
+
+
+@contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run a block with every generator seeded by ``seed``, and put the caller's states back after.
 

@@ -49,6 +49,7 @@ __all__ = [
     "history_to_csv",
     "TensorBoardLogger",
     "WandbLogger",
+    "neuron_summary",
 ]
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -276,6 +277,24 @@ def _values(value: Any) -> Optional[np.ndarray]:
     return array[np.isfinite(array)]
 
 
+def neuron_summary(values: Any) -> Dict[str, float]:
+    """Mean and 10th/50th/90th percentiles over neurons of ``(N,)`` values, NaN neurons left out
+    (all NaN when every neuron is): the per-epoch summary the TensorBoard and W&B loggers write."""
+    tensor = torch.as_tensor(values).detach().double().reshape(-1).cpu()
+    quantiles = torch.nanquantile(tensor, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)) if tensor.numel() else torch.full((3,), math.nan)
+    return {"mean": float(tensor.nanmean()), "p10": float(quantiles[0]), "p50": float(quantiles[1]), "p90": float(quantiles[2])}
+
+
+def _flat_items(metrics: Mapping[str, Any], prefix: str = ""):
+    # finalize receives nested per-neuron results ({"neurons": {"valid": {"val_cc": (N,)}}})
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _flat_items(value, name + "/")
+        else:
+            yield name, value
+
+
 class TensorBoardLogger:
     """Writes a fit to a TensorBoard event file.
 
@@ -324,13 +343,23 @@ class TensorBoardLogger:
                 self.writer.add_histogram(key, values, global_step=step)
         self._step = step + 1
 
+    def log_neurons(self, epoch: int, values: Mapping[str, Any]) -> None:
+        """Per validated epoch and metric: ``<metric>/mean``, ``/p10``, ``/p50``, ``/p90`` over neurons
+        and the histogram ``<metric>/neurons`` (NaN neurons left out); epoch -1 is the initial model."""
+        for key, tensor in values.items():
+            for stat, number in neuron_summary(tensor).items():
+                self.writer.add_scalar(f"{key}/{stat}", number, global_step=int(epoch))
+            finite = _values(tensor)
+            if finite is not None and finite.size:
+                self.writer.add_histogram(f"{key}/neurons", finite, global_step=int(epoch))
+
     def finalize(self, final_metrics: Dict[str, Any]) -> None:
         """Final scalars, per-neuron histograms and the hyperparameters with the final metrics."""
         from torch.utils.tensorboard.summary import hparams
 
         step = int(final_metrics.get("best_epoch") or 0) if isinstance(final_metrics.get("best_epoch"), numbers.Integral) else 0
         metrics = {}
-        for key, value in final_metrics.items():
+        for key, value in _flat_items(final_metrics):
             number = _scalar(value)
             if number is not None:
                 self.writer.add_scalar(f"final/{key}", number, global_step=step)
@@ -367,7 +396,9 @@ class WandbLogger:
     Args:
         project: The W&B project.
         config: The run's hyperparameters, e.g. from :py:func:`auto_config`.
-        mode: ``"offline"`` (default), ``"online"`` or ``"disabled"``.
+        mode: ``"offline"``, ``"online"`` or ``"disabled"``; ``None`` (default): the
+            ``WANDB_MODE`` environment variable (``"dryrun"`` read as offline, ``"run"``
+            as online), else ``"offline"``.
         name: The run's name (e.g. :py:func:`slug_from_config`).
         dir: Folder for wandb's local files.
         **init_kwargs: More arguments of ``wandb.init``.
@@ -380,7 +411,7 @@ class WandbLogger:
         self,
         project: str,
         config: Optional[Mapping[str, Any]] = None,
-        mode: str = "offline",
+        mode: Optional[str] = None,
         name: Optional[str] = None,
         dir: Optional[Union[str, os.PathLike]] = None,
         **init_kwargs: Any,
@@ -389,6 +420,9 @@ class WandbLogger:
             import wandb
         except ImportError as error:
             raise ImportError(f"WandbLogger needs the wandb package ({error}): pip install strfsolver[wandb]") from error
+        if mode is None:
+            mode = os.environ.get("WANDB_MODE") or "offline"
+            mode = {"dryrun": "offline", "run": "online"}.get(mode, mode)
         if mode not in ("offline", "online", "disabled"):
             raise ValueError(f"mode must be 'offline', 'online' or 'disabled', got {mode!r}.")
         if config is not None and not isinstance(config, Mapping):
@@ -408,10 +442,27 @@ class WandbLogger:
         row = {k: n for k, n in ((k, _scalar(v)) for k, v in epoch.items() if k != "epoch") if n is not None}
         self.run.log(row, step=int(epoch["epoch"]) if "epoch" in epoch else None)
 
+    def log_neurons(self, epoch: int, values: Mapping[str, Any]) -> None:
+        """Per validated epoch and metric: mean and 10/50/90 percentiles over neurons and a histogram
+        (``<metric>/neurons``); the initial model (epoch -1; W&B steps start at 0) goes to the summary."""
+        row: Dict[str, Any] = {}
+        for key, tensor in values.items():
+            row.update({f"{key}/{stat}": number for stat, number in neuron_summary(tensor).items()})
+            finite = _values(tensor)
+            if finite is not None and finite.size:
+                row[f"{key}/neurons"] = self._wandb.Histogram(finite)
+        if epoch < 0:
+            for key, value in row.items():
+                if not key.endswith("/neurons"):
+                    self.run.summary[f"initial/{key}"] = value
+        else:
+            # logged before the epoch's own dict, at the same step: W&B merges them
+            self.run.log(row, step=int(epoch))
+
     def finalize(self, final_metrics: Dict[str, Any]) -> None:
         """Scalar final metrics into the run's summary, per-neuron ones as histograms."""
         histograms = {}
-        for key, value in final_metrics.items():
+        for key, value in _flat_items(final_metrics):
             number = _scalar(value)
             if number is not None:
                 self.run.summary[f"final/{key}"] = number

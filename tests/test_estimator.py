@@ -251,7 +251,9 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path):
     X, y = make(n_stims=3, n_times=25, n_repeats=2)
     est = tiny().fit(X, y)
     folder = est.save(tmp_path / "fitted")
-    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == ["config.json", "estimator.json", "model.safetensors"]
+    # the model folder of save_pretrained (with its model card) plus the estimator's own file
+    expected = ["README.md", "config.json", "estimator.json", "metadata.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == expected
     assert json.loads((folder / "estimator.json").read_text())["params"]["n_lags"] == L
     loaded = STRFEstimator.load(folder)
     assert loaded.get_params() == est.get_params()

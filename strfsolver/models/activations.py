@@ -8,6 +8,9 @@ slopes) are stored through a softplus, so they stay positive without a clamp.
 With ``non_negative=True`` (the default) the output is >= 0 everywhere, as a
 firing rate must be (and as a Poisson loss requires); with ``False`` a free
 per-neuron ``baseline`` is added, so the output may go negative.
+``baseline=True`` with ``non_negative=True`` adds a learned baseline that
+stays >= 0 (stored through a softplus): a spontaneous rate under a
+non-negative output, as deepSTRF's parametric activations have it.
 
 - :py:class:`ParametricSoftplus`: ``gain * softplus(slope * (x - threshold)) / slope``
   (``softplus(x)`` at initialisation; ``slope`` sets how sharp the knee is).
@@ -52,9 +55,22 @@ class PerNeuronActivation(nn.Module):
         gain: Initial gain (> 0).
         slope: Initial slope (> 0).
         threshold: Initial threshold.
+        baseline: Learn a per-neuron baseline; ``None``: only when the output is
+            signed (``non_negative=False``). With ``non_negative`` it is kept >= 0.
+        baseline_init: Its initial value; default 0 for a signed output, 1e-3 for
+            a non-negative one (which must start > 0).
     """
 
-    def __init__(self, n_neurons: int, non_negative: bool = True, gain: float = 1.0, slope: float = 1.0, threshold: float = 0.0):
+    def __init__(
+        self,
+        n_neurons: int,
+        non_negative: bool = True,
+        gain: float = 1.0,
+        slope: float = 1.0,
+        threshold: float = 0.0,
+        baseline: Optional[bool] = None,
+        baseline_init: Optional[float] = None,
+    ):
         super().__init__()
         if isinstance(n_neurons, bool) or not isinstance(n_neurons, int) or n_neurons < 1:
             raise ValueError(f"n_neurons must be an integer >= 1, got {n_neurons!r}.")
@@ -64,7 +80,23 @@ class PerNeuronActivation(nn.Module):
         self.raw_gain = nn.Parameter(torch.full((n_neurons,), _inverse_softplus(gain)))
         self.raw_slope = nn.Parameter(torch.full((n_neurons,), _inverse_softplus(slope)))
         self.threshold = nn.Parameter(torch.full((n_neurons,), float(threshold)))
-        self.baseline = None if self.non_negative else nn.Parameter(torch.zeros(n_neurons))
+        if baseline is None:
+            baseline = not self.non_negative
+        if not isinstance(baseline, bool):
+            raise ValueError(f"baseline must be True, False or None, got {baseline!r}.")
+        # a signed output's baseline is the parameter itself (``baseline``); a non-negative
+        # one's goes through a softplus (``raw_baseline``), so it can never push the output below 0
+        self.baseline = self.raw_baseline = None
+        if baseline:
+            start = (1e-3 if self.non_negative else 0.0) if baseline_init is None else float(baseline_init)
+            if self.non_negative and not start > 0:
+                raise ValueError(f"baseline_init must be > 0 for a non-negative output (its baseline is kept > 0), got {baseline_init!r}.")
+            if self.non_negative:
+                self.raw_baseline = nn.Parameter(torch.full((n_neurons,), _inverse_softplus(start)))
+            else:
+                self.baseline = nn.Parameter(torch.full((n_neurons,), start))
+        elif baseline_init is not None:
+            raise ValueError("baseline_init is given but there is no baseline; pass baseline=True.")
 
     @property
     def gain(self) -> Tensor:
@@ -75,6 +107,12 @@ class PerNeuronActivation(nn.Module):
     def slope(self) -> Tensor:
         """``(N,)`` positive slopes."""
         return nnf.softplus(self.raw_slope)
+
+    def baseline_values(self) -> Optional[Tensor]:
+        """``(N,)`` baselines (>= 0 for a non-negative output), or ``None`` without one."""
+        if self.raw_baseline is not None:
+            return nnf.softplus(self.raw_baseline)
+        return self.baseline
 
     def _per_neuron(self, value: Tensor, x: Tensor) -> Tensor:
         return value.view(1, -1, *([1] * (x.dim() - 2)))
@@ -89,12 +127,13 @@ class PerNeuronActivation(nn.Module):
         slope = self._per_neuron(self.slope, x)
         z = slope * (x - self._per_neuron(self.threshold, x))
         y = self._per_neuron(self.gain, x) * self._shape(z, slope)
-        if self.baseline is not None:
-            y = y + self._per_neuron(self.baseline, x)
+        baseline = self.baseline_values()
+        if baseline is not None:
+            y = y + self._per_neuron(baseline, x)
         return y
 
     def extra_repr(self) -> str:
-        return f"n_neurons={self.n_neurons}, non_negative={self.non_negative}"
+        return f"n_neurons={self.n_neurons}, non_negative={self.non_negative}, baseline={self.baseline_values() is not None}"
 
 
 class ParametricSoftplus(PerNeuronActivation):
@@ -151,24 +190,27 @@ ACTIVATIONS = {
 }
 
 
-def make_activation(name: Optional[Union[str, nn.Module]], n_neurons: int, non_negative: bool = True) -> nn.Module:
+def make_activation(
+    name: Optional[Union[str, nn.Module]], n_neurons: int, non_negative: bool = True, baseline: Optional[bool] = None
+) -> nn.Module:
     """Build an activation by name (see :data:`ACTIVATIONS`); ``None`` means identity.
 
     Args:
         name: A name, ``None`` or an ``nn.Module`` (returned as is).
         n_neurons: Neurons ``N`` for the parametric ones.
-        non_negative: For the parametric ones: no baseline, output >= 0.
+        non_negative: For the parametric ones: output >= 0.
+        baseline: For the parametric ones: see :py:class:`PerNeuronActivation`.
     """
     if isinstance(name, nn.Module):
         return name
     if name is None or name == "identity":
         return nn.Identity()
     if name == "softplus":
-        return ParametricSoftplus(n_neurons, non_negative=non_negative)
+        return ParametricSoftplus(n_neurons, non_negative=non_negative, baseline=baseline)
     if name == "sigmoid":
-        return ParametricSigmoid(n_neurons, non_negative=non_negative)
+        return ParametricSigmoid(n_neurons, non_negative=non_negative, baseline=baseline)
     if name == "double-exponential":
-        return DoubleExponential(n_neurons, non_negative=non_negative)
+        return DoubleExponential(n_neurons, non_negative=non_negative, baseline=baseline)
     if name == "relu":
         return _Fixed(torch.relu, "relu")
     if name == "exp":

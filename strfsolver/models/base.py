@@ -41,7 +41,8 @@ from torch import Tensor, nn
 
 from strfsolver.models.standardize import StimulusStandardizer
 from strfsolver import io
-from strfsolver.checks import check_finite_weights
+from strfsolver.checks import check_finite_weights, to_json
+from strfsolver.models import model_card as _card
 
 __all__ = ["NeuralModel", "CONFIG_FILE", "WEIGHTS_FILE", "from_pretrained"]
 
@@ -325,11 +326,26 @@ class NeuralModel(nn.Module):
                 return name
         return None
 
-    def save_pretrained(self, folder: Union[str, Path]) -> Path:
-        """Write ``config.json`` (constructor arguments) and ``model.safetensors`` (weights) to ``folder``.
+    def save_pretrained(
+        self,
+        folder: Union[str, Path],
+        scores: Optional[Dict[str, Any]] = None,
+        data_shapes: Optional[Dict[str, Any]] = None,
+        description: Optional[str] = None,
+    ) -> Path:
+        """Write ``config.json`` (constructor arguments), ``model.safetensors`` (weights), a model
+        card ``README.md`` and ``metadata.json`` to ``folder`` (:py:mod:`strfsolver.models.model_card`).
 
         Non-JSON constructor arguments are listed in ``config.json`` under
         ``"pass_again"`` (with a warning): :py:meth:`from_pretrained` needs them again.
+
+        Args:
+            folder: The folder (created).
+            scores: Scores for the card: ``name -> number`` or ``name -> (N,)``
+                per-neuron values (e.g. ``solver.validation(test_loader)``'s tensors).
+            data_shapes: Sizes of the data fitted (default: the model's own
+                ``n_freqs``, ``n_neurons``, ``n_lags``, ``n_channels``, ``dt_ms``).
+            description: A paragraph for the top of the card.
 
         Returns:
             The folder.
@@ -354,7 +370,7 @@ class NeuralModel(nn.Module):
             )
         state = {k: v.detach() for k, v in self.state_dict().items()}
         io.save_tensors(folder / WEIGHTS_FILE, state, metadata={"format": _FORMAT})
-        from strfsolver import __version__
+        from strfsolver import __version__  # at call time: strfsolver imports this module
 
         config = {
             "format": _FORMAT,
@@ -366,26 +382,62 @@ class NeuralModel(nn.Module):
             "pass_again": pass_again,
         }
         io.atomic_write_json(folder / CONFIG_FILE, config)
+        shapes = dict(data_shapes) if data_shapes is not None else _card.data_shapes_of(self)
+        summary = _card.score_summary(scores)
+        n_parameters = sum(p.numel() for p in self.parameters())
+        card = _card.render_model_card(
+            config["name"], config["class"], arguments, shapes, summary, n_parameters, __version__, description
+        )
+        io.atomic_write_text(folder / _card.CARD_FILE, card)
+        metadata = {
+            "strfsolver_version": __version__,
+            "torch_version": torch.__version__,
+            "n_parameters": n_parameters,
+            "data_shapes": shapes,
+            "scores": summary,
+        }
+        io.atomic_write_json(folder / _card.METADATA_FILE, to_json(metadata, nonfinite="repr"))
         return folder
 
     @classmethod
-    def from_pretrained(cls, folder: Union[str, Path], device: Union[str, torch.device] = "cpu", **overrides) -> "NeuralModel":
-        """Rebuild a model saved by :py:meth:`save_pretrained`.
+    def from_pretrained(
+        cls,
+        folder: Union[str, Path],
+        device: Union[str, torch.device] = "cpu",
+        *,
+        map_location: Optional[Union[str, torch.device]] = None,
+        strict: bool = True,
+        revision: Optional[str] = None,
+        cache_dir: Optional[Union[str, Path]] = None,
+        **overrides,
+    ) -> "NeuralModel":
+        """Rebuild a model saved by :py:meth:`save_pretrained`, from a folder or the Hugging Face Hub.
 
         Called on ``NeuralModel`` the class is found by its registered name in
         ``config.json``; called on a subclass, that class is built.
 
         Args:
-            folder: The folder written by ``save_pretrained``.
+            folder: The folder written by ``save_pretrained``, or a Hub id
+                ``"owner/name"`` (a string that is no existing folder), fetched
+                with the optional ``huggingface_hub`` package into its cache.
             device: Where to put the model.
+            map_location: The same as ``device`` (torch's name for it); wins when given.
+            strict: Refuse weights missing from or unknown to the rebuilt model;
+                ``False`` loads those that match by name (shapes must still agree).
+            revision: A Hub branch, tag or commit (Hub ids only).
+            cache_dir: The Hub cache folder (default: huggingface_hub's own).
             **overrides: Constructor arguments replacing the saved ones; the
                 non-JSON arguments listed under ``"pass_again"`` are required.
 
         Raises:
             ValueError: missing files, a required argument not passed again,
                 an unknown name or weights that do not fit the rebuilt model.
+            ImportError: a Hub id without ``huggingface_hub``.
+            FileNotFoundError: a Hub id that can be neither found in the cache nor
+                downloaded (huggingface_hub's own error, e.g. offline).
         """
-        folder = Path(folder)
+        device = device if map_location is None else map_location
+        folder = _card.resolve_pretrained(folder, revision=revision, cache_dir=cache_dir)
         config_path = folder / CONFIG_FILE
         if not config_path.is_file():
             raise ValueError(f"No {CONFIG_FILE} in {folder}; expected a folder written by save_pretrained.")
@@ -428,12 +480,13 @@ class NeuralModel(nn.Module):
         state = io.load_tensors(folder / WEIGHTS_FILE, device="cpu")
         check_finite_weights(state, str(folder / WEIGHTS_FILE), "weights")
         try:
-            model.load_state_dict(state, strict=True)
+            model.load_state_dict(state, strict=strict)
         except RuntimeError as error:
             raise ValueError(f"the weights in {folder / WEIGHTS_FILE} do not fit the rebuilt {type(model).__name__}: {error}") from None
         return model.to(device)
 
 
-def from_pretrained(folder: Union[str, Path], device: Union[str, torch.device] = "cpu", **overrides) -> NeuralModel:
-    """Shortcut for :py:meth:`NeuralModel.from_pretrained`."""
-    return NeuralModel.from_pretrained(folder, device=device, **overrides)
+def from_pretrained(folder: Union[str, Path], device: Union[str, torch.device] = "cpu", **options) -> NeuralModel:
+    """Shortcut for :py:meth:`NeuralModel.from_pretrained` (same options: ``map_location``,
+    ``strict``, ``revision``, ``cache_dir`` and constructor overrides)."""
+    return NeuralModel.from_pretrained(folder, device=device, **options)

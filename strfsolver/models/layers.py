@@ -336,6 +336,14 @@ class LearnableExponentialDecay(nn.Module):
     short sequential carry between blocks. Future bins enter with an exact
     zero weight, so the layer is causal to the last bit.
 
+    With ``kernel_size=K`` the average is truncated to deepSTRF's ``K``-tap
+    form (the adaptation filter ``x[t] - m[t]`` then has ``K`` taps): the
+    ``K - 1`` most recent averaged bins (``t - 1 ... t - K + 1`` for
+    ``include_current=False``, ``t ... t - K + 2`` otherwise), weighted by
+    ``a^k`` and renormalised to sum to 1. ``K = 2`` past-only is the previous
+    bin alone (``m[t] = x[t - 1]``); before the first bin the input is the
+    first bin (``initial="first"``) or 0.
+
     Args:
         shape: Shape of the time-constant tensor; it broadcasts against the
             input's leading dimensions, e.g. ``(C, F)`` for ``(B, C, F, T)``.
@@ -345,6 +353,8 @@ class LearnableExponentialDecay(nn.Module):
         include_current: Average bins ``<= t`` (True) or ``< t`` (False).
         initial: ``"zero"`` or ``"first"``.
         block: Block length of the evaluation.
+        kernel_size: ``None``: the infinite exponential average; an integer
+            ``K >= 2``: the ``K - 1`` most recent averaged bins only.
     """
 
     def __init__(
@@ -356,8 +366,10 @@ class LearnableExponentialDecay(nn.Module):
         include_current: bool = True,
         initial: str = "zero",
         block: int = 64,
+        kernel_size: Optional[int] = None,
     ):
         super().__init__()
+        self.kernel_size = None if kernel_size is None else check_count(kernel_size, "kernel_size", 2)
         if not dt_ms > 0:
             raise ValueError(f"dt_ms must be > 0, got {dt_ms!r}.")
         if initial not in ("zero", "first"):
@@ -396,6 +408,8 @@ class LearnableExponentialDecay(nn.Module):
             ) from None
         if n_times == 0:
             return x
+        if self.kernel_size is not None:
+            return self._truncated(x.reshape(-1, log_a.shape[0], n_times), log_a).reshape(*lead, n_times)
         k = min(self.block, n_times)
         n_blocks = -(-n_times // k)
         rows = x.reshape(-1, log_a.shape[0], n_times)  # (B', G, T)
@@ -420,6 +434,24 @@ class LearnableExponentialDecay(nn.Module):
             start = first_bin[..., None] if self.initial == "first" else torch.zeros_like(out[..., :1])
             out = torch.cat([start, out[..., :-1]], dim=-1)
         return out.reshape(*lead, n_times)
+
+    def _truncated(self, rows: Tensor, log_a: Tensor) -> Tensor:
+        """The ``kernel_size``-tap average of ``(B', G, T)`` rows."""
+        taps = self.kernel_size - 1  # bins averaged
+        lag0 = 0 if self.include_current else 1
+        n_times = rows.shape[-1]
+        weights = torch.exp(log_a[:, None] * torch.arange(taps, device=rows.device, dtype=rows.dtype))  # (G, taps)
+        weights = weights / weights.sum(dim=1, keepdim=True)
+        reach = taps - 1 + lag0
+        if self.initial == "first":
+            padded = torch.cat([rows[..., :1].expand(*rows.shape[:-1], reach), rows], dim=-1)
+        else:
+            padded = nnf.pad(rows, (reach, 0))
+        out = torch.zeros_like(rows)
+        for k in range(taps):  # a few taps, not one per neuron or bin
+            lag = lag0 + k
+            out = out + weights[:, k, None] * padded[..., reach - lag : reach - lag + n_times]
+        return out
 
 
 class LocallyConnected1d(nn.Module):

@@ -49,6 +49,12 @@ class STRFReadout(nn.Module):
         non_negative: Passed to a parametric activation.
         bias: Learn a per-neuron offset.
         init_std: Initialisation scale of the kernel.
+        batch_norm: Batch-normalise each neuron's drive before the activation
+            (deepSTRF's option): per-neuron statistics over the batch's stimuli
+            and bins (zero-padded bins included), running averages in eval mode.
+            :py:meth:`strf` stays the kernel before it.
+        baseline: Passed to a parametric activation (a learned baseline, >= 0
+            under ``non_negative``).
     """
 
     def __init__(
@@ -65,8 +71,12 @@ class STRFReadout(nn.Module):
         non_negative: bool = True,
         bias: bool = True,
         init_std: Optional[float] = None,
+        batch_norm: bool = False,
+        baseline: Optional[bool] = None,
     ):
         super().__init__()
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}.")
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {list(NORMALIZATIONS)}, got {normalization!r}.")
         self.n_freqs, self.n_lags, self.n_neurons, self.n_channels = n_freqs, n_lags, n_neurons, n_channels
@@ -77,7 +87,9 @@ class STRFReadout(nn.Module):
                 norms = self.kernel().flatten(1).norm(dim=1)
             self.norm = nn.Parameter(norms.clone())
         self.bias = nn.Parameter(torch.zeros(n_neurons)) if bias else None
-        self.activation = make_activation(activation, n_neurons, non_negative=non_negative)
+        # BatchNorm2d over (B, N, 1, T): channel n is neuron n, so no statistic mixes neurons
+        self.batch_norm = nn.BatchNorm2d(n_neurons) if batch_norm else None
+        self.activation = make_activation(activation, n_neurons, non_negative=non_negative, baseline=baseline)
 
     def strf(self) -> Tensor:
         """The effective ``(N, C, F, L)`` kernels (after normalisation)."""
@@ -94,7 +106,10 @@ class STRFReadout(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         """``(B, C, F, T)`` -> ``(B, N, 1, T)``."""
-        return self.activation(self.drive(features))
+        drive = self.drive(features)
+        if self.batch_norm is not None:
+            drive = self.batch_norm(drive)
+        return self.activation(drive)
 
 
 class LinearReadout(nn.Module):
@@ -108,13 +123,15 @@ class LinearReadout(nn.Module):
         n_features: ``C * F`` of the input features.
         n_neurons: Neurons ``N``.
         hidden: Size of an optional hidden layer (shared between neurons).
-        hidden_activation: ``"relu"``, ``"elu"``, ``"gelu"`` or ``"tanh"``.
+        hidden_activation: ``"relu"``, ``"leaky-relu"`` (deepSTRF's hidden
+            layer), ``"elu"``, ``"gelu"`` or ``"tanh"``.
+        negative_slope: The slope of ``"leaky-relu"`` below zero.
         activation: Per-neuron output activation (name, ``None`` or module).
         non_negative: Passed to a parametric activation.
         bias: Learn a per-neuron offset.
     """
 
-    _HIDDEN = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh}
+    _HIDDEN = {"relu": nn.ReLU, "leaky-relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
     def __init__(
         self,
@@ -125,16 +142,20 @@ class LinearReadout(nn.Module):
         activation: Optional[Union[str, nn.Module]] = None,
         non_negative: bool = True,
         bias: bool = True,
+        negative_slope: float = 0.01,
     ):
         super().__init__()
         if hidden_activation not in self._HIDDEN:
             raise ValueError(f"hidden_activation must be one of {sorted(self._HIDDEN)}, got {hidden_activation!r}.")
+        if not (isinstance(negative_slope, (int, float)) and 0.0 <= negative_slope < 1.0):
+            raise ValueError(f"negative_slope must be a number in [0, 1), got {negative_slope!r}.")
         self.n_features, self.n_neurons = n_features, n_neurons
         if hidden is None:
             self.hidden = nn.Identity()
             width = n_features
         else:
-            self.hidden = nn.Sequential(nn.Linear(n_features, hidden), self._HIDDEN[hidden_activation]())
+            layer = nn.LeakyReLU(float(negative_slope)) if hidden_activation == "leaky-relu" else self._HIDDEN[hidden_activation]()
+            self.hidden = nn.Sequential(nn.Linear(n_features, hidden), layer)
             width = hidden
         self.projection = nn.Linear(width, n_neurons, bias=bias)
         self.activation = make_activation(activation, n_neurons, non_negative=non_negative)

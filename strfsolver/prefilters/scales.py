@@ -55,6 +55,9 @@ ArrayLike = Union[Tensor, float, int, list, tuple]
 GREENWOOD: Dict[str, Tuple[float, float, float]] = {
     "human": (165.4, 2.1, 0.88),
     "cat": (456.0, 2.1, 0.8),
+    # CBA/J mouse, the physiological map of Mueller, von Huenerbein, Hoidis & Smolders (2005),
+    # Hear. Res. 202:63-73, written with x the relative distance from the apex as above
+    "mouse": (9800.0, 0.92, 0.68),
 }
 
 #: names accepted by :py:func:`center_frequencies`

@@ -36,7 +36,6 @@ from strfsolver import losses as _losses
 from strfsolver import random as _random
 from strfsolver.checks import all_finite, check_count, check_real
 from strfsolver.data import PaddedLoader, ValidationCache, check_batch, recorded_responses
-from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver import schedules as _schedules
@@ -44,6 +43,11 @@ from strfsolver.solver import evaluation as _evaluation
 from strfsolver.solver.data_checks import check_lags_fit_stimuli
 from strfsolver.solver.logdir import claim_logdir
 from strfsolver.solver.resume_options import recorded_options, warn_changed_options
+from strfsolver.solver.custom_metrics import split_metrics
+from strfsolver.solver import neuron_history as _neuron_history
+from strfsolver.solver import recovery as _recovery
+from strfsolver.solver import closure as _closure
+from strfsolver.solver import aliases as _aliases
 from strfsolver.solver.loop import (
     MODES, CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor, train_epoch,
 )
@@ -145,10 +149,12 @@ class Solver(abc.ABC):
         "other families and scales than the package's own (``benchmarks/bench_defaults.py``).",
     )
     weight_decay: float = field(default=1e-4, doc="Decoupled weight decay of the default optimizer.")
-    metrics: Sequence[str] = field(
+    metrics: Any = field(
         default=("cc", "cc_norm"),
-        doc="Per-neuron validation metrics, names of :py:class:`strfsolver.metrics.MetricAccumulator`; "
-        "each gives ``val_<name>`` in the epoch dicts.",
+        doc="Per-neuron validation metrics: names of :py:class:`strfsolver.metrics.MetricAccumulator` (streamed) "
+        "and/or a mapping ``name -> callable(pred, responses) -> (N,)`` evaluated on the whole NaN-padded "
+        "validation set (:py:mod:`strfsolver.solver.custom_metrics`); each gives ``val_<name>`` in the epoch "
+        "dicts and may be the ``monitor``. Stored as the tuple of names; the callables are in ``metric_functions``.",
     )
     device: Optional[Union[str, torch.device]] = field(
         default=None,
@@ -232,8 +238,8 @@ class Solver(abc.ABC):
             raise ValueError(f"criterion must be a loss name or a callable (pred, responses) -> loss, got {self.criterion!r}.")
         if isinstance(self.criterion, nn.Module):
             self.criterion.to(self.device)
-        self.metrics = (self.metrics,) if isinstance(self.metrics, str) else tuple(self.metrics)
-        MetricAccumulator(self.metrics)  # raises ValueError on unknown names, now rather than after an epoch
+        # unknown names raise a ValueError now rather than after an epoch
+        self.metrics, self.metric_functions = split_metrics(self.metrics)
         self.penalties = [_penalties.init(p) if isinstance(p, str) else p for p in self.penalties]
         for i, penalty in enumerate(self.penalties):
             if not callable(penalty):
@@ -248,6 +254,9 @@ class Solver(abc.ABC):
             check_ridge_model(self.model, "init='ridge'", linear_only=False)
         self.log: List[Dict[str, Any]] = []
         self.last_validation_: Optional[Dict[str, Any]] = None
+        self.initial_validation_: Optional[Dict[str, Any]] = None
+        self.final_validation_: Optional[Dict[str, Dict[str, Any]]] = None
+        self.logdir_: Optional[Path] = None
         self.training_state_: TrainingState = self.state_class()
         self.monitor_, self.mode_ = self.monitor, self.mode
         self._loader_states: Dict[str, Any] = {}
@@ -272,6 +281,11 @@ class Solver(abc.ABC):
         check_count(self.plateau_patience, "plateau_patience", 0, allow_none=True)
         check_real(self.lr_decay, "lr_decay", 0.0, 1.0, low_open=True, high_open=True)
         check_real(self.grad_clip, "grad_clip", 0.0, low_open=True, allow_none=True)
+
+    @property
+    def builtin_metrics(self) -> Tuple[str, ...]:
+        """The names of ``metrics`` that are built in (streamed), without the custom ones."""
+        return tuple(name for name in self.metrics if name not in self.metric_functions)
 
     @property
     def best_epoch_(self) -> Optional[int]:
@@ -352,27 +366,16 @@ class Solver(abc.ABC):
     def _schedules(self) -> List[Any]:
         return _schedules.check_schedules(self)
 
-    def _resolve_target(self, target: str) -> str:
-        return _schedules.target_kind(self, target)
-
     def set_hyperparameter(self, target: str, value: float) -> None:
         """Set the hyperparameter a schedule names (see :py:mod:`strfsolver.solver.schedules`).
 
         Args:
-            target: ``"lr"`` or another optimizer parameter-group key, a
-                penalty's name (sets its ``weight``) or a solver attribute.
+            target: ``"lr"`` or another optimizer parameter-group key (``"lr@readout"``:
+                one named group), ``"model.<attribute>"``, a penalty's name (sets its
+                ``weight``) or a solver attribute.
             value: The new value.
         """
-        kind = self._resolve_target(target)
-        if kind == "optimizer":
-            for group in self.optimizer.param_groups:
-                group[target] = value
-        elif kind == "penalty":
-            for penalty in self.penalties:
-                if getattr(penalty, "name", None) == target:
-                    penalty.weight = value
-        else:
-            setattr(self, target, value)
+        _schedules.set_target(self, target, value)
 
     @property
     def current_lr(self) -> float:
@@ -439,8 +442,14 @@ class Solver(abc.ABC):
             The scalar to back-propagate, or a dict with it under ``"loss"``
             and optionally ``"data_loss"`` (the scalar to report, when it is
             not the same) and ``"neuron_loss"`` (``(N,)`` per-neuron values).
-            Default: ``criterion(pred, responses)``.
+            Default: :py:meth:`compute_loss`.
         """
+        return self.compute_loss(pred, batch)
+
+    def compute_loss(self, pred: Tensor, batch: Batch) -> Union[Tensor, Dict[str, Tensor]]:
+        """The data loss under the name deepSTRF and CEBRA subclasses override
+        (:py:mod:`strfsolver.solver.aliases`); returns what :py:meth:`_loss` returns.
+        Default: ``criterion(pred, batch["responses"])``."""
         return self.criterion(pred, batch["responses"])
 
     def _penalty(self) -> Optional[Tensor]:
@@ -485,8 +494,13 @@ class Solver(abc.ABC):
             dict with at least ``"loss"``; :py:meth:`fit` also uses
             ``"data_loss"`` (else ``"loss"``) for ``train_loss`` and
             ``"pred"`` for the train metrics.
+
+        An optimizer whose ``step`` needs a closure (``torch.optim.LBFGS``) gets
+        one that re-evaluates the batch (:py:mod:`strfsolver.solver.closure`).
         """
         optimizer = self._ensure_optimizer()
+        if _closure.needs_closure(optimizer):
+            return _closure.closure_step(self, batch)
         self.model.train()
         batch = self._prepare(batch)
         self._begin_sequence()
@@ -537,7 +551,8 @@ class Solver(abc.ABC):
         # train metrics need the repeats of the training batches (signal power), not of the validation ones
         if training:
             return isinstance(loader, PaddedLoader) and not self.track_train_metrics
-        return ValidationCache.applies_to(loader)
+        # custom metrics see every repeat, which the cache's PSTHs no longer hold
+        return ValidationCache.applies_to(loader) and not self.metric_functions
 
     def validation(self, loader: Iterable[Batch]) -> Dict[str, Any]:
         """Loss and per-neuron metrics on a loader, in eval mode (overridable hook).
@@ -556,6 +571,16 @@ class Solver(abc.ABC):
             over neurons (the criterion's ``reduction``), for another
             criterion the batch-size weighted mean of its values.
         """
+        if _aliases.overrides(self, Solver, "evaluate"):
+            return self.evaluate(loader)
+        return self._validate(loader)
+
+    def evaluate(self, loader: Iterable[Batch]) -> Dict[str, Any]:
+        """:py:meth:`validation` under the name CEBRA and flyvis use; a subclass may override
+        either (:py:mod:`strfsolver.solver.aliases`)."""
+        return self._validate(loader)
+
+    def _validate(self, loader: Iterable[Batch]) -> Dict[str, Any]:
         cache = self._validation_cache
         return self._evaluate(loader, cache if cache is not None and cache.loader is loader else None)
 
@@ -611,20 +636,24 @@ class Solver(abc.ABC):
 
         Args:
             state: A solver state.
-            strict: Refuse model tensors missing from or unknown to the model.
+            strict: Refuse a state without its model, optimizer, progress or
+                history part, and model tensors missing from or unknown to the
+                model. ``False`` loads the parts present (and the model tensors
+                present), leaving the others as they are.
 
         Raises:
             ValueError: if the model's tensors do not fit (naming them and both
-                shapes), or the state lacks a part.
+                shapes), or, with ``strict``, the state lacks a part.
         """
-        for key in ("model", "optimizer", "progress", "history"):
+        for key in ("model", "optimizer", "progress", "history") if strict else ():
             if key not in state:
                 raise ValueError(f"the solver state has no {key!r} entry; it has {sorted(state)}.")
-        _checkpoint.check_model_state(self.model, state["model"], strict=strict)
-        self.model.load_state_dict(state["model"], strict=strict)
+        if "model" in state:
+            _checkpoint.check_model_state(self.model, state["model"], strict=strict)
+            self.model.load_state_dict(state["model"], strict=strict)
         if isinstance(self.criterion, nn.Module) and state.get("criterion"):
             self.criterion.load_state_dict(state["criterion"])
-        if state["optimizer"] is not None:
+        if state.get("optimizer") is not None:
             self._ensure_optimizer().load_state_dict(state["optimizer"])
         saved_schedulers = state.get("schedulers", [])
         for i, item in enumerate(self._schedules() if saved_schedulers else []):
@@ -633,13 +662,16 @@ class Solver(abc.ABC):
         for penalty, saved in zip(self.penalties, state.get("penalties", [])):
             if saved and hasattr(penalty, "load_state_dict"):
                 penalty.load_state_dict(saved)
-        training_state = self.state_class()
-        training_state.load_state_dict(state["progress"])
-        self.training_state_ = training_state
+        if "progress" in state:
+            training_state = self.state_class()
+            training_state.load_state_dict(state["progress"])
+            self.training_state_ = training_state
         if "monitor" in state:
             self.monitor_, self.mode_ = state["monitor"]
-        self._loader_states = dict(state.get("loaders", {}))
-        self.log = [dict(row) for row in state["history"]]
+        if "loaders" in state or strict:
+            self._loader_states = dict(state.get("loaders", {}))
+        if "history" in state:
+            self.log = [dict(row) for row in state["history"]]
 
     def save(self, logdir: Union[str, Path], filename: str = "checkpoint.safetensors") -> Path:
         """Write :py:meth:`state_dict` to ``logdir/filename`` atomically; returns the path."""
@@ -647,10 +679,52 @@ class Solver(abc.ABC):
         _checkpoint.save_checkpoint(path, self.state_dict())
         return path
 
-    def load(self, logdir: Union[str, Path], filename: str = "checkpoint.safetensors", strict: bool = True) -> None:
-        """Load ``logdir/filename`` written by :py:meth:`save` (or by :py:meth:`fit`,
-        e.g. ``checkpoint_best.safetensors``) into this solver."""
-        self.load_state_dict(_checkpoint.load_checkpoint(Path(logdir) / filename, device=self.device), strict=strict)
+    def load(self, logdir: Union[str, Path], filename: Optional[str] = None, strict: bool = True) -> None:
+        """Load a checkpoint of ``logdir`` into this solver.
+
+        Args:
+            logdir: The folder given to :py:meth:`fit` or :py:meth:`save`.
+            filename: A file of it (e.g. ``checkpoint_best.safetensors``). ``None``:
+                what ``fit(logdir=...)`` wrote last (:py:data:`~strfsolver.solver.checkpoint.LAST`),
+                with the best state put back into the model as ``fit`` does when
+                that fit had ended, else ``checkpoint.safetensors`` of :py:meth:`save`.
+            strict: See :py:meth:`load_state_dict`.
+
+        Raises:
+            FileNotFoundError: if there is no such checkpoint (the message lists the folder).
+        """
+        path = _recovery.find_fit_checkpoint(logdir) if filename is None else Path(logdir) / filename
+        self.load_state_dict(_checkpoint.load_checkpoint(path, device=self.device), strict=strict)
+        if filename is None and path.name == _checkpoint.LAST and self.training_state_.stop_reason is not None:
+            self._neuron_tracker = self._tracker(EarlyStopping(self.mode_, self.patience, self.min_delta))
+            try:
+                self._restore_best()
+            finally:
+                self._neuron_tracker = None
+
+    def recover(self, which: Union[str, int] = "best", parts: Sequence[str] = ("model",), logdir: Optional[Union[str, Path]] = None) -> None:
+        """Put chosen parts of a kept state back into this solver (flyvis's ``recover``).
+
+        Args:
+            which: ``"best"``, ``"last"`` or the index of a checkpoint kept with
+                ``fit(..., keep_every=k)`` (the number of epochs done; 0 is the initial model).
+            parts: Some of :py:data:`strfsolver.solver.recovery.PARTS`: ``"model"``,
+                ``"optimizer"``, ``"schedulers"``, ``"penalties"``, ``"criterion"``,
+                ``"progress"`` (the training state), ``"monitor"``, ``"history"``, ``"loaders"``.
+            logdir: The folder; default: that of the last ``fit(logdir=...)``.
+
+        Raises:
+            ValueError: for unknown parts, a ``which`` of another kind, or no logdir.
+            FileNotFoundError: if that checkpoint does not exist (the message lists those that do).
+        """
+        logdir = self.logdir_ if logdir is None else Path(logdir)
+        if logdir is None:
+            raise ValueError("recover() needs logdir=..., or a fit(logdir=...) before it.")
+        state = _checkpoint.load_checkpoint(_recovery.checkpoint_path(logdir, which), device=self.device)
+        chosen = _recovery.select_parts(state, parts)
+        if "model" in chosen:
+            _checkpoint.check_model_state(self.model, chosen["model"], strict=True)
+        self.load_state_dict(chosen, strict=False)
 
     def _resume(self, path: Path, loader, valid_loader) -> bool:
         if not path.is_file():
@@ -679,7 +753,9 @@ class Solver(abc.ABC):
     # fitting
     # ------------------------------------------------------------------
     def on_epoch_end(self, epoch: Dict[str, Any]) -> None:
-        """Called after every epoch with its dict, after the loggers (overridable hook; no-op)."""
+        """Called after every epoch with its dict, after the loggers (overridable hook; no-op).
+        An override taking two arguments, ``on_epoch_end(epoch, epoch_dict)``, gets the epoch
+        number and the dict (:py:mod:`strfsolver.solver.aliases`)."""
 
     def _resolve_monitor(self, has_validation: bool) -> Tuple[str, str]:
         return resolve_monitor(self, has_validation)
@@ -709,6 +785,9 @@ class Solver(abc.ABC):
         valid_frequency: int = 1,
         save_hook: Optional[Callable[[int, "Solver"], Any]] = None,
         resume: bool = False,
+        keep_every: Optional[int] = None,
+        validate_initial: bool = False,
+        test_loader: Optional[Iterable[Batch]] = None,
     ) -> List[Dict[str, Any]]:
         """Train for up to ``max_epochs`` epochs with early stopping; keep the best state.
 
@@ -735,6 +814,14 @@ class Solver(abc.ABC):
                 (else start afresh): a run interrupted and resumed ends with
                 the same parameters, bit for bit on the CPU, as an
                 uninterrupted one, loader shuffles included.
+            keep_every: Also keep the state after every this many epochs under its
+                index, ``logdir/checkpoints/000012.safetensors`` (index = epochs
+                done; ``000000`` is the initial model), for :py:meth:`recover`.
+            validate_initial: Validate the initial model before the first update;
+                its per-neuron values are the ``epoch == -1`` row of
+                :py:attr:`history_neurons_` and the dict is kept in ``initial_validation_``.
+            test_loader: Evaluated, with ``valid_loader``, on the best state when the
+                fit ends (``final_validation_``, the loggers' ``finalize``).
 
         Returns:
             :py:attr:`log`, one dict per epoch (resumed epochs included).
@@ -749,14 +836,16 @@ class Solver(abc.ABC):
                 not writable.
             LogdirInUseError: if another running fit holds ``logdir``.
         """
-        options = dict(max_epochs=max_epochs, logdir=logdir, save_frequency=save_frequency, valid_frequency=valid_frequency, save_hook=save_hook, resume=resume)
+        options = dict(max_epochs=max_epochs, logdir=logdir, save_frequency=save_frequency, valid_frequency=valid_frequency,
+                       save_hook=save_hook, resume=resume, keep_every=keep_every, validate_initial=validate_initial, test_loader=test_loader)
         if logdir is None:
             return self._fit(loader, valid_loader, **options)
         self._check_config()  # a bad option is reported before the folder is touched
         with claim_logdir(logdir, resume=resume, last_name=_checkpoint.LAST):
             return self._fit(loader, valid_loader, **options)
 
-    def _fit(self, loader, valid_loader, *, max_epochs, logdir, save_frequency, valid_frequency, save_hook, resume) -> List[Dict[str, Any]]:
+    def _fit(self, loader, valid_loader, *, max_epochs, logdir, save_frequency, valid_frequency, save_hook, resume,
+             keep_every, validate_initial, test_loader) -> List[Dict[str, Any]]:
         self._check_config()
         check_lags_fit_stimuli(self.model, loader)
         max_epochs = check_count(self.max_epochs if max_epochs is None else max_epochs, "max_epochs", 1)
@@ -764,6 +853,10 @@ class Solver(abc.ABC):
         save_frequency = check_count(1 if save_frequency is None else save_frequency, "save_frequency", 1)
         if resume and logdir is None:
             raise ValueError("resume=True needs the logdir of the run to continue.")
+        check_count(keep_every, "keep_every", 1, allow_none=True)
+        if keep_every is not None and logdir is None:
+            raise ValueError("keep_every needs a logdir to write the indexed checkpoints into.")
+        self.logdir_ = None if logdir is None else Path(logdir)
         has_validation = valid_loader is not None
         self.monitor_, self.mode_ = self._resolve_monitor(has_validation)
         check_monitor_key(self, self.monitor_, has_validation)
@@ -784,10 +877,16 @@ class Solver(abc.ABC):
         self._neuron_tracker = self._tracker(stopping)
         train_batches = loader.psth_view() if self._uses_psth(loader, training=True) else loader
         if has_validation and self._uses_psth(valid_loader, training=False):
-            self._validation_cache = ValidationCache(valid_loader, self.metrics, self._prepare)
+            self._validation_cache = ValidationCache(valid_loader, self.builtin_metrics, self._prepare)
         reporter = Reporter(self.loggers, self.tqdm_on, max_epochs, state.epoch, self.monitor_)
         final = None
         try:
+            if state.epoch == 0:
+                if validate_initial and has_validation:
+                    self.initial_validation_ = self.validation(valid_loader)
+                    self._record_neurons(-1, self.initial_validation_, reporter)
+                if keep_every is not None:
+                    _recovery.save_indexed(self.logdir_, 0, self.state_dict())
             while state.epoch < max_epochs and not state.stopped:
                 epoch, start = state.epoch, time.perf_counter()
                 schedules.begin_epoch(epoch)
@@ -796,6 +895,7 @@ class Solver(abc.ABC):
                 evaluated = not self.monitor_.startswith("val_")
                 if has_validation and ((epoch + 1) % valid_frequency == 0 or epoch + 1 == max_epochs):
                     self.last_validation_ = self.validation(valid_loader)
+                    self._record_neurons(epoch, self.last_validation_, reporter)
                     row["val_loss"] = self.last_validation_["loss"]
                     row.update({f"val_{name}": _nanmean(self.last_validation_[name]) for name in self.metrics})
                     evaluated = True
@@ -809,15 +909,19 @@ class Solver(abc.ABC):
                     row["stop_reason"] = state.stop_reason
                 self.log.append(row)
                 reporter(row)
-                self.on_epoch_end(row)
+                _aliases.call_on_epoch_end(self.on_epoch_end, row)
                 if writer is not None:
                     self._capture_loader_states(loader, valid_loader)
                     writer.after_epoch(self, epoch, improved, finished=state.stopped or state.epoch >= max_epochs)
+                    if keep_every is not None and state.epoch % keep_every == 0:
+                        _recovery.save_indexed(self.logdir_, state.epoch, self.state_dict())
             self._restore_best()
             best = state.best_epoch
             final = dict(self.log[best]) if best is not None and best < len(self.log) else {}
             final["best_epoch"], final["stop_reason"] = best, state.stop_reason
             self._diagnose(loader if has_validation else None, final)
+            if test_loader is not None or any(callable(getattr(x, "finalize", None)) for x in self.loggers):
+                final.update(self._final_evaluation(valid_loader, test_loader))
         finally:
             reporter.close(final)
             self._neuron_tracker = self._validation_cache = None
@@ -843,6 +947,32 @@ class Solver(abc.ABC):
             self.log[-1]["diagnosis"] = final["diagnosis"] = " ".join(self.diagnosis_)
             for sentence in self.diagnosis_:
                 warnings.warn(sentence, FitWarning, stacklevel=4)
+
+    def _record_neurons(self, epoch: int, validation: Dict[str, Any], reporter: Reporter) -> None:
+        values = _neuron_history.per_neuron_values(validation, self.metrics)
+        state = self.training_state_
+        state.neuron_history = _neuron_history.append_epoch(state.neuron_history, epoch, values)
+        reporter.neurons(epoch, values)
+
+    @property
+    def history_neurons_(self) -> Optional[Dict[str, Tensor]]:
+        """Every validated epoch's per-neuron values: ``{"epoch": (E,), "val_<metric>": (E, N), ...}``
+        (:py:mod:`strfsolver.solver.neuron_history`); ``None`` before a validated epoch."""
+        history = self.training_state_.neuron_history
+        return None if history is None else {key: value.clone() for key, value in history.items()}
+
+    def _final_evaluation(self, valid_loader, test_loader) -> Dict[str, Any]:
+        """The best state on validation and test: ``final_validation_`` and the ``finalize`` extras."""
+        self.final_validation_ = {}
+        for split, split_loader in (("valid", valid_loader), ("test", test_loader)):
+            if split_loader is not None:
+                self.final_validation_[split] = self.validation(split_loader)
+        out: Dict[str, Any] = {"neurons": {}}
+        for split, values in self.final_validation_.items():
+            out["neurons"][split] = _neuron_history.per_neuron_values(values, self.metrics)
+            out[f"final_{split}_loss"] = values["loss"]
+            out.update({f"final_{split}_{name}": _nanmean(values[name]) for name in self.metrics})
+        return out
 
     def _end_evaluated_epoch(self, row: Dict[str, Any], stopping: EarlyStopping, schedules: ScheduleRunner, train_values: Dict[str, Tensor]) -> bool:
         """Early stopping (on the mean over neurons) and per-neuron tracking of an evaluated epoch."""
@@ -871,7 +1001,7 @@ class Solver(abc.ABC):
             return 0
         if self.plateau_patience is not None:
             return self.plateau_patience
-        sets_lr = any(s.target == "lr" for s in schedules.per_epoch + schedules.per_step) or bool(schedules.torch)
+        sets_lr = any(s.target.partition("@")[0] == "lr" for s in schedules.per_epoch + schedules.per_step) or bool(schedules.torch)
         if self.patience is None or sets_lr:
             return 0
         return max(1, self.patience // 2)

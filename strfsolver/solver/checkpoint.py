@@ -34,14 +34,17 @@ VERSION = 1
 
 
 def save_checkpoint(path: Union[str, os.PathLike], state: Dict[str, Any]) -> None:
-    """Write a solver state to ``path`` atomically (folders are created).
+    """Write a solver state to ``path`` atomically (folders are created), tagged with the
+    checkpoint format, its version and the strfsolver version that wrote it (``package_version``).
 
     Raises:
         ValueError: if the state is malformed or its model weights are not
             finite; nothing is written then.
     """
+    from strfsolver import __version__
+
     check_checkpoint(state, "the solver state to write")
-    io.save_state(Path(path), {**state, "format": FORMAT, "version": VERSION})
+    io.save_state(Path(path), {**state, "format": FORMAT, "version": VERSION, "package_version": __version__})
 
 
 def load_checkpoint(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu") -> Dict[str, Any]:

@@ -18,6 +18,7 @@ from strfsolver import losses as _losses
 from strfsolver.checks import check_count
 from strfsolver.data import ValidationCache
 from strfsolver.metrics import MetricAccumulator
+from strfsolver.solver.custom_metrics import WholeSetCollector
 from strfsolver.solver.neurons import NeuronLossMean, bin_counts, neuron_losses
 from strfsolver.solver.state import NeuronTrainingState
 
@@ -29,7 +30,8 @@ def evaluate(solver: Any, loader: Iterable[Dict[str, Any]], cache: Optional[Vali
     """What :py:meth:`Solver.validation` returns, from a loader or from a fit's validation cache."""
     was_training = solver.model.training
     solver.model.eval()
-    accumulator = MetricAccumulator(solver.metrics)
+    accumulator = MetricAccumulator(solver.builtin_metrics) if solver.builtin_metrics else None
+    collector = WholeSetCollector(solver.metric_functions) if solver.metric_functions else None
     builtin = isinstance(solver.criterion, (_losses.MSELoss, _losses.PoissonLoss))
     tracks_neurons = issubclass(solver.state_class, NeuronTrainingState)
     per_neuron = NeuronLossMean() if builtin or tracks_neurons else None
@@ -46,7 +48,10 @@ def evaluate(solver: Any, loader: Iterable[Dict[str, Any]], cache: Optional[Vali
             if not builtin:
                 loss_sum += solver.criterion(pred, responses).detach().double() * size
             n_stims += size
-            accumulator.update(pred, summary if summary is not None else responses)
+            if accumulator is not None:
+                accumulator.update(pred, summary if summary is not None else responses)
+            if collector is not None:
+                collector.update(pred, responses)
     finally:
         solver.model.train(was_training)
     if n_stims == 0:
@@ -60,7 +65,11 @@ def evaluate(solver: Any, loader: Iterable[Dict[str, Any]], cache: Optional[Vali
         result["loss"] = float(loss_sum) / n_stims
     if tracks_neurons:
         result["neuron_loss"] = per_neuron.compute().cpu()
-    result.update({name: values.cpu() for name, values in accumulator.compute().items()})
+    computed = accumulator.compute() if accumulator is not None else {}
+    if collector is not None:
+        computed.update(collector.compute())
+    # in the order of solver.metrics, built-in and custom alike
+    result.update({name: computed[name].cpu() for name in solver.metrics})
     return result
 
 

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Protocol, Union, runtime_checkable
 
 from strfsolver import io
 from strfsolver.checks import to_json
+from strfsolver.solver.neuron_history import long_form_rows
 
 __all__ = ["Logger", "CSVLogger", "JSONLinesLogger", "history_to_csv"]
 
@@ -57,18 +58,43 @@ def history_to_csv(rows: List[Dict[str, Any]]) -> str:
 class CSVLogger:
     """Writes the history so far to a CSV file after every epoch.
 
+    With ``neurons_path``, every validated epoch's per-neuron values also go
+    to a second CSV file in long form, one row per epoch, neuron and metric
+    (``epoch,neuron,metric,value``; ``metric`` as in the epoch dicts, e.g.
+    ``val_cc``; epoch ``-1`` is the initial model), the layout
+    ``pandas.read_csv(...).pivot_table`` and plotting libraries take.
+
     Args:
         path: The CSV file; its folder is created.
+        neurons_path: The long-form per-neuron file, or ``None``.
     """
 
-    def __init__(self, path: Union[str, os.PathLike]):
+    def __init__(self, path: Union[str, os.PathLike], neurons_path: Union[str, os.PathLike, None] = None):
         self.path = Path(path)
+        self.neurons_path = None if neurons_path is None else Path(neurons_path)
         self.rows: List[Dict[str, Any]] = []
+        self._neurons_started = False
 
     def __call__(self, epoch: Dict[str, Any]) -> None:
         self.rows.append(dict(epoch))
         # the header can grow (validation keys), so the whole file is rewritten
         io.atomic_write_text(self.path, history_to_csv(self.rows))
+
+    def log_neurons(self, epoch: int, values: Dict[str, Any]) -> None:
+        """Append one epoch's per-neuron values to ``neurons_path`` (nothing without one)."""
+        if self.neurons_path is None:
+            return
+        buffer = _stdio.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        if not self._neurons_started:
+            writer.writerow(["epoch", "neuron", "metric", "value"])
+        writer.writerows(long_form_rows(epoch, values))
+        # appended, not rewritten: the file grows by N rows per metric and epoch; one
+        # write per epoch, so an interruption can cut only the last epoch's block
+        self.neurons_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.neurons_path, "w" if not self._neurons_started else "a", encoding="utf-8") as handle:
+            handle.write(buffer.getvalue())
+        self._neurons_started = True
 
 
 class JSONLinesLogger:

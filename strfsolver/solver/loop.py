@@ -193,6 +193,12 @@ class Reporter:
         postfix = {"loss": f"{row['train_loss']:.4g}", self.monitor: f"{row.get(self.monitor, float('nan')):.4g}"}
         self.bar.set_postfix(postfix)
 
+    def neurons(self, epoch: int, values: Dict[str, Tensor]) -> None:
+        """Per-neuron ``(N,)`` values of a validated epoch to the loggers that have ``log_neurons``."""
+        for logger in self.loggers:
+            if callable(getattr(logger, "log_neurons", None)):
+                logger.log_neurons(epoch, values)
+
     def close(self, final: Optional[Dict[str, Any]]) -> None:
         if final is not None and final.get("stop_reason") and not self.bar.disable:
             self.bar.set_description(f"epochs (stopped: {final['stop_reason']})")
@@ -218,7 +224,7 @@ def resolve_monitor(solver: Any, has_validation: bool) -> Tuple[str, str]:
     if has_validation or not monitor.startswith("val_"):
         return monitor, mode
     name = monitor[len("val_") :]
-    if name == "loss" or (solver.track_train_metrics and name in solver.metrics):
+    if name == "loss" or (solver.track_train_metrics and name in solver.builtin_metrics):
         fallback = ("train_" + name, mode)
     else:
         fallback = ("train_loss", "min")
@@ -236,7 +242,7 @@ def epoch_keys(solver: Any, has_validation: bool) -> List[str]:
     if solver.penalties:
         keys.append("train_penalty")
     if solver.track_train_metrics:
-        keys += [f"train_{name}" for name in solver.metrics]
+        keys += [f"train_{name}" for name in solver.builtin_metrics]
     if has_validation:
         keys += ["val_loss"] + [f"val_{name}" for name in solver.metrics]
     return sorted(keys)
@@ -260,7 +266,7 @@ def train_epoch(solver: Any, batches: Any, epoch: int, schedules: ScheduleRunner
         values a ``train_`` monitor of a per-neuron tracker needs.
     """
     state = solver.training_state_
-    accumulator = MetricAccumulator(solver.metrics) if solver.track_train_metrics else None
+    accumulator = MetricAccumulator(solver.builtin_metrics) if solver.track_train_metrics and solver.builtin_metrics else None
     wants_neuron_loss = solver._neuron_tracker is not None and solver.monitor_ == "train_loss"
     neuron_loss = NeuronLossMean() if wants_neuron_loss else None
     loss_sum = penalty_sum = 0.0

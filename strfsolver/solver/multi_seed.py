@@ -11,7 +11,7 @@ aggregates every neuron's validation and test metrics across the seeds::
         seeds=[0, 1, 2], lr=1e-2, max_epochs=50)
     result = ms.fit(train_loader, valid_loader, test_loader).result_
     result.summary      # per split, metric and neuron: mean and std across seeds
-    result.best_seed    # by the inner solver's monitor
+    result.best_seed    # by the inner solver's monitor, on each seed's final state
 
 The seeds are independent, so they can run on any executor
 (:py:mod:`strfsolver.distributed`): a process pool, a Dask or Slurm cluster.
@@ -94,7 +94,7 @@ class MultiSeedSolver:
         default=None, doc="``seed -> nn.Module``, called after the seed is set; a lambda or closure is fine."
     )
     seeds: Optional[Sequence[int]] = field(default=None, doc="The seeds (distinct integers >= 0). Default: ``range(n_seeds)``.")
-    n_seeds: Optional[int] = field(default=None, doc="Use seeds ``0 .. n_seeds - 1``; not together with ``seeds``. Default 3 when neither is given.")
+    n_seeds: Optional[int] = field(default=None, doc="Use seeds ``0 .. n_seeds - 1``; not together with ``seeds``. Default 5 (deepSTRF's) when neither is given.")
     executor: Any = field(
         default=None,
         doc="``None`` (seeds run here, one after the other) or any executor with the ``concurrent.futures`` "
@@ -112,6 +112,11 @@ class MultiSeedSolver:
     reseed_loaders: bool = field(
         default=True, doc="Give each seed's copy of the training loader its own shuffle seed (:py:func:`derive_shuffle_seed`)."
     )
+    set_seed_strict: bool = field(
+        default=False,
+        doc="Seed each fit with ``set_random_seed(seed, strict=True)``: torch's deterministic algorithms "
+        "(slower on a GPU; an operation without a deterministic version raises), for the fit only.",
+    )
     solver_kwargs: Dict[str, Any] = field(default_factory=dict, doc="Options of the inner solver (the extra keywords).")
 
     def __init__(
@@ -125,6 +130,7 @@ class MultiSeedSolver:
         threads: Optional[int] = None,
         logger_factory: Optional[Callable[[int], Any]] = None,
         reseed_loaders: bool = True,
+        set_seed_strict: bool = False,
         **solver_kwargs: Any,
     ):
         self.solver = solver
@@ -136,6 +142,7 @@ class MultiSeedSolver:
         self.threads = threads
         self.logger_factory = logger_factory
         self.reseed_loaders = reseed_loaders
+        self.set_seed_strict = set_seed_strict
         self.solver_kwargs = dict(solver_kwargs)
         self.result_: Optional[MultiSeedResult] = None
         self._check()
@@ -144,7 +151,7 @@ class MultiSeedSolver:
         if self.seeds is not None and self.n_seeds is not None:
             raise ValueError(f"give seeds or n_seeds, not both; got seeds={self.seeds!r} and n_seeds={self.n_seeds!r}.")
         if self.seeds is None:
-            n = 3 if self.n_seeds is None else self.n_seeds
+            n = 5 if self.n_seeds is None else self.n_seeds
             if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
                 raise ValueError(f"n_seeds must be an integer >= 1, got {self.n_seeds!r}.")
             return list(range(int(n)))
@@ -172,6 +179,8 @@ class MultiSeedSolver:
         _executors.check_threads(self.threads)
         if not isinstance(self.reseed_loaders, bool):
             raise ValueError(f"reseed_loaders must be True or False, got {self.reseed_loaders!r}.")
+        if not isinstance(self.set_seed_strict, bool):
+            raise ValueError(f"set_seed_strict must be True or False, got {self.set_seed_strict!r}.")
 
     def fit(
         self,
@@ -226,6 +235,7 @@ class MultiSeedSolver:
                 output_dir=None if out is None else out / SEED_FOLDER.format(seed=seed),
                 logger_factory=self.logger_factory,
                 reseed_loaders=self.reseed_loaders,
+                strict=self.set_seed_strict,
             )
             for seed in self.seeds_
         ]
@@ -243,7 +253,7 @@ class MultiSeedSolver:
             per_seed=per_seed,
             summary=summary,
             best_seed=best.seed,
-            best_score=best.best_score,
+            best_score=best.final_score,
             monitor=best.monitor,
             mode=best.mode,
             output_dir=out,
@@ -311,6 +321,7 @@ class MultiSeedSolver:
                     "best_seed": result.best_seed,
                     "best_score": result.best_score,
                     "scores": {str(seed): score for seed, score in result.scores.items()},
+                    "final_scores": {str(seed): score for seed, score in result.final_scores.items()},
                     "seed_folders": {str(seed): SEED_FOLDER.format(seed=seed) for seed in result.seeds},
                     "rows": result.summary.to_dict(orient="records"),
                 }

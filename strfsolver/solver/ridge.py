@@ -46,6 +46,7 @@ from strfsolver.solver import register
 from strfsolver.solver.base import Solver, _solver_dataclass
 from strfsolver.solver.data_checks import check_lags_fit_stimuli
 from strfsolver.solver.logdir import claim_logdir
+from strfsolver.solver.aliases import call_on_epoch_end
 from strfsolver.solver.loop import Reporter, copy_state
 
 __all__ = ["RidgeSolver", "ridge_initialize", "ridge_features", "check_ridge_model", "SCORINGS", "PENALTIES", "SELECTIONS"]
@@ -382,7 +383,7 @@ class RidgeSolver(Solver):
         final = None
         try:
             reporter(row)
-            self.on_epoch_end(row)
+            call_on_epoch_end(self.on_epoch_end, row)
             if logdir is not None:
                 saved = self.state_dict()
                 _checkpoint.save_checkpoint(logdir / _checkpoint.BEST, saved)

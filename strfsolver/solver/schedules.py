@@ -7,20 +7,33 @@ hyperparameter, its :py:attr:`~Schedule.target`. Before every epoch (``unit
 schedule and writes the value to its target:
 
 - ``"lr"``, or any other key of the optimizer's parameter groups
-  (``"weight_decay"``, ``"momentum"``...), in every group;
+  (``"weight_decay"``, ``"momentum"``...), in every group; ``"lr@readout"``
+  in the one group whose ``"name"`` is ``"readout"`` (``"lr@1"``: the group
+  of index 1), so the readout's rate can follow its own schedule, apart from
+  the core's;
+- ``"model.<attribute>"`` (a dotted path, e.g. ``"model.adaptation.tau"``):
+  an attribute of the model; a tensor (parameter or buffer) is filled with
+  the value in place, anything else is set;
 - the :py:attr:`~strfsolver.solver.penalties.Penalty.name` of one of the
   solver's penalties: that penalty's ``weight``;
 - otherwise an attribute of the solver, e.g. ``"grad_clip"``.
 
-The five kinds, registered by name (``schedules.init("linear", ...)``):
+The kinds, registered by name (``schedules.init("linear", ...)``):
 
-========================  ==================================================
-``"constant"``            ``value``
-``"linear"``              ``start + (end - start) * min(t, duration) / duration``
-``"stepwise"``            ``values[i]`` with ``i`` the number of ``milestones <= t``
-``"exponential"``         ``start * gamma ** t``
-``"step-exponential"``    ``start * gamma ** (t // step_size)``
-========================  ==================================================
+==================================  ==================================================
+``"constant"``                      ``value``
+``"linear"``                        ``start + (end - start) * min(t, duration) / duration``
+``"stepwise"``                      ``values[i]`` with ``i`` the number of ``milestones <= t``
+``"exponential"``                   ``start * gamma ** t``
+``"step-exponential"``              ``start * gamma ** (t // step_size)``
+``"start-stop-exponential"``        ``start * (stop / start) ** (min(t, duration) / duration)``
+``"linear-half"``                   ``start`` for the first half of ``duration``, then linear to ``end``
+``"start-stop-exponential-half"``   ``start`` for the first half, then geometric to ``stop``
+==================================  ==================================================
+
+The last three are flyvis's: a geometric path between two given values
+rather than a decay rate, and the ``*-half`` variants that hold the first
+value for the first half of the run before changing.
 
 Schedules are pure functions of ``t``, so a resumed run re-derives every
 value from its restored counters. A ``torch.optim.lr_scheduler`` object can
@@ -60,6 +73,11 @@ __all__ = [
     "StepwiseSchedule",
     "ExponentialSchedule",
     "StepExponentialSchedule",
+    "StartStopExponentialSchedule",
+    "LinearHalfSchedule",
+    "StartStopExponentialHalfSchedule",
+    "set_target",
+    "target_groups",
     "TorchScheduler",
     "check_schedules",
     "target_kind",
@@ -239,6 +257,77 @@ class StepExponentialSchedule(Schedule):
         return self.start * self.gamma ** (t // self.step_size)
 
 
+@register("start-stop-exponential")
+@dataclass
+class StartStopExponentialSchedule(Schedule):
+    """Geometric path from ``start`` to ``stop`` over ``duration``, then ``stop``.
+
+    ``value(t) = start * (stop / start) ** (min(t, duration) / duration)``: the
+    same factor every epoch, chosen by the two ends rather than by a rate.
+
+    Args:
+        (fields)
+    """
+
+    start: float = field(default=1e-2, doc="Value at ``t = 0`` (> 0).")
+    stop: float = field(default=1e-4, doc="Value from ``t = duration`` on (> 0).")
+    duration: int = field(default=100, doc="Epochs or steps (>= 1) from ``start`` to ``stop``.")
+    target: str = field(default="lr", doc=_TARGET_DOC)
+    unit: str = field(default="epoch", doc=_UNIT_DOC)
+
+    def __post_init__(self):
+        where = f"{self._name()} schedule: "
+        self.start = check_real(self.start, "start", 0.0, low_open=True, where=where)
+        self.stop = check_real(self.stop, "stop", 0.0, low_open=True, where=where)
+        self.duration = check_count(self.duration, "duration", 1, where=where)
+        self._check_common()
+
+    @staticmethod
+    def _name() -> str:
+        return "start-stop-exponential"
+
+    def at(self, t: int) -> float:
+        return self.start * (self.stop / self.start) ** (min(t, self.duration) / self.duration)
+
+
+def _second_half(t: int, duration: int) -> tuple:
+    # (counter into the second half, its length): 0 throughout the first half
+    first = duration // 2
+    return max(0, t - first), max(1, duration - first)
+
+
+@register("linear-half")
+@dataclass
+class LinearHalfSchedule(LinearSchedule):
+    """``start`` for the first half of ``duration``, then a straight line to ``end`` over the second half.
+
+    Args:
+        (fields)
+    """
+
+    def at(self, t: int) -> float:
+        u, length = _second_half(t, self.duration)
+        return self.start + (self.end - self.start) * min(u, length) / length
+
+
+@register("start-stop-exponential-half")
+@dataclass
+class StartStopExponentialHalfSchedule(StartStopExponentialSchedule):
+    """``start`` for the first half of ``duration``, then a geometric path to ``stop`` over the second half.
+
+    Args:
+        (fields)
+    """
+
+    @staticmethod
+    def _name() -> str:
+        return "start-stop-exponential-half"
+
+    def at(self, t: int) -> float:
+        u, length = _second_half(t, self.duration)
+        return self.start * (self.stop / self.start) ** (min(u, length) / length)
+
+
 @dataclass
 class TorchScheduler:
     """A ``torch.optim.lr_scheduler`` object driven by the solver.
@@ -309,9 +398,87 @@ def check_schedules(solver: Any) -> List[Any]:
         result.append(item)
     return result
 
-def target_kind(solver: Any, target: str) -> str:
-    """What a schedule target names on a solver: ``"optimizer"``, ``"penalty"`` or ``"solver"`` (an attribute)."""
+def _split_group(target: str):
+    key, _, group = target.partition("@")
+    return key, (group if group else None)
+
+
+def target_groups(solver: Any, target: str) -> List[dict]:
+    """The optimizer parameter groups an optimizer target sets: all, or the one ``"key@group"`` names
+    (by its ``"name"`` entry, else by index).
+
+    Raises:
+        ValueError: if no group has that name or index (listing them).
+    """
     groups = solver._ensure_optimizer().param_groups
+    _, group = _split_group(target)
+    if group is None:
+        return list(groups)
+    named = [g for g in groups if g.get("name") == group]
+    if named:
+        return named
+    if group.isdigit() and int(group) < len(groups):
+        return [groups[int(group)]]
+    raise ValueError(
+        f"schedule target {target!r}: the optimizer has no parameter group named {group!r}; its groups are "
+        f"{[g.get('name', i) for i, g in enumerate(groups)]} (name one with a \"name\" key, or use its index)."
+    )
+
+
+def _model_owner(solver: Any, target: str):
+    """``(object, attribute name)`` of a ``"model.a.b"`` target.
+
+    Raises:
+        ValueError: if the path does not exist on the model.
+    """
+    path = target.split(".")[1:]
+    owner = solver.model
+    for i, name in enumerate(path):
+        if not name or name.startswith("_") or not hasattr(owner, name):
+            raise ValueError(
+                f"schedule target {target!r}: the model ({type(solver.model).__name__}) has no attribute "
+                f"{'.'.join(path[: i + 1])!r}."
+            )
+        if i + 1 < len(path):
+            owner = getattr(owner, name)
+    return owner, path[-1]
+
+
+def set_target(solver: Any, target: str, value: float) -> None:
+    """Write a schedule's value to what ``target`` names (see the module's docstring)."""
+    kind = target_kind(solver, target)
+    if kind == "optimizer":
+        key, _ = _split_group(target)
+        for group in target_groups(solver, target):
+            group[key] = value
+    elif kind == "model":
+        owner, name = _model_owner(solver, target)
+        current = getattr(owner, name)
+        if isinstance(current, torch.Tensor):
+            with torch.no_grad():
+                current.fill_(value)
+        else:
+            setattr(owner, name, value)
+    elif kind == "penalty":
+        for penalty in solver.penalties:
+            if getattr(penalty, "name", None) == target:
+                penalty.weight = value
+    else:
+        setattr(solver, target, value)
+
+
+def target_kind(solver: Any, target: str) -> str:
+    """What a schedule target names on a solver: ``"optimizer"``, ``"model"``, ``"penalty"`` or ``"solver"`` (an attribute)."""
+    groups = solver._ensure_optimizer().param_groups
+    key, group = _split_group(target)
+    if group is not None:
+        if key == "params" or key not in groups[0]:
+            raise ValueError(f"schedule target {target!r}: {key!r} is not a key of the optimizer's parameter groups.")
+        target_groups(solver, target)
+        return "optimizer"
+    if target.startswith("model."):
+        _model_owner(solver, target)
+        return "model"
     if target != "params" and target in groups[0]:
         return "optimizer"
     if any(getattr(p, "name", None) == target for p in solver.penalties):
@@ -321,7 +488,8 @@ def target_kind(solver: Any, target: str) -> str:
     options = sorted(k for k in groups[0] if k != "params") + [getattr(p, "name") for p in solver.penalties if hasattr(p, "name")]
     raise ValueError(
         f"schedule target {target!r} is neither an optimizer hyperparameter, a penalty name nor a solver "
-        f"attribute; options include {options} and solver attributes such as 'grad_clip'."
+        f"attribute; options include {options}, 'lr@<group name or index>', 'model.<attribute>' and solver "
+        "attributes such as 'grad_clip'."
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import math
 import os
 import time
@@ -137,6 +138,7 @@ class _Task:
     seed_dir: Optional[str]
     logger_factory: Optional[Callable[[int], Any]]
     reseed_loaders: bool = True
+    strict: bool = False
 
 
 def make_task(
@@ -152,11 +154,14 @@ def make_task(
     logger_factory: Any = None,
     reseed_loaders: bool = True,
     where: str = "the fit",
+    strict: bool = False,
 ) -> _Task:
     """Check the arguments of one seeded fit and bundle them for :py:func:`fit_seed`.
 
-    ``output_dir`` is the fit's own folder. Checks run here, in the calling
-    process, so that a mistake fails before any work is shipped.
+    ``output_dir`` is the fit's own folder. ``strict`` seeds with
+    ``set_random_seed(seed, strict=True)`` (deterministic algorithms, for the
+    fit only). Checks run here, in the calling process, so that a mistake
+    fails before any work is shipped.
 
     Raises:
         ValueError: naming the bad argument and what came.
@@ -187,6 +192,8 @@ def make_task(
         loaders = _check_loaders(loaders, f"{where}: loaders")
     elif not callable(loader_factory):
         raise ValueError(f"{where}: loader_factory must be a callable seed -> (train, valid[, test]), got {type(loader_factory).__name__}.")
+    if not isinstance(strict, bool):
+        raise ValueError(f"{where}: set_seed_strict must be True or False, got {strict!r}.")
     if logger_factory is not None and not callable(logger_factory):
         raise ValueError(f"{where}: logger_factory must be a callable seed -> list of loggers, got {type(logger_factory).__name__}.")
     return _Task(
@@ -200,6 +207,7 @@ def make_task(
         seed_dir=None if output_dir is None else os.fspath(output_dir),
         logger_factory=logger_factory,
         reseed_loaders=reseed_loaders,
+        strict=strict,
     )
 
 
@@ -217,9 +225,12 @@ class SeedRun:
         neurons: ``{split: {metric: (N,) float64 tensor}}``, the best state's
             per-neuron metrics on the validation and test loaders.
         state_dict: The best model state (CPU tensors).
-        best_score: The monitored value of the best epoch (NaN if none).
+        best_score: The monitored value of the best epoch, during training (NaN if none).
         monitor: The monitored key actually used.
         mode: ``"max"`` or ``"min"``.
+        final_score: The monitored value of a validation of the final (best)
+            state after the fit, what picks the best seed; for a ``train_``
+            monitor (no validation loader) the training-time ``best_score``.
     """
 
     seed: int
@@ -230,6 +241,7 @@ class SeedRun:
     best_score: float
     monitor: str
     mode: str
+    final_score: float = math.nan
 
 
 def _float(value: Any) -> float:
@@ -257,7 +269,12 @@ def fit_seed(task: _Task, _seen_models: Optional[Dict[int, Any]] = None) -> Seed
     else:
         train, valid, test = _check_loaders(task.loader_factory(seed), f"loader_factory(seed={seed})")
 
-    _random.set_random_seed(seed)
+    with _random.restored_determinism():
+        return _fit_seed(task, seed, train, valid, test, start, _seen_models)
+
+
+def _fit_seed(task: _Task, seed: int, train: Any, valid: Any, test: Any, start: float, _seen_models: Optional[Dict[int, Any]]) -> SeedRun:
+    _random.set_random_seed(seed, strict=task.strict)
     model = task.model_factory(seed)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model_factory(seed={seed}) returned {type(model).__name__} ({model!r:.80}); expected a torch.nn.Module.")
@@ -279,14 +296,19 @@ def fit_seed(task: _Task, _seen_models: Optional[Dict[int, Any]] = None) -> Seed
 
     solver = registry_module.init(task.solver, model=model, loggers=loggers, **task.solver_kwargs)
     seed_dir = None if task.seed_dir is None else Path(task.seed_dir)
-    history = solver.fit(train, valid, logdir=seed_dir, **task.fit_kwargs)
+    fit_kwargs = dict(task.fit_kwargs)
+    if test is not None and "test_loader" in inspect.signature(solver.fit).parameters:
+        # the fit evaluates its best state on both splits itself, for its loggers' finalize
+        fit_kwargs["test_loader"] = test
+    history = solver.fit(train, valid, logdir=seed_dir, **fit_kwargs)
 
     neurons: Dict[str, Dict[str, Tensor]] = {}
     split_means: Dict[str, Dict[str, float]] = {}
+    evaluated = getattr(solver, "final_validation_", None) or {}
     for split, loader in zip(SPLITS, (valid, test)):
         if loader is None:
             continue
-        result = solver.validation(loader)
+        result = evaluated.get(split) or solver.validation(loader)
         neurons[split] = {k: v.detach().double().cpu() for k, v in result.items() if isinstance(v, Tensor)}
         split_means[split] = {"loss": float(result["loss"])}
         for name, values in neurons[split].items():
@@ -295,6 +317,11 @@ def fit_seed(task: _Task, _seen_models: Optional[Dict[int, Any]] = None) -> Seed
     best_epoch = getattr(solver, "best_epoch_", None)
     monitor, mode = getattr(solver, "monitor_", "val_cc_norm"), getattr(solver, "mode_", "max")
     best_score = _float(getattr(solver, "best_score_", None))
+    # deepSTRF's rule: seeds compete on a validation of their final state, not on the
+    # training-time score (per-neuron solvers assemble a state no epoch validated)
+    final_score = best_score
+    if monitor.startswith("val_") and "valid" in split_means:
+        final_score = _float(split_means["valid"].get(monitor[len("val_") :]))
     history = [dict(row) for row in history]
     final = {
         "seed": seed,
@@ -303,13 +330,16 @@ def fit_seed(task: _Task, _seen_models: Optional[Dict[int, Any]] = None) -> Seed
         "mode": mode,
         "best_epoch": best_epoch,
         "best_score": best_score,
+        "final_score": final_score,
         "epochs": len(history),
         "seconds": time.perf_counter() - start,
         "best_epoch_row": dict(history[best_epoch]) if best_epoch is not None and best_epoch < len(history) else {},
         **split_means,
     }
     state = {k: v.detach().cpu().clone() for k, v in solver.model.state_dict().items()}
-    run = SeedRun(seed=seed, history=history, final=final, neurons=neurons, state_dict=state, best_score=best_score, monitor=monitor, mode=mode)
+    run = SeedRun(
+        seed=seed, history=history, final=final, neurons=neurons, state_dict=state, best_score=best_score, monitor=monitor, mode=mode, final_score=final_score
+    )
     if seed_dir is not None:
         _write_seed_files(seed_dir, run)
     return run
@@ -333,10 +363,11 @@ class MultiSeedResult:
             (``"valid"``, ``"test"``), ``metric``, ``value``: every per-neuron
             metric of every seed's best state.
         summary: One row per ``split``, ``metric`` and ``neuron``, columns
-            ``mean``, ``std`` (sample standard deviation, ``ddof=1``; NaN with
-            one seed), ``min``, ``max`` and ``n_seeds`` (seeds with a finite
-            value), across seeds.
-        best_seed: The seed whose best epoch has the best monitored value.
+            ``mean``, ``std`` (the population standard deviation across seeds,
+            ``ddof=0``, as deepSTRF reports it; 0 with one seed), ``min``,
+            ``max`` and ``n_seeds`` (seeds with a finite value), across seeds.
+        best_seed: The seed whose final state has the best monitored value on
+            a validation after its fit (:py:attr:`SeedRun.final_score`).
         best_score: That value.
         monitor: The monitored key, e.g. ``"val_cc_norm"``.
         mode: ``"max"`` or ``"min"``.
@@ -375,18 +406,23 @@ class MultiSeedResult:
 
     @property
     def scores(self) -> Dict[int, float]:
-        """Each seed's best monitored value."""
+        """Each seed's best monitored value during training."""
         return {run.seed: run.best_score for run in self.runs}
+
+    @property
+    def final_scores(self) -> Dict[int, float]:
+        """Each seed's monitored value on the validation of its final state, what :py:attr:`best_seed` is chosen by."""
+        return {run.seed: run.final_score for run in self.runs}
 
 
 def _pick_best(runs: Sequence[SeedRun], mode: str) -> SeedRun:
-    finite = [run for run in runs if math.isfinite(run.best_score)]
+    finite = [run for run in runs if math.isfinite(run.final_score)]
     if not finite:
         warnings.warn(f"no seed has a finite {runs[0].monitor!r}; best_seed is the first seed, {runs[0].seed}.", UserWarning, stacklevel=3)
         return runs[0]
     pick = max if mode == "max" else min
     # max/min keep the first of equal values: ties go to the earlier seed
-    return pick(finite, key=lambda run: run.best_score)
+    return pick(finite, key=lambda run: run.final_score)
 
 
 def _tables(runs: Sequence[SeedRun]):
@@ -405,5 +441,5 @@ def _tables(runs: Sequence[SeedRun]):
     columns = ["seed", "neuron", "split", "metric", "value"]
     per_seed = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     grouped = per_seed.groupby(["split", "metric", "neuron"], sort=True)["value"]
-    summary = grouped.agg(mean="mean", std="std", min="min", max="max", n_seeds="count").reset_index()
+    summary = grouped.agg(mean="mean", std=lambda values: values.std(ddof=0), min="min", max="max", n_seeds="count").reset_index()
     return per_seed[columns], summary

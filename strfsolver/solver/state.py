@@ -37,6 +37,8 @@ class TrainingState:
         stop_reason: ``"max_epochs"``, ``"patience"`` or ``"all neurons stopped"``
             once the fit has ended, else ``None``.
         best_model: The model's state at ``best_epoch`` (detached copies).
+        neuron_history: Every validated epoch's per-neuron values
+            (:py:mod:`strfsolver.solver.neuron_history`), ``None`` before one.
     """
 
     epoch: int = 0
@@ -47,6 +49,7 @@ class TrainingState:
     stopped: bool = False
     stop_reason: Optional[str] = None
     best_model: Optional[Dict[str, Tensor]] = None
+    neuron_history: Optional[Dict[str, Tensor]] = None
 
     def state_dict(self) -> Dict[str, Any]:
         """The fields as a dict (tensors are not copied)."""

@@ -72,7 +72,7 @@ def test_files_and_summary_match_the_per_seed_files(loaders, test_loader, tmp_pa
         rows = summary[(summary.split == split) & (summary.metric == metric)].sort_values("neuron")
         stacked = np.stack(values)  # (seeds, N)
         np.testing.assert_allclose(rows["mean"].to_numpy(), stacked.mean(axis=0), rtol=1e-12)
-        np.testing.assert_allclose(rows["std"].to_numpy(), stacked.std(axis=0, ddof=1), rtol=1e-10)
+        np.testing.assert_allclose(rows["std"].to_numpy(), stacked.std(axis=0, ddof=0), rtol=1e-10)
         np.testing.assert_allclose(rows["max"].to_numpy(), stacked.max(axis=0), rtol=1e-12)
         assert (rows["n_seeds"] == 2).all()
 

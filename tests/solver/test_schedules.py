@@ -16,7 +16,9 @@ def test_schedule_values():
     assert [exponential(t) for t in range(4)] == [2.0, 1.0, 0.5, 0.25]
     step_exp = schedules.init("step-exponential", start=1.0, gamma=0.1, step_size=3)
     assert [step_exp(t) for t in range(7)] == [1.0, 1.0, 1.0, 0.1, 0.1, 0.1, pytest.approx(0.01, rel=1e-15)]
-    assert schedules.get_options() == ["constant", "exponential", "linear", "step-exponential", "stepwise"]
+    assert schedules.get_options() == [
+        "constant", "exponential", "linear", "linear-half", "start-stop-exponential", "start-stop-exponential-half", "step-exponential", "stepwise",
+    ]
 
 
 def test_bad_schedules_are_refused():

@@ -1,0 +1,43 @@
+"""The hook names of deepSTRF, CEBRA and flyvis subclasses: compute_loss, evaluate, on_epoch_end(epoch, dict)."""
+
+import torch
+
+from strfsolver.solver import PopulationSolver
+
+
+def test_ported_subclass_hooks_are_the_ones_fit_uses(loaders, new_model):
+    train, valid = loaders
+    calls = {"loss": 0, "evaluate": [], "epochs": []}
+
+    class Ported(PopulationSolver):
+        def compute_loss(self, pred, batch):
+            calls["loss"] += 1
+            # a loss of its own: twice the mse, so the reported train loss doubles
+            return 2 * super().compute_loss(pred, batch)
+
+        def evaluate(self, loader):
+            calls["evaluate"].append(loader)
+            out = super().evaluate(loader)
+            out["loss"] = -1.0
+            return out
+
+        def on_epoch_end(self, epoch, epoch_dict):
+            calls["epochs"].append((epoch, epoch_dict["train_loss"]))
+
+    options = dict(lr=1e-2, patience=None, tqdm_on=False)
+    ported = Ported(model=new_model(), **options)
+    history = ported.fit(train, valid, max_epochs=2)
+    plain = PopulationSolver(model=new_model(), **options)
+    plain.fit(train, valid, max_epochs=2)
+    assert calls["loss"] == 2 * len(train)
+    # one step from the same model on the same batch: the loss step() reports is the override's
+    batch = next(iter(valid))
+    doubled = Ported(model=new_model(), **options).step(batch)["loss"]
+    assert doubled == 2 * PopulationSolver(model=new_model(), **options).step(batch)["loss"]
+    # fit validated through the override, and validation() is the same call
+    # (the fit's closing advice may also evaluate the training loader through it)
+    assert sum(loader is valid for loader in calls["evaluate"]) == 2 and [row["val_loss"] for row in history] == [-1.0, -1.0]
+    assert ported.validation(valid)["loss"] == -1.0
+    assert calls["epochs"] == [(row["epoch"], row["train_loss"]) for row in history]
+    # without overrides, evaluate is validation
+    torch.testing.assert_close(plain.evaluate(valid)["cc"], plain.validation(valid)["cc"])
