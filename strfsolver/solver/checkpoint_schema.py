@@ -61,8 +61,11 @@ def _check_progress(progress: Any, source: str) -> None:
         _fail(source, "progress.stop_reason", f"null or a string such as {STOP_REASONS[0]!r}", reason)
     for key in ("best_model", "neuron_best_model"):
         _check_weights(progress, key, f"{source}: progress", optional=True)
+    history = progress.get("neuron_history")
+    if history is not None and not (isinstance(history, dict) and all(isinstance(v, Tensor) for v in history.values())):
+        _fail(source, "progress.neuron_history", "a mapping of names to tensors, or null", history)
     for key, value in progress.items():
-        if key.startswith("neuron_") and key != "neuron_best_model" and value is not None and not isinstance(value, Tensor):
+        if key.startswith("neuron_") and key not in ("neuron_best_model", "neuron_history") and value is not None and not isinstance(value, Tensor):
             _fail(source, f"progress.{key}", "a tensor or null", value)
 
 

@@ -55,15 +55,24 @@ def test_a_fit_killed_during_a_checkpoint_write_keeps_the_old_file_and_resumes_b
     assert io.stale_temporaries(tmp_path) == []
 
 
-def test_a_fit_killed_at_a_random_moment_resumes_bit_exactly(tmp_path, uninterrupted):
-    worker = Worker("fit", tmp_path, EPOCHS)
+#: long enough that the random moment below always falls inside the fit, however fast the machine
+LONG_EPOCHS = 40
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_long(tmp_path_factory):
+    return run("fit", tmp_path_factory.mktemp("uninterrupted_long"), LONG_EPOCHS)
+
+
+def test_a_fit_killed_at_a_random_moment_resumes_bit_exactly(tmp_path, uninterrupted_long):
+    worker = Worker("fit", tmp_path, LONG_EPOCHS)
     worker.wait_for("saved 0")
     # somewhere inside the next epochs, or inside a write: the seed makes the moment reproducible
     time.sleep(random.Random(13).uniform(0.0, 0.3))
     worker.kill()
     assert worker.killed
     _loadable(tmp_path)
-    assert run("resume", tmp_path, EPOCHS) == uninterrupted
+    assert run("resume", tmp_path, LONG_EPOCHS) == uninterrupted_long
 
 
 def _fail_at(monkeypatch, name):
