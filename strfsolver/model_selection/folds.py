@@ -22,9 +22,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from strfsolver.experiment import SCORE_METRICS, ExperimentSpec, build_experiment, choose_model, resolve_solver, score_predictions
+from strfsolver.experiment import SCORE_METRICS, ExperimentSpec, build_experiment, score_predictions
 
-__all__ = ["as_spec", "apply_params", "expand_grid", "fit_fold", "needs_validation"]
+__all__ = ["as_spec", "apply_params", "expand_grid", "fit_fold", "is_closed_form"]
 
 # a comparison writes its own files per fold: these keys of a spec would collide across folds
 _REFUSED_KEYS = ("output_dir", "loggers")
@@ -93,10 +93,11 @@ def apply_params(spec: ExperimentSpec, params: Mapping[str, Any]) -> ExperimentS
     return dataclasses.replace(spec, **changes)
 
 
-def needs_validation(spec: ExperimentSpec, responses: Sequence[Any]) -> bool:
-    """Whether the spec's solver trains by gradient steps (then it needs early-stopping stimuli)."""
-    model = choose_model(responses) if spec.model == "auto" else spec.model
-    return resolve_solver(spec.solver, model) != "ridge"
+def is_closed_form(experiment) -> bool:
+    """Whether the experiment's solver solves in closed form (the ridge solver or a subclass): no early stopping."""
+    from strfsolver.solver.ridge import RidgeSolver
+
+    return isinstance(experiment.solver, RidgeSolver)
 
 
 def _scalar_history(history: Sequence[Mapping[str, Any]]) -> List[Dict[str, float]]:
@@ -121,18 +122,18 @@ def _json_value(value: Any) -> Any:
 def _fit_and_predict(spec: ExperimentSpec, dataset, train_idx: Sequence[int], test_idx: Sequence[int], valid_fraction: float, seed: int):
     """Fit ``spec`` on the training stimuli (early stopping on some of them when needed); predict the test ones."""
     train = dataset.subset(list(train_idx))
-    valid = None
-    if needs_validation(spec, dataset.responses):
+    experiment = build_experiment(spec, train, None, seed=seed)
+    if not is_closed_form(experiment):
+        # gradient steps stop early on a few of the training stimuli, never on held-out ones
         if len(train) < 2:
             raise ValueError(
                 f"a fold has {len(train)} training stimulus: a gradient solver needs at least 2 (one for early stopping)."
             )
         n_valid = min(len(train) - 1, max(1, int(round(valid_fraction * len(train)))))
         order = np.random.default_rng(seed).permutation(len(train))
-        keep = sorted(order[n_valid:].tolist())
         valid = train.subset(sorted(order[:n_valid].tolist()))
-        train = train.subset(keep)
-    experiment = build_experiment(spec, train, valid, seed=seed).fit()
+        experiment = build_experiment(spec, train.subset(sorted(order[n_valid:].tolist())), valid, seed=seed)
+    experiment.fit()
     test = dataset.subset(list(test_idx))
     preds = experiment.solver.transform(test.stims, batch_size=experiment.batch_size)
     preds = [pred.detach().cpu().numpy()[:, 0] for pred in preds]

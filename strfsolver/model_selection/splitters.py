@@ -163,7 +163,7 @@ def check_cv(cv: Any, what: str = "cv") -> _GroupedSplitter:
         return LeaveOneStimulusOut()
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         return StimulusKFold(int(cv))
-    if callable(getattr(cv, "split", None)):
+    if not isinstance(cv, (str, bytes)) and callable(getattr(cv, "split", None)):
         return cv
     raise ValueError(
         f"{what} must be a number of folds (>= 2), 'loso' or a splitter with split(X, y, groups) such as "
