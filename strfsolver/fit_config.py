@@ -420,7 +420,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
             from strfsolver.report import save_strf_pages
 
             for index, path in enumerate(save_strf_pages(out / "strfs.png", best_model.strf().detach().cpu(), dt_ms=dataset.dt_ms,
-                                                         freqs_hz=config["freqs_hz"], titles=dataset.neuron_ids)):
+                                                         freqs_hz=config["freqs_hz"], titles=[f"neuron {i}" for i in dataset.neuron_ids])):
                 files["strfs" if index == 0 else f"strfs_{index + 1}"] = path
     elif plots:
         print_fn("note: matplotlib is not installed, so the figures were skipped (pip install strfsolver[plot]).")

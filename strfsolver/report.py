@@ -104,6 +104,10 @@ def plot_learning_curves(
         for ax in (left, right):
             ax.axvline(best_epoch, color="gray", linestyle=":", linewidth=1, label=f"best epoch ({best_epoch})")
         left.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     right.set_xlabel("epoch")
     right.set_ylabel(score_label)
     right.legend(fontsize=8)

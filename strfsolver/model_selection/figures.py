@@ -112,10 +112,11 @@ def plot_best_strfs(result, path: Union[str, Path], n_show: int = 8, model: Opti
         return None
     scores = cv.summary[result.metric].to_numpy()
     order = np.argsort(np.where(np.isfinite(scores), -scores, np.inf), kind="stable")[:n_show]
-    titles = [f"{cv.neuron_ids[n]}\n{result.metric} {scores[n]:.2f}" for n in order]
-    fig = plot_strfs(strfs[order], dt_ms=cv.dt_ms, titles=titles, n_cols=min(4, len(order)))
-    fig.suptitle(f"{name}: STRFs of its {len(order)} best neurons (mean over folds)", fontsize=9)
-    fig.tight_layout()
+    titles = [f"neuron {cv.neuron_ids[n]}\n{result.metric} {scores[n]:.2f}" for n in order]
+    fig = plot_strfs(
+        strfs[order], dt_ms=cv.dt_ms, titles=titles, n_cols=min(4, len(order)),
+        title=f"{name}: STRFs of its {len(order)} best neurons (mean over folds)",
+    )
     return _save(fig, path)
 
 
@@ -147,6 +148,9 @@ def plot_fold_learning_curves(result, path: Union[str, Path]) -> Optional[Path]:
             best_rows = [r for r in rows if r["epoch"] == best]
             if best_rows:
                 ax.plot([best], [best_rows[0][key]], marker="o", color=line.get_color(), markersize=5)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{key} (early-stopping stimuli)" if key and key.startswith("val") else str(key))
         ax.set_title(f"{name}: dots mark each fold's best epoch", fontsize=9)

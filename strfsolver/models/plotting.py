@@ -41,6 +41,7 @@ def plot_strfs(
     shared_scale: bool = True,
     colorbar_label: str = "weight",
     color_limit: Optional[float] = None,
+    title: Optional[str] = None,
 ):
     """Draw one panel per neuron (every neuron given); a multi-channel STRF shows its channels side by side.
 
@@ -61,6 +62,7 @@ def plot_strfs(
         shared_scale: One colour scale and a colour bar for all panels.
         colorbar_label: Label of the shared colour bar.
         color_limit: The shared scale's largest absolute weight (default: the largest in ``strfs``).
+        title: The figure's title.
 
     Returns:
         The ``matplotlib.figure.Figure``.
@@ -118,6 +120,8 @@ def plot_strfs(
             ax.set_ylabel("frequency (kHz)" if freqs_hz is not None else "frequency band", fontsize=7)
         if index + n_cols >= n_neurons:  # the lowest panel of its column
             ax.set_xlabel("lag (ms)" if dt_ms is not None else "lag (bins)", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     if shared_scale and image is not None:
         # room on the right for one colour bar that every panel shares
