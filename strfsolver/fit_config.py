@@ -334,6 +334,8 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
         config = load_config(config)
     config = validate_config(config)
     dataset = _load_data(config)
+    if config["freqs_hz"] is not None and len(config["freqs_hz"]) != dataset.n_freqs:
+        raise ConfigError(f"config key 'freqs_hz' has {len(config['freqs_hz'])} frequencies but the data have {dataset.n_freqs} bands")
     out = Path(config["out"])
     out.mkdir(parents=True, exist_ok=True)
 
@@ -419,8 +421,11 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
         if getattr(best_model, "has_strf", False):
             from strfsolver.report import save_strf_pages
 
-            for index, path in enumerate(save_strf_pages(out / "strfs.png", best_model.strf().detach().cpu(), dt_ms=dataset.dt_ms,
-                                                         freqs_hz=config["freqs_hz"], titles=[f"neuron {i}" for i in dataset.neuron_ids])):
+            strfs = best_model.strf().detach().cpu()
+            # a prefilter may change the bands the STRF spans: label in kHz only when they are the data's
+            freqs = config["freqs_hz"] if config["freqs_hz"] is not None and len(config["freqs_hz"]) == strfs.shape[-2] else None
+            for index, path in enumerate(save_strf_pages(out / "strfs.png", strfs, dt_ms=dataset.dt_ms, freqs_hz=freqs,
+                                                         titles=[f"neuron {i}" for i in dataset.neuron_ids])):
                 files["strfs" if index == 0 else f"strfs_{index + 1}"] = path
     elif plots:
         print_fn("note: matplotlib is not installed, so the figures were skipped (pip install strfsolver[plot]).")
