@@ -18,6 +18,7 @@ import json
 import math
 import numbers
 import time
+import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -122,8 +123,14 @@ def _json_value(value: Any) -> Any:
 def _fit_and_predict(spec: ExperimentSpec, dataset, train_idx: Sequence[int], test_idx: Sequence[int], valid_fraction: float, seed: int):
     """Fit ``spec`` on the training stimuli (early stopping on some of them when needed); predict the test ones."""
     train = dataset.subset(list(train_idx))
-    experiment = build_experiment(spec, train, None, seed=seed)
-    if not is_closed_form(experiment):
+    # built first to learn the solver's kind; its warnings about the data count only if it is the one fitted
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        experiment = build_experiment(spec, train, None, seed=seed)
+    if is_closed_form(experiment):
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    else:
         # gradient steps stop early on a few of the training stimuli, never on held-out ones
         if len(train) < 2:
             raise ValueError(

@@ -58,7 +58,6 @@ def test_fixed_ridge_equals_folds_fitted_by_hand(population):
 SEEN = []
 
 
-@strfsolver.solver.register("recording-ridge", override=True)
 class RecordingRidge(RidgeSolver):
     """The ridge solver, noting the stimuli every fit is shown (training and early stopping)."""
 
@@ -70,9 +69,17 @@ class RecordingRidge(RidgeSolver):
         return super().fit(loader, valid_loader, **kwargs)
 
 
-def test_nested_search_never_sees_the_held_out_stimuli(population):
+@pytest.fixture
+def recording_ridge():
+    """The recording solver, registered for one test only (the registry is shared by the whole suite)."""
+    strfsolver.solver.register("recording-ridge", override=True)(RecordingRidge)
+    yield "recording-ridge"
+    strfsolver.solver._registry_state.entries.pop("recording-ridge", None)
+
+
+def test_nested_search_never_sees_the_held_out_stimuli(population, recording_ridge):
     dataset = population.dataset
-    spec = dict(RIDGE, solver="recording-ridge")
+    spec = dict(RIDGE, solver=recording_ridge)
     SEEN.clear()
     outer, inner = StimulusKFold(3), StimulusKFold(2)
     grid = {"solver_options.alpha": [0.01, 100.0]}
