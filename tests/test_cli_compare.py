@@ -9,7 +9,6 @@ import pytest
 
 from strfsolver import cli
 from strfsolver.data import save_npz, synthetic_population
-from strfsolver.fit_config import ConfigError
 from strfsolver.model_selection import crossval as crossval_module
 
 MODELS = {

@@ -1,7 +1,6 @@
 """Figures a reader can use: every neuron drawn, one colour scale, ms and kHz ticks, the data set's ids;
 one-repeat data without duplicate curves or an all-NaN snr row."""
 
-import json
 
 import numpy as np
 import pytest

@@ -12,7 +12,7 @@ import html
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from strfsolver.io import atomic_write_text
 

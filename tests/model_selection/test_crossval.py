@@ -1,9 +1,6 @@
 """cross_validate: equal to fitting the folds by hand, nested search blind to held-out stimuli,
 the same tables on any executor, and an interrupted run that resumes without refitting."""
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-
 import numpy as np
 import pytest
 import torch
@@ -96,12 +93,11 @@ def test_nested_search_never_sees_the_held_out_stimuli(population, recording_rid
     assert result.folds[0]["inner"][0]["params"] == {"solver_options.alpha": 0.01}
 
 
-def test_process_pool_and_dask_give_the_sequential_tables(population):
+def test_process_pool_and_dask_give_the_sequential_tables(population, spawn_pool):
     dataset = population.dataset
     specs = {"ridge": RIDGE, "ln": LN}
     sequential = compare(specs, dataset, cv=2, threads=1, n_boot=200)
-    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pooled = compare(specs, dataset, cv=2, executor=pool, threads=1, n_boot=200)
+    pooled = compare(specs, dataset, cv=2, executor=spawn_pool, threads=1, n_boot=200)
     assert without_seconds(pooled.scores).equals(without_seconds(sequential.scores))
     assert pooled.summary.equals(sequential.summary)
     assert pooled.pairs.equals(sequential.pairs)
