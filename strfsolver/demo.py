@@ -313,7 +313,7 @@ def _compare_models(dataset, settings: Dict[str, Any], out: Path, plots: bool):
         "ridge": {"model": "linear", "model_options": {"n_lags": n_lags}},
         "ln": {"model": "ln", "model_options": {"n_lags": n_lags}, "batch_size": 2,
                # a smaller --max-epochs caps this fit too
-               "solver_options": dict(lr=COMPARISON["lr"], max_epochs=min(COMPARISON["max_epochs"], settings["max_epochs"]), patience=COMPARISON["patience"])},
+               "solver_options": dict(lr=COMPARISON["lr"], max_epochs=min(COMPARISON["max_epochs"], settings["max_epochs"] or COMPARISON["max_epochs"]), patience=COMPARISON["patience"])},
     }
     result = compare(specs, subset, cv=min(COMPARISON["n_splits"], n_stims), n_boot=500, seed=settings["seed"])
     result.save_tables(out)
