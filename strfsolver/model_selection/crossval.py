@@ -189,6 +189,13 @@ def run_folds(
     def collect(index: int, result: Dict[str, Any]) -> None:
         name, fold, key = keys[index]
         finished[name][fold] = result
+        if result.get("advice"):
+            import warnings
+
+            from strfsolver.solver.diagnostics import FitWarning
+
+            for message in result["advice"]:
+                warnings.warn(f"model {name!r}, fold {fold}: {message}", FitWarning, stacklevel=2)
         if store is not None:
             store.save(name, fold, key, result)
         if bar is not None:

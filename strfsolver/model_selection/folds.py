@@ -183,7 +183,8 @@ def fit_fold(
         ``{"fold", "train", "test", "predictions" (one (N, T_i) float32 array
         per test stimulus), "scores" ({metric: (N,)}), "params", "inner" (one
         {"params", "score"} per combination), "alphas" ((N,) or None),
-        "epochs", "best_epoch", "seconds", "history", "strf" (or None)}``.
+        "epochs", "best_epoch", "seconds", "history", "strf" (or None),
+        "advice" (the messages of the fit's ``FitWarning``s)}``.
     """
     from strfsolver.model_selection.splitters import StimulusKFold, check_cv
 
@@ -210,7 +211,18 @@ def fit_fold(
             inner.append({"params": _json_value(params), "score": score})
             if score > best:
                 best, chosen = score, params
-    experiment, preds, test = _fit_and_predict(apply_params(spec, chosen), dataset, train_idx, test_idx, valid_fraction, seed)
+    from strfsolver.solver.diagnostics import FitWarning
+
+    # the fit's advice travels with the result (a worker's warnings would be lost); the caller reports it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitWarning)
+        experiment, preds, test = _fit_and_predict(apply_params(spec, chosen), dataset, train_idx, test_idx, valid_fraction, seed)
+    advice = []
+    for warning in caught:
+        if issubclass(warning.category, FitWarning):
+            advice.append(str(warning.message))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     solver = experiment.solver
     alphas = getattr(solver, "alphas_", None)
     model = experiment.model
@@ -231,4 +243,5 @@ def fit_fold(
         "seconds": time.perf_counter() - start,
         "history": history,
         "strf": strf,
+        "advice": advice,
     }

@@ -154,3 +154,12 @@ def test_bad_specs_and_grids_are_refused_before_fitting(population):
         cross_validate(RIDGE, [np.zeros((3, 4))], cv=2)
     with pytest.raises(ValueError, match="not used in cross-validation"):
         cross_validate(dict(RIDGE, output_dir="x"), dataset, cv=2)
+
+
+def test_a_folds_fit_advice_is_kept_and_reported_with_its_fold(population):
+    from strfsolver.solver.diagnostics import FitWarning
+
+    spec = dict(LN, solver_options={"max_epochs": 6, "lr": 1e-3, "patience": None})  # stopped while still improving
+    with pytest.warns(FitWarning, match=r"model 'short', fold \d: .*still improving"):
+        result = cross_validate(spec, population.dataset, cv=2, name="short")
+    assert all(any("still improving" in text for text in fold["advice"]) for fold in result.folds)
