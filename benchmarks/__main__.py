@@ -26,6 +26,7 @@ BENCHMARKS = {
     "solvers": ["bench_solvers.py"],
     # the full size takes half an hour on 2 cores: python benchmarks/bench_ridge.py
     "ridge": ["bench_ridge.py", "--quick"],
+    "compare": ["bench_compare.py", "--quick"],
 }
 
 

@@ -51,7 +51,8 @@ ORDER = [
     "strfsolver.data", "strfsolver.metrics", "strfsolver.losses",
     "strfsolver.models", "strfsolver.prefilters", "strfsolver.solver",
     "strfsolver.distributed", "strfsolver.tracking", "strfsolver.estimator",
-    "strfsolver.cli", "strfsolver.fit_config", "strfsolver.demo", "strfsolver.report",
+    "strfsolver.model_selection", "strfsolver.cli", "strfsolver.fit_config", "strfsolver.compare_config",
+    "strfsolver.saved_models", "strfsolver.logger_choice", "strfsolver.demo", "strfsolver.report",
 ]
 
 

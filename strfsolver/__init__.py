@@ -12,6 +12,8 @@ The package is organised by concept:
 - :py:class:`strfsolver.STRFEstimator`: the scikit-learn estimator;
 - :py:func:`strfsolver.run_many` (:py:mod:`strfsolver.distributed`): independent
   fits on any ``concurrent.futures`` executor;
+- :py:mod:`strfsolver.model_selection`: stimulus-grouped cross-validation and
+  paired per-neuron model comparison (import it: ``from strfsolver.model_selection import compare``);
 - :py:mod:`strfsolver.tracking`: experiment configs and loggers;
   :py:mod:`strfsolver.logger_factories`: one TensorBoard folder or W&B run per seed;
 - :py:mod:`strfsolver.registry`: the machinery behind ``init("name")``;

@@ -3,6 +3,10 @@
 - ``strfsolver demo --out DIR``: the main job, a fit on the embedded synthetic data;
 - ``strfsolver fit CONFIG``: fit a data file as a JSON/YAML config describes
   (see :py:mod:`strfsolver.fit_config`);
+- ``strfsolver compare CONFIG --out DIR``: cross-validate several models and
+  compare them (see :py:mod:`strfsolver.compare_config`);
+- ``strfsolver predict MODEL DATA --out FILE`` / ``strfsolver evaluate MODEL DATA --out FILE``:
+  a saved model's predictions / per-neuron scores on a data file (see :py:mod:`strfsolver.saved_models`);
 - ``strfsolver list``: every registry's options.
 """
 
@@ -79,6 +83,31 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("config", help="path of the JSON (.json) or YAML (.yaml, .yml) config")
     fit.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    fit.add_argument("--resume", action="store_true", help="continue an interrupted fit from the checkpoints in its 'out' folder")
+
+    compare = commands.add_parser(
+        "compare",
+        help="cross-validate several models on a data file and compare them neuron by neuron",
+        description="Fit every model a config names on the same stimulus-grouped folds; write scores.csv, "
+        "summary.csv, pairs.csv, models.csv, figures and report.html to --out. Finished folds are kept under "
+        "folds/, so running the command again continues an interrupted comparison.",
+    )
+    compare.add_argument("config", help="path of the JSON (.json) or YAML (.yaml, .yml) config")
+    compare.add_argument("--out", default=None, help="output folder (default: the config's 'out')")
+    compare.add_argument("--workers", type=_positive_int, default=None, help="fit folds on this many worker processes")
+    compare.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    compare.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    for name, verb, output in (("predict", "predict the responses to every stimulus of", "predictions (.npz)"),
+                               ("evaluate", "score per neuron on", "per-neuron table (.csv)")):
+        saved = commands.add_parser(
+            name, help=f"{verb} a data file with a saved model",
+            description=f"Load a model saved by 'strfsolver fit' (its OUT/model folder) and {verb} a .npz or .nwb file; write the {output}.",
+        )
+        saved.add_argument("model", help="folder of the saved model (config.json and model.safetensors)")
+        saved.add_argument("data", help="the .npz or .nwb data file")
+        saved.add_argument("--out", required=True, help=f"the {output} to write")
+        saved.add_argument("--device", default="cpu", help="torch device (default cpu)")
 
     commands.add_parser(
         "list",
@@ -149,7 +178,16 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "fit":
         from strfsolver.fit_config import run_fit
 
-        run_fit(args.config, progress=not args.no_progress, plots=not args.no_plots)
+        run_fit(args.config, progress=not args.no_progress, plots=not args.no_plots, resume=args.resume)
+    elif args.command == "compare":
+        from strfsolver.compare_config import run_compare
+
+        run_compare(args.config, args.out, workers=args.workers or 0, progress=not args.no_progress, plots=not args.no_plots)
+    elif args.command in ("predict", "evaluate"):
+        from strfsolver import saved_models
+
+        run = saved_models.run_predict if args.command == "predict" else saved_models.run_evaluate
+        run(args.model, args.data, args.out, device=args.device)
     elif args.command == "list":
         print(_list_options())
     return 0

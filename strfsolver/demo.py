@@ -17,6 +17,11 @@ and writes to ``DIR``:
 - ``strfs.png``: fitted against true STRFs, ``learning_curves.png``: losses
   and validation ``cc_norm`` per epoch (both need matplotlib; without it
   they are skipped with a note);
+- ``comparison/``: the closing comparison of the ``"ridge"`` linear model with
+  an ``"ln"`` model, cross-validated by stimulus on a small part of the data
+  (:py:data:`COMPARISON`): ``scores.csv``, ``summary.csv``, ``pairs.csv``,
+  ``models.csv``, figures and ``report.html``
+  (see :py:func:`strfsolver.model_selection.compare`);
 
 and prints a short table. The generating neurons are linear-nonlinear
 (softplus), so a linear model cannot reach the truth's ``cc_norm`` exactly;
@@ -42,7 +47,7 @@ from strfsolver.report import has_matplotlib as _has_matplotlib
 from strfsolver.report import median, plot_learning_curves, rows_to_csv, summary_lines
 from strfsolver.solver.loggers import CSVLogger
 
-__all__ = ["run_demo", "strf_correlation", "DEFAULTS", "QUICK"]
+__all__ = ["run_demo", "strf_correlation", "DEFAULTS", "QUICK", "COMPARISON"]
 
 #: default sizes and settings of the demo (the README's figures come from these)
 DEFAULTS: Dict[str, Any] = dict(
@@ -62,6 +67,9 @@ DEFAULTS: Dict[str, Any] = dict(
 )
 #: ``--quick``: a smaller problem that runs in seconds (smoke tests, CI)
 QUICK: Dict[str, Any] = dict(n_neurons=8, n_stims=10, n_repeats=6, n_freqs=16, n_lags=10, n_times=200, lr=1e-2, max_epochs=40, patience=10)
+
+#: the closing comparison: ridge against "ln" on the first neurons and stimuli, cross-validated by stimulus
+COMPARISON: Dict[str, Any] = dict(n_neurons=8, n_stims=20, n_splits=2, lr=3e-3, max_epochs=40, patience=10)
 
 SUMMARY_COLUMNS = ("neuron", "cc", "cc_norm", "truth_cc_norm", "strf_corr", "ridge_cc_norm")
 
@@ -99,31 +107,50 @@ def _table(rows: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _plot_strfs(path: Path, fitted: torch.Tensor, truth: torch.Tensor, corr: torch.Tensor, dt_ms: float, n_show: int = 8) -> None:
+def _plot_strfs(path: Path, fitted: torch.Tensor, truth: torch.Tensor, corr: torch.Tensor, dt_ms: float, n_cols: int = 8) -> None:
+    """Every neuron: its true STRF above its fitted one, ``n_cols`` neurons a row, one colour bar."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    n = min(n_show, fitted.shape[0])
-    fig, axes = plt.subplots(2, n, figsize=(1.6 * n + 1, 3.6), squeeze=False)
-    lags_ms = fitted.shape[-1] * dt_ms
-    for i in range(n):
-        for row, (kernel, label) in enumerate(((truth[i, 0], "true"), (fitted[i, 0], "fitted"))):
-            ax = axes[row, i]
-            # each kernel on its own symmetric scale: shapes are compared, not gains
-            limit = float(kernel.abs().max()) or 1.0
-            ax.imshow(kernel.numpy(), origin="lower", aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, extent=(0, lags_ms, 0, kernel.shape[0]))
-            ax.set_xticks([])
+    from strfsolver.models.plotting import _lag_ticks
+
+    n = fitted.shape[0]
+    n_cols = min(n_cols, n)
+    blocks = math.ceil(n / n_cols)
+    fig, axes = plt.subplots(2 * blocks, n_cols, figsize=(1.5 * n_cols + 1.2, 2.9 * blocks + 0.6), squeeze=False)
+    n_lags, n_freqs = fitted.shape[-1], fitted.shape[-2]
+    extent = (-0.5 * dt_ms, (n_lags - 0.5) * dt_ms, -0.5, n_freqs - 0.5)
+    image = None
+    for i in range(blocks * n_cols):
+        block, column = divmod(i, n_cols)
+        for row, (kernels, label) in enumerate(((truth, "true"), (fitted, "fitted"))):
+            ax = axes[2 * block + row, column]
+            if i >= n:
+                ax.set_visible(False)
+                continue
+            kernel = kernels[i, 0].numpy()
+            # each kernel divided by its own largest weight: shapes are compared, not gains (the gains differ)
+            limit = float(np.abs(kernel).max()) or 1.0
+            image = ax.imshow(kernel / limit, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, extent=extent, interpolation="nearest")
+            ax.set_xticks(_lag_ticks(n_lags, dt_ms))
+            ax.tick_params(labelsize=6)
             ax.set_yticks([])
-            if i == 0:
-                ax.set_ylabel(f"{label}\nfrequency")
+            if column == 0:
+                ax.set_ylabel(f"{label}\nfrequency", fontsize=7)
             if row == 0:
-                ax.set_title(f"neuron {i}\nr = {float(corr[i]):.2f}", fontsize=8)
-            else:
-                ax.set_xlabel(f"0-{lags_ms:.0f} ms", fontsize=7)
-    fig.suptitle("STRFs: true (top) and fitted linear model (bottom)", fontsize=9)
+                ax.set_title(f"neuron {i}, r = {float(corr[i]):.2f}", fontsize=7)
+            elif block == blocks - 1 or i + n_cols >= n:
+                ax.set_xlabel("lag (ms)", fontsize=7)
+    fig.suptitle("STRFs of every neuron: true (upper) and fitted linear model (lower); r = their correlation", fontsize=9)
     fig.tight_layout()
+    width = 1.5 * n_cols + 1.2
+    fig.subplots_adjust(right=1 - 0.9 / width)
+    bar = fig.colorbar(image, cax=fig.add_axes((1 - 0.7 / width, 0.2, 0.12 / width, 0.6)))
+    bar.set_label("weight / largest |weight| of the kernel", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -252,6 +279,9 @@ def run_demo(
     elif plots:
         print_fn("note: matplotlib is not installed, so strfs.png and learning_curves.png were skipped (pip install matplotlib).")
 
+    comparison = _compare_models(population.dataset, settings, out / "comparison", plots and _has_matplotlib())
+    files["comparison"] = out / "comparison"
+
     seconds = time.perf_counter() - start
     print_fn(f"\nbest epoch {fitter.best_epoch_} of {len(history)}; validation metrics per neuron ({len(rows)} neurons):")
     print_fn(_table(rows))
@@ -259,6 +289,38 @@ def run_demo(
         f"ridge_cc_norm: the same linear model in closed form (the 'ridge' solver, per-neuron alphas by 5-fold "
         f"cross-validation), fitted in {ridge_seconds:.1f} s"
     )
+    pair = comparison.pair("ln", "ridge")
+    print_fn(
+        f"\ncomparison ({COMPARISON['n_splits']}-fold cross-validation by stimulus, first {len(comparison.paired)} neurons, "
+        f"{min(COMPARISON['n_stims'], population.dataset.n_stims)} stimuli): 'ln' minus 'ridge' median cc_norm {pair['median_diff']:+.3f} "
+        f"[{pair['ci_low']:+.3f}, {pair['ci_high']:+.3f}], Wilcoxon p = {pair['p_value']:.3g}, 'ln' higher on "
+        f"{pair['wins']} of {pair['n_neurons']} neurons (comparison/report.html)"
+    )
     print_fn(f"\nwrote {', '.join(str(p) for p in files.values())} in {seconds:.1f} s")
     return {"summary": rows, "history": history, "files": files, "seconds": seconds, "best_epoch": fitter.best_epoch_,
-            "ridge_seconds": ridge_seconds}
+            "ridge_seconds": ridge_seconds, "comparison": comparison}
+
+
+def _compare_models(dataset, settings: Dict[str, Any], out: Path, plots: bool):
+    """The demo's last step: ridge against an LN model, cross-validated by stimulus on a small part of the data."""
+    from strfsolver.model_selection import compare
+    from strfsolver.model_selection.html_report import write_report
+
+    n_stims = min(COMPARISON["n_stims"], dataset.n_stims)
+    subset = dataset.subset(list(range(n_stims))).select_neurons(list(range(min(COMPARISON["n_neurons"], dataset.n_neurons))))
+    n_lags = settings["n_lags"]
+    specs = {
+        "ridge": {"model": "linear", "model_options": {"n_lags": n_lags}},
+        "ln": {"model": "ln", "model_options": {"n_lags": n_lags}, "batch_size": 2,
+               # a smaller --max-epochs caps this fit too
+               "solver_options": dict(lr=COMPARISON["lr"], max_epochs=min(COMPARISON["max_epochs"], settings["max_epochs"] or COMPARISON["max_epochs"]), patience=COMPARISON["patience"])},
+    }
+    result = compare(specs, subset, cv=min(COMPARISON["n_splits"], n_stims), n_boot=500, seed=settings["seed"])
+    result.save_tables(out)
+    figures = {}
+    if plots:
+        from strfsolver.model_selection.figures import write_figures
+
+        figures = write_figures(result, out)
+    write_report(result, out, figures, {"data": "the demo's synthetic population", "neurons": len(result.paired), "stimuli": n_stims})
+    return result

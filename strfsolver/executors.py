@@ -87,7 +87,12 @@ def _run_payload(payload: bytes) -> Any:
     return _invoke(fn, args, kwargs, threads)
 
 
-def run_calls(calls: Sequence[tuple], executor: Any = None, threads: Optional[int] = None) -> List[Any]:
+def run_calls(
+    calls: Sequence[tuple],
+    executor: Any = None,
+    threads: Optional[int] = None,
+    on_result: Optional[Callable[[int, Any], Any]] = None,
+) -> List[Any]:
     """Run ``fn(*args, **kwargs)`` for each ``(fn, args, kwargs)``; results in order.
 
     The building block of :py:func:`strfsolver.distributed.run_many` and of the
@@ -97,6 +102,9 @@ def run_calls(calls: Sequence[tuple], executor: Any = None, threads: Optional[in
         calls: ``(fn, args, kwargs)`` triples; ``fn`` may be a lambda or a closure.
         executor: ``None`` (run here, in order) or a ``concurrent.futures``-like executor.
         threads: Torch intra-op threads for each call; ``None``: this process' current count.
+        on_result: Called as ``on_result(index, result)`` for each result as it
+            is collected, in order (e.g. to store finished work before the
+            rest is done).
 
     Returns:
         The results, in the order of ``calls``.
@@ -112,14 +120,24 @@ def run_calls(calls: Sequence[tuple], executor: Any = None, threads: Optional[in
         threads = torch.get_num_threads()
     calls = list(calls)
     if executor is None:
-        return [_invoke(fn, tuple(args), dict(kwargs), threads) for fn, args, kwargs in calls]
+        results = []
+        for index, (fn, args, kwargs) in enumerate(calls):
+            results.append(_invoke(fn, tuple(args), dict(kwargs), threads))
+            if on_result is not None:
+                on_result(index, results[-1])
+        return results
     cloudpickle = _cloudpickle()
     futures = []
     try:
         for fn, args, kwargs in calls:
             payload = cloudpickle.dumps((fn, tuple(args), dict(kwargs), threads))
             futures.append(executor.submit(_run_payload, payload))
-        return [future.result() for future in futures]
+        results = []
+        for index, future in enumerate(futures):
+            results.append(future.result())
+            if on_result is not None:
+                on_result(index, results[-1])
+        return results
     except BaseException:
         for future in futures:
             cancel = getattr(future, "cancel", None)

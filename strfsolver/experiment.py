@@ -36,7 +36,7 @@ from strfsolver.metrics import MetricAccumulator
 from strfsolver.random import seeded
 
 __all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "choose_model", "choose_batch_size",
-           "choose_valid_count", "SCORE_METRICS"]
+           "choose_valid_count", "score_predictions", "SCORE_METRICS"]
 
 #: the per-neuron metrics of :py:meth:`Experiment.scores` and the estimator's ``scores_``
 SCORE_METRICS = ("cc", "cc_norm", "cc_norm_hsu", "fve", "signal_power", "noise_power", "snr")
@@ -302,9 +302,27 @@ def evaluate(
     Returns:
         ``{metric: (N,) float64 array}``.
     """
+    return score_predictions(predictor.transform(list(stims), batch_size=batch_size), responses, metrics)
+
+
+@torch.no_grad()
+def score_predictions(
+    preds: Sequence[Any], responses: Sequence[Any], metrics: Sequence[str] = SCORE_METRICS
+) -> Dict[str, np.ndarray]:
+    """Per-neuron metrics of predictions against responses, stimulus by stimulus, as if concatenated.
+
+    Args:
+        preds: One ``(N, 1, T_i)`` or ``(N, T_i)`` prediction per stimulus (tensors or arrays).
+        responses: The ``(N, R_i, T_i)`` responses, NaN where missing.
+        metrics: Names of :py:class:`~strfsolver.metrics.MetricAccumulator`.
+
+    Returns:
+        ``{metric: (N,) float64 array}``.
+    """
     accumulator = MetricAccumulator(tuple(metrics))
-    preds = predictor.transform(list(stims), batch_size=batch_size)
     for pred, response in zip(preds, responses):
-        pred = pred.detach().cpu()
+        pred = torch.as_tensor(np.asarray(pred.detach().cpu() if isinstance(pred, torch.Tensor) else pred))
+        if pred.ndim == 2:
+            pred = pred[:, None]
         accumulator.update(pred[None], torch.tensor(np.asarray(response), dtype=pred.dtype)[None])
     return {name: values.cpu().numpy() for name, values in accumulator.compute().items()}

@@ -27,12 +27,27 @@ key                meaning (default)
 ``split_seed``     seed of the split by stimulus (0)
 ``batch_size``     stimuli per batch, or ``"auto"``: a quarter of the training
                    stimuli, 1 to 8 (``"auto"``)
+``device``         where to train: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` (``"cpu"``)
+``valid_stimuli``  the validation stimuli by position or name (the data
+                   file's ``stim_names``), instead of ``valid_fraction``
+``test_stimuli``   the test stimuli by position or name, instead of
+                   ``test_fraction``
+``loggers``        loggers of every seed's fit: names among ``csv``,
+                   ``jsonl``, ``tensorboard``, ``wandb``, or mappings
+                   ``{"kind": ..., options}``; they write into
+                   ``seeds/seed_<n>/`` (``[]``)
+``freqs_hz``       band centre frequencies, to label the STRF figure in kHz
 =================  =========================================================
 
 It writes the same report as ``strfsolver demo`` (``summary.csv`` with one
 row per neuron, ``history.csv``, ``strfs.png`` for models with STRFs and
 ``learning_curves.png``) plus the multi-seed files of every seed under
-``seeds/``. There is no ground truth for recorded data, so ``summary.csv``
+``seeds/`` and the best seed's model in ``model/``, in the layout of
+:py:meth:`~strfsolver.models.NeuralModel.save_pretrained`
+(``strfsolver.models.from_pretrained(out / "model")`` loads it;
+``strfsolver predict`` and ``strfsolver evaluate`` use it). ``strfsolver
+fit CONFIG --resume`` continues an interrupted fit from the checkpoints
+under ``seeds/``. There is no ground truth for recorded data, so ``summary.csv``
 holds the validation (and test) scores averaged over seeds, their spread and
 the data's signal-to-noise ratio instead of the truth's columns.
 """
@@ -49,7 +64,7 @@ from strfsolver.io import atomic_write_text
 from strfsolver.report import has_matplotlib, plot_learning_curves, rows_to_csv, summary_lines
 from strfsolver.solver.loggers import history_to_csv
 
-__all__ = ["ConfigError", "load_config", "validate_config", "run_fit", "CONFIG_KEYS"]
+__all__ = ["ConfigError", "load_config", "validate_config", "run_fit", "select_stimuli", "CONFIG_KEYS"]
 
 #: every key a config may hold, with its default (``...`` = required)
 CONFIG_KEYS: Dict[str, Any] = {
@@ -66,6 +81,11 @@ CONFIG_KEYS: Dict[str, Any] = {
     "test_fraction": 0.0,
     "split_seed": 0,
     "batch_size": "auto",
+    "device": "cpu",
+    "valid_stimuli": None,
+    "test_stimuli": None,
+    "loggers": [],
+    "freqs_hz": None,
 }
 
 
@@ -179,11 +199,100 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
             raise ConfigError(f"config key {key!r} must be {'>= 1' if key == 'batch_size' else '>= 0'}, got {value!r}")
     forbidden = {"model", "criterion", "device"} & set(full["solver_options"])
     if forbidden:
-        raise ConfigError(
-            f"config key 'solver_options' may not set {sorted(forbidden)[0]!r}: use the config keys "
-            f"'model' / 'loss' instead"
-        )
+        key = sorted(forbidden)[0]
+        instead = {"model": "'model'", "criterion": "'loss'", "device": "'device'"}[key]
+        raise ConfigError(f"config key 'solver_options' may not set {key!r}: use the config key {instead} instead")
+    _check_workflow_keys(full)
     return full
+
+
+def _check_workflow_keys(full: Dict[str, Any]) -> None:
+    """``device``, ``valid_stimuli`` / ``test_stimuli``, ``loggers`` and ``freqs_hz``."""
+    import torch
+
+    from strfsolver.logger_choice import check_logger_choices
+
+    device = _expect(full, "device", str, "a torch device name such as 'cpu' or 'cuda:0'")
+    try:
+        torch.device(device)
+    except RuntimeError as error:
+        raise ConfigError(f"config key 'device' must name a torch device such as 'cpu' or 'cuda:0', got {device!r}: {error}") from None
+    for key in ("valid_stimuli", "test_stimuli"):
+        value = full[key]
+        if value is None:
+            continue
+        if not isinstance(value, list) or not value or any(isinstance(v, bool) or not isinstance(v, (int, str)) for v in value):
+            raise ConfigError(f"config key {key!r} must be a non-empty list of stimulus positions or names, got {value!r}")
+    try:
+        check_logger_choices(full["loggers"], "config key 'loggers'")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    freqs = full["freqs_hz"]
+    if freqs is not None and (not isinstance(freqs, list) or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0 for f in freqs)):
+        raise ConfigError(f"config key 'freqs_hz' must be a list of positive frequencies in Hz, got {freqs!r}")
+
+
+def select_stimuli(dataset, chosen, key: str):
+    """Positions of the stimuli ``chosen`` names (``meta["name"]``) or positions; raises ConfigError naming ``key``."""
+    names = [str(m.get("name", "")) for m in dataset.meta]
+    positions = []
+    for item in chosen:
+        if isinstance(item, int):
+            if not -dataset.n_stims <= item < dataset.n_stims:
+                raise ConfigError(f"config key {key!r}: stimulus {item} is out of range; the data have {dataset.n_stims} stimuli")
+            positions.append(item % dataset.n_stims)
+        elif item in names:
+            positions.append(names.index(item))
+        else:
+            import difflib
+
+            close = difflib.get_close_matches(item, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"config key {key!r}: no stimulus named {item!r}{hint}")
+    if len(set(positions)) != len(positions):
+        raise ConfigError(f"config key {key!r} names a stimulus twice: {chosen!r}")
+    return positions
+
+
+def _split(dataset, config: Mapping[str, Any]):
+    """Training, validation and test data: named stimuli where the config names them, fractions otherwise."""
+    from strfsolver.experiment import choose_valid_count
+
+    if config["valid_stimuli"] is None and config["test_stimuli"] is None:
+        valid_fraction = config["valid_fraction"]
+        if valid_fraction == "auto":
+            # counted on the stimuli left after the test share, so a test split does not shrink validation
+            kept = len(dataset) - round(config["test_fraction"] * len(dataset))
+            valid_fraction = choose_valid_count(max(1, kept)) / len(dataset) if kept >= 2 else 0.5
+        fractions = [1 - valid_fraction - config["test_fraction"], valid_fraction]
+        if config["test_fraction"] > 0:
+            fractions.append(config["test_fraction"])
+        try:
+            parts = dataset.split(fractions, seed=config["split_seed"])
+        except ValueError as error:
+            raise ConfigError(f"config keys 'valid_fraction'/'test_fraction': {error}") from None
+        return parts[0], parts[1], (parts[2] if len(parts) > 2 else None)
+    import numpy as np
+
+    test = [] if config["test_stimuli"] is None else select_stimuli(dataset, config["test_stimuli"], "test_stimuli")
+    rest = [i for i in range(dataset.n_stims) if i not in test]
+    if config["valid_stimuli"] is not None:
+        valid = select_stimuli(dataset, config["valid_stimuli"], "valid_stimuli")
+        both = sorted(set(valid) & set(test))
+        if both:
+            raise ConfigError(f"config keys 'valid_stimuli' and 'test_stimuli' share stimulus {both[0]}")
+    else:
+        # the validation share of the stimuli left after the named test ones, drawn with split_seed
+        if config["valid_fraction"] == "auto":
+            n_valid = max(1, choose_valid_count(len(rest))) if len(rest) >= 2 else 1
+        else:
+            n_valid = max(1, int(round(config["valid_fraction"] * dataset.n_stims)))
+        order = np.random.default_rng(config["split_seed"]).permutation(len(rest))
+        valid = [rest[i] for i in sorted(order[:n_valid].tolist())]
+    train = [i for i in rest if i not in valid]
+    if not train:
+        raise ConfigError("config keys 'valid_stimuli'/'test_stimuli' leave no stimulus to train on")
+    return dataset.subset(train), dataset.subset(sorted(valid)), (dataset.subset(sorted(test)) if test else None)
 
 
 def _load_data(config: Mapping[str, Any]):
@@ -204,13 +313,14 @@ def _load_data(config: Mapping[str, Any]):
         raise ConfigError(f"config key 'data': {str(error).splitlines()[0]}") from None
 
 
-def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: bool = True, plots: bool = True, print_fn: Callable[[str], Any] = print) -> Dict[str, Any]:
+def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: bool = True, plots: bool = True, resume: bool = False, print_fn: Callable[[str], Any] = print) -> Dict[str, Any]:
     """Fit what ``config`` describes and write the report; see the module docstring.
 
     Args:
         config: A config dict or the path of a JSON/YAML config file.
         progress: Show the solver's progress bar.
         plots: Draw the PNG figures (needs matplotlib).
+        resume: Continue each seed's fit from its last checkpoint under ``seeds/`` (if there is one).
         print_fn: Where the table goes.
 
     Returns:
@@ -227,35 +337,27 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
         config = load_config(config)
     config = validate_config(config)
     dataset = _load_data(config)
+    if config["freqs_hz"] is not None and len(config["freqs_hz"]) != dataset.n_freqs:
+        raise ConfigError(f"config key 'freqs_hz' has {len(config['freqs_hz'])} frequencies but the data have {dataset.n_freqs} bands")
     out = Path(config["out"])
 
-    valid_fraction = config["valid_fraction"]
-    if valid_fraction == "auto":
-        from strfsolver.experiment import choose_valid_count
-
-        # counted on the stimuli left after the test share, so a test split does not shrink validation
-        kept = len(dataset) - round(config["test_fraction"] * len(dataset))
-        valid_fraction = choose_valid_count(max(1, kept)) / len(dataset) if kept >= 2 else 0.5
-    fractions = [1 - valid_fraction - config["test_fraction"], valid_fraction]
-    if config["test_fraction"] > 0:
-        fractions.append(config["test_fraction"])
-    try:
-        parts = dataset.split(fractions, seed=config["split_seed"])
-    except ValueError as error:
-        raise ConfigError(f"config keys 'valid_fraction'/'test_fraction': {error}") from None
-    train, valid = parts[0], parts[1]
-    test = parts[2] if len(parts) > 2 else None
+    train, valid, test = _split(dataset, config)
 
     model_options = dict(config["model_options"])
     model_options.setdefault("n_lags", 20)
     model_name = choose_model(train.responses) if config["model"] == "auto" else config["model"]
     inner = resolve_solver(config["solver"], model_name)
     solver_options = dict(config["solver_options"], solver=inner)
+    if config["loggers"]:
+        from strfsolver.logger_choice import logger_factory
+
+        solver_options["logger_factory"] = logger_factory(config["loggers"], out / "seeds", {"model": model_name, "solver": inner})
     # a closed-form fit gives the same result under every seed: fit it once
     seeds = list(config["seeds"])[:1] if inner == "ridge" else list(config["seeds"])
     spec = ExperimentSpec(
         model=model_name, model_options=model_options, solver="multi-seed", solver_options=solver_options,
         loss=config["loss"], batch_size=config["batch_size"], seeds=seeds, progress=progress, output_dir=out / "seeds",
+        device=config["device"],
     )
     experiment = build_experiment(spec, train, valid, test, seed=config["split_seed"])
     # the multi-seed runner builds its models and solvers late: build one of each now to check the options
@@ -284,11 +386,12 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
         + (f", {len(test)} test" if test is not None else "")
         + f" stimuli, seeds {seeds}"
     )
-    result = experiment.fit().solver.result_
+    result = experiment.fit(resume=resume).solver.result_
 
     # per-neuron table: mean and spread over seeds (the multi-seed summary), plus the data's own SNR
     valid_batch = neural_collate([valid[i] for i in range(len(valid))])
     data_snr = snr_metric(valid_batch["responses"].double())
+    one_repeat = max(valid.n_repeats) < 2
     summary = result.summary.set_index(["split", "metric", "neuron"])
     splits = ["valid"] + (["test"] if test is not None else [])
     rows = []
@@ -310,29 +413,37 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
 
     best_model = model_factory(result.best_seed)
     best_model.load_state_dict(result.best_state_dict)
+    files["model"] = best_model.save_pretrained(out / "model")
     if plots and has_matplotlib():
         files["learning_curves"] = out / "learning_curves.png"
+        # with one repeat per stimulus cc_norm is cc (no noise ceiling to correct for): one curve, not two
+        curves = {"val_cc": "val_cc"} if one_repeat else {"val_cc": "val_cc", "val_cc_norm": "val_cc_norm"}
         plot_learning_curves(
             files["learning_curves"],
             best_run.history,
-            {"val_cc": "val_cc", "val_cc_norm": "val_cc_norm"},
+            curves,
             score_label="validation score (mean over neurons)",
+            best_epoch=best_run.final.get("best_epoch"),
             title=f"learning curves, seed {result.best_seed}",
         )
         if getattr(best_model, "has_strf", False):
-            from strfsolver.models import plot_strfs
+            from strfsolver.report import save_strf_pages
 
-            files["strfs"] = out / "strfs.png"
-            figure = plot_strfs(best_model.strf().detach().cpu(), dt_ms=dataset.dt_ms)
-            figure.savefig(files["strfs"], dpi=110)
-            import matplotlib.pyplot as plt
-
-            plt.close(figure)
+            strfs = best_model.strf().detach().cpu()
+            # a prefilter may change the bands the STRF spans: label in kHz only when they are the data's
+            freqs = config["freqs_hz"] if config["freqs_hz"] is not None and len(config["freqs_hz"]) == strfs.shape[-2] else None
+            for index, path in enumerate(save_strf_pages(out / "strfs.png", strfs, dt_ms=dataset.dt_ms, freqs_hz=freqs,
+                                                         titles=[f"neuron {i}" for i in dataset.neuron_ids])):
+                files["strfs" if index == 0 else f"strfs_{index + 1}"] = path
     elif plots:
         print_fn("note: matplotlib is not installed, so the figures were skipped (pip install strfsolver[plot]).")
 
     seconds = time.perf_counter() - start
     keys = [k for k in rows[0] if k not in ("neuron", "neuron_id")]
+    if one_repeat:
+        # one repeat: cc_norm repeats cc and the signal-to-noise ratio is undefined (all NaN)
+        keys = [k for k in keys if "cc_norm" not in k and k != "snr"]
+        print_fn("note: one repeat per validation stimulus, so cc_norm equals cc and snr is undefined; both are left out here.")
     print_fn(f"\nbest seed {result.best_seed}; per-neuron validation metrics ({len(rows)} neurons):")
     for line in summary_lines(rows, keys, width=18):
         print_fn(line)

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["has_matplotlib", "median", "rows_to_csv", "summary_lines", "plot_learning_curves"]
+__all__ = ["has_matplotlib", "median", "rows_to_csv", "summary_lines", "plot_learning_curves", "save_strf_pages"]
 
 
 def has_matplotlib() -> bool:
@@ -81,7 +81,7 @@ def plot_learning_curves(
         loss_label: Label of the left axis.
         score_label: Label of the right axis.
         reference: ``(label, value)`` of a dashed horizontal line on the right.
-        best_epoch: Marked with a dotted vertical line on both panels.
+        best_epoch: Marked with a dotted vertical line on both panels, named in the legends.
         title: Figure title.
     """
     import matplotlib
@@ -102,7 +102,12 @@ def plot_learning_curves(
         right.axhline(reference[1], color="k", linestyle="--", linewidth=1, label=reference[0])
     if best_epoch is not None:
         for ax in (left, right):
-            ax.axvline(best_epoch, color="gray", linestyle=":", linewidth=1)
+            ax.axvline(best_epoch, color="gray", linestyle=":", linewidth=1, label=f"best epoch ({best_epoch})")
+        left.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     right.set_xlabel("epoch")
     right.set_ylabel(score_label)
     right.legend(fontsize=8)
@@ -111,3 +116,32 @@ def plot_learning_curves(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def save_strf_pages(path: Path, strfs, per_page: int = 48, **kwargs: Any) -> List[Path]:
+    """Every neuron's STRF as PNG pages: ``path`` for the first, ``<stem>_2.png``... for the next ones.
+
+    Args:
+        path: The first page's file.
+        strfs: ``(N, C, F, L)`` or ``(N, F, L)``.
+        per_page: Panels per page (one colour scale across the pages).
+        **kwargs: Of :py:func:`strfsolver.models.plot_strfs` (``dt_ms``, ``freqs_hz``, ``titles``...).
+
+    Returns:
+        The paths written, in page order.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from strfsolver.models.plotting import plot_strf_pages
+
+    path = Path(path)
+    written = []
+    for index, figure in enumerate(plot_strf_pages(strfs, per_page=per_page, **kwargs)):
+        target = path if index == 0 else path.with_name(f"{path.stem}_{index + 1}{path.suffix}")
+        figure.savefig(target, dpi=110)
+        plt.close(figure)
+        written.append(target)
+    return written

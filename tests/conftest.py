@@ -1,5 +1,8 @@
 """Fixtures shared by the whole test suite."""
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
 import pytest
 import torch
 
@@ -28,3 +31,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def spawn_pool():
+    """One 2-worker process pool for every test that needs one: starting workers (torch imports) is the cost.
+
+    Spawned, not forked: a forked child of a process whose torch thread pool already ran can hang.
+    """
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as executor:
+        yield executor

@@ -35,13 +35,20 @@ def test_demo_writes_its_report(tmp_path, capsys):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "median" in printed and "cc_norm" in printed and "strf_corr" in printed and "summary.csv" in printed
+    # it ends with a cross-validated comparison of ridge and ln on the same folds
+    pairs = _rows(out / "comparison" / "pairs.csv")
+    assert [(p["model_a"], p["model_b"]) for p in pairs] == [("ridge", "ln"), ("ln", "ridge")]
+    assert "'ln' minus 'ridge' median cc_norm" in printed
+    assert (out / "comparison" / "report.html").read_text().count("data:image/png;base64,") >= 3
 
 
 def test_demo_without_matplotlib_skips_the_figures_with_a_note(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "_has_matplotlib", lambda: False)
     notes = []
     result = demo.run_demo(tmp_path, quick=True, progress=False, print_fn=notes.append, n_neurons=3, n_stims=4, n_times=80, n_freqs=6, n_lags=4, max_epochs=2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "summary.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison", "history.csv", "summary.csv"]
+    # the closing comparison keeps its tables and report, without figures
+    assert sorted(p.name for p in (tmp_path / "comparison").glob("*.*")) == ["models.csv", "pairs.csv", "report.html", "scores.csv", "summary.csv"]
     assert any("matplotlib is not installed" in note for note in notes)
     assert len(result["summary"]) == 3 and len(result["history"]) == 2
     # the truth's column is the population's own cc_norm on the validation stimuli

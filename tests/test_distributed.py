@@ -1,8 +1,6 @@
 """Runs on executors (process pool, dask) equal sequential runs; run_many; bad executors."""
 
-import multiprocessing
 import pickle
-from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 import torch
@@ -24,10 +22,9 @@ def loaders():
 
 
 @pytest.fixture(scope="module")
-def pool():
-    # spawn: a forked child of a process whose torch thread pool already ran can hang
-    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as executor:
-        yield executor
+def pool(spawn_pool):
+    # the suite's shared spawned pool (tests/conftest.py)
+    return spawn_pool
 
 
 def model_factory():

@@ -130,6 +130,12 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             an integer larger than the number of training stimuli becomes that
             number (``"gcv"`` for a single stimulus).
         penalty: Ridge solver: ``"ridge"`` or ``"laplacian"`` (smooth STRFs).
+        loggers: Loggers of the fit: logger objects (``strfsolver.tracking``'s
+            or any callable taking the epoch dict), or names among ``"csv"``,
+            ``"jsonl"``, ``"tensorboard"``, ``"wandb"`` (or ``{"kind": name,
+            ...options}``) that write into ``log_dir``; with
+            ``solver="multi-seed"`` names only, one set per seed.
+        log_dir: Folder of the named loggers.
 
     Attributes:
         model_: The fitted ``nn.Module`` (best validation state).
@@ -196,6 +202,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         alphas: Optional[Sequence[float]] = None,
         cv: Any = 5,
         penalty: str = "ridge",
+        loggers: Optional[Sequence[Any]] = None,
+        log_dir: Optional[str] = None,
     ):
         self.model = model
         self.solver = solver
@@ -214,6 +222,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         self.alphas = alphas
         self.cv = cv
         self.penalty = penalty
+        self.loggers = loggers
+        self.log_dir = log_dir
 
     # ------------------------------------------------------------------ scikit-learn protocol
     def __sklearn_is_fitted__(self) -> bool:
@@ -277,6 +287,26 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         except (RuntimeError, TypeError) as error:
             raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {self.device!r}: {error}") from None
         return kwargs
+
+    def _loggers(self, solver_name: str, options: Dict[str, Any]) -> List[Any]:
+        """The fit's logger objects; for several seeds a per-seed factory goes into ``options`` instead."""
+        from strfsolver.logger_choice import check_logger_choices, logger_factory, make_loggers
+
+        if self.loggers is None:
+            return []
+        if isinstance(self.loggers, (str, dict)) or not isinstance(self.loggers, (list, tuple)):
+            raise ValueError(f"loggers must be a list of loggers or logger names, got {self.loggers!r}.")
+        objects = [item for item in self.loggers if callable(item)]
+        names = check_logger_choices([item for item in self.loggers if not callable(item)], "loggers")
+        if names and self.log_dir is None:
+            raise ValueError(f"loggers names {[n['kind'] for n in names]}: give log_dir, the folder they write into.")
+        if solver_name == "multi-seed":
+            if objects:
+                raise ValueError("with solver='multi-seed' give logger names and log_dir: each seed needs loggers of its own.")
+            if names:
+                options["logger_factory"] = logger_factory(names, self.log_dir)
+            return []
+        return objects + (make_loggers(names, self.log_dir) if names else [])
 
     # ------------------------------------------------------------------ data
     def _set_feature_names(self, names) -> None:
@@ -372,10 +402,11 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                 options.update(cv=self.cv, penalty=self.penalty)
                 if self.alphas is not None:
                     options["alphas"] = list(self.alphas)
+            loggers = self._loggers(solver_name, options)
             spec = ExperimentSpec(
                 model=model_name, model_options=dict(model_kwargs, n_lags=self.n_lags), solver=solver_name,
                 solver_options=options, loss=self.loss, batch_size=self.batch_size, device=self.device,
-                progress=bool(self.verbose),
+                progress=bool(self.verbose), loggers=loggers,
                 # one fit per seed; the estimator keeps the best seed's model
                 seeds=[seed, seed + 1, seed + 2] if solver_name == "multi-seed" else None,
             )

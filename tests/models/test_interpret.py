@@ -57,8 +57,10 @@ def test_plot_strfs_draws_one_panel_per_neuron(monkeypatch):
 
     strfs = torch.randn(5, 2, 8, 6)
     fig = plot_strfs(strfs, n_cols=3, dt_ms=5.0, freqs_hz=[500 * 2 ** (i / 2) for i in range(8)])
-    visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(visible) == 5 and len(fig.axes) == 6
+    # five panels with an image each, one hidden empty slot, and the shared colour bar
+    visible = [ax for ax in fig.axes if ax.get_visible() and ax.images]
+    assert len(visible) == 5 and len(fig.axes) == 7
+    assert [ax.get_ylabel() for ax in fig.axes if ax.get_visible() and not ax.images] == ["weight"]
     image = visible[0].images[0].get_array()
     assert image.shape == (8, 2 * 6 + 1)  # channels side by side with a blank column
     assert visible[1].get_title() == "neuron 1"

@@ -1,0 +1,197 @@
+"""``strfsolver compare CONFIG --out DIR``: cross-validate several models on a data file and compare them.
+
+A config is a JSON or YAML file with these keys; ``data`` and ``models`` are required:
+
+=================  =========================================================
+key                meaning (default)
+=================  =========================================================
+``data``           path of a ``.npz`` or ``.nwb`` file, as for ``strfsolver fit``
+``data_options``   keyword arguments of ``from_nwb`` (``{}``)
+``out``            output folder (``--out`` on the command line wins)
+``models``         ``{name: spec}``; a spec has the model keys of a
+                   ``strfsolver fit`` config: ``model``, ``model_options``
+                   (``n_lags`` defaults to 20), ``solver``, ``solver_options``,
+                   ``loss``, ``batch_size``, ``seeds``, ``device``
+``cv``             folds: a number, ``"loso"``, or ``{"n_splits": 5,
+                   "shuffle": true, "seed": 0}`` (``5``)
+``param_grids``    ``{name: {"solver_options.lr": [...], ...}}``: nested
+                   search for those models (``{}``)
+``inner_cv``       folds of the nested search (``3``)
+``metric``         the per-neuron score compared (``"cc_norm"``)
+``seed``           seed of every fit (``0``)
+``valid_fraction`` share of a fold's training stimuli a gradient solver
+                   stops early on (``0.2``)
+``n_boot``         bootstrap resamples of the median difference (``2000``)
+=================  =========================================================
+
+It writes ``scores.csv`` (one row per model, fold and neuron),
+``summary.csv`` (one row per model and neuron), ``pairs.csv``,
+``models.csv``, the figures and a self-contained ``report.html``. Each
+finished fold is stored under ``folds/``: running the command again does
+not refit it, so an interrupted comparison continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+from strfsolver.fit_config import ConfigError, _load_data, load_config
+
+__all__ = ["COMPARE_KEYS", "validate_compare_config", "run_compare"]
+
+#: every key a compare config may hold, with its default (``...`` = required)
+COMPARE_KEYS: Dict[str, Any] = {
+    "data": ...,
+    "models": ...,
+    "data_options": {},
+    "out": None,
+    "cv": 5,
+    "param_grids": {},
+    "inner_cv": 3,
+    "metric": "cc_norm",
+    "seed": 0,
+    "valid_fraction": 0.2,
+    "n_boot": 2000,
+}
+
+
+def _splitter(value: Any, key: str):
+    from strfsolver.model_selection import StimulusKFold, check_cv
+
+    try:
+        if isinstance(value, Mapping):
+            return StimulusKFold(**value)
+        return check_cv(value, key)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"config key {key!r}: {error}") from None
+
+
+def validate_compare_config(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """Check the keys, fill in defaults and build the specs; raises :py:class:`~strfsolver.fit_config.ConfigError`."""
+    from strfsolver.model_selection.folds import as_spec, expand_grid
+
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a config is a mapping of keys to values, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(COMPARE_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r}; known keys are {', '.join(COMPARE_KEYS)}")
+    missing = [k for k, v in COMPARE_KEYS.items() if v is ... and k not in config]
+    if missing:
+        raise ConfigError(f"config key {missing[0]!r} is required")
+    full = {k: json.loads(json.dumps(v)) for k, v in COMPARE_KEYS.items() if v is not ...}
+    full.update(config)
+    models = full["models"]
+    if not isinstance(models, Mapping) or not models:
+        raise ConfigError("config key 'models' must map model names to specs, e.g. {\"ridge\": {\"model\": \"linear\"}}")
+    specs = {}
+    for name, spec in models.items():
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"config key 'models': {name!r} must be a mapping of spec keys, got {type(spec).__name__}")
+        spec = dict(spec)
+        spec["model_options"] = dict({"n_lags": 20}, **spec.get("model_options", {}))
+        try:
+            specs[name] = as_spec(spec, f"config key 'models': {name!r}")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    grids = full["param_grids"]
+    if not isinstance(grids, Mapping):
+        raise ConfigError("config key 'param_grids' must map model names to grids")
+    for name, grid in grids.items():
+        if name not in specs:
+            raise ConfigError(f"config key 'param_grids' names {name!r}, which is not among the models {list(specs)}")
+        try:
+            expand_grid(grid)
+        except ValueError as error:
+            raise ConfigError(f"config key 'param_grids': {name!r}: {error}") from None
+    full["cv_splitter"] = _splitter(full["cv"], "cv")
+    full["inner_splitter"] = _splitter(full["inner_cv"], "inner_cv")
+    if full["metric"] not in ("cc_norm", "cc", "fve"):
+        raise ConfigError(f"config key 'metric' must be 'cc_norm', 'cc' or 'fve', got {full['metric']!r}")
+    full["specs"] = specs
+    return full
+
+
+def run_compare(
+    config: Union[Mapping[str, Any], str, os.PathLike],
+    out: Optional[Union[str, os.PathLike]] = None,
+    *,
+    workers: int = 0,
+    progress: bool = True,
+    plots: bool = True,
+    print_fn: Callable[[str], Any] = print,
+) -> Dict[str, Any]:
+    """Run the comparison a config describes and write its files; see the module docstring.
+
+    Args:
+        config: A config dict or the path of a JSON/YAML config.
+        out: Output folder (overrides the config's ``out``).
+        workers: Fit the (model, fold) pairs on this many worker processes (0: here, in order).
+        progress: A progress bar over folds and models.
+        plots: Draw the figures (needs matplotlib); the report then embeds them.
+        print_fn: Where the table goes.
+
+    Returns:
+        ``{"result": ComparisonResult, "files": {name: path}, "seconds": float}``.
+    """
+    from strfsolver.model_selection import compare
+    from strfsolver.model_selection.html_report import write_report
+    from strfsolver.report import has_matplotlib
+
+    start = time.perf_counter()
+    if not isinstance(config, Mapping):
+        config = load_config(config)
+    full = validate_compare_config(config)
+    if out is None:
+        out = full["out"]
+    if out is None:
+        raise ConfigError("no output folder: pass --out DIR or set the config key 'out'")
+    out = Path(out)
+    if not Path(full["data"]).is_file():
+        raise ConfigError(f"config key 'data': no file at {full['data']}")
+    dataset = _load_data(dict(full))
+    out.mkdir(parents=True, exist_ok=True)
+    print_fn(f"comparing {', '.join(full['specs'])} on {dataset.n_neurons} neurons and {dataset.n_stims} stimuli, {full['cv_splitter']!r}")
+    executor = None
+    if workers:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        result = compare(
+            full["specs"], dataset, cv=full["cv_splitter"], inner_cv=full["inner_splitter"],
+            param_grids=full["param_grids"] or None, executor=executor, metric=full["metric"], n_boot=full["n_boot"],
+            seed=full["seed"], valid_fraction=full["valid_fraction"], out=out, progress=progress,
+            threads=1 if workers else None,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error).splitlines()[0]) from None
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    files: Dict[str, Path] = dict(result.save_tables(out))
+    figures: Dict[str, Path] = {}
+    if plots and has_matplotlib():
+        from strfsolver.model_selection.figures import write_figures
+
+        figures = write_figures(result, out)
+        files.update(figures)
+    elif plots:
+        print_fn("note: matplotlib is not installed, so the figures were skipped (pip install strfsolver[plot]).")
+    settings = {
+        "data": full["data"], "neurons": dataset.n_neurons, "stimuli": dataset.n_stims, "folds": repr(full["cv_splitter"]),
+        "metric": full["metric"], "seed": full["seed"],
+        **{f"model {name}": json.dumps({k: v for k, v in vars(spec).items() if v not in (None, (), [], {})}, default=str) for name, spec in full["specs"].items()},
+    }
+    files["report"] = write_report(result, out, figures, settings)
+    seconds = time.perf_counter() - start
+    print_fn("")
+    print_fn(result.models.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print_fn("")
+    print_fn(result.pairs[["model_a", "model_b", "median_diff", "ci_low", "ci_high", "p_value", "wins"]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print_fn(f"\nwrote {len(files)} files to {out} (report.html, scores.csv, summary.csv, pairs.csv...) in {seconds:.1f} s")
+    return {"result": result, "files": files, "seconds": seconds}
