@@ -81,7 +81,7 @@ without single-cell is a few minutes).
 
 Run (from the repository root)::
 
-    python benchmarks/bench_defaults.py            # full run: 29 min on 2 cores shared with other jobs (load ~4)
+    python benchmarks/bench_defaults.py            # full run: about 100 min on 2 shared cores (57 min without cnn2d; cnn2d alone 42 min)
     python benchmarks/bench_defaults.py --quick    # < 1 min: 1/5 of the bins, 3 grid points, 15 epochs (a smoke test)
     python benchmarks/bench_defaults.py --only S1 --models ln nrf
 """
