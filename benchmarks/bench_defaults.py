@@ -74,10 +74,10 @@ Settings (full run; ``--quick`` shortens the stimuli and the grid budget):
 The stimuli are shorter than first planned (1,500 / 800 / 2,000 bins) to keep
 the run near 15 minutes on 2 cores: ``cnn2d`` (default size) costs ~3 s per
 epoch on 128 bands x 2,000 bins, the single-cell solver 5-10x the population
-solver's ``ln``; every model of a setting sees the same data. Even so the full run took 29 min (3,340 s of
-fits over 2 workers) on a machine whose other jobs kept the load near 4; the
-``cnn2d`` and single-cell cells are ~85 % of it (``--models linear ln nrf``
-without single-cell is a few minutes).
+solver's ``ln``; every model of a setting sees the same data. With the grid
+given the defaults' budget (500 epochs) the full run takes about 100 minutes
+on a machine whose other jobs keep the load at 2-6; the ``cnn2d`` and
+single-cell cells are most of it.
 
 Run (from the repository root)::
 
