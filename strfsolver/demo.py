@@ -69,7 +69,7 @@ DEFAULTS: Dict[str, Any] = dict(
 QUICK: Dict[str, Any] = dict(n_neurons=8, n_stims=10, n_repeats=6, n_freqs=16, n_lags=10, n_times=200, lr=1e-2, max_epochs=40, patience=10)
 
 #: the closing comparison: ridge against "ln" on the first neurons and stimuli, cross-validated by stimulus
-COMPARISON: Dict[str, Any] = dict(n_neurons=8, n_stims=20, n_splits=2, lr=3e-3, max_epochs=40, patience=10)
+COMPARISON: Dict[str, Any] = dict(n_neurons=8, n_stims=20, n_splits=2)
 
 SUMMARY_COLUMNS = ("neuron", "cc", "cc_norm", "truth_cc_norm", "strf_corr", "ridge_cc_norm")
 
@@ -311,9 +311,9 @@ def _compare_models(dataset, settings: Dict[str, Any], out: Path, plots: bool):
     n_lags = settings["n_lags"]
     specs = {
         "ridge": {"model": "linear", "model_options": {"n_lags": n_lags}},
-        "ln": {"model": "ln", "model_options": {"n_lags": n_lags}, "batch_size": 2,
-               # a smaller --max-epochs caps this fit too
-               "solver_options": dict(lr=COMPARISON["lr"], max_epochs=min(COMPARISON["max_epochs"], settings["max_epochs"] or COMPARISON["max_epochs"]), patience=COMPARISON["patience"])},
+        # the solver's defaults, as the main fit; a --max-epochs (or --quick) caps this fit too
+        "ln": {"model": "ln", "model_options": {"n_lags": n_lags},
+               "solver_options": {k: settings[k] for k in ("max_epochs", "patience") if settings[k] is not None}},
     }
     result = compare(specs, subset, cv=min(COMPARISON["n_splits"], n_stims), n_boot=500, seed=settings["seed"])
     result.save_tables(out)
