@@ -20,7 +20,7 @@ key                meaning (default)
 ``metric``         the per-neuron score compared (``"cc_norm"``)
 ``seed``           seed of every fit (``0``)
 ``valid_fraction`` share of a fold's training stimuli a gradient solver
-                   stops early on (``0.2``)
+                   stops early on, or ``"auto"``: a fifth, 1 to 10 (``"auto"``)
 ``n_boot``         bootstrap resamples of the median difference (``2000``)
 =================  =========================================================
 
@@ -54,7 +54,7 @@ COMPARE_KEYS: Dict[str, Any] = {
     "inner_cv": 3,
     "metric": "cc_norm",
     "seed": 0,
-    "valid_fraction": 0.2,
+    "valid_fraction": "auto",
     "n_boot": 2000,
 }
 

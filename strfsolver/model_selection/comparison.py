@@ -130,7 +130,7 @@ def compare(
     n_boot: int = 2000,
     threads: Optional[int] = None,
     seed: int = 0,
-    valid_fraction: float = 0.2,
+    valid_fraction: Union[float, str] = "auto",
     out: Optional[Union[str, Path]] = None,
     progress: bool = False,
 ) -> ComparisonResult:

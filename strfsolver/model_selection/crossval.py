@@ -131,7 +131,7 @@ def run_folds(
     executor: Any = None,
     threads: Optional[int] = None,
     seed: int = 0,
-    valid_fraction: float = 0.2,
+    valid_fraction: Union[float, str] = "auto",
     out: Optional[Union[str, Path]] = None,
     progress: bool = False,
 ) -> Dict[str, CVResult]:
@@ -148,7 +148,8 @@ def run_folds(
         raise ValueError(f"specs must be a non-empty dict of model names to specs, got {specs!r:.80}.")
     check_executor(executor)
     seed = check_count(seed, "seed", 0)
-    valid_fraction = check_real(valid_fraction, "valid_fraction", 0, 1, low_open=True, high_open=True)
+    if valid_fraction != "auto":
+        valid_fraction = check_real(valid_fraction, "valid_fraction", 0, 1, low_open=True, high_open=True)
     check_flag(progress, "progress")
     param_grids = dict(param_grids or {})
     unknown = sorted(set(param_grids) - set(specs))
@@ -221,7 +222,7 @@ def cross_validate(
     name: str = "model",
     threads: Optional[int] = None,
     seed: int = 0,
-    valid_fraction: float = 0.2,
+    valid_fraction: Union[float, str] = "auto",
     out: Optional[Union[str, Path]] = None,
     progress: bool = False,
 ) -> CVResult:
@@ -246,7 +247,9 @@ def cross_validate(
         threads: Torch threads per fit (``None``: this process' count).
         seed: Seed of every fit (the same in every fold).
         valid_fraction: Share of a fold's training stimuli a gradient solver
-            uses for early stopping (ridge uses them all).
+            uses for early stopping (ridge uses them all), or ``"auto"``: a
+            fifth, at least one and at most ten, as a single fit
+            (:py:func:`strfsolver.experiment.choose_valid_count`).
         out: Folder for finished folds (a run that is interrupted continues).
         progress: A progress bar over folds.
 

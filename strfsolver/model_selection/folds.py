@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from strfsolver.experiment import SCORE_METRICS, ExperimentSpec, build_experiment, score_predictions
+from strfsolver.experiment import SCORE_METRICS, ExperimentSpec, build_experiment, choose_valid_count, score_predictions
 
 __all__ = ["as_spec", "apply_params", "expand_grid", "fit_fold", "is_closed_form"]
 
@@ -136,7 +136,10 @@ def _fit_and_predict(spec: ExperimentSpec, dataset, train_idx: Sequence[int], te
             raise ValueError(
                 f"a fold has {len(train)} training stimulus: a gradient solver needs at least 2 (one for early stopping)."
             )
-        n_valid = min(len(train) - 1, max(1, int(round(valid_fraction * len(train)))))
+        if valid_fraction == "auto":
+            n_valid = choose_valid_count(len(train))
+        else:
+            n_valid = min(len(train) - 1, max(1, int(round(valid_fraction * len(train)))))
         order = np.random.default_rng(seed).permutation(len(train))
         valid = train.subset(sorted(order[:n_valid].tolist()))
         experiment = build_experiment(spec, train.subset(sorted(order[n_valid:].tolist())), valid, seed=seed)
@@ -156,7 +159,7 @@ def fit_fold(
     fold: int = 0,
     param_grid: Optional[Mapping[str, Sequence[Any]]] = None,
     inner_cv: Any = None,
-    valid_fraction: float = 0.2,
+    valid_fraction: Union[float, str] = "auto",
     seed: int = 0,
     metrics: Sequence[str] = SCORE_METRICS,
 ) -> Dict[str, Any]:
@@ -175,7 +178,8 @@ def fit_fold(
         fold: The fold's number (returned as is).
         param_grid: ``{spec key: values}`` for the inner search, or ``None``.
         inner_cv: Splitter of the inner search (default ``StimulusKFold(3)``).
-        valid_fraction: Share of the training stimuli a gradient solver stops early on.
+        valid_fraction: Share of the training stimuli a gradient solver stops early on, or
+            ``"auto"`` (:py:func:`strfsolver.experiment.choose_valid_count`).
         seed: Seed of every fit and of the early-stopping draw.
         metrics: Per-neuron metrics to compute on the held-out stimuli.
 
