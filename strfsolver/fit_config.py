@@ -399,7 +399,8 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
         row: Dict[str, Any] = {"neuron": n, "neuron_id": neuron_id}
         for split in splits:
             prefix = "" if split == "valid" else "test_"
-            for metric in ("cc", "cc_norm"):
+            # the metrics the seeds were scored on: the solver's (``solver_options.metrics``), cc and cc_norm by default
+            for metric in [m for m in summary.index.get_level_values("metric").unique() if (split, m, n) in summary.index]:
                 entry = summary.loc[(split, metric, n)]
                 row[f"{prefix}{metric}"] = float(entry["mean"])
                 if len(result.runs) > 1:

@@ -120,3 +120,12 @@ def test_a_linear_model_is_fitted_in_closed_form_once(tmp_path, data_file, solve
     assert len(history) == 1 and "alpha_median" in history[0]
     rows = list(csv.DictReader((tmp_path / "results" / "summary.csv").open()))
     assert len(rows) == 4 and "cc_std" not in rows[0] and all(float(r["cc"]) > 0.2 for r in rows)
+
+
+def test_fit_reports_the_metrics_the_config_asks_for(tmp_path, data_file, capsys):
+    config = write_config(tmp_path, model="ln", solver_options={"lr": 0.01, "max_epochs": 3, "patience": 2,
+                                                                "metrics": ["cc", "fve"], "monitor": "val_fve"})
+    assert cli.main(["fit", str(config), "--no-progress", "--no-plots"]) == 0
+    rows = list(csv.DictReader((tmp_path / "results" / "summary.csv").open()))
+    assert {"cc", "fve", "snr"} <= set(rows[0]) and "cc_norm" not in rows[0]
+    assert (tmp_path / "results" / "model").is_dir()
