@@ -865,6 +865,8 @@ class Solver(abc.ABC):
         stopping = EarlyStopping(self.mode_, self.patience, self.min_delta)
         writer = None if logdir is None else CheckpointWriter(Path(logdir), save_frequency, save_hook)
         if not (resume and self._resume(writer.last, loader, valid_loader)):
+            if logdir is not None:
+                _recovery.clear_indexed(logdir)  # an earlier run's: recover(k) must name this run's epoch k
             self._start_fresh()
             self._fit_standardizer(loader)
             if self.init == "ridge":

@@ -172,7 +172,8 @@ def claim_logdir(logdir: Union[str, os.PathLike], resume: bool = False, last_nam
     _check_folder(logdir)
     fd = _lock(logdir)
     try:
-        for stale in io.stale_temporaries(logdir):
+        # the indexed checkpoints' folder too (strfsolver.solver.recovery.CHECKPOINT_FOLDER)
+        for stale in io.stale_temporaries(logdir) + io.stale_temporaries(logdir / "checkpoints"):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         if resume and not (logdir / last_name).is_file():

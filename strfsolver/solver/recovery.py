@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Sequence, Union
 
 from strfsolver.solver import checkpoint as _checkpoint
 
-__all__ = ["CHECKPOINT_FOLDER", "PARTS", "indexed_path", "save_indexed", "indexed_checkpoints", "checkpoint_path", "find_fit_checkpoint", "select_parts"]
+__all__ = ["CHECKPOINT_FOLDER", "PARTS", "indexed_path", "save_indexed", "clear_indexed", "indexed_checkpoints", "checkpoint_path", "find_fit_checkpoint", "select_parts"]
 
 #: the folder of the indexed checkpoints inside a logdir
 CHECKPOINT_FOLDER = "checkpoints"
@@ -42,6 +42,15 @@ def save_indexed(logdir: Union[str, Path], index: int, state: Dict[str, Any]) ->
     path = indexed_path(logdir, index)
     _checkpoint.save_checkpoint(path, state)
     return path
+
+
+def clear_indexed(logdir: Union[str, Path]) -> List[int]:
+    """Remove the indexed checkpoints of an earlier run in ``logdir`` (a fresh fit there starts
+    its own; :py:func:`indexed_checkpoints` must not mix two runs). Returns the removed indices."""
+    removed = indexed_checkpoints(logdir)
+    for index in removed:
+        indexed_path(logdir, index).unlink(missing_ok=True)
+    return removed
 
 
 def indexed_checkpoints(logdir: Union[str, Path]) -> List[int]:

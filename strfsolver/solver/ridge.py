@@ -28,6 +28,7 @@ and the mean cross-validated score.
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from pathlib import Path
@@ -334,25 +335,55 @@ class RidgeSolver(Solver):
         valid_loader: Optional[Iterable[Dict[str, Any]]] = None,
         *,
         logdir: Optional[Union[str, Path]] = None,
-        **ignored: Any,
+        keep_every: Optional[int] = None,
+        **epoch_options: Any,
     ) -> List[Dict[str, Any]]:
         """Solve on ``loader``; validate on ``valid_loader``; write checkpoints to ``logdir``.
 
         The epoch options of :py:meth:`Solver.fit` (``max_epochs``,
-        ``resume``, ...) are accepted and have nothing to do: the solve is one step.
+        ``resume``, ...) are accepted and have nothing to do: the solve is one
+        step. ``keep_every`` keeps the solved state as the indexed checkpoint
+        1 (:py:meth:`~Solver.recover`); a keyword :py:meth:`Solver.fit` does
+        not take is a ``TypeError``, as for the gradient solvers.
 
         Returns:
             :py:attr:`log`: one row (epoch 0) with ``train_loss``, ``val_*``,
             ``alpha_median`` (relative) and ``cv_score`` (mean over neurons of
             the chosen alphas' cross-validated scores), ``seconds``.
         """
+        unknown = sorted(set(epoch_options) - set(inspect.signature(Solver.fit).parameters))
+        if unknown:
+            raise TypeError(f"fit() got unexpected keyword argument(s) {unknown}; it takes those of Solver.fit.")
+        check_count(keep_every, "keep_every", 1, allow_none=True)
+        if keep_every is not None and logdir is None:
+            raise ValueError("keep_every needs a logdir to write the indexed checkpoints into.")
         check_lags_fit_stimuli(self.model, loader)
+        self.logdir_ = None if logdir is None else Path(logdir)
         if logdir is None:
-            return self._solve_and_report(loader, valid_loader, None)
+            return self._solve_and_report(loader, valid_loader, None, keep_every)
         with claim_logdir(logdir):
-            return self._solve_and_report(loader, valid_loader, Path(logdir))
+            from strfsolver.solver.recovery import clear_indexed
 
-    def _solve_and_report(self, loader, valid_loader, logdir: Optional[Path]) -> List[Dict[str, Any]]:
+            clear_indexed(logdir)  # every ridge fit is fresh
+            return self._solve_and_report(loader, valid_loader, Path(logdir), keep_every)
+
+    #: the closed-form results, kept in checkpoints beside the model
+    RESULTS = ("alphas_", "relative_alphas_", "alpha_grid_", "cv_scores_", "fold_scores_")
+
+    def state_dict(self) -> Dict[str, Any]:
+        """:py:meth:`Solver.state_dict` plus the solve's alphas and cross-validation scores (``"ridge"``)."""
+        state = super().state_dict()
+        state["ridge"] = {name: getattr(self, name) for name in self.RESULTS if getattr(self, name, None) is not None}
+        return state
+
+    def load_state_dict(self, state: Dict[str, Any], strict: bool = True) -> None:
+        """:py:meth:`Solver.load_state_dict`, and the alphas and scores of the solve that wrote ``state``."""
+        super().load_state_dict(state, strict=strict)
+        if "ridge" in state or strict:
+            for name in self.RESULTS:
+                setattr(self, name, state.get("ridge", {}).get(name))
+
+    def _solve_and_report(self, loader, valid_loader, logdir: Optional[Path], keep_every: Optional[int] = None) -> List[Dict[str, Any]]:
         start = time.perf_counter()
         with warnings.catch_warnings():
             # no early stopping here: the monitor only names the score the log reports
@@ -388,6 +419,10 @@ class RidgeSolver(Solver):
                 saved = self.state_dict()
                 _checkpoint.save_checkpoint(logdir / _checkpoint.BEST, saved)
                 _checkpoint.save_checkpoint(logdir / _checkpoint.LAST, saved)
+                if keep_every is not None:
+                    from strfsolver.solver.recovery import save_indexed
+
+                    save_indexed(logdir, 1, saved)
             final = dict(row, best_epoch=0, stop_reason="closed form")
         finally:
             reporter.close(final)

@@ -76,3 +76,37 @@ def test_load_state_dict_not_strict_loads_the_parts_present(new_model):
     assert target.log == before
     with pytest.raises(ValueError, match="no 'optimizer' entry"):
         target.load_state_dict({"model": source.model.state_dict()})
+
+
+def test_a_fresh_fit_drops_an_earlier_runs_indexed_checkpoints_and_stale_temporaries(loaders, new_model, tmp_path):
+    train, valid = loaders
+    _solver(new_model()).fit(train, valid, max_epochs=4, logdir=tmp_path, keep_every=1)
+    assert recovery.indexed_checkpoints(tmp_path) == [0, 1, 2, 3, 4]
+    stale = tmp_path / "checkpoints" / ".000001.safetensors.0123456789ab.tmp"
+    stale.write_bytes(b"half a file")
+    fresh = _solver(new_model())
+    fresh.fit(train, valid, max_epochs=1, logdir=tmp_path)  # a new run, nothing indexed
+    assert recovery.indexed_checkpoints(tmp_path) == [] and not stale.exists()
+    with pytest.raises(FileNotFoundError, match="the indices \\[\\]"):
+        fresh.recover(4)
+
+
+def test_the_ridge_solver_keeps_its_results_and_refuses_unknown_options(tmp_path):
+    from strfsolver.data import make_loader, synthetic_population
+
+    pop = synthetic_population(n_neurons=4, n_stims=8, n_repeats=3, n_freqs=6, n_lags=4, n_times=60, seed=3)
+    train, valid = pop.dataset.split([0.75, 0.25], seed=0)
+
+    def ridge():
+        return strfsolver.solver.init("ridge", model=strfsolver.models.init("linear", n_freqs=6, n_lags=4, n_neurons=4), cv=2, tqdm_on=False)
+
+    fitted = ridge()
+    fitted.fit(make_loader(train), make_loader(valid), logdir=tmp_path, keep_every=1)
+    assert recovery.indexed_checkpoints(tmp_path) == [1]
+    fitted.recover(1)  # fit(logdir=...) is where recover looks
+    loaded = ridge()
+    loaded.load(tmp_path)
+    assert torch.equal(loaded.alphas_, fitted.alphas_) and torch.equal(loaded.cv_scores_, fitted.cv_scores_)
+    assert torch.equal(loaded.model.strf(), fitted.model.strf())
+    with pytest.raises(TypeError, match="kep_every"):
+        ridge().fit(make_loader(train), kep_every=1)
