@@ -150,6 +150,8 @@ def run_compare(
     if out is None:
         raise ConfigError("no output folder: pass --out DIR or set the config key 'out'")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file; the comparison writes a folder of tables, figures and report.html")
     if not Path(full["data"]).is_file():
         raise ConfigError(f"config key 'data': no file at {full['data']}")
     dataset = _load_data(dict(full))

@@ -64,6 +64,16 @@ def predict_dataset(model, dataset, device: str = "cpu") -> List[np.ndarray]:
     return preds
 
 
+def _output_file(out, suffix: Optional[str], what: str) -> Path:
+    """``out`` as a path, checked before any work: a file name (not a folder), with ``suffix`` when given."""
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a folder; give a file name for {what}, e.g. {str(out / ('out' + (suffix or '.csv')))!r}")
+    if suffix is not None and out.suffix.lower() != suffix:
+        raise ConfigError(f"{what} are written to a {suffix} file, got {str(out)!r}")
+    return out
+
+
 def run_predict(model_dir, data, out, *, data_options=None, device: str = "cpu", print_fn: Callable[[str], Any] = print) -> Path:
     """Predict every stimulus of ``data`` with the saved model; write ``out`` (``.npz``).
 
@@ -72,12 +82,10 @@ def run_predict(model_dir, data, out, *, data_options=None, device: str = "cpu",
     """
     from strfsolver.io import atomic_write_bytes
 
+    out = _output_file(out, ".npz", "predictions")
     model = load_saved_model(model_dir, device)
     dataset = _load(data, data_options)
     preds = predict_dataset(model, dataset, device)
-    out = Path(out)
-    if out.suffix.lower() != ".npz":
-        raise ConfigError(f"predictions are written to a .npz file, got {str(out)!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
     import io as _stdio
 
@@ -102,6 +110,7 @@ def run_evaluate(model_dir, data, out, *, data_options=None, device: str = "cpu"
     from strfsolver.io import atomic_write_text
     from strfsolver.report import rows_to_csv, summary_lines
 
+    out = _output_file(out, None, "the per-neuron table")
     model = load_saved_model(model_dir, device)
     dataset = _load(data, data_options)
     scores = score_predictions(predict_dataset(model, dataset, device), dataset.responses, SCORE_METRICS)

@@ -95,3 +95,25 @@ def test_bad_workflow_keys_exit_2_with_one_line(folder, capsys, entries, message
 def test_predict_refuses_a_missing_model_folder(folder, capsys):
     assert cli.main(["predict", str(folder / "nothing"), str(folder / "data.npz"), "--out", str(folder / "p.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, out, message", [
+    ("predict", "adir", "is a folder; give a file name for predictions"),
+    ("evaluate", "adir", "is a folder; give a file name for the per-neuron table"),
+    ("predict", "p.csv", "written to a .npz file"),
+])
+def test_predict_and_evaluate_check_the_output_path_before_any_work(folder, capsys, command, out, message):
+    (folder / "adir").mkdir()
+    # the model folder is checked after the output path: a bad --out is named even without a model
+    assert cli.main([command, str(folder / "nothing"), str(folder / "data.npz"), "--out", str(folder / out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in (folder / "adir").iterdir()) == []
+
+
+def test_compare_refuses_an_output_path_that_is_a_file(folder, capsys):
+    (folder / "afile").write_text("mine")
+    config = {"data": "data.npz", "cv": 2, "models": {"ridge": {"model": "linear", "model_options": {"n_lags": 3}}}}
+    (folder / "compare.json").write_text(json.dumps(config))
+    assert cli.main(["compare", str(folder / "compare.json"), "--out", str(folder / "afile")]) == 2
+    assert "is a file" in capsys.readouterr().err and (folder / "afile").read_text() == "mine"
