@@ -155,6 +155,7 @@ def run_compare(
     if not Path(full["data"]).is_file():
         raise ConfigError(f"config key 'data': no file at {full['data']}")
     dataset = _load_data(dict(full))
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     print_fn(f"comparing {', '.join(full['specs'])} on {dataset.n_neurons} neurons and {dataset.n_stims} stimuli, {full['cv_splitter']!r}")
     executor = None
@@ -171,6 +172,8 @@ def run_compare(
             threads=1 if workers else None,
         )
     except ValueError as error:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a refused comparison leaves nothing behind
         raise ConfigError(str(error).splitlines()[0]) from None
     finally:
         if executor is not None:

@@ -117,3 +117,16 @@ def test_compare_refuses_an_output_path_that_is_a_file(folder, capsys):
     (folder / "compare.json").write_text(json.dumps(config))
     assert cli.main(["compare", str(folder / "compare.json"), "--out", str(folder / "afile")]) == 2
     assert "is a file" in capsys.readouterr().err and (folder / "afile").read_text() == "mine"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"model": "LN", "model_options": {"n_lags": 3}}, "Did you mean 'ln'"),
+    ({"model": "ln", "model_options": {"n_lags": 3}, "solver_options": {"lr": -1}}, "lr must be a number > 0"),
+])
+def test_compare_refuses_a_model_that_does_not_build_before_any_fit(folder, capsys, spec, message):
+    config = {"data": "data.npz", "cv": 2, "models": {"ridge": {"model": "linear", "model_options": {"n_lags": 3}}, "bad": spec}}
+    (folder / "compare.json").write_text(json.dumps(config))
+    assert cli.main(["compare", str(folder / "compare.json"), "--out", str(folder / "cmp"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "spec 'bad' does not build" in err and message in err and len(err.strip().splitlines()) == 1
+    assert not (folder / "cmp").exists()

@@ -162,6 +162,8 @@ def run_folds(
         checked[name] = as_spec(spec, f"spec {name!r}")
         expand_grid(param_grids.get(name))  # refuse a bad grid before any fit
     splits = [(np.asarray(train), np.asarray(test)) for train, test in check_cv(cv).split(dataset)]
+    for name, spec in checked.items():
+        _check_buildable(name, spec, param_grids.get(name), dataset, splits[0][0])
     store = None if out is None else FoldStore(out)
     digest = None if store is None else data_digest(dataset)
     settings = {"seed": seed, "valid_fraction": valid_fraction, "inner_cv": repr(inner_cv)}
@@ -209,6 +211,24 @@ def run_folds(
         if bar is not None:
             bar.close()
     return {name: CVResult(name, list(finished[name].values()), dataset) for name in checked}
+
+
+def _check_buildable(name: str, spec: ExperimentSpec, grid, dataset, train) -> None:
+    """Build the model and solver of ``spec`` (and of each grid point) on a fold's training
+    stimuli, so that a bad name or option is refused before any fit, not in the middle of one."""
+    import warnings
+
+    from strfsolver.experiment import build_experiment
+    from strfsolver.model_selection.folds import apply_params
+
+    train_set = dataset.subset([int(i) for i in train])
+    for candidate in [spec] + [apply_params(spec, params) for params in expand_grid(grid)]:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the fits warn for themselves
+                build_experiment(candidate, train_set)
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"spec {name!r} does not build: {str(error).splitlines()[0]}") from None
 
 
 def cross_validate(
