@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
-from strfsolver.fit_config import ConfigError, _load_data, load_config
+from strfsolver.fit_config import ConfigError, _load_data, complete_config, load_config
 
 __all__ = ["COMPARE_KEYS", "validate_compare_config", "run_compare"]
 
@@ -74,16 +74,7 @@ def validate_compare_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     """Check the keys, fill in defaults and build the specs; raises :py:class:`~strfsolver.fit_config.ConfigError`."""
     from strfsolver.model_selection.folds import as_spec, expand_grid
 
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"a config is a mapping of keys to values, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(COMPARE_KEYS))
-    if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r}; known keys are {', '.join(COMPARE_KEYS)}")
-    missing = [k for k, v in COMPARE_KEYS.items() if v is ... and k not in config]
-    if missing:
-        raise ConfigError(f"config key {missing[0]!r} is required")
-    full = {k: json.loads(json.dumps(v)) for k, v in COMPARE_KEYS.items() if v is not ...}
-    full.update(config)
+    full = complete_config(config, COMPARE_KEYS)
     models = full["models"]
     if not isinstance(models, Mapping) or not models:
         raise ConfigError("config key 'models' must map model names to specs, e.g. {\"ridge\": {\"model\": \"linear\"}}")

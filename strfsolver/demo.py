@@ -41,7 +41,7 @@ import torch
 
 from strfsolver import io, solver
 from strfsolver.data import synthetic_population
-from strfsolver.experiment import ExperimentSpec, build_experiment, choose_valid_count
+from strfsolver.experiment import ExperimentSpec, build_experiment, choose_valid_fraction
 from strfsolver.random import set_random_seed
 from strfsolver.report import has_matplotlib as _has_matplotlib
 from strfsolver.report import median, plot_learning_curves, rows_to_csv, summary_lines
@@ -205,7 +205,7 @@ def run_demo(
     )
     fraction = settings["valid_fraction"]
     if fraction == "auto":
-        fraction = choose_valid_count(settings["n_stims"]) / settings["n_stims"] if settings["n_stims"] >= 2 else 0.5
+        fraction = choose_valid_fraction(settings["n_stims"])
     if not 0 < fraction < 1:
         raise ValueError(f"valid_fraction must lie strictly between 0 and 1, got {fraction!r}.")
     if not settings["smoothness"] >= 0:

@@ -36,7 +36,7 @@ from strfsolver.metrics import MetricAccumulator
 from strfsolver.random import seeded
 
 __all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "choose_model", "choose_batch_size",
-           "choose_valid_count", "score_predictions", "SCORE_METRICS"]
+           "choose_valid_count", "choose_valid_fraction", "score_predictions", "SCORE_METRICS"]
 
 #: the per-neuron metrics of :py:meth:`Experiment.scores` and the estimator's ``scores_``
 SCORE_METRICS = ("cc", "cc_norm", "cc_norm_hsu", "fve", "signal_power", "noise_power", "snr")
@@ -69,6 +69,13 @@ def choose_valid_count(n_stims: int) -> int:
     if n_stims == 1:
         return 0
     return min(n_stims - 1, max(1, min(10, round(0.2 * n_stims))))
+
+
+def choose_valid_fraction(n_stims: int) -> float:
+    """:py:func:`choose_valid_count` as a share of ``n_stims``; a fifth for a single stimulus
+    (of its time bins, for the callers that cut it into blocks)."""
+    count = choose_valid_count(n_stims)
+    return count / n_stims if count else 0.2
 
 
 def resolve_solver(solver: str, model: str) -> str:

@@ -89,6 +89,23 @@ CONFIG_KEYS: Dict[str, Any] = {
 }
 
 
+def complete_config(config: Any, keys: Mapping[str, Any]) -> Dict[str, Any]:
+    """``config`` with every default of ``keys`` (``{key: default}``, ``...`` for a required key)
+    filled in, as a new dict; an unknown or a missing required key is a :py:class:`ConfigError`."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a config is a mapping of keys to values, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(keys))
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r}; known keys are {', '.join(keys)}")
+    missing = [k for k, v in keys.items() if v is ... and k not in config]
+    if missing:
+        raise ConfigError(f"config key {missing[0]!r} is required")
+    # a deep copy of each default, so a caller editing the result never edits the defaults
+    full = {k: json.loads(json.dumps(v)) for k, v in keys.items() if v is not ...}
+    full.update(config)
+    return full
+
+
 class ConfigError(ValueError):
     """A config that cannot be run; the message is one line naming the key."""
 
@@ -141,16 +158,7 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     """
     from strfsolver import losses, models, solver
 
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"a config is a mapping of keys to values, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r}; known keys are {', '.join(CONFIG_KEYS)}")
-    missing = [k for k, v in CONFIG_KEYS.items() if v is ... and k not in config]
-    if missing:
-        raise ConfigError(f"config key {missing[0]!r} is required")
-    full = {k: (json.loads(json.dumps(v)) if v is not ... else None) for k, v in CONFIG_KEYS.items()}
-    full.update(config)
+    full = complete_config(config, CONFIG_KEYS)
 
     data = Path(_expect(full, "data", (str, os.PathLike), "a path to a .npz or .nwb file"))
     if data.suffix.lower() not in (".npz", ".nwb"):
@@ -263,7 +271,7 @@ def _split(dataset, config: Mapping[str, Any]):
         if valid_fraction == "auto":
             # counted on the stimuli left after the test share, so a test split does not shrink validation
             kept = len(dataset) - round(config["test_fraction"] * len(dataset))
-            valid_fraction = choose_valid_count(max(1, kept)) / len(dataset) if kept >= 2 else 0.5
+            valid_fraction = choose_valid_count(kept) / len(dataset) if kept >= 2 else 0.5
         fractions = [1 - valid_fraction - config["test_fraction"], valid_fraction]
         if config["test_fraction"] > 0:
             fractions.append(config["test_fraction"])

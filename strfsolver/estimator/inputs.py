@@ -346,9 +346,9 @@ def _split_data(data: _Data, val: Optional[_Data], val_fraction: float, rng: np.
         return data, val, {"kind": "given"}
     n_stims = len(data.stims)
     if val_fraction == "auto":
-        from strfsolver.experiment import choose_valid_count
+        from strfsolver.experiment import choose_valid_fraction
 
-        val_fraction = choose_valid_count(n_stims) / n_stims if n_stims >= 2 else 0.2
+        val_fraction = choose_valid_fraction(n_stims)
     if val_fraction == 0:
         return data, None, {"kind": "none"}
     if n_stims >= 2:
