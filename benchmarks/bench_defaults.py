@@ -5,7 +5,7 @@ solver pair (``linear``, ``ln``, ``nrf``, ``cnn2d`` with ``"population"``,
 ``ln`` with ``"single-cell"``) the script runs
 
 - the **default fit**: ``strfsolver.solver.init(solver, model=model,
-  tqdm_on=False)`` and nothing else (the model's ``default_lr``: 3e-3, 1e-2
+  progress=False)`` and nothing else (the model's ``default_lr``: 3e-3, 1e-2
   for ``nrf``; AdamW with weight decay 1e-4, ``patience=20``, the plateau
   rule halving the rate after 10 evaluated epochs without improvement,
   ``max_epochs=500``, per-band stimulus standardization);
@@ -233,9 +233,9 @@ def fit_once(data, spec, model_name, solver_name, **options):
     model = strfsolver.models.init(model_name, n_freqs=spec["n_freqs"], n_lags=spec["n_lags"], n_neurons=spec["n_neurons"])
     train_loader = make_loader(data["train"], batch_size=BATCH_SIZE, shuffle=True, seed=0)
     valid_loader = make_loader(data["valid"], batch_size=BATCH_SIZE)
-    solver = strfsolver.solver.init(solver_name, model=model, tqdm_on=False, **options)
+    solver = strfsolver.solver.init(solver_name, model=model, progress=False, **options)
     start = time.perf_counter()
-    log = solver.fit(train_loader, valid_loader)
+    log = solver.fit(train_loader, valid_loader).log
     wall = time.perf_counter() - start
     with torch.no_grad():
         pred = torch.stack(list(solver.transform(data["test_stims"])))

@@ -175,10 +175,10 @@ def run_solver(epochs, device, track_train_metrics=False):
         weight_decay=WEIGHT_DECAY,
         patience=None,
         max_epochs=epochs,
-        tqdm_on=False,
+        progress=False,
         track_train_metrics=track_train_metrics,
     )
-    history = solver.fit(train_loader, valid_loader)
+    history = solver.fit(train_loader, valid_loader).log
     return {
         "times": [row["seconds"] for row in history],
         "final_val_cc_norm": solver.best_score_,

@@ -218,7 +218,7 @@ def run_strfsolver(train, test, n_lags, grid):
     dataset = NeuralDataset(stims, responses, dt_ms=10.0)
     loader = make_loader(dataset, batch_size=BATCH_SIZE)
     model = strfsolver.models.init("linear", n_freqs=stims[0].shape[0], n_lags=n_lags, n_neurons=responses[0].shape[0])
-    solver = strfsolver.solver.init("ridge", model=model, relative_alphas=list(strfsolver.ridge.DEFAULT_RELATIVE_ALPHAS), cv=CV, tqdm_on=False)
+    solver = strfsolver.solver.init("ridge", model=model, relative_alphas=list(strfsolver.ridge.DEFAULT_RELATIVE_ALPHAS), cv=CV, progress=False)
     solver.fit(loader)
     seconds = time.perf_counter() - start
     predictions = [p[:, 0].detach().cpu().numpy() for p in solver.transform(test_stims)]

@@ -43,7 +43,7 @@ def main() -> None:
     pop = synthetic_population(n_neurons=args.neurons, n_stims=args.stims, n_repeats=args.repeats, n_freqs=args.freqs,
                                n_lags=args.lags, n_times=args.times, seed=0)
     train, valid = pop.dataset.split([0.75, 0.25], seed=0)
-    options = dict(lr=args.lr, max_epochs=args.epochs, patience=args.patience, metrics=("cc_norm",), tqdm_on=False,
+    options = dict(lr=args.lr, max_epochs=args.epochs, patience=args.patience, metrics=("cc_norm",), progress=False,
                    device=args.device)
     print(f"data: {args.neurons} neurons, {len(train)} train / {len(valid)} valid stimuli of {args.times} bins, "
           f"{args.freqs} bands, {args.repeats} repeats; model 'ln' with {args.lags} lags; "
@@ -77,7 +77,7 @@ def main() -> None:
     for n in range(args.neurons):
         one = strfsolver.solver.init("population", model=initial[n], **options)
         train_n, valid_n = train.select_neurons([n]), valid.select_neurons([n])
-        log = one.fit(*loaders(train_n, valid_n))
+        log = one.fit(*loaders(train_n, valid_n)).log
         loop_cc.append(one.validation(loaders(train_n, valid_n)[1])["cc_norm"][0])
         loop_epochs.append(len(log))
     loop_seconds = time.perf_counter() - start

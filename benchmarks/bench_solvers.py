@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         return strfsolver.models.init("ln", n_freqs=args.freqs, n_lags=args.lags, n_neurons=args.neurons)
 
     def build(name, epochs):
-        options = dict(lr=args.lr, max_epochs=epochs, patience=None, tqdm_on=False)
+        options = dict(lr=args.lr, max_epochs=epochs, patience=None, progress=False)
         if name == "multi-seed":
             return strfsolver.solver.init(name, solver="population", model_factory=new_model, n_seeds=args.seeds, **options)
         return strfsolver.solver.init(name, model=new_model(0), **options)

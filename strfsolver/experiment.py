@@ -170,7 +170,7 @@ class Experiment:
 
         self.model_factory = model_factory
         options = dict(spec.solver_options)
-        options.setdefault("tqdm_on", bool(spec.progress))
+        options.setdefault("progress", bool(spec.progress))
         seeds = list(spec.seeds) if spec.seeds is not None else [seed]
         if len(seeds) > 1 or self.solver_name == "multi-seed":
             inner = resolve_solver(options.pop("solver", "population" if self.solver_name == "multi-seed" else self.solver_name), self.model_name)

@@ -80,7 +80,7 @@ def _model(seed=0):
 def test_per_epoch_percentiles_over_neurons_and_final_per_neuron_results(fake_tensorboard, data, tmp_path):
     train, valid, test = data
     (logger,) = tensorboard_logger_factory(tmp_path, group="ln")(3)
-    solver = strfsolver.solver.init("population", model=_model(), lr=1e-2, max_epochs=3, patience=None, tqdm_on=False, loggers=[logger])
+    solver = strfsolver.solver.init("population", model=_model(), lr=1e-2, max_epochs=3, patience=None, progress=False, loggers=[logger])
     solver.fit(train, valid, test_loader=test, validate_initial=True)
     writer = fake_tensorboard.instances[-1]
     assert writer.log_dir == str(tmp_path / "ln" / "ln-seed3") and writer.closed

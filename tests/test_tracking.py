@@ -93,8 +93,8 @@ def test_tensorboard_event_file_is_written_and_readable(tmp_path):
     model = small_model()
     config = auto_config(model, {"lr": 1e-2, "max_epochs": 3}, "synthetic", {"fold": 0})
     logger = TensorBoardLogger(tmp_path / "run", config=config)
-    solver = strfsolver.solver.init("population", model=model, lr=1e-2, max_epochs=3, tqdm_on=False, loggers=[logger])
-    history = solver.fit(make_loader(train, batch_size=2), make_loader(valid, batch_size=2))
+    solver = strfsolver.solver.init("population", model=model, lr=1e-2, max_epochs=3, progress=False, loggers=[logger])
+    history = solver.fit(make_loader(train, batch_size=2), make_loader(valid, batch_size=2)).log
     assert logger._closed  # the solver closed it
 
     # per-neuron values through finalize, as a user would after the fit

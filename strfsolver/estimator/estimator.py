@@ -394,11 +394,10 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                 monitor, mode = "train_loss", "min"
             model_name = choose_model(train.responses) if self.model == "auto" else self.model
             solver_name = resolve_solver(self.solver, model_name)
-            options = dict(
-                lr=self.lr, weight_decay=self.weight_decay, max_epochs=self.max_epochs, patience=self.patience,
-                monitor=monitor, mode=mode,
-            )
-            if solver_name == "ridge":
+            options = dict(monitor=monitor, mode=mode)
+            if solver_name != "ridge":
+                options.update(lr=self.lr, weight_decay=self.weight_decay, max_epochs=self.max_epochs, patience=self.patience)
+            else:  # the closed form has no step size, epochs or patience (ridge refuses them)
                 options.update(cv=self.cv, penalty=self.penalty)
                 if self.alphas is not None:
                     options["alphas"] = list(self.alphas)

@@ -111,7 +111,7 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
     options = dict(
         criterion=estimator.loss, lr=estimator.lr, weight_decay=estimator.weight_decay,
         max_epochs=estimator.max_epochs, patience=estimator.patience, device=params["device"],
-        tqdm_on=bool(estimator.verbose), monitor=monitor, mode="min" if monitor == "train_loss" else "max",
+        progress=bool(estimator.verbose), monitor=monitor, mode="min" if monitor == "train_loss" else "max",
     )
     # a fresh solver around the loaded model: ready to predict, or to train further
     from strfsolver.experiment import resolve_solver

@@ -2,9 +2,12 @@
 
 ``strfsolver.solver.init("population", model=model).fit(train_loader, valid_loader)``
 
-- :py:class:`Solver`: the abstract base (early stopping, best state,
-  checkpoints and resume, schedules, penalties, divergence checks, logging);
-  a custom solver subclasses it and writes :py:meth:`Solver._inference`.
+- :py:class:`Solver`: the abstract base, configuration plus the declared
+  hooks (:py:data:`~strfsolver.solver.base.HOOKS`); a custom solver subclasses
+  it and writes :py:meth:`Solver._inference`. ``fit`` runs a
+  :py:class:`FitLoop` (early stopping, best state, checkpoints and resume,
+  schedules, divergence checks, logging) and returns the solver.
+- :py:class:`HookAliases`: opt-in mixin for the hook names of deepSTRF, CEBRA and flyvis.
 - ``"population"`` (:py:class:`PopulationSolver`): every neuron jointly;
   ``"single-cell"`` (:py:class:`SingleCellSolver`): N independent one-neuron
   fits trained at once; ``"per-cell-best"`` (:py:class:`PerCellBestSolver`):
@@ -37,6 +40,8 @@ from strfsolver.solver import loggers  # noqa: E402
 from strfsolver.solver import checkpoint  # noqa: E402
 from strfsolver.solver.state import TrainingState, NeuronTrainingState  # noqa: E402
 from strfsolver.solver import loop  # noqa: E402
+from strfsolver.solver.fit_loop import FitLoop  # noqa: E402
+from strfsolver.solver.compat import HookAliases  # noqa: E402
 from strfsolver.solver.base import Solver  # noqa: E402
 from strfsolver.solver.population import PopulationSolver  # noqa: E402
 from strfsolver.solver.single_cell import NeuronStack, SingleCellSolver  # noqa: E402
@@ -50,6 +55,8 @@ __all__ = [
     "TrainingState",
     "NeuronTrainingState",
     "loop",
+    "FitLoop",
+    "HookAliases",
     "PopulationSolver",
     "SingleCellSolver",
     "NeuronStack",

@@ -1,9 +1,9 @@
 """Validation and prediction of a :py:class:`~strfsolver.solver.Solver`: the code behind its
 ``validation`` and ``transform`` hooks.
 
-Both run the model in eval mode through the solver's own hooks
-(``_prepare``, ``_inference``), so a subclass that changes how a batch
-becomes a prediction changes them too.
+Both run the model in eval mode through the solver's ``prepare`` and its
+``_inference`` hook, so a subclass that changes how a batch becomes a
+prediction changes them too.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from strfsolver import losses as _losses
 from strfsolver.checks import check_count
 from strfsolver.data import ValidationCache
 from strfsolver.metrics import MetricAccumulator
+from strfsolver.solver.batches import begin_sequence, model_dtype
 from strfsolver.solver.custom_metrics import WholeSetCollector
 from strfsolver.solver.neurons import NeuronLossMean, bin_counts, neuron_losses
 from strfsolver.solver.state import NeuronTrainingState
@@ -36,10 +37,10 @@ def evaluate(solver: Any, loader: Iterable[Dict[str, Any]], cache: Optional[Vali
     tracks_neurons = issubclass(solver.state_class, NeuronTrainingState)
     per_neuron = NeuronLossMean() if builtin or tracks_neurons else None
     loss_sum, n_stims = torch.zeros((), dtype=torch.float64, device=solver.device), 0
-    pairs = cache.batches() if cache is not None else ((b, None) for b in map(solver._prepare, loader))
+    pairs = cache.batches() if cache is not None else ((b, None) for b in map(solver.prepare, loader))
     try:
         for batch, summary in pairs:
-            solver._begin_sequence()
+            begin_sequence(solver.model)
             pred = solver._inference(batch)
             responses = batch["responses"]
             size = int(responses.shape[0])
@@ -79,13 +80,13 @@ def predict(solver: Any, stims: Union[Tensor, np.ndarray, Sequence[Union[Tensor,
     check_count(batch_size, "batch_size", 1)
     was_training = solver.model.training
     solver.model.eval()
-    dtype = solver._dtype
+    dtype = model_dtype(solver.model)
 
     def predict(chunk: Tensor, start: int) -> Tensor:
         if not bool(torch.isfinite(chunk).all()):
             bad = int((~torch.isfinite(chunk)).flatten(1).any(1).nonzero()[0])
             raise ValueError(f"stimulus {start + bad} of the input has NaN or infinite values; predictions need finite stimuli.")
-        solver._begin_sequence()
+        begin_sequence(solver.model)
         return solver._inference({"stims": chunk.to(solver.device)})
 
     try:

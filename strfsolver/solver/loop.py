@@ -1,6 +1,6 @@
 """The parts of the training loop around the gradient steps, one class each.
 
-:py:meth:`strfsolver.solver.Solver.fit` reads as a sequence of these:
+The fit loop (:py:mod:`strfsolver.solver.fit_loop`) is built of these:
 
 - :py:class:`EarlyStopping`: which evaluated epoch is the best, when to stop;
 - :py:class:`ScheduleRunner`: hyperparameter schedules and ``torch`` schedulers,
@@ -9,7 +9,8 @@
 - :py:class:`Reporter`: the epoch dicts to the loggers and the progress bar.
 
 Each is small and stateless apart from what it is given, so a custom loop
-(or a test) can use any of them alone.
+(or a test) can use any of them alone; :py:class:`~strfsolver.solver.fit_loop.FitLoop`
+puts them together for one fit.
 """
 
 from __future__ import annotations
@@ -23,15 +24,11 @@ import torch
 import tqdm
 from torch import Tensor
 
-from strfsolver.checks import all_finite
-from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
-from strfsolver.solver.errors import TrainingDivergedError
-from strfsolver.solver.neurons import NeuronLossMean, bin_counts, neuron_losses
 from strfsolver.solver import schedules as _schedules
 from strfsolver.solver.state import TrainingState
 
-__all__ = ["EarlyStopping", "ScheduleRunner", "CheckpointWriter", "Reporter", "train_epoch", "resolve_monitor", "epoch_keys", "check_monitor_key", "copy_state", "MODES"]
+__all__ = ["EarlyStopping", "ScheduleRunner", "CheckpointWriter", "Reporter", "resolve_monitor", "epoch_keys", "check_monitor_key", "copy_state", "MODES"]
 
 MODES = ("max", "min")
 
@@ -256,63 +253,3 @@ def check_monitor_key(solver: Any, monitor: str, has_validation: bool) -> None:
             "Set monitor= to one of them (val_* keys need a valid_loader; train_<metric> keys need "
             "track_train_metrics=True)."
         )
-
-
-def train_epoch(solver: Any, batches: Any, epoch: int, schedules: ScheduleRunner) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
-    """One pass of the solver's ``step`` over the training batches (what ``Solver.fit`` runs each epoch).
-
-    Returns:
-        The epoch dict's training entries, and the per-neuron training
-        values a ``train_`` monitor of a per-neuron tracker needs.
-    """
-    state = solver.training_state_
-    accumulator = MetricAccumulator(solver.builtin_metrics) if solver.track_train_metrics and solver.builtin_metrics else None
-    wants_neuron_loss = solver._neuron_tracker is not None and solver.monitor_ == "train_loss"
-    neuron_loss = NeuronLossMean() if wants_neuron_loss else None
-    loss_sum = penalty_sum = 0.0
-    n_stims, lr = 0, solver.current_lr
-    for index, batch in enumerate(batches):
-        schedules.begin_step(state.step)
-        batch = solver._prepare(batch)
-        out = solver.step(batch)
-        if not isinstance(out, dict) or "loss" not in out:
-            got = f"a dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
-            raise ValueError(f"step() must return a dict with at least 'loss' (a float), got {got}.")
-        loss = float(out["loss"])
-        if not math.isfinite(loss):
-            solver._restore_best()
-            raise TrainingDivergedError(epoch, state.step, index, loss, state.best_epoch, cause=out.get("diverged"))
-        lr = solver.current_lr
-        size = len(batch["stims"])
-        loss_sum += float(out.get("data_loss", loss)) * size
-        penalty_sum += float(out.get("penalty", 0.0)) * size
-        n_stims += size
-        if accumulator is not None or neuron_loss is not None:
-            if "pred" not in out:
-                raise ValueError("track_train_metrics=True (or a train_ monitor of a per-neuron solver) needs step() to return the batch's prediction under 'pred'.")
-            if accumulator is not None:
-                accumulator.update(out["pred"], batch["responses"])
-            if neuron_loss is not None:
-                values = out.get("neuron_loss")
-                if values is None:
-                    values = neuron_losses(solver.criterion, out["pred"], batch["responses"])
-                neuron_loss.update(values, bin_counts(batch["responses"]))
-        state.step += 1
-        schedules.end_step()
-    if n_stims == 0:
-        raise ValueError(f"the training loader yielded no batch in epoch {epoch}.")
-    if not all_finite(solver.parameters()):
-        # an update can overflow the parameters under a finite loss; then neither validation nor a checkpoint may see them
-        solver._restore_best()
-        raise TrainingDivergedError(epoch, state.step - 1, index, loss, state.best_epoch, cause="the parameters became non-finite after the update")
-    row = {"train_loss": loss_sum / n_stims}
-    if solver.penalties:
-        row["train_penalty"] = penalty_sum / n_stims
-    train_values: Dict[str, Tensor] = {}
-    if accumulator is not None:
-        train_values = accumulator.compute()
-        row.update({f"train_{name}": float(values.nanmean()) for name, values in train_values.items()})
-    if neuron_loss is not None:
-        train_values["neuron_loss"] = neuron_loss.compute()
-    row["lr"] = lr
-    return row, train_values

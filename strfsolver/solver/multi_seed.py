@@ -279,7 +279,8 @@ class MultiSeedSolver:
             with _random.seeded(self.result_.best_seed):
                 model = self.model_factory(self.result_.best_seed)
             options = {k: v for k, v in self.solver_kwargs.items() if k not in ("loggers",)}
-            options["tqdm_on"] = False
+            options.pop("tqdm_on", None)
+            options["progress"] = False
             inner = registry_module.init(self.solver, model=model, **options)
             inner.model.load_state_dict(self.result_.best_state_dict)
             self._best_solver = inner

@@ -410,7 +410,7 @@ def target_groups(solver: Any, target: str) -> List[dict]:
     Raises:
         ValueError: if no group has that name or index (listing them).
     """
-    groups = solver._ensure_optimizer().param_groups
+    groups = solver.ensure_optimizer().param_groups
     _, group = _split_group(target)
     if group is None:
         return list(groups)
@@ -469,7 +469,7 @@ def set_target(solver: Any, target: str, value: float) -> None:
 
 def target_kind(solver: Any, target: str) -> str:
     """What a schedule target names on a solver: ``"optimizer"``, ``"model"``, ``"penalty"`` or ``"solver"`` (an attribute)."""
-    groups = solver._ensure_optimizer().param_groups
+    groups = solver.ensure_optimizer().param_groups
     key, group = _split_group(target)
     if group is not None:
         if key == "params" or key not in groups[0]:

@@ -176,9 +176,9 @@ def make_task(
         raise ValueError(f"{where}: pass model_factory (seed -> model), not model=: each seed builds its own model.")
     if "loggers" in solver_kwargs:
         raise ValueError(f"{where}: pass logger_factory (seed -> list of loggers), not loggers=: each seed needs its own loggers.")
-    if _has_field(cls, "tqdm_on"):
+    if _has_field(cls, "progress") and "tqdm_on" not in solver_kwargs:
         # one progress bar per seed, interleaved across workers, helps nobody
-        solver_kwargs.setdefault("tqdm_on", False)
+        solver_kwargs.setdefault("progress", False)
     fit_kwargs = dict(fit_kwargs or {})
     refused = [k for k in _FIT_KEYS_REFUSED if k in fit_kwargs]
     if refused:
@@ -300,7 +300,7 @@ def _fit_seed(task: _Task, seed: int, train: Any, valid: Any, test: Any, start: 
     if test is not None and "test_loader" in inspect.signature(solver.fit).parameters:
         # the fit evaluates its best state on both splits itself, for its loggers' finalize
         fit_kwargs["test_loader"] = test
-    history = solver.fit(train, valid, logdir=seed_dir, **fit_kwargs)
+    history = solver.fit(train, valid, logdir=seed_dir, **fit_kwargs).log
 
     neurons: Dict[str, Dict[str, Tensor]] = {}
     split_means: Dict[str, Dict[str, float]] = {}

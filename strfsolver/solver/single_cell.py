@@ -48,13 +48,14 @@ cannot hold: it is left untouched and the stack is the result.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import torch
 from torch import Tensor, nn
 
 from strfsolver.solver import register
 from strfsolver.solver.base import Solver, _solver_dataclass
+from strfsolver.solver.fit_loop import ACTIVE_NEURONS
 from strfsolver.solver.loop import EarlyStopping
 from strfsolver.solver.neuron_stack import FunctionalRNN, NeuronStack, neuron_axes, single_neuron_replica
 from strfsolver.solver.neurons import NeuronTracker, _along, bin_counts, neuron_losses
@@ -129,7 +130,7 @@ class SingleCellSolver(Solver):
         responses = batch["responses"]
         per_neuron = neuron_losses(self.criterion, pred, responses)
         has_data = bin_counts(responses) > 0
-        active = None if self._neuron_tracker is None else self._neuron_tracker.active(self.training_state_)
+        active = batch.get(ACTIVE_NEURONS)  # set by the fit loop: the neurons not yet frozen
         weight = has_data if active is None else has_data & active.to(has_data.device)
         total = torch.where(weight, per_neuron, 0.0).sum()
         mean = torch.where(has_data, per_neuron.detach(), 0.0).sum() / has_data.sum().clamp(min=1)
@@ -166,13 +167,13 @@ class SingleCellSolver(Solver):
         stopped = stopped.detach().cpu()
         return torch.where(stopped >= 0, stopped, len(self.log) - 1)
 
-    def fit(self, loader, valid_loader=None, **kwargs) -> List[Dict[str, Any]]:
+    def fit(self, loader, valid_loader=None, **kwargs) -> "SingleCellSolver":
         """As :py:meth:`Solver.fit`, each neuron stopping on its own; every
         neuron ends with its best snapshot. Evaluated epochs' dicts also hold
         ``n_active``, ``n_improved`` and ``n_stopped``. When the model has no
         shared parameter (or N = 1) the result is written into
         :py:attr:`population_model`."""
-        log = super().fit(loader, valid_loader, **kwargs)
+        super().fit(loader, valid_loader, **kwargs)
         if self.population_model is not None and not self.model.differing_shared():
             self.model.to_population(self.population_model)
-        return log
+        return self

@@ -20,7 +20,7 @@ from torch import Tensor
 __all__ = ["TrainingState", "NeuronTrainingState"]
 
 #: reasons a fit ended, as written to ``TrainingState.stop_reason`` and the log
-STOP_REASONS = ("max_epochs", "patience", "all neurons stopped")
+STOP_REASONS = ("max_epochs", "patience", "all neurons stopped", "closed form")
 
 
 @dataclasses.dataclass
@@ -34,7 +34,7 @@ class TrainingState:
         best_epoch: Epoch of ``best_score``.
         bad_epochs: Evaluated epochs since the last improvement.
         stopped: Whether early stopping ended the fit.
-        stop_reason: ``"max_epochs"``, ``"patience"`` or ``"all neurons stopped"``
+        stop_reason: ``"max_epochs"``, ``"patience"``, ``"all neurons stopped"`` or ``"closed form"``
             once the fit has ended, else ``None``.
         best_model: The model's state at ``best_epoch`` (detached copies).
         neuron_history: Every validated epoch's per-neuron values

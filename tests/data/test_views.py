@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+
+from strfsolver.solver.evaluation import evaluate
 from torch.utils.data import DataLoader
 
 import strfsolver
@@ -18,7 +20,7 @@ def setup(seed=0):
     train, valid = population.dataset.split([0.6, 0.4], seed=0)
     strfsolver.set_random_seed(0)
     model = strfsolver.models.init("linear", n_freqs=6, n_lags=4, n_neurons=5)
-    solver = strfsolver.solver.init("population", model=model, lr=2e-2, max_epochs=4, patience=None, tqdm_on=False, metrics=METRICS)
+    solver = strfsolver.solver.init("population", model=model, lr=2e-2, max_epochs=4, patience=None, progress=False, metrics=METRICS)
     return solver, train, valid
 
 
@@ -46,7 +48,7 @@ def test_validation_cache_equals_plain_validation_and_counts_epochs():
     train_loader = make_loader(train, batch_size=2, shuffle=True)
     for epoch in range(3):
         solver.fit(train_loader, padded, max_epochs=1)  # the model changes between validations
-        cached, reference = solver._evaluate(padded, cache), solver.validation(plain)
+        cached, reference = evaluate(solver, padded, cache), solver.validation(plain)
         assert cached["loss"] == pytest.approx(reference["loss"], rel=1e-9)
         for name in METRICS:
             torch.testing.assert_close(cached[name], reference[name], rtol=1e-9, atol=1e-9, equal_nan=True)
@@ -69,11 +71,11 @@ def test_cleared_valid_mask_entries_count_as_not_recorded():
     nan_filled["responses"][:, :, :, :10] = float("nan")
     nan_filled["valid_mask"] = ~nan_filled["responses"].isnan()
     with torch.no_grad():
-        pred = solver._inference(solver._prepare(batch))
-        loss_masked = solver._loss(pred, solver._prepare(masked))
-        loss_filled = solver._loss(pred, solver._prepare(nan_filled))
-        loss_all = solver._loss(pred, solver._prepare(batch))
+        pred = solver._inference(solver.prepare(batch))
+        loss_masked = solver._loss(pred, solver.prepare(masked))
+        loss_filled = solver._loss(pred, solver.prepare(nan_filled))
+        loss_all = solver._loss(pred, solver.prepare(batch))
     assert float(loss_masked) == float(loss_filled)
     assert float(loss_masked) != float(loss_all)
     with pytest.raises(ValueError, match="valid_mask"):
-        solver._prepare(dict(batch, valid_mask=batch["valid_mask"][:, :1]))
+        solver.prepare(dict(batch, valid_mask=batch["valid_mask"][:, :1]))

@@ -36,7 +36,7 @@ def fit(model, pop, criterion, max_epochs, patience, **options):
     # the solver's default learning rate: the defaults must fit well
     train, valid = pop.dataset.split([0.75, 0.25], seed=0)
     solver = strfsolver.solver.init(
-        "population", model=model, criterion=criterion, max_epochs=max_epochs, patience=patience, tqdm_on=False, **options
+        "population", model=model, criterion=criterion, max_epochs=max_epochs, patience=patience, progress=False, **options
     )
     solver.fit(make_loader(train, batch_size=4, shuffle=True, seed=0), make_loader(valid, batch_size=8))
     return solver, valid
@@ -76,7 +76,7 @@ def test_every_model_fits_the_synthetic_population(name, build):
     model = build(name)
     train, valid = pop.dataset.split([0.75, 0.25], seed=0)
     lr = 3e-2 if name == "nrf" else 1e-2  # the hidden STRF layer learns slowly at 1e-2
-    solver = strfsolver.solver.init("population", model=model, lr=lr, max_epochs=40, patience=None, tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=model, lr=lr, max_epochs=40, patience=None, progress=False)
     before = solver.validation(make_loader(valid, batch_size=4))
     solver.fit(make_loader(train, batch_size=4, shuffle=True, seed=0), make_loader(valid, batch_size=4))
     after = solver.validation(make_loader(valid, batch_size=4))

@@ -34,7 +34,7 @@ def model(name="linear", seed=0, **options):
 
 
 def solver(name="population", **options):
-    options.setdefault("tqdm_on", False)
+    options.setdefault("progress", False)
     return strfsolver.solver.init(name, model=options.pop("model", None) or model(), **options)
 
 

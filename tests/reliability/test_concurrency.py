@@ -50,7 +50,7 @@ def test_a_fit_in_the_same_process_is_refused_while_the_logdir_is_claimed(tmp_pa
     with claim_logdir(tmp_path):
         with pytest.raises(LogdirInUseError, match=rf"in use by process {os.getpid()}"):
             solver().fit(*loaders(), max_epochs=1, logdir=tmp_path)
-    assert len(solver().fit(*loaders(), max_epochs=1, logdir=tmp_path)) == 1
+    assert len(solver().fit(*loaders(), max_epochs=1, logdir=tmp_path).log) == 1
 
 
 def test_two_threads_on_one_logdir_one_fits_and_one_is_refused(tmp_path):
@@ -81,7 +81,7 @@ def test_the_lock_is_released_when_a_fit_fails(tmp_path):
     with pytest.raises(KeyError):
         solver(monitor="val_r2").fit(*loaders(), max_epochs=1, logdir=tmp_path)
     assert not (tmp_path / LOCK_FILE).exists()
-    assert len(solver().fit(*loaders(), max_epochs=1, logdir=tmp_path)) == 1
+    assert len(solver().fit(*loaders(), max_epochs=1, logdir=tmp_path).log) == 1
 
 
 def test_the_error_survives_pickling_with_its_holder(tmp_path):
@@ -98,5 +98,5 @@ def test_a_killed_holder_leaves_a_lock_the_next_fit_takes_over(held):
     worker.kill()
     # the dead process' record stays behind; the kernel dropped its flock
     assert json.loads((logdir / LOCK_FILE).read_text())["pid"] == pid
-    log = solver().fit(*loaders(), max_epochs=2, logdir=logdir, resume=True)
+    log = solver().fit(*loaders(), max_epochs=2, logdir=logdir, resume=True).log
     assert len(log) == 2 and not (logdir / LOCK_FILE).exists()

@@ -134,7 +134,7 @@ def test_a_fit_whose_checkpoint_write_fails_releases_its_logdir(tmp_path, monkey
         solver().fit(*loaders(), max_epochs=2, logdir=tmp_path)
     monkeypatch.undo()
     assert io.stale_temporaries(tmp_path) == []
-    assert len(solver().fit(*loaders(), max_epochs=1, logdir=tmp_path)) == 1
+    assert len(solver().fit(*loaders(), max_epochs=1, logdir=tmp_path).log) == 1
 
 
 def test_stale_temporaries_are_removed_when_the_next_fit_starts(tmp_path):

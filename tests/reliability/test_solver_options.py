@@ -49,7 +49,7 @@ CASES = [
 @pytest.mark.parametrize("options, message", CASES, ids=[str(sorted(o)) for o, _ in CASES])
 def test_bad_solver_options_fail_at_construction(options, message):
     with pytest.raises(ValueError, match=message):
-        strfsolver.solver.init("population", model=_model(), tqdm_on=False, **options)
+        strfsolver.solver.init("population", model=_model(), progress=False, **options)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
@@ -65,7 +65,7 @@ def test_a_registry_name_in_capitals_gets_its_lower_case_suggested():
 
 def test_an_optimizer_of_other_parameters_is_refused(loaders):
     other = torch.nn.Linear(2, 2)
-    solver = strfsolver.solver.init("population", model=_model(), optimizer=torch.optim.SGD(other.parameters(), lr=0.1), tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=_model(), optimizer=torch.optim.SGD(other.parameters(), lr=0.1), progress=False)
     with pytest.raises(ValueError, match="the optimizer updates 2 tensor\\(s\\) that are not the model's trainable parameters"):
         solver.fit(*loaders, max_epochs=1)
 
@@ -84,14 +84,14 @@ class NaNGradient(strfsolver.solver.PopulationSolver):
 
 
 def test_a_nan_gradient_under_a_finite_loss_never_reaches_the_parameters(loaders, tmp_path):
-    solver = NaNGradient(model=_model(), lr=1e-2, tqdm_on=False)
+    solver = NaNGradient(model=_model(), lr=1e-2, progress=False)
     with pytest.raises(TrainingDivergedError, match="epoch 0, step 1"):
         solver.fit(*loaders, max_epochs=3, logdir=tmp_path)
     assert all(torch.isfinite(p).all() for p in solver.model.parameters())
 
 
 def test_a_nan_stimulus_given_to_transform_is_named():
-    solver = strfsolver.solver.init("population", model=_model(), tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=_model(), progress=False)
     stims = [torch.rand(6, 20), torch.rand(6, 30), torch.rand(6, 25)]
     stims[2][1, 3] = float("nan")
     with pytest.raises(ValueError, match="stimulus 2 of the input has NaN or infinite values"):
@@ -135,7 +135,7 @@ MORE_CASES = [
 @pytest.mark.parametrize("options, message", MORE_CASES, ids=[f"{sorted(o)[0]}={o[sorted(o)[0]]!r}" for o, _ in MORE_CASES])
 def test_more_bad_solver_options_fail_at_construction(options, message):
     with pytest.raises(ValueError, match=message):
-        strfsolver.solver.init("population", model=_model(), tqdm_on=False, **options)
+        strfsolver.solver.init("population", model=_model(), progress=False, **options)
 
 
 # bad arguments of fit(), refused before the first step: (what, fit keyword arguments, error, message)
@@ -149,7 +149,7 @@ FIT_CASES = [
 
 @pytest.mark.parametrize("what, kwargs, error, message", FIT_CASES, ids=[c[0] for c in FIT_CASES])
 def test_bad_fit_arguments_are_named_before_training(loaders, what, kwargs, error, message):
-    solver = strfsolver.solver.init("population", model=_model(), tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=_model(), progress=False)
     before = [p.detach().clone() for p in solver.model.parameters()]
     with pytest.raises(error, match=message):
         solver.fit(*loaders, **kwargs)
@@ -157,14 +157,14 @@ def test_bad_fit_arguments_are_named_before_training(loaders, what, kwargs, erro
 
 
 def test_an_unknown_monitor_is_named_with_the_keys_before_training(loaders):
-    solver = strfsolver.solver.init("population", model=_model(), monitor="val_r2", tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=_model(), monitor="val_r2", progress=False)
     with pytest.raises(KeyError, match=r"monitor 'val_r2' is not in the epoch dict; available keys: \['epoch', 'lr'"):
         solver.fit(*loaders, max_epochs=1)
     assert solver.log == []
 
 
 def test_an_optimizer_factory_that_returns_something_else_is_named(loaders):
-    solver = strfsolver.solver.init("population", model=_model(), optimizer=lambda params: "sgd", tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=_model(), optimizer=lambda params: "sgd", progress=False)
     with pytest.raises(ValueError, match="the optimizer factory returned str, expected a torch.optim.Optimizer"):
         solver.fit(*loaders, max_epochs=1)
 
@@ -178,12 +178,12 @@ class FloatStep(strfsolver.solver.PopulationSolver):
 
 def test_a_custom_step_returning_a_float_is_told_to_return_a_dict(loaders):
     with pytest.raises(ValueError, match=r"step\(\) must return a dict with at least 'loss' \(a float\), got float"):
-        FloatStep(model=_model(), tqdm_on=False).fit(*loaders, max_epochs=1)
+        FloatStep(model=_model(), progress=False).fit(*loaders, max_epochs=1)
 
 
 @pytest.mark.parametrize("name", ["population", "single-cell", "per-cell-best"])
 def test_an_overflowing_learning_rate_is_a_divergence_with_the_model_restored(loaders, tmp_path, name):
-    solver = strfsolver.solver.init(name, model=_model(), lr=1e38, tqdm_on=False)
+    solver = strfsolver.solver.init(name, model=_model(), lr=1e38, progress=False)
     start = {k: v.clone() for k, v in solver.model.state_dict().items()}
     with pytest.raises(TrainingDivergedError, match=r"epoch 0, step 0 .*the optimizer's update overflowed.*lr=1e\+38") as raised:
         solver.fit(*loaders, max_epochs=2, logdir=tmp_path)
@@ -194,7 +194,7 @@ def test_an_overflowing_learning_rate_is_a_divergence_with_the_model_restored(lo
 
 
 def test_a_huge_but_representable_learning_rate_diverges_before_any_checkpoint_holds_it(loaders, tmp_path):
-    solver = strfsolver.solver.init("population", model=_model(), lr=1e30, tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=_model(), lr=1e30, progress=False)
     with pytest.raises(TrainingDivergedError, match=r"training diverged at epoch 0"):
         solver.fit(*loaders, max_epochs=3, logdir=tmp_path)
     assert all(torch.isfinite(p).all() for p in solver.model.parameters())

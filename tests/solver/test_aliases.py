@@ -2,14 +2,14 @@
 
 import torch
 
-from strfsolver.solver import PopulationSolver
+from strfsolver.solver import HookAliases, PopulationSolver
 
 
 def test_ported_subclass_hooks_are_the_ones_fit_uses(loaders, new_model):
     train, valid = loaders
     calls = {"loss": 0, "evaluate": [], "epochs": []}
 
-    class Ported(PopulationSolver):
+    class Ported(HookAliases, PopulationSolver):
         def compute_loss(self, pred, batch):
             calls["loss"] += 1
             # a loss of its own: twice the mse, so the reported train loss doubles
@@ -24,9 +24,9 @@ def test_ported_subclass_hooks_are_the_ones_fit_uses(loaders, new_model):
         def on_epoch_end(self, epoch, epoch_dict):
             calls["epochs"].append((epoch, epoch_dict["train_loss"]))
 
-    options = dict(lr=1e-2, patience=None, tqdm_on=False)
+    options = dict(lr=1e-2, patience=None, progress=False)
     ported = Ported(model=new_model(), **options)
-    history = ported.fit(train, valid, max_epochs=2)
+    history = ported.fit(train, valid, max_epochs=2).log
     plain = PopulationSolver(model=new_model(), **options)
     plain.fit(train, valid, max_epochs=2)
     assert calls["loss"] == 2 * len(train)
@@ -40,4 +40,5 @@ def test_ported_subclass_hooks_are_the_ones_fit_uses(loaders, new_model):
     assert ported.validation(valid)["loss"] == -1.0
     assert calls["epochs"] == [(row["epoch"], row["train_loss"]) for row in history]
     # without overrides, evaluate is validation
-    torch.testing.assert_close(plain.evaluate(valid)["cc"], plain.validation(valid)["cc"])
+    aliased = type("Aliased", (HookAliases, PopulationSolver), {})(model=plain.model, **options)
+    torch.testing.assert_close(aliased.evaluate(valid)["cc"], plain.validation(valid)["cc"])

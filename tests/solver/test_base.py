@@ -17,8 +17,8 @@ class ExpSolver(Solver):
 
 
 def test_a_subclass_that_only_writes_inference(loaders, new_model):
-    solver = ExpSolver(model=new_model(), criterion="poisson", lr=2e-2, max_epochs=8, patience=None, tqdm_on=False)
-    history = solver.fit(*loaders)
+    solver = ExpSolver(model=new_model(), criterion="poisson", lr=2e-2, max_epochs=8, patience=None, progress=False)
+    history = solver.fit(*loaders).log
     assert len(history) == 8
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert history[solver.best_epoch_]["val_cc_norm"] == max(row["val_cc_norm"] for row in history)
@@ -34,8 +34,8 @@ class HalfNeuronSolver(Solver):
         return self.model(batch["stims"])
 
     def step(self, batch):
-        optimizer = self._ensure_optimizer()
-        batch = self._to_device(batch)
+        optimizer = self.ensure_optimizer()
+        batch = self.prepare(batch)
         keep = torch.randperm(batch["responses"].shape[1])[: batch["responses"].shape[1] // 2]
         optimizer.zero_grad()
         pred = self._inference(batch)
@@ -48,9 +48,9 @@ class HalfNeuronSolver(Solver):
 
 def test_a_subclass_that_replaces_step(loaders, new_model):
     torch.manual_seed(0)
-    solver = HalfNeuronSolver(model=new_model(), lr=2e-2, max_epochs=6, patience=None, tqdm_on=False)
+    solver = HalfNeuronSolver(model=new_model(), lr=2e-2, max_epochs=6, patience=None, progress=False)
     solver.losses = []
-    history = solver.fit(*loaders)
+    history = solver.fit(*loaders).log
     steps = len(loaders[0])
     assert len(solver.losses) == 6 * steps
     # train_loss is the batch-size weighted mean of what step returned (batches of 3, 3 and 1 stimuli)
@@ -89,8 +89,8 @@ def test_loggers_and_the_epoch_hook(loaders, new_model, tmp_path):
 
     csv_logger = strfsolver.solver.CSVLogger(tmp_path / "h.csv")
     jsonl = strfsolver.solver.JSONLinesLogger(tmp_path / "h.jsonl")
-    solver = Hooked(model=new_model(), max_epochs=3, patience=None, tqdm_on=False, loggers=[recorder, csv_logger, jsonl])
-    history = solver.fit(*loaders, valid_frequency=2)
+    solver = Hooked(model=new_model(), max_epochs=3, patience=None, progress=False, loggers=[recorder, csv_logger, jsonl])
+    history = solver.fit(*loaders, valid_frequency=2).log
     assert recorder.rows == history and seen == [0, 1, 2] and recorder.closed
     assert recorder.final["best_epoch"] == solver.best_epoch_
     assert recorder.final["val_cc_norm"] == history[solver.best_epoch_]["val_cc_norm"]
@@ -107,14 +107,14 @@ def test_loggers_are_closed_when_the_fit_fails(loaders, new_model):
     def nan_loss(pred, responses):
         return pred.sum() * float("nan")
 
-    solver = strfsolver.solver.PopulationSolver(model=new_model(), criterion=nan_loss, tqdm_on=False, loggers=[recorder])
+    solver = strfsolver.solver.PopulationSolver(model=new_model(), criterion=nan_loss, progress=False, loggers=[recorder])
     with pytest.raises(strfsolver.solver.TrainingDivergedError):
         solver.fit(*loaders)
     assert recorder.closed and recorder.final is None
 
 
 def test_progress_bar_shows_loss_and_monitor(loaders, new_model, capsys):
-    solver = strfsolver.solver.PopulationSolver(model=new_model(), max_epochs=2, tqdm_on=True)
+    solver = strfsolver.solver.PopulationSolver(model=new_model(), max_epochs=2, progress=True)
     solver.fit(*loaders)
     err = capsys.readouterr().err
     assert "2/2" in err and "loss=" in err and "val_cc_norm=" in err

@@ -16,7 +16,7 @@ def _solver(model, **options):
         model=model,
         lr=1e-2,
         patience=None,
-        tqdm_on=False,
+        progress=False,
         penalties=[penalties.init("l2-init", weight=1e-3)],
         schedule=schedules.init("exponential", start=2e-2, gamma=0.9),
     )
@@ -53,7 +53,7 @@ def test_resume_after_an_interruption_is_bit_exact(kind, splits, new_model, tmp_
 
     torch.manual_seed(123)
     full = _solver(new_model(seed=7))
-    full_history = full.fit(*loaders(), max_epochs=10, logdir=tmp_path / "full")
+    full_history = full.fit(*loaders(), max_epochs=10, logdir=tmp_path / "full").log
     full_last = checkpoint.load_checkpoint(tmp_path / "full" / checkpoint.LAST)
 
     torch.manual_seed(123)
@@ -62,7 +62,7 @@ def test_resume_after_an_interruption_is_bit_exact(kind, splits, new_model, tmp_
     # something else uses the random generators between the two runs
     torch.rand(17), torch.manual_seed(999)
     resumed = _solver(new_model(seed=1))  # other initial values, overwritten by the checkpoint
-    history = resumed.fit(*loaders(), max_epochs=10, logdir=tmp_path / "cut", resume=True)
+    history = resumed.fit(*loaders(), max_epochs=10, logdir=tmp_path / "cut", resume=True).log
 
     _assert_bit_equal(_params(resumed.model), _params(full.model))
     resumed_last = checkpoint.load_checkpoint(tmp_path / "cut" / checkpoint.LAST)
@@ -111,7 +111,7 @@ def test_save_and_load_round_trip(loaders, new_model, tmp_path):
 def test_loading_into_a_model_of_another_shape_names_the_tensors(loaders, new_model, tmp_path):
     solver = _solver(new_model())
     solver.fit(*loaders, max_epochs=1, logdir=tmp_path)
-    wrong = PopulationSolver(model=new_model(n_neurons=4), tqdm_on=False)
+    wrong = PopulationSolver(model=new_model(n_neurons=4), progress=False)
     with pytest.raises(ValueError) as info:
         wrong.load(tmp_path, filename=checkpoint.LAST)
     message = str(info.value)
@@ -129,7 +129,7 @@ def test_loading_into_a_model_of_another_shape_names_the_tensors(loaders, new_mo
 
 def test_resume_without_a_checkpoint_starts_afresh_and_needs_a_logdir(loaders, new_model, tmp_path):
     solver = _solver(new_model())
-    history = solver.fit(*loaders, max_epochs=2, logdir=tmp_path / "new", resume=True)
+    history = solver.fit(*loaders, max_epochs=2, logdir=tmp_path / "new", resume=True).log
     assert len(history) == 2
     with pytest.raises(ValueError, match="resume=True needs the logdir"):
         solver.fit(*loaders, max_epochs=2, resume=True)
@@ -140,7 +140,7 @@ def test_a_finished_run_resumed_trains_no_further(loaders, new_model, tmp_path):
     solver.fit(*loaders, max_epochs=3, logdir=tmp_path)
     before = _params(solver.model)
     again = _solver(new_model(seed=5))
-    history = again.fit(*loaders, max_epochs=3, logdir=tmp_path, resume=True)
+    history = again.fit(*loaders, max_epochs=3, logdir=tmp_path, resume=True).log
     assert len(history) == 3
     _assert_bit_equal(_params(again.model), before)
 

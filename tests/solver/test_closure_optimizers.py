@@ -5,7 +5,7 @@ import torch
 
 import strfsolver
 from strfsolver.data import make_loader, synthetic_population
-from strfsolver.solver.closure import needs_closure
+from strfsolver.solver.update import needs_closure
 
 
 def _least_squares_prediction(model, stims, psth):
@@ -46,10 +46,10 @@ def test_lbfgs_reaches_the_closed_form_linear_solution(name):
     torch.manual_seed(0)
     model = strfsolver.models.init("linear", n_freqs=4, n_lags=3, n_neurons=3).double()
     solver = strfsolver.solver.init(
-        name, model=model, optimizer=_lbfgs, standardize=False, criterion="mse", monitor="train_loss", mode="min", patience=None, tqdm_on=False
+        name, model=model, optimizer=_lbfgs, standardize=False, criterion="mse", monitor="train_loss", mode="min", patience=None, progress=False
     )
     solver.fit(loader, max_epochs=2)
-    batch = solver._prepare(next(iter(loader)))
+    batch = solver.prepare(next(iter(loader)))
     expected = _least_squares_prediction(solver.model, batch["stims"], strfsolver.metrics.psth(batch["responses"]))
     got = solver.transform(batch["stims"])
     valid = ~expected.isnan()

@@ -8,13 +8,13 @@ from strfsolver.solver import PopulationSolver
 
 
 def _solver(model, **options):
-    return PopulationSolver(model=model, lr=1e-2, patience=None, tqdm_on=False, **options)
+    return PopulationSolver(model=model, lr=1e-2, patience=None, progress=False, **options)
 
 
 def test_custom_twin_of_a_builtin_gives_the_builtin_values(loaders, new_model):
     train, valid = loaders
     solver = _solver(new_model(), metrics=["cc", {"my_cc": lambda pred, resp: corrcoef(pred, resp)}], monitor="val_my_cc")
-    history = solver.fit(train, valid, max_epochs=3)
+    history = solver.fit(train, valid, max_epochs=3).log
     assert solver.metrics == ("cc", "my_cc")
     for row in history:
         # the streamed built-in and the whole-set custom metric compute the same correlation

@@ -20,7 +20,7 @@ def _default_ln_fit(train, valid, transform=None):
     changed = [NeuralDataset([transform(s) for s in d.stims], d.responses, d.dt_ms) for d in (train, valid)]
     torch.manual_seed(0)
     model = strfsolver.models.init("ln", n_freqs=16, n_lags=10, n_neurons=12)
-    solver = strfsolver.solver.init("population", model=model, tqdm_on=False)  # every default
+    solver = strfsolver.solver.init("population", model=model, progress=False)  # every default
     solver.fit(make_loader(changed[0], shuffle=True), make_loader(changed[1]))
     return solver
 
@@ -59,7 +59,7 @@ def test_standardization_comes_from_training_stimuli_and_travels_with_the_model(
         torch.testing.assert_close(loaded.eval()(stim), solver.transform(stim))
     # a solver that does not standardize leaves the model's first stage the identity
     raw = strfsolver.models.init("linear", n_freqs=16, n_lags=10, n_neurons=12)
-    strfsolver.solver.init("population", model=raw, standardize=False, max_epochs=1, tqdm_on=False).fit(make_loader(train), make_loader(valid))
+    strfsolver.solver.init("population", model=raw, standardize=False, max_epochs=1, progress=False).fit(make_loader(train), make_loader(valid))
     assert not bool(raw.standardize.fitted) and torch.equal(raw.standardize.scale, torch.ones_like(raw.standardize.scale))
 
 
@@ -78,8 +78,8 @@ class Scripted(strfsolver.solver.PopulationSolver):
 def test_a_plateau_lowers_the_learning_rate_before_early_stopping_ends_the_fit(long_stimuli):
     pop, train, valid, test = long_stimuli
     model = strfsolver.models.init("linear", n_freqs=16, n_lags=10, n_neurons=12)
-    solver = Scripted(model=model, lr=1e-2, patience=4, tqdm_on=False)  # plateau after patience // 2 = 2
-    log = solver.fit(make_loader(train), make_loader(valid))
+    solver = Scripted(model=model, lr=1e-2, patience=4, progress=False)  # plateau after patience // 2 = 2
+    log = solver.fit(make_loader(train), make_loader(valid)).log
     # best at epoch 1; epochs 2, 3 do not improve: the rate halves for epoch 4; epochs 4, 5 neither: halves again, stop
     assert [row["lr"] for row in log] == pytest.approx([1e-2, 1e-2, 1e-2, 1e-2, 5e-3, 5e-3])
     assert log[-1]["stop_reason"] == "patience" and solver.stop_reason_ == "patience"
@@ -141,11 +141,11 @@ def test_the_default_learning_rate_comes_from_the_model():
     assert strfsolver.solver.init("population", model=linear).lr_ == DEFAULT_LR == linear.default_lr
     population = strfsolver.solver.init("population", model=nrf)
     assert population.lr_ == nrf.default_lr == 1e-2 and population.optimizer is None
-    assert population._ensure_optimizer().param_groups[0]["lr"] == 1e-2
+    assert population.ensure_optimizer().param_groups[0]["lr"] == 1e-2
     assert strfsolver.solver.init("single-cell", model=nrf).lr_ == 1e-2
     assert strfsolver.solver.init("population", model=nrf, lr=1e-3).lr_ == 1e-3  # a given rate wins
     train, valid = _small()
-    log = strfsolver.solver.init("population", model=nrf, max_epochs=2, tqdm_on=False).fit(make_loader(train), make_loader(valid))
+    log = strfsolver.solver.init("population", model=nrf, max_epochs=2, progress=False).fit(make_loader(train), make_loader(valid)).log
     assert log[0]["lr"] == 1e-2
 
 
@@ -171,23 +171,23 @@ def test_a_fit_that_ended_badly_says_why_in_its_log_and_a_warning():
     train, valid = _small()
     model = strfsolver.models.init("linear", n_freqs=6, n_lags=4, n_neurons=4)
     # stopped on patience with the plateau rule off: the rate never moved, and the score peaked at epoch 0
-    solver = Peaked(model=model, lr=1e-2, patience=8, plateau_patience=0, tqdm_on=False)
+    solver = Peaked(model=model, lr=1e-2, patience=8, plateau_patience=0, progress=False)
     with pytest.warns(FitWarning) as caught:
-        log = solver.fit(make_loader(train), make_loader(valid))
+        log = solver.fit(make_loader(train), make_loader(valid)).log
     assert solver.stop_reason_ == "patience" and len(solver.diagnosis_) >= 2
     assert "learning rate never lowered (still lr=0.01)" in log[-1]["diagnosis"]
     assert "peaked at epoch 0" in log[-1]["diagnosis"] and "too high" in log[-1]["diagnosis"]
     assert {str(w.message) for w in caught} >= set(solver.diagnosis_)
     # cut off while improving: the advice is to let it run
     model = strfsolver.models.init("linear", n_freqs=6, n_lags=4, n_neurons=4)
-    solver = strfsolver.solver.init("population", model=model, lr=1e-4, max_epochs=3, tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=model, lr=1e-4, max_epochs=3, progress=False)
     with pytest.warns(FitWarning, match="still improving when max_epochs ended the fit"):
         solver.fit(make_loader(train), make_loader(valid))
     # a model with far more weights than training bins: training scores far above validation ones
     pop = synthetic_population(n_neurons=4, n_stims=3, n_repeats=4, n_freqs=24, n_lags=30, n_times=80, seed=5)
     small_train, small_valid = pop.dataset.subset([0]), pop.dataset.subset([1, 2])
     model = strfsolver.models.init("linear", n_freqs=24, n_lags=30, n_neurons=4)
-    solver = strfsolver.solver.init("population", model=model, lr=3e-2, max_epochs=60, patience=5, weight_decay=0.0, tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=model, lr=3e-2, max_epochs=60, patience=5, weight_decay=0.0, progress=False)
     with pytest.warns(FitWarning, match="on the training data but"):
         solver.fit(make_loader(small_train), make_loader(small_valid))
 
@@ -195,6 +195,6 @@ def test_a_fit_that_ended_badly_says_why_in_its_log_and_a_warning():
 def test_a_well_behaved_fit_gives_no_advice(long_stimuli):
     pop, train, valid, test = long_stimuli
     model = strfsolver.models.init("linear", n_freqs=16, n_lags=10, n_neurons=12)
-    solver = strfsolver.solver.init("population", model=model, tqdm_on=False)
-    log = solver.fit(make_loader(train, shuffle=True), make_loader(valid))
+    solver = strfsolver.solver.init("population", model=model, progress=False)
+    log = solver.fit(make_loader(train, shuffle=True), make_loader(valid)).log
     assert solver.stop_reason_ == "patience" and solver.diagnosis_ == [] and "diagnosis" not in log[-1]

@@ -29,7 +29,7 @@ class NaNAfter:
 def test_divergence_raises_and_keeps_the_best_state(loaders, new_model, value):
     train, valid = loaders  # 7 training stimuli in batches of 3: 3 steps, 1 validation batch per epoch
     # calls per epoch: 3 steps then 1 validation; call 9 is the 2nd step of epoch 2 (global step 7)
-    solver = PopulationSolver(model=new_model(), criterion=NaNAfter(9, value), lr=1e-2, patience=None, tqdm_on=False, monitor="val_loss", mode="min")
+    solver = PopulationSolver(model=new_model(), criterion=NaNAfter(9, value), lr=1e-2, patience=None, progress=False, monitor="val_loss", mode="min")
     states = []
     solver.loggers.append(lambda row: states.append({k: v.clone() for k, v in solver.model.state_dict().items()}))
     with pytest.raises(TrainingDivergedError) as info:
@@ -51,7 +51,7 @@ def test_divergence_raises_and_keeps_the_best_state(loaders, new_model, value):
 
 
 def test_divergence_before_any_evaluation_restores_the_initial_state(loaders, new_model):
-    solver = PopulationSolver(model=new_model(), criterion=NaNAfter(1), lr=1e-2, tqdm_on=False)
+    solver = PopulationSolver(model=new_model(), criterion=NaNAfter(1), lr=1e-2, progress=False)
     initial = {k: v.clone() for k, v in solver.model.named_parameters()}
     with pytest.raises(TrainingDivergedError, match="epoch 0, step 1 .*the initial state was restored"):
         solver.fit(*loaders, max_epochs=3)

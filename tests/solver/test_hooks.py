@@ -31,13 +31,13 @@ def test_a_subclass_that_overrides_only_the_loss_trains_and_resumes_bit_exactly(
         return make_loader(train, batch_size=2, shuffle=True, seed=4), make_loader(valid, batch_size=2)
 
     def solver(seed):
-        return HuberSolver(model=new_model(seed=seed), lr=2e-2, patience=None, tqdm_on=False)
+        return HuberSolver(model=new_model(seed=seed), lr=2e-2, patience=None, progress=False)
 
     full = solver(7)
-    history = full.fit(*loaders(), max_epochs=8, logdir=tmp_path / "full")
+    history = full.fit(*loaders(), max_epochs=8, logdir=tmp_path / "full").log
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     # the reported loss is the Huber loss, not the MSE the criterion would give
-    batch = full._prepare(next(iter(make_loader(train, batch_size=len(train)))))
+    batch = full.prepare(next(iter(make_loader(train, batch_size=len(train)))))
     with torch.no_grad():
         pred = full.model(batch["stims"])
     assert float(full._loss(pred, batch)) != pytest.approx(float(full.criterion(pred, batch["responses"])), rel=1e-3)
@@ -71,7 +71,7 @@ class PsthStep(PopulationSolver):
 @pytest.mark.parametrize("cls, expected", [(RepeatStep, "repeats"), (PsthStep, "psth")])
 def test_a_custom_step_gets_the_repeats_only_when_it_declares_it(cls, expected, splits, new_model):
     train, valid = splits
-    solver = cls(model=new_model(), lr=1e-2, max_epochs=2, patience=None, tqdm_on=False)
+    solver = cls(model=new_model(), lr=1e-2, max_epochs=2, patience=None, progress=False)
     solver.seen = []
     solver.fit(make_loader(train, batch_size=3, shuffle=True), make_loader(valid, batch_size=3))
     want = {max(train.n_repeats)} if expected == "repeats" else {1}
@@ -84,14 +84,14 @@ def test_a_step_that_returns_no_dict_is_named(splits, new_model):
             return 0.5
 
     train, _ = splits
-    solver = FloatStep(model=new_model(), max_epochs=1, tqdm_on=False, monitor="train_loss", mode="min")
+    solver = FloatStep(model=new_model(), max_epochs=1, progress=False, monitor="train_loss", mode="min")
     with pytest.raises(ValueError, match=r"step\(\) must return a dict with at least 'loss'.*got float"):
         solver.fit(make_loader(train, batch_size=3))
 
 
 def test_the_training_state_is_typed_and_saved(splits, new_model, tmp_path):
     train, valid = splits
-    solver = PopulationSolver(model=new_model(), lr=1e-2, max_epochs=3, patience=None, tqdm_on=False)
+    solver = PopulationSolver(model=new_model(), lr=1e-2, max_epochs=3, patience=None, progress=False)
     solver.fit(make_loader(train, batch_size=3), make_loader(valid, batch_size=3), logdir=tmp_path)
     state = solver.training_state_
     assert isinstance(state, strfsolver.solver.TrainingState)

@@ -15,7 +15,7 @@ def test_history_neurons_equal_the_per_epoch_validations(loaders, new_model, tmp
             seen.append({k: v.clone() for k, v in self.last_validation_.items() if torch.is_tensor(v)})
 
     logger = CSVLogger(tmp_path / "history.csv", neurons_path=tmp_path / "neurons.csv")
-    solver = Keep(model=new_model(), lr=1e-2, patience=None, tqdm_on=False, loggers=[logger])
+    solver = Keep(model=new_model(), lr=1e-2, patience=None, progress=False, loggers=[logger])
     solver.fit(train, valid, max_epochs=3, logdir=tmp_path / "run", validate_initial=True)
     history = solver.history_neurons_
     assert history["epoch"].tolist() == [-1, 0, 1, 2]
@@ -35,7 +35,7 @@ def test_history_neurons_equal_the_per_epoch_validations(loaders, new_model, tmp
     torch.testing.assert_close(torch.tensor(wide.to_numpy()), history["val_cc"])
 
     # and the checkpoint keeps them: a fresh solver loading the logdir has the same history
-    other = PopulationSolver(model=new_model(), tqdm_on=False)
+    other = PopulationSolver(model=new_model(), progress=False)
     other.load(tmp_path / "run")
     for key, value in history.items():
         assert torch.equal(other.history_neurons_[key], value), key

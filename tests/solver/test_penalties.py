@@ -58,7 +58,7 @@ def test_the_step_loss_is_the_data_loss_plus_the_penalties(loaders, new_model):
     batch = next(iter(train))
     l2 = penalties.init("l2", weight=0.25, exclude=())
     l1 = penalties.init("l1-strf", weight=0.5)
-    solver = PopulationSolver(model=new_model(), penalties=[l2, l1], tqdm_on=False)
+    solver = PopulationSolver(model=new_model(), penalties=[l2, l1], progress=False)
     with torch.no_grad():
         data = solver.criterion(solver.model(batch["stims"]), batch["responses"]).item()
         weights = sum(p.square().sum() for p in solver.model.parameters()).item()
@@ -71,8 +71,8 @@ def test_the_step_loss_is_the_data_loss_plus_the_penalties(loaders, new_model):
 
 def test_penalties_change_the_fit(loaders, new_model):
     def fitted(weight):
-        solver = PopulationSolver(model=new_model(), lr=1e-2, max_epochs=5, patience=None, tqdm_on=False, penalties=[penalties.init("l1-strf", weight=weight)])
-        history = solver.fit(*loaders)
+        solver = PopulationSolver(model=new_model(), lr=1e-2, max_epochs=5, patience=None, progress=False, penalties=[penalties.init("l1-strf", weight=weight)])
+        history = solver.fit(*loaders).log
         return solver.model.strf().abs().sum().item(), history
 
     free, free_history = fitted(0.0)

@@ -23,7 +23,7 @@ def fit_recording(model, split, **options):
     """Fit, recording each epoch's per-neuron val cc_norm and the state of every epoch."""
     train, valid = split
     per_epoch, states = [], []
-    solver = strfsolver.solver.init("per-cell-best", model=model, tqdm_on=False, **options)
+    solver = strfsolver.solver.init("per-cell-best", model=model, progress=False, **options)
 
     def record(row):
         per_epoch.append(solver.last_validation_["cc_norm"].clone())

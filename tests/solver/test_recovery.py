@@ -8,7 +8,7 @@ from strfsolver.solver import PopulationSolver, checkpoint, recovery
 
 
 def _solver(model, **options):
-    return PopulationSolver(**{"model": model, "lr": 1e-2, "patience": None, "tqdm_on": False, **options})
+    return PopulationSolver(**{"model": model, "lr": 1e-2, "patience": None, "progress": False, **options})
 
 
 def _params(module):
@@ -23,7 +23,7 @@ def test_recover_index_gives_that_epochs_parameters(loaders, new_model, tmp_path
         def on_epoch_end(self, epoch):
             after[epoch["epoch"] + 1] = _params(self.model)
 
-    solver = Snapshot(model=new_model(), lr=1e-2, patience=None, tqdm_on=False)
+    solver = Snapshot(model=new_model(), lr=1e-2, patience=None, progress=False)
     initial = {k: v.detach().clone() for k, v in solver.model.named_parameters()}
     solver.fit(train, valid, max_epochs=6, logdir=tmp_path, keep_every=2)
     assert recovery.indexed_checkpoints(tmp_path) == [0, 2, 4, 6]
@@ -98,11 +98,11 @@ def test_the_ridge_solver_keeps_its_results_and_refuses_unknown_options(tmp_path
     train, valid = pop.dataset.split([0.75, 0.25], seed=0)
 
     def ridge():
-        return strfsolver.solver.init("ridge", model=strfsolver.models.init("linear", n_freqs=6, n_lags=4, n_neurons=4), cv=2, tqdm_on=False)
+        return strfsolver.solver.init("ridge", model=strfsolver.models.init("linear", n_freqs=6, n_lags=4, n_neurons=4), cv=2, progress=False)
 
     fitted = ridge()
     fitted.fit(make_loader(train), make_loader(valid), logdir=tmp_path, keep_every=1)
-    assert recovery.indexed_checkpoints(tmp_path) == [1]
+    assert recovery.indexed_checkpoints(tmp_path) == [0, 1]  # as every solver: 0 is the initial model
     fitted.recover(1)  # fit(logdir=...) is where recover looks
     loaded = ridge()
     loaded.load(tmp_path)

@@ -35,7 +35,7 @@ def test_a_neuron_missing_from_one_validation_stimulus_is_scored_on_the_others(n
     valid = _missing(valid, stimulus=0, neuron=3)
     model = _linear()
     start = model.readout.kernel.weight.detach().clone()
-    solver = strfsolver.solver.init(name, model=model, lr=3e-2, max_epochs=6, patience=3, monitor="val_loss", mode="min", tqdm_on=False)
+    solver = strfsolver.solver.init(name, model=model, lr=3e-2, max_epochs=6, patience=3, monitor="val_loss", mode="min", progress=False)
     one, three = solver.validation(make_loader(valid, batch_size=1)), solver.validation(make_loader(valid, batch_size=3))
     assert torch.isfinite(one["neuron_loss"]).all()
     # the same for any batching, and neuron 3's value is its loss on the stimuli it was recorded in
@@ -66,7 +66,7 @@ def test_single_cell_clips_each_neuron_with_a_shared_scalar_parameter():
     torch.manual_seed(0)
     # plain SGD with lr 1: a step moves each neuron by exactly its clipped gradient
     sgd = lambda params: torch.optim.SGD(params, lr=1.0)  # noqa: E731
-    solver = strfsolver.solver.init("single-cell", model=GainLinear(6, 4, 4), optimizer=sgd, max_epochs=2, grad_clip=1e-3, tqdm_on=False)
+    solver = strfsolver.solver.init("single-cell", model=GainLinear(6, 4, 4), optimizer=sgd, max_epochs=2, grad_clip=1e-3, progress=False)
     solver.fit(make_loader(train, batch_size=2), make_loader(valid, batch_size=2))
     gains = solver.model.gain
     assert gains.shape == (4,) and torch.isfinite(gains).all()
@@ -82,7 +82,7 @@ def test_resume_on_cuda_is_exact(name, tmp_path):
     train, valid = _data()
 
     def run(max_epochs, logdir, resume=False, seed=0):
-        solver = strfsolver.solver.init(name, model=_linear(seed=seed), lr=3e-2, patience=1, device="cuda", tqdm_on=False)
+        solver = strfsolver.solver.init(name, model=_linear(seed=seed), lr=3e-2, patience=1, device="cuda", progress=False)
         loaders = make_loader(train, batch_size=2, shuffle=True, seed=2, device="cuda"), make_loader(valid, batch_size=2, device="cuda")
         solver.fit(*loaders, max_epochs=max_epochs, logdir=logdir, resume=resume)
         return solver
@@ -101,7 +101,7 @@ def test_a_stateful_model_starts_every_batch_from_a_fresh_state():
     train, valid = pop.dataset.split([7 / 9, 2 / 9], seed=0)
     torch.manual_seed(0)
     model = strfsolver.models.init("statenet", n_freqs=6, n_lags=4, n_neurons=3, hidden_size=8, front_channels=4, stateful=True)
-    solver = strfsolver.solver.init("population", model=model, lr=1e-2, max_epochs=2, tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=model, lr=1e-2, max_epochs=2, progress=False)
     # 7 stimuli in batches of 3, shuffled: the last batch has one stimulus
     solver.fit(make_loader(train, batch_size=3, shuffle=True), make_loader(valid, batch_size=2))
     stim = valid.stims[0][None]
@@ -130,7 +130,7 @@ def test_estimator_fit_leaves_global_random_state_alone():
 def test_a_float64_model_trains_with_penalties_and_predicts_in_float64():
     train, valid = _data()
     model = _linear().double()
-    solver = strfsolver.solver.init("population", model=model, lr=1e-2, max_epochs=2, penalties=["smooth-strf"], tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=model, lr=1e-2, max_epochs=2, penalties=["smooth-strf"], progress=False)
     stims = lambda d: NeuralDataset([s.double() for s in d.stims], d.responses, d.dt_ms)  # noqa: E731
     solver.fit(make_loader(stims(train), batch_size=2), make_loader(stims(valid), batch_size=2))
     out = solver.transform(valid.stims[:2])
@@ -138,7 +138,7 @@ def test_a_float64_model_trains_with_penalties_and_predicts_in_float64():
 
 
 def test_state_dict_does_not_initialise_cuda():
-    solver = strfsolver.solver.init("population", model=_linear(), tqdm_on=False)
+    solver = strfsolver.solver.init("population", model=_linear(), progress=False)
     was = torch.cuda.is_initialized()
     state = solver.state_dict()
     assert torch.cuda.is_initialized() == was
@@ -146,8 +146,8 @@ def test_state_dict_does_not_initialise_cuda():
 
 
 def test_a_plateau_scheduler_per_step_is_refused_up_front():
-    solver = strfsolver.solver.init("population", model=_linear(), tqdm_on=False)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(solver._ensure_optimizer())
+    solver = strfsolver.solver.init("population", model=_linear(), progress=False)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(solver.ensure_optimizer())
     with pytest.raises(ValueError, match="ReduceLROnPlateau needs the monitored value.*unit='step'"):
         schedules.TorchScheduler(plateau, unit="step")
 
@@ -156,7 +156,7 @@ def test_single_cell_resumes_exactly_with_frozen_neurons(tmp_path):
     train, valid = _data(n_neurons=6, seed=4)
 
     def run(max_epochs, logdir, resume=False, seed=0):
-        solver = strfsolver.solver.init("single-cell", model=_linear(6, seed=seed), lr=3e-2, patience=1, tqdm_on=False)
+        solver = strfsolver.solver.init("single-cell", model=_linear(6, seed=seed), lr=3e-2, patience=1, progress=False)
         solver.fit(make_loader(train, batch_size=2, shuffle=True, seed=2), make_loader(valid, batch_size=2),
                    max_epochs=max_epochs, logdir=logdir, resume=resume)
         return solver

@@ -22,7 +22,7 @@ def _linear(n_channels=1):
 
 
 def _fit(dataset, valid=None, **options):
-    solver = strfsolver.solver.init("ridge", model=_linear(dataset.n_channels if dataset.stim_ndim == 3 else 1), tqdm_on=False, **options)
+    solver = strfsolver.solver.init("ridge", model=_linear(dataset.n_channels if dataset.stim_ndim == 3 else 1), progress=False, **options)
     solver.fit(make_loader(dataset, batch_size=3), None if valid is None else make_loader(valid, batch_size=3))
     return solver
 
@@ -105,10 +105,10 @@ def test_a_neuron_missing_from_one_stimulus_gets_the_fit_without_that_stimulus()
 def test_the_solver_contract_save_load_and_logdir(tmp_path):
     pop = _population(seed=5)
     train, valid = pop.dataset.split([0.7, 0.3], seed=0)
-    solver = strfsolver.solver.init("ridge", model=_linear(), tqdm_on=False, cv="loso", penalty="laplacian")
-    log = solver.fit(make_loader(train, batch_size=4), make_loader(valid, batch_size=4), logdir=tmp_path)
+    solver = strfsolver.solver.init("ridge", model=_linear(), progress=False, cv="loso", penalty="laplacian")
+    log = solver.fit(make_loader(train, batch_size=4), make_loader(valid, batch_size=4), logdir=tmp_path).log
     assert log is solver.log
-    other = strfsolver.solver.init("ridge", model=_linear(), tqdm_on=False)
+    other = strfsolver.solver.init("ridge", model=_linear(), progress=False)
     other.load(tmp_path, checkpoint.BEST)
     stims = valid.stims[:2]
     for a, b in zip(solver.transform(stims), other.transform(stims)):
@@ -140,7 +140,7 @@ def test_bad_options_are_refused_up_front(options, message):
 
 def test_fewer_stimuli_than_folds_is_named():
     pop = _population(seed=6, n_stims=4)
-    solver = strfsolver.solver.init("ridge", model=_linear(), tqdm_on=False, cv=5)
+    solver = strfsolver.solver.init("ridge", model=_linear(), progress=False, cv=5)
     with pytest.raises(ValueError, match="cv=5 folds need at least 5 training stimuli, the loader has 4"):
         solver.fit(make_loader(pop.dataset, batch_size=2))
 
@@ -152,7 +152,7 @@ def test_the_ridge_initializer_gives_an_ln_fit_at_least_as_good_in_fewer_epochs(
     def fit(init):
         torch.manual_seed(0)
         model = strfsolver.models.init("ln", n_freqs=F, n_lags=L, n_neurons=8)
-        solver = strfsolver.solver.init("population", model=model, init=init, lr=1e-2, max_epochs=150, patience=10, tqdm_on=False)
+        solver = strfsolver.solver.init("population", model=model, init=init, lr=1e-2, max_epochs=150, patience=10, progress=False)
         solver.fit(make_loader(train, batch_size=3, shuffle=True), make_loader(valid, batch_size=4))
         return solver
 

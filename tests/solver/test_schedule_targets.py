@@ -51,7 +51,7 @@ def test_a_parameter_group_schedule_changes_only_its_group_and_model_attributes_
         model=model,
         optimizer=optimizer,
         patience=None,
-        tqdm_on=False,
+        progress=False,
         schedule=[
             schedules.init("start-stop-exponential", start=1e-1, stop=1e-3, duration=2, target="lr@readout"),
             schedules.init("linear", start=1.0, end=0.5, duration=2, target="model.tau"),

@@ -38,8 +38,8 @@ def test_bad_schedules_are_refused():
 
 def test_epoch_schedule_sets_the_learning_rate_of_every_epoch(loaders, new_model):
     schedule = schedules.init("stepwise", values=(1e-2, 5e-3, 1e-3), milestones=(2, 4))
-    solver = PopulationSolver(model=new_model(), schedule=schedule, max_epochs=6, patience=None, tqdm_on=False)
-    history = solver.fit(*loaders)
+    solver = PopulationSolver(model=new_model(), schedule=schedule, max_epochs=6, patience=None, progress=False)
+    history = solver.fit(*loaders).log
     assert [row["lr"] for row in history] == [1e-2, 1e-2, 5e-3, 5e-3, 1e-3, 1e-3]
     assert all(group["lr"] == 1e-3 for group in solver.optimizer.param_groups)
 
@@ -47,7 +47,7 @@ def test_epoch_schedule_sets_the_learning_rate_of_every_epoch(loaders, new_model
 def test_step_schedule_follows_the_global_step(loaders, new_model):
     # 3 steps per epoch; the recorded lr is the one of each epoch's last step
     schedule = schedules.init("linear", start=0.0, end=1e-2, duration=5, unit="step")
-    solver = PopulationSolver(model=new_model(), schedule=schedule, max_epochs=3, patience=None, tqdm_on=False)
+    solver = PopulationSolver(model=new_model(), schedule=schedule, max_epochs=3, patience=None, progress=False)
     seen = []
     original = solver.step
 
@@ -56,13 +56,13 @@ def test_step_schedule_follows_the_global_step(loaders, new_model):
         return original(batch)
 
     solver.step = spy
-    history = solver.fit(*loaders)
+    history = solver.fit(*loaders).log
     assert seen == pytest.approx([0.0, 2e-3, 4e-3, 6e-3, 8e-3, 1e-2, 1e-2, 1e-2, 1e-2], rel=1e-12)
     assert [row["lr"] for row in history] == pytest.approx([4e-3, 1e-2, 1e-2], rel=1e-12)
 
 
 def test_a_zero_learning_rate_leaves_the_parameters_alone(loaders, new_model):
-    solver = PopulationSolver(model=new_model(), schedule=schedules.init("constant", value=0.0), max_epochs=2, tqdm_on=False)
+    solver = PopulationSolver(model=new_model(), schedule=schedules.init("constant", value=0.0), max_epochs=2, progress=False)
     before = {k: v.detach().clone() for k, v in solver.model.named_parameters()}
     solver.fit(*loaders)
     for name, value in solver.model.named_parameters():
@@ -76,7 +76,7 @@ def test_schedules_for_a_penalty_weight_and_a_solver_attribute(loaders, new_mode
         schedules.init("exponential", start=8.0, gamma=0.5, target="grad_clip"),
         schedules.init("constant", value=0.0, target="weight_decay"),
     ]
-    solver = PopulationSolver(model=new_model(), penalties=[smooth], schedule=plan, max_epochs=3, patience=None, tqdm_on=False)
+    solver = PopulationSolver(model=new_model(), penalties=[smooth], schedule=plan, max_epochs=3, patience=None, progress=False)
     seen = []
     solver.loggers.append(lambda row: seen.append((smooth.weight, solver.grad_clip, solver.optimizer.param_groups[0]["weight_decay"])))
     solver.fit(*loaders)
@@ -84,11 +84,11 @@ def test_schedules_for_a_penalty_weight_and_a_solver_attribute(loaders, new_mode
 
 
 def test_unknown_targets_are_refused_before_training(loaders, new_model):
-    solver = PopulationSolver(model=new_model(), schedule=schedules.init("constant", target="learning_rate"), tqdm_on=False)
+    solver = PopulationSolver(model=new_model(), schedule=schedules.init("constant", target="learning_rate"), progress=False)
     with pytest.raises(ValueError, match="schedule target 'learning_rate' is neither.*'lr'"):
         solver.fit(*loaders)
     assert solver.log == []
-    solver = PopulationSolver(model=new_model(), schedule="linear", tqdm_on=False)
+    solver = PopulationSolver(model=new_model(), schedule="linear", progress=False)
     with pytest.raises(ValueError, match="must be a strfsolver.solver.schedules.Schedule"):
         solver.fit(*loaders)
 
@@ -97,13 +97,13 @@ def test_torch_lr_schedulers_are_accepted(loaders, new_model):
     model = new_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
-    solver = PopulationSolver(model=model, optimizer=optimizer, schedule=scheduler, max_epochs=5, patience=None, tqdm_on=False)
-    history = solver.fit(*loaders)
+    solver = PopulationSolver(model=model, optimizer=optimizer, schedule=scheduler, max_epochs=5, patience=None, progress=False)
+    history = solver.fit(*loaders).log
     assert [row["lr"] for row in history] == [0.1, 0.1, 0.05, 0.05, 0.025]
     # a scheduler of another optimizer is a mistake, said before training
     foreign = torch.optim.lr_scheduler.StepLR(torch.optim.SGD(new_model().parameters(), lr=0.1), step_size=1)
     with pytest.raises(ValueError, match="of another optimizer"):
-        PopulationSolver(model=model, optimizer=optimizer, schedule=foreign, tqdm_on=False).fit(*loaders)
+        PopulationSolver(model=model, optimizer=optimizer, schedule=foreign, progress=False).fit(*loaders)
 
 
 def test_reduce_on_plateau_gets_the_monitored_value(loaders, new_model):
@@ -116,7 +116,7 @@ def test_reduce_on_plateau_gets_the_monitored_value(loaders, new_model):
             n = self.model.n_neurons
             return {"loss": 1.0, "cc": torch.zeros(n, dtype=torch.float64), "cc_norm": torch.zeros(n, dtype=torch.float64)}
 
-    solver = Flat(model=model, optimizer=optimizer, schedule=plateau, max_epochs=3, patience=None, tqdm_on=False)
-    history = solver.fit(*loaders)
+    solver = Flat(model=model, optimizer=optimizer, schedule=plateau, max_epochs=3, patience=None, progress=False)
+    history = solver.fit(*loaders).log
     # epoch 0 sets the plateau's best; epoch 1 does not beat it, so epoch 2 runs at half the rate
     assert [row["lr"] for row in history] == [0.1, 0.1, 0.05]

@@ -40,7 +40,7 @@ def loaders(train, valid):
 def test_registered_and_built_by_name():
     assert {"single-cell", "per-cell-best", "population"} <= set(strfsolver.solver.get_options())
     model = build("ln", 5)
-    solver = strfsolver.solver.init("single-cell", model=model, tqdm_on=False)
+    solver = strfsolver.solver.init("single-cell", model=model, progress=False)
     assert isinstance(solver, SingleCellSolver)
     assert isinstance(solver.model, NeuronStack) and solver.population_model is model
     # every trainable value of the population model, once per neuron
@@ -95,8 +95,8 @@ def fit_both(name, train, valid, **options):
     for solver_name in ("population", "single-cell"):
         model = build(name, 1)
         # no plateau: single-cell cannot lower one neuron's rate (see test_32_neurons_match_32_separate_fits)
-        solver = strfsolver.solver.init(solver_name, model=model, lr=2e-2, max_epochs=10, patience=2, tqdm_on=False, plateau_patience=0, **options)
-        log = solver.fit(*loaders(train, valid))
+        solver = strfsolver.solver.init(solver_name, model=model, lr=2e-2, max_epochs=10, patience=2, progress=False, plateau_patience=0, **options)
+        log = solver.fit(*loaders(train, valid)).log
         results.append((solver, model, log))
     return results
 
@@ -139,18 +139,18 @@ def test_32_neurons_match_32_separate_fits(optimizer):
     # sum over neurons and the clipping is per neuron
     # plateau_patience=0: a plateau halves the rate of the whole optimizer, which one neuron's plateau
     # cannot do in the stacked fit, so single-cell never does it and the separate fits must not either
-    options = dict(lr=3e-2, max_epochs=8, patience=2, metrics=("cc_norm",), tqdm_on=False, optimizer=optimizer,
+    options = dict(lr=3e-2, max_epochs=8, patience=2, metrics=("cc_norm",), progress=False, optimizer=optimizer,
                    grad_clip=0.5, plateau_patience=0)  # clipping each neuron's own gradient norm
     model = build("ln", n_neurons)
     solver = strfsolver.solver.init("single-cell", model=model, **options)
     initial = [solver.model.neuron_model(n) for n in range(n_neurons)]  # each neuron's exact start
-    history = solver.fit(*loaders(train, valid))
+    history = solver.fit(*loaders(train, valid)).log
     together = solver.validation(valid_loader(valid))["cc_norm"]
 
     alone, stopped = [], []
     for n in range(n_neurons):
         one = strfsolver.solver.init("population", model=initial[n], **options)
-        log = one.fit(*loaders(train.select_neurons([n]), valid.select_neurons([n])))
+        log = one.fit(*loaders(train.select_neurons([n]), valid.select_neurons([n]))).log
         alone.append(one.validation(valid_loader(valid.select_neurons([n])))["cc_norm"][0])
         stopped.append(len(log) - 1)
     alone = torch.stack(alone)
@@ -170,7 +170,7 @@ def test_32_neurons_match_32_separate_fits(optimizer):
 
 def test_frozen_neurons_stay_at_their_best():
     train, valid = data(6)
-    solver = strfsolver.solver.init("single-cell", model=build("linear", 6), lr=5e-2, max_epochs=12, patience=1, tqdm_on=False)
+    solver = strfsolver.solver.init("single-cell", model=build("linear", 6), lr=5e-2, max_epochs=12, patience=1, progress=False)
     snapshots = []
     solver.loggers = [lambda row: snapshots.append(solver.model.readout.kernel.weight.detach().clone())]
     solver.fit(*loaders(train, valid))
@@ -186,7 +186,7 @@ def test_shared_core_keeps_the_stack():
     train, valid = data(4)
     model = build("nrf", 4)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    solver = strfsolver.solver.init("single-cell", model=model, lr=2e-2, max_epochs=3, tqdm_on=False)
+    solver = strfsolver.solver.init("single-cell", model=model, lr=2e-2, max_epochs=3, progress=False)
     solver.fit(*loaders(train, valid))
     # four neurons, four different cores: the population model is left as it was
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -203,12 +203,12 @@ def test_resume_gives_the_uninterrupted_run(tmp_path):
     train, valid = data(3)
     runs = []
     for stops in ([8], [4, 8]):
-        solver = strfsolver.solver.init("single-cell", model=build("ln", 3), lr=5e-2, patience=2, tqdm_on=False)
+        solver = strfsolver.solver.init("single-cell", model=build("ln", 3), lr=5e-2, patience=2, progress=False)
         folder = tmp_path / str(len(stops))
         train_loader, valid_loader_ = loaders(train, valid)
         for stop in stops:
             if stop != stops[0]:  # a new process: a new solver, loaders, same folder
-                solver = strfsolver.solver.init("single-cell", model=build("ln", 3, seed=9), lr=5e-2, patience=2, tqdm_on=False)
+                solver = strfsolver.solver.init("single-cell", model=build("ln", 3, seed=9), lr=5e-2, patience=2, progress=False)
                 train_loader, valid_loader_ = loaders(train, valid)
             solver.fit(train_loader, valid_loader_, max_epochs=stop, logdir=folder, resume=True)
         runs.append(solver)
@@ -220,9 +220,9 @@ def test_resume_gives_the_uninterrupted_run(tmp_path):
 
 def test_without_validation_each_neuron_watches_its_train_loss():
     train, _ = data(3)
-    solver = strfsolver.solver.init("single-cell", model=build("linear", 3), lr=2e-2, max_epochs=3, tqdm_on=False)
+    solver = strfsolver.solver.init("single-cell", model=build("linear", 3), lr=2e-2, max_epochs=3, progress=False)
     with pytest.warns(UserWarning, match="train_loss"):
-        history = solver.fit(make_loader(train, batch_size=3))
+        history = solver.fit(make_loader(train, batch_size=3)).log
     assert solver.monitor_ == "train_loss" and len(history) == 3
     assert solver.best_scores_.shape == (3,) and torch.isfinite(solver.best_scores_).all()
 
@@ -235,7 +235,7 @@ def test_bad_arguments_say_what_is_wrong():
     model = build("ln", 2)
     with pytest.raises(ValueError, match="factory"):
         SingleCellSolver(model=model, optimizer=torch.optim.Adam(model.parameters()))
-    solver = SingleCellSolver(model=build("ln", 2), monitor="val_fve", tqdm_on=False)
+    solver = SingleCellSolver(model=build("ln", 2), monitor="val_fve", progress=False)
     train, valid = data(2)
     with pytest.raises(KeyError, match="val_fve"):
         solver.fit(*loaders(train, valid), max_epochs=1)

@@ -1,0 +1,114 @@
+"""The checks of a solver's options, in one place, run when it is built and again before a fit.
+
+:py:func:`build_options` turns the options given to a solver into the
+objects it trains with (a device, a criterion, penalties, metrics) and
+refuses bad ones with a message naming what was expected and what came.
+:py:func:`check_options` checks the plain values; a fit runs it again,
+since options are attributes and may have been changed since. Options that a
+solver does not use (its ``unused_options``, e.g. ``lr`` for ``"ridge"``)
+are refused when they differ from their defaults, so a setting is never
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from strfsolver import losses as _losses
+from strfsolver.checks import check_count, check_real
+from strfsolver.solver import penalties as _penalties
+from strfsolver.solver.custom_metrics import split_metrics
+from strfsolver.solver.loop import MODES
+
+__all__ = ["build_options", "check_options", "check_device", "RENAMED"]
+
+#: options renamed in 0.2, accepted under the old name for one release (with a DeprecationWarning)
+RENAMED = {"tqdm_on": "progress"}
+
+
+def check_device(device: Any) -> torch.device:
+    """``device`` as a ``torch.device`` this torch can use; a ``ValueError`` naming it otherwise."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} but this torch has no usable CUDA device; use device='cpu'.")
+    return device
+
+
+def _refuse_unused(solver: Any) -> None:
+    defaults = {f.name: f.default for f in dataclasses.fields(solver) if f.default is not dataclasses.MISSING}
+    for name in type(solver).unused_options:
+        value = getattr(solver, name)
+        if name in defaults and not (value is defaults[name] or value == defaults[name]):
+            raise ValueError(
+                f"the {type(solver).__name__} does not use {name} (got {name}={value!r}); leave it at its default "
+                f"({defaults[name]!r}). It ignores: {', '.join(type(solver).unused_options)}."
+            )
+
+
+def build_options(solver: Any) -> None:
+    """Resolve and check a new solver's options in place (its ``__post_init__``)."""
+    for old, new in RENAMED.items():
+        value = getattr(solver, old, None)
+        if value is not None:
+            warnings.warn(f"the solver option {old!r} is now called {new!r}; {old!r} will be removed in the next release.",
+                          DeprecationWarning, stacklevel=5)
+            setattr(solver, new, value)
+            setattr(solver, old, None)
+    if not isinstance(solver.model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(solver.model).__name__}.")
+    if solver.device is None:
+        first = next(iter(solver.model.parameters()), None)
+        solver.device = first.device if first is not None else torch.device("cpu")
+    solver.device = check_device(solver.device)
+    solver.model.to(solver.device)
+    _refuse_unused(solver)
+    if isinstance(solver.criterion, str):
+        solver.criterion = _losses.init(solver.criterion)
+    if not callable(solver.criterion):
+        raise ValueError(f"criterion must be a loss name or a callable (pred, responses) -> loss, got {solver.criterion!r}.")
+    if isinstance(solver.criterion, nn.Module):
+        solver.criterion.to(solver.device)
+    # unknown names raise a ValueError now rather than after an epoch
+    solver.metrics, solver.metric_functions = split_metrics(solver.metrics)
+    solver.penalties = [_penalties.init(p) if isinstance(p, str) else p for p in solver.penalties]
+    for i, penalty in enumerate(solver.penalties):
+        if not callable(penalty):
+            raise ValueError(f"penalties[{i}] must be a Penalty, a registered penalty name or a callable, got {penalty!r}.")
+    solver.loggers = list(solver.loggers)
+    check_options(solver)
+    if solver.init is not None:
+        if solver.init != "ridge":
+            raise ValueError(f"init must be None or 'ridge', got {solver.init!r}.")
+        from strfsolver.ridge.models import check_ridge_model
+
+        check_ridge_model(solver.model, "init='ridge'", linear_only=False)
+
+
+def check_options(solver: Any) -> None:
+    """Check the solver's plain option values (run at construction and again by every fit)."""
+    optimizer = solver.optimizer
+    if not (optimizer is None or isinstance(optimizer, torch.optim.Optimizer) or callable(optimizer)):
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer, a factory params -> optimizer, or None; got {optimizer!r}.")
+    check_real(solver.lr, "lr", 0.0, low_open=True, allow_none=True)
+    check_real(solver.weight_decay, "weight_decay", 0.0)
+    if solver.mode not in MODES:
+        raise ValueError(f"mode must be 'max' or 'min', got {solver.mode!r}.")
+    check_count(solver.patience, "patience", 1, allow_none=True)
+    check_count(solver.max_epochs, "max_epochs", 1)
+    for name in ("standardize", "progress", "track_train_metrics"):
+        if not isinstance(getattr(solver, name), bool):
+            raise ValueError(f"{name} must be True or False, got {getattr(solver, name)!r}.")
+    if not isinstance(solver.monitor, str) or not solver.monitor:
+        raise ValueError(f"monitor must be a key of the epoch dicts such as 'val_cc_norm', got {solver.monitor!r}.")
+    check_real(solver.min_delta, "min_delta", 0.0)
+    check_count(solver.plateau_patience, "plateau_patience", 0, allow_none=True)
+    check_real(solver.lr_decay, "lr_decay", 0.0, 1.0, low_open=True, high_open=True)
+    check_real(solver.grad_clip, "grad_clip", 0.0, low_open=True, allow_none=True)
