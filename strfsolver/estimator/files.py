@@ -109,8 +109,7 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
         )
     monitor = fitted["monitor_"]
     options = dict(
-        criterion=estimator.loss, lr=estimator.lr, weight_decay=estimator.weight_decay,
-        max_epochs=estimator.max_epochs, patience=estimator.patience, device=params["device"],
+        criterion=estimator.loss, device=params["device"],
         progress=bool(estimator.verbose), monitor=monitor, mode="min" if monitor == "train_loss" else "max",
     )
     # a fresh solver around the loaded model: ready to predict, or to train further
@@ -122,6 +121,8 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
     estimator.stop_reason_ = fitted.get("stop_reason_")
     inner = resolve_solver(estimator.solver, estimator.model_name_)
     inner = "population" if inner == "multi-seed" else inner
+    if inner != "ridge":  # the closed form has no step size, epochs or patience (ridge refuses them)
+        options.update(lr=estimator.lr, weight_decay=estimator.weight_decay, max_epochs=estimator.max_epochs, patience=estimator.patience)
     try:
         estimator.solver_ = _solvers.init(inner, model=estimator.model_, **options)
     except ValueError as error:

@@ -35,6 +35,7 @@ from strfsolver import executors as _executors
 from strfsolver import io
 from strfsolver import random as _random
 from strfsolver.solver import register
+from strfsolver.solver.options import refuse_unused
 from strfsolver.checks import is_count, to_json
 from strfsolver.solver.seed_runs import (
     SEED_FOLDER,
@@ -174,7 +175,8 @@ class MultiSeedSolver:
         self.seeds_ = self._resolved_seeds()
         if not callable(self.model_factory):
             raise ValueError(f"model_factory must be a callable seed -> nn.Module, got {type(self.model_factory).__name__}.")
-        _check_solver_name(self.solver)
+        # options the inner solver does not use are refused now, not in the first worker
+        refuse_unused(_check_solver_name(self.solver), self.solver_kwargs)
         _executors.check_executor(self.executor)
         _executors.check_threads(self.threads)
         if not isinstance(self.reseed_loaders, bool):
@@ -303,6 +305,26 @@ class MultiSeedSolver:
     def validation(self, loader: Any) -> Dict[str, Any]:
         """Loss and per-neuron metrics of the best seed's model on a loader (:py:meth:`Solver.validation`)."""
         return self.best_solver_.validation(loader)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The fit's outcome, to put into another multi-seed solver of the same inner solver:
+        ``{"solver": "MultiSeedSolver", "inner": <inner solver name>, "result": MultiSeedResult or None}``
+        (each seed's own checkpoints are in ``output_dir``)."""
+        return {"solver": type(self).__name__, "inner": self.solver, "result": self.result_}
+
+    def load_state_dict(self, state: Dict[str, Any], strict: bool = True) -> None:
+        """Restore what :py:meth:`state_dict` returned.
+
+        Raises:
+            ValueError: with ``strict``, for a state of another inner solver or without its result.
+        """
+        if strict and (state.get("inner") != self.solver or "result" not in state):
+            raise ValueError(
+                f"this is the state of a multi-seed fit of {state.get('inner')!r} (keys {sorted(state)}); "
+                f"this solver fits {self.solver!r}."
+            )
+        self.result_ = state.get("result", self.result_)
+        self._best_solver = None
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -25,7 +25,7 @@ from strfsolver.solver import penalties as _penalties
 from strfsolver.solver.custom_metrics import split_metrics
 from strfsolver.solver.loop import MODES
 
-__all__ = ["build_options", "check_options", "check_device", "RENAMED"]
+__all__ = ["build_options", "check_options", "check_device", "refuse_unused", "RENAMED"]
 
 #: options renamed in 0.2, accepted under the old name for one release (with a DeprecationWarning)
 RENAMED = {"tqdm_on": "progress"}
@@ -42,14 +42,18 @@ def check_device(device: Any) -> torch.device:
     return device
 
 
-def _refuse_unused(solver: Any) -> None:
-    defaults = {f.name: f.default for f in dataclasses.fields(solver) if f.default is not dataclasses.MISSING}
-    for name in type(solver).unused_options:
-        value = getattr(solver, name)
-        if name in defaults and not (value is defaults[name] or value == defaults[name]):
+def refuse_unused(cls: type, values: Mapping[str, Any]) -> None:
+    """Refuse options that solver class ``cls`` does not use (its ``unused_options``) unless
+    they hold their default: a setting is never silently ignored."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    for name in getattr(cls, "unused_options", ()):
+        if name not in values:
+            continue
+        value = values[name]
+        if name not in defaults or not (value is defaults[name] or value == defaults[name]):
             raise ValueError(
-                f"the {type(solver).__name__} does not use {name} (got {name}={value!r}); leave it at its default "
-                f"({defaults[name]!r}). It ignores: {', '.join(type(solver).unused_options)}."
+                f"the {cls.__name__} does not use {name} (got {name}={value!r}); leave it out. "
+                f"It does not use: {', '.join(cls.unused_options)}."
             )
 
 
@@ -69,7 +73,7 @@ def build_options(solver: Any) -> None:
         solver.device = first.device if first is not None else torch.device("cpu")
     solver.device = check_device(solver.device)
     solver.model.to(solver.device)
-    _refuse_unused(solver)
+    refuse_unused(type(solver), {name: getattr(solver, name) for name in type(solver).unused_options})
     if isinstance(solver.criterion, str):
         solver.criterion = _losses.init(solver.criterion)
     if not callable(solver.criterion):

@@ -43,7 +43,7 @@ def test_psth_view_serves_the_loaders_batches_with_psths():
 def test_validation_cache_equals_plain_validation_and_counts_epochs():
     solver, train, valid = setup()
     padded = make_loader(valid, batch_size=2)
-    cache = ValidationCache(padded, METRICS, solver._prepare)
+    cache = ValidationCache(padded, METRICS, solver.prepare)
     plain = DataLoader(valid, batch_size=2, collate_fn=neural_collate)
     train_loader = make_loader(train, batch_size=2, shuffle=True)
     for epoch in range(3):

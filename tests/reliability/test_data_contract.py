@@ -146,7 +146,7 @@ def test_n_lags_longer_than_every_stimulus_is_refused_by_the_ridge_solver_too():
 
 def test_n_lags_as_long_as_the_longest_stimulus_is_accepted():
     train, valid = loaders()
-    assert len(solver(model=model(n_lags=40)).fit(train, valid, max_epochs=1)) == 1
+    assert len(solver(model=model(n_lags=40)).fit(train, valid, max_epochs=1).log) == 1
 
 
 def test_a_batch_that_is_not_a_dict_is_named():
