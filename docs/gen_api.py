@@ -47,12 +47,12 @@ CONSTANTS = {
 }
 SCALARS = (int, float, str, bool, type(None))
 ORDER = [
-    "strfsolver", "strfsolver.registry", "strfsolver.random", "strfsolver.io",
+    "strfsolver", "strfsolver.registry", "strfsolver.utils.seeding", "strfsolver.utils.io",
     "strfsolver.data", "strfsolver.metrics", "strfsolver.losses",
     "strfsolver.models", "strfsolver.prefilters", "strfsolver.solver",
-    "strfsolver.distributed", "strfsolver.tracking", "strfsolver.estimator",
-    "strfsolver.model_selection", "strfsolver.cli", "strfsolver.fit_config", "strfsolver.compare_config",
-    "strfsolver.saved_models", "strfsolver.logger_choice", "strfsolver.demo", "strfsolver.report",
+    "strfsolver.workflow.distributed", "strfsolver.loggers.tracking", "strfsolver.estimator",
+    "strfsolver.model_selection", "strfsolver.app.cli", "strfsolver.app.fit_config", "strfsolver.app.compare_config",
+    "strfsolver.app.saved_models", "strfsolver.loggers.logger_choice", "strfsolver.app.demo", "strfsolver.app.report",
 ]
 
 

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
-from strfsolver.checks import check_count, check_real
+from strfsolver.utils.checks import check_count, check_real
 
 __all__ = ["SyntheticPopulation", "synthetic_population", "NONLINEARITIES"]
 

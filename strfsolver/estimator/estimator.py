@@ -33,8 +33,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from strfsolver.checks import check_count, check_real
-from strfsolver.experiment import SCORE_METRICS
+from strfsolver.utils.checks import check_count, check_real
+from strfsolver.workflow.experiment import SCORE_METRICS
 from strfsolver.estimator.files import load_estimator, save_estimator
 from strfsolver.estimator.inputs import (
     _check_feature_names,
@@ -117,7 +117,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             contiguous blocks, rounded to tenths) for a single stimulus.
             ``0`` trains on everything and stops on the training loss.
             ``"auto"``: a fifth of the stimuli, at least one and at most ten
-            (:py:func:`strfsolver.experiment.choose_valid_count`), or a fifth
+            (:py:func:`strfsolver.workflow.experiment.choose_valid_count`), or a fifth
             of the bins of a single stimulus.
         random_state: Seed of the weights, the split and the shuffles
             (``None``: drawn from NumPy's global generator). The same seed
@@ -130,7 +130,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             an integer larger than the number of training stimuli becomes that
             number (``"gcv"`` for a single stimulus).
         penalty: Ridge solver: ``"ridge"`` or ``"laplacian"`` (smooth STRFs).
-        loggers: Loggers of the fit: logger objects (``strfsolver.tracking``'s
+        loggers: Loggers of the fit: logger objects (``strfsolver.loggers.tracking``'s
             or any callable taking the epoch dict), or names among ``"csv"``,
             ``"jsonl"``, ``"tensorboard"``, ``"wandb"`` (or ``{"kind": name,
             ...options}``) that write into ``log_dir``; with
@@ -290,7 +290,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
 
     def _loggers(self, solver_name: str, options: Dict[str, Any]) -> List[Any]:
         """The fit's logger objects; for several seeds a per-seed factory goes into ``options`` instead."""
-        from strfsolver.logger_choice import check_logger_choices, logger_factory, make_loggers
+        from strfsolver.loggers.logger_choice import check_logger_choices, logger_factory, make_loggers
 
         if self.loggers is None:
             return []
@@ -371,8 +371,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             val = _Data(val[0], responses, val[1], False, None)
 
         seed = _seed_from(self.random_state)
-        from strfsolver.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver
-        from strfsolver.random import seeded
+        from strfsolver.workflow.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver
+        from strfsolver.utils.seeding import seeded
 
         # one seed for weights, split and shuffles: a repeated fit is the same fit; the
         # caller's random streams are left as they were (a scikit-learn estimator touches none)
@@ -479,7 +479,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
 
     # ------------------------------------------------------------------ scoring
     def _accumulate(self, stims, responses, metrics) -> Dict[str, np.ndarray]:
-        from strfsolver.experiment import evaluate
+        from strfsolver.workflow.experiment import evaluate
 
         tensors = [torch.from_numpy(np.ascontiguousarray(s.T, dtype=np.float32)) for s in stims]
         return evaluate(self._predictor, tensors, responses, metrics, batch_size=self.batch_size_)

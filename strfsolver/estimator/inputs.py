@@ -346,7 +346,7 @@ def _split_data(data: _Data, val: Optional[_Data], val_fraction: float, rng: np.
         return data, val, {"kind": "given"}
     n_stims = len(data.stims)
     if val_fraction == "auto":
-        from strfsolver.experiment import choose_valid_fraction
+        from strfsolver.workflow.experiment import choose_valid_fraction
 
         val_fraction = choose_valid_fraction(n_stims)
     if val_fraction == 0:

@@ -33,8 +33,8 @@ from literate_dataclasses import dataclass, field
 from torch import Tensor, nn
 
 from strfsolver import losses as _losses
-from strfsolver import random as _random
-from strfsolver.checks import all_finite, check_count, check_real
+from strfsolver.utils import seeding as _random
+from strfsolver.utils.checks import all_finite, check_count, check_real
 from strfsolver.data import PaddedLoader, ValidationCache, check_batch, recorded_responses
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import penalties as _penalties
@@ -762,7 +762,7 @@ class Solver(abc.ABC):
 
     def _fit_standardizer(self, loader: Iterable[Batch]) -> None:
         """Set the model's stimulus standardization from the training stimuli (see ``standardize``)."""
-        from strfsolver.models.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
+        from strfsolver.nn.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
 
         if self.standardize and is_standardized(self.model) is False:
             set_standardization(self.model, *stimulus_statistics(loader_stimuli(loader)))

@@ -23,7 +23,7 @@ import torch
 import tqdm
 from torch import Tensor
 
-from strfsolver.checks import all_finite
+from strfsolver.utils.checks import all_finite
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver.errors import TrainingDivergedError

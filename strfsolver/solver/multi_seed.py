@@ -31,11 +31,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from literate_dataclasses import dataclass, field
 from torch import nn
 
-from strfsolver import executors as _executors
-from strfsolver import io
-from strfsolver import random as _random
-from strfsolver.solver import register
-from strfsolver.checks import is_count, to_json
+from strfsolver.utils import executors as _executors
+from strfsolver.utils import io
+from strfsolver.utils import seeding as _random
+from strfsolver.solver._registry import register
+from strfsolver.utils.checks import is_count, to_json
 from strfsolver.solver.seed_runs import (
     SEED_FOLDER,
     MultiSeedResult,
@@ -274,7 +274,7 @@ class MultiSeedSolver:
         if self.result_ is None:
             raise ValueError("the multi-seed solver is not fitted yet; call fit() first.")
         if getattr(self, "_best_solver", None) is None:
-            from strfsolver import solver as registry_module
+            from strfsolver.solver import _registry as registry_module
 
             with _random.seeded(self.result_.best_seed):
                 model = self.model_factory(self.result_.best_seed)

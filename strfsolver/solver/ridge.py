@@ -39,11 +39,11 @@ import torch
 from literate_dataclasses import field
 from torch import Tensor, nn
 
-from strfsolver.checks import check_choice, check_count, check_flag, check_real
+from strfsolver.utils.checks import check_choice, check_count, check_flag, check_real
 from strfsolver.metrics import psth
 from strfsolver.ridge import RidgeFit, RidgeStatistics, fit_ridge
 from strfsolver.solver import checkpoint as _checkpoint
-from strfsolver.solver import register
+from strfsolver.solver._registry import register
 from strfsolver.solver.base import Solver, _solver_dataclass
 from strfsolver.solver.data_checks import check_lags_fit_stimuli
 from strfsolver.solver.logdir import claim_logdir
@@ -68,7 +68,7 @@ def check_ridge_model(model: nn.Module, what: str = "the ridge solver", linear_o
     Raises:
         ValueError: naming what is missing.
     """
-    from strfsolver.models.layers import FullSTRF
+    from strfsolver.nn.layers import FullSTRF
     from strfsolver.models.readouts import STRFReadout
 
     readout = getattr(model, "readout", None)
@@ -177,7 +177,7 @@ def ridge_initialize(model: nn.Module, loader: Iterable[Dict[str, Any]], prepare
     Returns:
         The :py:class:`~strfsolver.ridge.RidgeFit`.
     """
-    from strfsolver.models.activations import ParametricSoftplus
+    from strfsolver.nn.activations import ParametricSoftplus
 
     check_ridge_model(model, "init='ridge'", linear_only=False)
     prepare = prepare if prepare is not None else (lambda batch: batch)

@@ -53,7 +53,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-from strfsolver.solver import register
+from strfsolver.solver._registry import register
 from strfsolver.solver.base import Solver, _solver_dataclass
 from strfsolver.solver.loop import EarlyStopping
 from strfsolver.solver.neuron_stack import FunctionalRNN, NeuronStack, neuron_axes, single_neuron_replica
