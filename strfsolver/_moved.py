@@ -23,8 +23,6 @@ import sys
 import warnings
 from typing import Dict, Optional
 
-__all__ = ["MOVED", "install"]
-
 #: old dotted module path -> new dotted module path
 MOVED: Dict[str, str] = {
     "strfsolver.checks": "strfsolver.utils.checks",
