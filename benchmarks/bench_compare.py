@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 import strfsolver
-from strfsolver.experiment import build_experiment
+from strfsolver.workflow.experiment import build_experiment
 from strfsolver.model_selection import StimulusKFold, compare
 from strfsolver.model_selection.folds import as_spec, is_closed_form
 

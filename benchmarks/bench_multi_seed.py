@@ -30,7 +30,7 @@ import torch
 
 import strfsolver
 from strfsolver.data import make_loader, synthetic_population
-from strfsolver.distributed import run_calls
+from strfsolver.workflow.distributed import run_calls
 
 
 def build(args):

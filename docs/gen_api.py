@@ -46,13 +46,14 @@ CONSTANTS = {
     "VERSION": "checkpoint format version.",
 }
 SCALARS = (int, float, str, bool, type(None))
-ORDER = [
-    "strfsolver", "strfsolver.registry", "strfsolver.random", "strfsolver.io",
-    "strfsolver.data", "strfsolver.metrics", "strfsolver.losses",
-    "strfsolver.models", "strfsolver.prefilters", "strfsolver.solver",
-    "strfsolver.distributed", "strfsolver.tracking", "strfsolver.estimator",
-    "strfsolver.model_selection", "strfsolver.cli", "strfsolver.fit_config", "strfsolver.compare_config",
-    "strfsolver.saved_models", "strfsolver.logger_choice", "strfsolver.demo", "strfsolver.report",
+ORDER = [  # the layers, lowest first (setup.cfg's import-linter contract)
+    "strfsolver", "strfsolver.registry", "strfsolver.utils", "strfsolver.utils.seeding", "strfsolver.utils.io",
+    "strfsolver.metrics", "strfsolver.data", "strfsolver.losses", "strfsolver.nn",
+    "strfsolver.prefilters", "strfsolver.models", "strfsolver.ridge", "strfsolver.solver",
+    "strfsolver.loggers", "strfsolver.loggers.tracking", "strfsolver.loggers.logger_choice",
+    "strfsolver.workflow", "strfsolver.workflow.distributed", "strfsolver.estimator", "strfsolver.model_selection",
+    "strfsolver.app", "strfsolver.app.cli", "strfsolver.app.fit_config", "strfsolver.app.compare_config",
+    "strfsolver.app.saved_models", "strfsolver.app.demo", "strfsolver.app.report",
 ]
 
 

@@ -1,7 +1,7 @@
-"""``python -m strfsolver ...``: the command line of :py:mod:`strfsolver.cli`."""
+"""``python -m strfsolver ...``: the command line of :py:mod:`strfsolver.app.cli`."""
 
 import sys
 
-from strfsolver.cli import main
+from strfsolver.app.cli import main
 
 sys.exit(main())

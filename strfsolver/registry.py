@@ -214,18 +214,23 @@ class _Registry:
         return entry.build(*args, **kwargs)
 
 
-def add_helper_functions(module: types.ModuleType) -> types.ModuleType:
+def add_helper_functions(module: types.ModuleType, name: Optional[str] = None) -> types.ModuleType:
     """Turn ``module`` into a registry by adding the four helper functions.
 
     Args:
         module: The module (usually ``sys.modules[__name__]``) to equip.
+        name: The registry's public name, used in messages and as the helpers'
+            ``__module__`` (default: ``module.__name__``). A package keeps its
+            registry in a private submodule, which its other submodules import
+            without importing the package itself, and passes the package's name.
 
     Returns:
         The same module, now a registry.
     """
     if is_registry(module):
         return module
-    state = _Registry(module.__name__)
+    public_name = name or module.__name__
+    state = _Registry(public_name)
 
     def register(
         name: str,
@@ -275,7 +280,7 @@ def add_helper_functions(module: types.ModuleType) -> types.ModuleType:
         return state.options(pattern, limit, expand_parametrized)
 
     for helper in (register, parametrize, init, get_options):
-        helper.__module__ = module.__name__
+        helper.__module__ = public_name
         setattr(module, helper.__name__, helper)
     module._registry_state = state
     return module

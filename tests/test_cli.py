@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from strfsolver import cli, demo
+from strfsolver.app import cli, demo
 from strfsolver.data import synthetic_population
 
 SMALL = ["--quick", "--no-progress", "--n-neurons", "4", "--max-epochs", "5"]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from strfsolver import cli
+from strfsolver.app import cli
 from strfsolver.data import save_npz, synthetic_population
 from strfsolver.model_selection import crossval as crossval_module
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from strfsolver import cli
+from strfsolver.app import cli
 from strfsolver.data import save_npz, synthetic_population
-from strfsolver.fit_config import ConfigError, run_fit, validate_config
+from strfsolver.app.fit_config import ConfigError, run_fit, validate_config
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from strfsolver import cli
+from strfsolver.app import cli
 from strfsolver.data import load_npz, save_npz, synthetic_population
 from strfsolver.models import from_pretrained
 

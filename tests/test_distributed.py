@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import strfsolver
-from strfsolver import distributed
+from strfsolver.workflow import distributed
 from strfsolver.data import make_loader, synthetic_population
 from strfsolver.solver.multi_seed import SeedRun
 
@@ -89,8 +89,8 @@ def grid_configs(loaders):
 
 def test_run_many_grid_on_a_pool_equals_sequential(loaders, pool):
     configs = grid_configs(loaders)
-    here = strfsolver.distributed.run_many(configs)
-    there = strfsolver.distributed.run_many(configs, executor=pool)
+    here = strfsolver.workflow.distributed.run_many(configs)
+    there = strfsolver.workflow.distributed.run_many(configs, executor=pool)
     assert all(isinstance(r, SeedRun) for r in here + there)
     assert_same_runs(there, here)
     # the two learning rates did give two different fits

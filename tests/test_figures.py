@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from strfsolver.data import save_npz, synthetic_population
-from strfsolver.fit_config import run_fit
+from strfsolver.app.fit_config import run_fit
 
 plt = pytest.importorskip("matplotlib.pyplot")
 
@@ -56,7 +56,7 @@ def test_one_repeat_fit_draws_one_score_curve_and_prints_no_nan_rows(tmp_path, m
     save_npz(tmp_path / "one.npz", population.dataset)
     config = {"data": str(tmp_path / "one.npz"), "out": str(tmp_path / "out"), "model": "ln", "model_options": {"n_lags": 3},
               "solver_options": {"max_epochs": 3}}
-    import strfsolver.fit_config as fit_config
+    import strfsolver.app.fit_config as fit_config
 
     drawn = {}
     real = fit_config.plot_learning_curves

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from strfsolver import io
-from strfsolver.random import get_rng_state, set_random_seed, set_rng_state
+from strfsolver.utils import io
+from strfsolver.utils.seeding import get_rng_state, set_random_seed, set_rng_state
 
 
 def test_tensors_round_trip_all_dtypes(tmp_path):

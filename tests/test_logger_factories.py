@@ -9,7 +9,7 @@ import torch
 
 import strfsolver
 from strfsolver.data import make_loader, synthetic_population
-from strfsolver.logger_factories import tensorboard_logger_factory, wandb_logger_factory
+from strfsolver.loggers.logger_factories import tensorboard_logger_factory, wandb_logger_factory
 
 
 class FakeWriter:

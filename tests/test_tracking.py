@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import strfsolver
-from strfsolver import tracking
+from strfsolver.loggers import tracking
 from strfsolver.data import make_loader, synthetic_population
-from strfsolver.tracking import TensorBoardLogger, WandbLogger, auto_config, slug_from_config
+from strfsolver.loggers.tracking import TensorBoardLogger, WandbLogger, auto_config, slug_from_config
 
 
 def small_model():
@@ -80,8 +80,8 @@ def test_slug_is_short_deterministic_and_safe():
 
 
 def test_csv_and_jsonl_loggers_are_the_solver_ones():
-    assert tracking.CSVLogger is strfsolver.solver.loggers.CSVLogger
-    assert tracking.JSONLinesLogger is strfsolver.solver.loggers.JSONLinesLogger
+    assert tracking.CSVLogger is strfsolver.loggers.files.CSVLogger
+    assert tracking.JSONLinesLogger is strfsolver.loggers.files.JSONLinesLogger
 
 
 def test_tensorboard_event_file_is_written_and_readable(tmp_path):

@@ -12,11 +12,11 @@
 
 from strfsolver.data.dataset import NeuralDataset
 from strfsolver.data.collate import check_batch, neural_collate, recorded_responses
-from strfsolver.data.loader import PaddedLoader, make_loader
+from strfsolver.data.loader import PaddedLoader, PsthView, make_loader
 from strfsolver.data.files import load_npz, save_npz
 from strfsolver.data.nwb import from_nwb
 from strfsolver.data.synthetic import NONLINEARITIES, SyntheticPopulation, synthetic_population
-from strfsolver.data.views import PsthView, ValidationCache
+from strfsolver.data.views import ValidationCache
 
 __all__ = [
     "check_batch",

@@ -34,7 +34,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from strfsolver.data.dataset import NeuralDataset
-from strfsolver.io import atomic_write_bytes
+from strfsolver.utils.io import atomic_write_bytes
 
 __all__ = ["save_npz", "load_npz", "NPZ_FORMAT", "NPZ_VERSION"]
 

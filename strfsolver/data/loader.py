@@ -6,11 +6,13 @@ padded tensors for every batch, item by item, on the CPU. A
 directly on the target device; a batch is then one ``index_select`` per
 tensor, trimmed to the batch's longest stimulus and largest repeat count so
 that it equals, value for value, what ``neural_collate`` would have built.
+:py:class:`PsthView` serves a loader's batches with PSTHs in place of the
+repeats (:py:mod:`strfsolver.data.views` says when a solver uses it).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Union
+from typing import Any, Dict, Iterator, List, Union
 
 import numpy as np
 import torch
@@ -18,12 +20,10 @@ from torch import Tensor
 
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
-from strfsolver.checks import check_count, check_flag
+from strfsolver.metrics import psth
+from strfsolver.utils.checks import check_count, check_flag
 
-if TYPE_CHECKING:
-    from strfsolver.data.views import PsthView
-
-__all__ = ["PaddedLoader", "make_loader"]
+__all__ = ["PaddedLoader", "PsthView", "make_loader"]
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -146,10 +146,8 @@ class PaddedLoader:
 
     def psth_view(self) -> "PsthView":
         """This loader's batches, in its order, with each stimulus' PSTH ``(B, N, 1, T)`` in place
-        of its repeats (:py:class:`~strfsolver.data.views.PsthView`); iterating the view advances
+        of its repeats (:py:class:`PsthView`); iterating the view advances
         this loader's epoch. The PSTHs are computed when the view is built; the caller owns it."""
-        from strfsolver.data.views import PsthView
-
         return PsthView(self)
 
     def state_dict(self) -> Dict[str, int]:
@@ -191,3 +189,53 @@ def make_loader(dataset: NeuralDataset, batch_size: int = 1, shuffle: bool = Fal
         ValueError: For a non-dataset or a bad argument.
     """
     return PaddedLoader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, device=device, drop_last=drop_last)
+
+
+def _psth_dataset(dataset: NeuralDataset) -> NeuralDataset:
+    # the stimuli passed validation already: share them rather than copy and re-check
+    responses = [psth(r.unsqueeze(0))[0] for r in dataset.responses]
+    return NeuralDataset._trusted(dataset.stims, responses, dataset.dt_ms, dataset.meta)
+
+
+class PsthView:
+    """A :py:class:`PaddedLoader`'s batches, in its order, with PSTHs in place of the repeats.
+
+    Iterating the view serves the loader's current epoch and advances the
+    loader's epoch counter (the view has no state of its own); its batches
+    are those of the loader with ``responses`` and ``valid_mask`` of shape
+    ``(B, N, 1, T)``. The PSTHs are computed and padded once, when the view
+    is built.
+
+    Args:
+        loader: The loader to view.
+    """
+
+    def __init__(self, loader: PaddedLoader):
+        if not isinstance(loader, PaddedLoader):
+            raise ValueError(f"a PSTH view needs a strfsolver.data.PaddedLoader, got {type(loader).__name__}.")
+        self.loader = loader
+        self._psths = PaddedLoader(
+            _psth_dataset(loader.dataset), batch_size=loader.batch_size, device=loader.device, drop_last=loader.drop_last
+        )
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        loader = self.loader
+        order = loader.order(loader.epoch)
+        loader.set_epoch(loader.epoch + 1)
+        size = loader.batch_size
+        stop = len(loader) * size
+        return (self._psths.batch(order[start : min(start + size, len(order))]) for start in range(0, stop, size))
+
+    def state_dict(self) -> Dict[str, int]:
+        """The viewed loader's state."""
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        """Restore the viewed loader's state."""
+        self.loader.load_state_dict(state)
+
+    def __repr__(self) -> str:
+        return f"PsthView({self.loader!r})"

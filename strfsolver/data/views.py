@@ -5,7 +5,8 @@ stimulus' responses only through its PSTH, so a solver whose hooks do not
 read each repeat (``Solver.reads_repeats = False``) can train on PSTHs and
 validate from statistics computed once:
 
-- :py:class:`PsthView` serves a loader's batches in the loader's own order
+- :py:class:`PsthView` (defined in :py:mod:`strfsolver.data.loader`, beside
+  the loader it views) serves a loader's batches in the loader's own order
   with each stimulus' PSTH ``(B, N, 1, T)`` in place of its ``R`` repeats:
   a step reads ``R`` times less data and the loss is unchanged;
 - :py:class:`ValidationCache` keeps, for a fixed-order validation loader,
@@ -23,63 +24,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-
 from strfsolver.data.collate import recorded_responses
-from strfsolver.data.dataset import NeuralDataset
-from strfsolver.data.loader import PaddedLoader
-from strfsolver.metrics import MetricAccumulator, ResponseSummary, psth
+from strfsolver.data.loader import PaddedLoader, PsthView  # noqa: F401  (PsthView lives beside the loader it views)
+from strfsolver.metrics import MetricAccumulator, ResponseSummary
 
 __all__ = ["PsthView", "ValidationCache"]
-
-
-def _psth_dataset(dataset: NeuralDataset) -> NeuralDataset:
-    # the stimuli passed validation already: share them rather than copy and re-check
-    responses = [psth(r.unsqueeze(0))[0] for r in dataset.responses]
-    return NeuralDataset._trusted(dataset.stims, responses, dataset.dt_ms, dataset.meta)
-
-
-class PsthView:
-    """A :py:class:`PaddedLoader`'s batches, in its order, with PSTHs in place of the repeats.
-
-    Iterating the view serves the loader's current epoch and advances the
-    loader's epoch counter (the view has no state of its own); its batches
-    are those of the loader with ``responses`` and ``valid_mask`` of shape
-    ``(B, N, 1, T)``. The PSTHs are computed and padded once, when the view
-    is built.
-
-    Args:
-        loader: The loader to view.
-    """
-
-    def __init__(self, loader: PaddedLoader):
-        if not isinstance(loader, PaddedLoader):
-            raise ValueError(f"a PSTH view needs a strfsolver.data.PaddedLoader, got {type(loader).__name__}.")
-        self.loader = loader
-        self._psths = PaddedLoader(
-            _psth_dataset(loader.dataset), batch_size=loader.batch_size, device=loader.device, drop_last=loader.drop_last
-        )
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[Dict[str, Any]]:
-        loader = self.loader
-        order = loader.order(loader.epoch)
-        loader.set_epoch(loader.epoch + 1)
-        size = loader.batch_size
-        stop = len(loader) * size
-        return (self._psths.batch(order[start : min(start + size, len(order))]) for start in range(0, stop, size))
-
-    def state_dict(self) -> Dict[str, int]:
-        """The viewed loader's state."""
-        return self.loader.state_dict()
-
-    def load_state_dict(self, state: Dict[str, int]) -> None:
-        """Restore the viewed loader's state."""
-        self.loader.load_state_dict(state)
-
-    def __repr__(self) -> str:
-        return f"PsthView({self.loader!r})"
 
 
 class ValidationCache:

@@ -27,17 +27,15 @@ scikit-learn tools (``clone``, ``Pipeline``, ``GridSearchCV``...) need it.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from strfsolver.checks import check_count, check_real
-from strfsolver.experiment import SCORE_METRICS
+
+from strfsolver.workflow.experiment import SCORE_METRICS
 from strfsolver.estimator.files import load_estimator, save_estimator
 from strfsolver.estimator.inputs import (
-    _check_feature_names,
     _check_recorded,
     _check_X,
     _check_y,
@@ -46,7 +44,9 @@ from strfsolver.estimator.inputs import (
     _split_data,
     _to_dataset,
     _unpack_dataset,
+    read_inputs,
 )
+from strfsolver.estimator.params import check_params, fit_loggers, solver_options
 from strfsolver.estimator.sklearn_compat import _FallbackBaseEstimator, _FallbackNotFittedError, _FallbackRegressorMixin
 
 # scikit-learn is optional: the estimator works without it. The choice is made
@@ -65,10 +65,6 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching in the tes
     NotFittedError = _FallbackNotFittedError
 
 __all__ = ["STRFEstimator", "NotFittedError", "HAS_SKLEARN"]
-
-# reserved model arguments: the estimator derives them from the data
-_RESERVED_MODEL_KWARGS = ("n_freqs", "n_lags", "n_neurons")
-
 
 def fitter_stop_reason(fitter: Any) -> Optional[str]:
     """Why a fit ended (the best seed's fit for several seeds)."""
@@ -117,7 +113,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             contiguous blocks, rounded to tenths) for a single stimulus.
             ``0`` trains on everything and stops on the training loss.
             ``"auto"``: a fifth of the stimuli, at least one and at most ten
-            (:py:func:`strfsolver.experiment.choose_valid_count`), or a fifth
+            (:py:func:`strfsolver.workflow.experiment.choose_valid_count`), or a fifth
             of the bins of a single stimulus.
         random_state: Seed of the weights, the split and the shuffles
             (``None``: drawn from NumPy's global generator). The same seed
@@ -130,7 +126,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             an integer larger than the number of training stimuli becomes that
             number (``"gcv"`` for a single stimulus).
         penalty: Ridge solver: ``"ridge"`` or ``"laplacian"`` (smooth STRFs).
-        loggers: Loggers of the fit: logger objects (``strfsolver.tracking``'s
+        loggers: Loggers of the fit: logger objects (``strfsolver.loggers.tracking``'s
             or any callable taking the epoch dict), or names among ``"csv"``,
             ``"jsonl"``, ``"tensorboard"``, ``"wandb"`` (or ``{"kind": name,
             ...options}``) that write into ``log_dir``; with
@@ -251,83 +247,12 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                 "(or STRFEstimator.load(path) for a saved one)."
             )
 
-    # ------------------------------------------------------------------ parameters
-    def _check_params(self) -> Dict[str, Any]:
-        """Validate the constructor parameters; returns the model keyword arguments."""
-        if not isinstance(self.model, str):
-            raise ValueError(
-                f"model must be the registered name of a model (see strfsolver.models.get_options()), got {self.model!r}."
-            )
-        if not isinstance(self.solver, str):
-            raise ValueError(
-                f"solver must be the registered name of a solver (see strfsolver.solver.get_options()), got {self.solver!r}."
-            )
-        check_count(self.n_lags, "n_lags", 1)
-        if self.batch_size != "auto":
-            check_count(self.batch_size, "batch_size", 1)
-        check_count(self.max_epochs, "max_epochs", 1)
-        check_count(self.patience, "patience", 1, allow_none=True)
-        check_real(self.lr, "lr", 0.0, math.inf, low_open=True, high_open=True, allow_none=True)
-        check_real(self.weight_decay, "weight_decay", 0.0, math.inf, low_open=False, high_open=True)
-        if self.val_fraction != "auto":
-            check_real(self.val_fraction, "val_fraction", 0.0, 1.0, low_open=False, high_open=True)
-        if not (isinstance(self.loss, str) or callable(self.loss)):
-            raise ValueError(f"loss must be a registered loss name ('mse', 'poisson') or a callable, got {self.loss!r}.")
-        if self.model_kwargs is not None and not isinstance(self.model_kwargs, dict):
-            raise ValueError(f"model_kwargs must be a dict or None, got {type(self.model_kwargs).__name__}.")
-        kwargs = dict(self.model_kwargs or {})
-        reserved = [k for k in _RESERVED_MODEL_KWARGS if k in kwargs]
-        if reserved:
-            raise ValueError(
-                f"model_kwargs sets {reserved}; the estimator takes n_freqs from X, n_neurons from y and "
-                "n_lags from its own n_lags parameter: remove them from model_kwargs."
-            )
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError) as error:
-            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {self.device!r}: {error}") from None
-        return kwargs
-
-    def _loggers(self, solver_name: str, options: Dict[str, Any]) -> List[Any]:
-        """The fit's logger objects; for several seeds a per-seed factory goes into ``options`` instead."""
-        from strfsolver.logger_choice import check_logger_choices, logger_factory, make_loggers
-
-        if self.loggers is None:
-            return []
-        if isinstance(self.loggers, (str, dict)) or not isinstance(self.loggers, (list, tuple)):
-            raise ValueError(f"loggers must be a list of loggers or logger names, got {self.loggers!r}.")
-        objects = [item for item in self.loggers if callable(item)]
-        names = check_logger_choices([item for item in self.loggers if not callable(item)], "loggers")
-        if names and self.log_dir is None:
-            raise ValueError(f"loggers names {[n['kind'] for n in names]}: give log_dir, the folder they write into.")
-        if solver_name == "multi-seed":
-            if objects:
-                raise ValueError("with solver='multi-seed' give logger names and log_dir: each seed needs loggers of its own.")
-            if names:
-                options["logger_factory"] = logger_factory(names, self.log_dir)
-            return []
-        return objects + (make_loggers(names, self.log_dir) if names else [])
-
     # ------------------------------------------------------------------ data
     def _set_feature_names(self, names) -> None:
         if names is not None:
             self.feature_names_in_ = names
         elif "feature_names_in_" in self.__dict__:
             del self.feature_names_in_
-
-    def _read(self, X, y=None, *, fitting: bool, need_y: bool, x_label: str = "X", y_label: str = "y") -> _Data:
-        if not fitting:
-            self._check_is_fitted()
-        n_features = None if fitting else self.n_features_in_
-        stims, is_list, names = _check_X(X, n_features=n_features, label=x_label, estimator_name=type(self).__name__)
-        if not fitting and x_label == "X":
-            _check_feature_names(self.__dict__.get("feature_names_in_"), names, type(self).__name__)
-        responses, y_1d = None, False
-        if need_y:
-            responses, y_1d = _check_y(
-                y, stims, is_list, n_neurons=None if fitting else self.n_neurons_, label=y_label, x_label=x_label
-            )
-        return _Data(stims, responses, is_list, y_1d, names)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, X_val=None, y_val=None):
@@ -351,12 +276,12 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             ValueError: for malformed inputs (the message names the stimulus
                 and both shapes) or invalid parameters.
         """
-        model_kwargs = self._check_params()
+        model_kwargs = check_params(self)
         neuron_ids = getattr(X, "neuron_ids", None) if y is None else None  # a NeuralDataset names its neurons
         X, y, dt_ms = _unpack_dataset(X, y, "X", "y")
         if X_val is not None:
             X_val, y_val, _ = _unpack_dataset(X_val, y_val, "X_val", "y_val")
-        data = self._read(X, y, fitting=True, need_y=True)
+        data = read_inputs(self, X, y, fitting=True, need_y=True)
         if sum(s.shape[0] for s in data.stims) < 2:
             raise ValueError(
                 f"X has a single time bin (n_samples=1, shape {data.stims[0].shape}); fitting needs at least 2 bins."
@@ -371,8 +296,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             val = _Data(val[0], responses, val[1], False, None)
 
         seed = _seed_from(self.random_state)
-        from strfsolver.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver
-        from strfsolver.random import seeded
+        from strfsolver.workflow.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver
+        from strfsolver.utils.seeding import seeded
 
         # one seed for weights, split and shuffles: a repeated fit is the same fit; the
         # caller's random streams are left as they were (a scikit-learn estimator touches none)
@@ -394,14 +319,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                 monitor, mode = "train_loss", "min"
             model_name = choose_model(train.responses) if self.model == "auto" else self.model
             solver_name = resolve_solver(self.solver, model_name)
-            options = dict(monitor=monitor, mode=mode)
-            if solver_name != "ridge":
-                options.update(lr=self.lr, weight_decay=self.weight_decay, max_epochs=self.max_epochs, patience=self.patience)
-            else:  # the closed form has no step size, epochs or patience (ridge refuses them)
-                options.update(cv=self.cv, penalty=self.penalty)
-                if self.alphas is not None:
-                    options["alphas"] = list(self.alphas)
-            loggers = self._loggers(solver_name, options)
+            options = solver_options(self, solver_name, monitor, mode)
+            loggers = fit_loggers(self, solver_name, options)
             spec = ExperimentSpec(
                 model=model_name, model_options=dict(model_kwargs, n_lags=self.n_lags), solver=solver_name,
                 solver_options=options, loss=self.loss, batch_size=self.batch_size, device=self.device,
@@ -464,7 +383,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             fitted on a 1-D ``y``), or a list of them for a list ``X``.
         """
         X, _, _ = _unpack_dataset(X, None, "X", "y")
-        data = self._read(X, fitting=False, need_y=False)
+        data = read_inputs(self, X, fitting=False, need_y=False)
         return self._format(self._predict_list(data.stims), data.is_list)
 
     def transform(self, X):
@@ -478,7 +397,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
 
     # ------------------------------------------------------------------ scoring
     def _accumulate(self, stims, responses, metrics) -> Dict[str, np.ndarray]:
-        from strfsolver.experiment import evaluate
+        from strfsolver.workflow.experiment import evaluate
 
         tensors = [torch.from_numpy(np.ascontiguousarray(s.T, dtype=np.float32)) for s in stims]
         return evaluate(self._predictor, tensors, responses, metrics, batch_size=self.batch_size_)
@@ -506,7 +425,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             A float; NaN when no neuron has a defined score.
         """
         X, y, _ = _unpack_dataset(X, y, "X", "y")
-        data = self._read(X, y, fitting=False, need_y=True)
+        data = read_inputs(self, X, y, fitting=False, need_y=True)
         metric = "cc" if data.single_repeat else "cc_norm"
         values = self._accumulate(data.stims, data.responses, (metric,))[metric]
         if np.isnan(values).all():
@@ -517,7 +436,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         """Per-neuron table (``pandas.DataFrame``) of ``cc``, ``cc_norm``,
         ``cc_norm_hsu``, ``fve``, ``signal_power``, ``noise_power`` and ``snr`` on ``X``, ``y``."""
         X, y, _ = _unpack_dataset(X, y, "X", "y")
-        data = self._read(X, y, fitting=False, need_y=True)
+        data = read_inputs(self, X, y, fitting=False, need_y=True)
         return self._score_table(data.stims, data.responses, "given")
 
     # ------------------------------------------------------------------ STRFs and figures

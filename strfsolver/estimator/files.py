@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from strfsolver.checks import to_json
+from strfsolver.utils.checks import to_json
 
 # the way in is STRFEstimator.save / STRFEstimator.load, documented there
 __all__: List[str] = []
@@ -39,7 +39,7 @@ def _savable_model(model):
 
 def save_estimator(estimator, path: Union[str, Path]) -> Path:
     """Write the fitted ``estimator`` to the folder ``path``; see :py:meth:`STRFEstimator.save`."""
-    from strfsolver.io import atomic_write_json
+    from strfsolver.utils.io import atomic_write_json
 
     folder = Path(path)
     params = estimator.get_params(deep=False)
@@ -113,7 +113,7 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
         progress=bool(estimator.verbose), monitor=monitor, mode="min" if monitor == "train_loss" else "max",
     )
     # a fresh solver around the loaded model: ready to predict, or to train further
-    from strfsolver.experiment import resolve_solver
+    from strfsolver.workflow.experiment import resolve_solver
 
     # files of strfsolver 0.1 have no model_name_ (their model was never "auto")
     estimator.model_name_ = fitted.get("model_name_", estimator.model)

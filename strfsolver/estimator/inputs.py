@@ -346,7 +346,7 @@ def _split_data(data: _Data, val: Optional[_Data], val_fraction: float, rng: np.
         return data, val, {"kind": "given"}
     n_stims = len(data.stims)
     if val_fraction == "auto":
-        from strfsolver.experiment import choose_valid_fraction
+        from strfsolver.workflow.experiment import choose_valid_fraction
 
         val_fraction = choose_valid_fraction(n_stims)
     if val_fraction == 0:
@@ -415,3 +415,19 @@ def _check_feature_names(fitted: Optional[np.ndarray], names: Optional[np.ndarra
         if not unseen and not missing:
             message += "Feature names must be in the same order as they were in fit.\n"
         raise ValueError(message)
+
+
+def read_inputs(estimator, X, y=None, *, fitting: bool, need_y: bool, x_label: str = "X", y_label: str = "y") -> _Data:
+    """Check ``X`` (and ``y``) against what ``estimator`` was fitted on (nothing when ``fitting``)."""
+    if not fitting:
+        estimator._check_is_fitted()
+    n_features = None if fitting else estimator.n_features_in_
+    stims, is_list, names = _check_X(X, n_features=n_features, label=x_label, estimator_name=type(estimator).__name__)
+    if not fitting and x_label == "X":
+        _check_feature_names(estimator.__dict__.get("feature_names_in_"), names, type(estimator).__name__)
+    responses, y_1d = None, False
+    if need_y:
+        responses, y_1d = _check_y(
+            y, stims, is_list, n_neurons=None if fitting else estimator.n_neurons_, label=y_label, x_label=x_label
+        )
+    return _Data(stims, responses, is_list, y_1d, names)

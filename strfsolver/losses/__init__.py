@@ -9,8 +9,7 @@ NaN positions out of its value and its gradient and reduces over neurons
 import sys
 
 from strfsolver import registry
-
-registry.add_helper_functions(sys.modules[__name__])
+from strfsolver.losses._registry import _registry_state, get_options, init, parametrize, register  # noqa: F401
 
 from strfsolver.losses import functional  # noqa: E402
 from strfsolver.losses.functional import mse, poisson_nll  # noqa: E402

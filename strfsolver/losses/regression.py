@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from strfsolver.losses import register
+from strfsolver.losses._registry import register
 from strfsolver.losses import functional as F
 from strfsolver.metrics import _check_reduction
 

@@ -17,8 +17,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from strfsolver.checks import check_count
-from strfsolver.experiment import ExperimentSpec
+from strfsolver.utils.checks import check_count
+from strfsolver.workflow.experiment import ExperimentSpec
 from strfsolver.model_selection.crossval import CVResult, run_folds
 from strfsolver.model_selection.paired import paired_comparison
 
@@ -103,7 +103,7 @@ class ComparisonResult:
 
     def save_tables(self, out: Union[str, Path]) -> Dict[str, Path]:
         """Write ``scores.csv``, ``summary.csv``, ``pairs.csv`` and ``models.csv`` to ``out``; their paths."""
-        from strfsolver.io import atomic_write_text
+        from strfsolver.utils.io import atomic_write_text
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from strfsolver.checks import check_count, check_flag, check_real
-from strfsolver.experiment import SCORE_METRICS, ExperimentSpec, score_predictions
+from strfsolver.utils.checks import check_count, check_flag, check_real
+from strfsolver.workflow.experiment import SCORE_METRICS, ExperimentSpec, score_predictions
 from strfsolver.model_selection.folds import as_spec, expand_grid, fit_fold
 from strfsolver.model_selection.splitters import check_cv
 from strfsolver.model_selection.store import FoldStore, data_digest, fingerprint
@@ -141,7 +141,7 @@ def run_folds(
     it arrives, and folds found there are not fitted again.
     See :py:func:`cross_validate` for the arguments.
     """
-    from strfsolver.executors import check_executor, run_calls
+    from strfsolver.utils.executors import check_executor, run_calls
 
     _check_dataset(dataset)
     if not isinstance(specs, Mapping) or not specs:
@@ -218,7 +218,7 @@ def _check_buildable(name: str, spec: ExperimentSpec, grid, dataset, train) -> N
     stimuli, so that a bad name or option is refused before any fit, not in the middle of one."""
     import warnings
 
-    from strfsolver.experiment import build_experiment
+    from strfsolver.workflow.experiment import build_experiment
     from strfsolver.model_selection.folds import apply_params
 
     train_set = dataset.subset([int(i) for i in train])
@@ -249,7 +249,7 @@ def cross_validate(
     """Fit ``spec`` on every stimulus-grouped fold of ``dataset`` and score the held-out predictions.
 
     Args:
-        spec: An :py:class:`~strfsolver.experiment.ExperimentSpec` or a dict
+        spec: An :py:class:`~strfsolver.workflow.experiment.ExperimentSpec` or a dict
             with the keys of a ``strfsolver fit`` config's model part
             (``model``, ``model_options``, ``solver``, ``solver_options``,
             ``loss``, ``batch_size``, ``seeds``, ``device``).
@@ -269,7 +269,7 @@ def cross_validate(
         valid_fraction: Share of a fold's training stimuli a gradient solver
             uses for early stopping (ridge uses them all), or ``"auto"``: a
             fifth, at least one and at most ten, as a single fit
-            (:py:func:`strfsolver.experiment.choose_valid_count`).
+            (:py:func:`strfsolver.workflow.experiment.choose_valid_count`).
         out: Folder for finished folds (a run that is interrupted continues).
         progress: A progress bar over folds.
 

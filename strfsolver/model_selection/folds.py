@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from strfsolver.experiment import SCORE_METRICS, ExperimentSpec, build_experiment, choose_valid_count, score_predictions
+from strfsolver.workflow.experiment import SCORE_METRICS, ExperimentSpec, build_experiment, choose_valid_count, score_predictions
 
 __all__ = ["as_spec", "apply_params", "expand_grid", "fit_fold", "is_closed_form"]
 
@@ -32,7 +32,7 @@ _REFUSED_KEYS = ("output_dir", "loggers")
 
 
 def as_spec(spec: Union[ExperimentSpec, Mapping[str, Any]], what: str = "spec") -> ExperimentSpec:
-    """An :py:class:`~strfsolver.experiment.ExperimentSpec` from a spec or a dict of its keys, fit for cross-validation."""
+    """An :py:class:`~strfsolver.workflow.experiment.ExperimentSpec` from a spec or a dict of its keys, fit for cross-validation."""
     if isinstance(spec, Mapping):
         try:
             spec = ExperimentSpec.from_mapping(spec)
@@ -179,7 +179,7 @@ def fit_fold(
         param_grid: ``{spec key: values}`` for the inner search, or ``None``.
         inner_cv: Splitter of the inner search (default ``StimulusKFold(3)``).
         valid_fraction: Share of the training stimuli a gradient solver stops early on, or
-            ``"auto"`` (:py:func:`strfsolver.experiment.choose_valid_count`).
+            ``"auto"`` (:py:func:`strfsolver.workflow.experiment.choose_valid_count`).
         seed: Seed of every fit and of the early-stopping draw.
         metrics: Per-neuron metrics to compute on the held-out stimuli.
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-from strfsolver.io import atomic_write_text
+from strfsolver.utils.io import atomic_write_text
 
 __all__ = ["write_report", "render_report"]
 

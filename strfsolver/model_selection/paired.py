@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from strfsolver.checks import check_choice, check_count, check_real
+from strfsolver.utils.checks import check_choice, check_count, check_real
 
 __all__ = ["wilcoxon_signed_rank", "bootstrap_median_ci", "paired_comparison", "EXACT_MAX_N"]
 

@@ -20,7 +20,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from strfsolver.checks import check_count, check_flag
+from strfsolver.utils.checks import check_count, check_flag
 
 __all__ = ["StimulusKFold", "LeaveOneStimulusOut", "check_cv"]
 

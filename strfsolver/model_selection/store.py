@@ -2,7 +2,7 @@
 
 Each finished (model, fold) is one safetensors file
 ``out/folds/<model>/fold-<k>.safetensors`` written atomically by
-:py:func:`strfsolver.io.save_state` (no pickle; a crash never leaves half a
+:py:func:`strfsolver.utils.io.save_state` (no pickle; a crash never leaves half a
 file). Beside the result it holds a fingerprint of what was fitted: the
 spec, the search grid, the fold's stimuli and a digest of the data. A file
 whose fingerprint differs from the run asking for it belongs to another
@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
-from strfsolver.io import load_state, save_state
+from strfsolver.utils.io import load_state, save_state
 
 __all__ = ["FoldStore", "fingerprint", "data_digest"]
 

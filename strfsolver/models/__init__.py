@@ -6,12 +6,12 @@
 import sys
 
 from strfsolver import registry
+from strfsolver.models._registry import _registry_state, get_options, init, parametrize, register  # noqa: F401
 
-registry.add_helper_functions(sys.modules[__name__])
-
-from strfsolver.models import activations, layers, readouts  # noqa: E402
+from strfsolver.nn import activations, layers  # noqa: E402  (strfsolver.models.layers / .activations before)
+from strfsolver.models import readouts  # noqa: E402
 from strfsolver.models.base import NeuralModel, from_pretrained  # noqa: E402
-from strfsolver.models.layers import (  # noqa: E402
+from strfsolver.nn.layers import (  # noqa: E402
     CausalLayerNorm,
     CausalSTRFConv,
     FullSTRF,
@@ -24,7 +24,7 @@ from strfsolver.models.layers import (  # noqa: E402
     causal_window_mask,
 )
 from strfsolver.models.readouts import LinearReadout, STRFReadout  # noqa: E402
-from strfsolver.models.activations import (  # noqa: E402
+from strfsolver.nn.activations import (  # noqa: E402
     DoubleExponential,
     ParametricSigmoid,
     ParametricSoftplus,

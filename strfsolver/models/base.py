@@ -39,10 +39,13 @@ from typing import Any, Dict, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from strfsolver.models.standardize import StimulusStandardizer
-from strfsolver import io
-from strfsolver.checks import check_finite_weights, to_json
+from strfsolver import prefilters
+from strfsolver._version import __version__
+from strfsolver.models import _registry as registry_module
 from strfsolver.models import model_card as _card
+from strfsolver.nn.standardize import StimulusStandardizer
+from strfsolver.utils import io
+from strfsolver.utils.checks import check_finite_weights, to_json
 
 __all__ = ["NeuralModel", "CONFIG_FILE", "WEIGHTS_FILE", "from_pretrained"]
 
@@ -104,8 +107,6 @@ def _capture_init(init):
 
 
 def _registry_entries():
-    from strfsolver import models as registry_module  # the package is this module's parent
-
     return registry_module._registry_state.entries
 
 
@@ -187,8 +188,6 @@ class NeuralModel(nn.Module):
                 raise ValueError("prefiltering_options were given without a prefiltering name.")
             return nn.Identity()
         if isinstance(prefiltering, str):
-            from strfsolver import prefilters  # imported here: prefilters import models.layers
-
             return prefilters.init(prefiltering, n_freqs=self.n_freqs, dt_ms=self.dt_ms, n_channels=self.n_channels, **(options or {}))
         if isinstance(prefiltering, nn.Module):
             if options:
@@ -245,7 +244,7 @@ class NeuralModel(nn.Module):
 
     def front_end(self, stims: Tensor) -> Tensor:
         """``(B, F, T)`` or ``(B, C, F, T)`` -> ``(B, C', F', T)``: the checked stimulus, standardized
-        per band (:py:class:`~strfsolver.models.standardize.StimulusStandardizer`), through
+        per band (:py:class:`~strfsolver.nn.standardize.StimulusStandardizer`), through
         ``wav2spec`` and the prefilter: what the core sees."""
         return self.prefiltering(self.wav2spec(self.standardize(self._as_4d(stims))))
 
@@ -370,8 +369,6 @@ class NeuralModel(nn.Module):
             )
         state = {k: v.detach() for k, v in self.state_dict().items()}
         io.save_tensors(folder / WEIGHTS_FILE, state, metadata={"format": _FORMAT})
-        from strfsolver import __version__  # at call time: strfsolver imports this module
-
         config = {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
@@ -468,8 +465,6 @@ class NeuralModel(nn.Module):
                 )
             entry = entries[name]
             kwargs = {k: v for k, v in arguments.items() if k not in entry.fixed_kwargs}
-            from strfsolver import models as registry_module
-
             build = lambda: registry_module.init(name, **kwargs)  # noqa: E731
         else:
             build = lambda: cls(**arguments)  # noqa: E731

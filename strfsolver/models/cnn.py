@@ -3,7 +3,7 @@
 The core stacks 2-D convolutions over (frequency, time). Each layer is padded
 symmetrically in frequency ("same" size) and only on the left in time, so the
 output at bin t sees input bins <= t; the first layer spans ``n_lags`` bins,
-the others ``time_kernel``. A :py:class:`~strfsolver.models.layers.CausalLayerNorm`
+the others ``time_kernel``. A :py:class:`~strfsolver.nn.layers.CausalLayerNorm`
 (per time bin) and an activation follow each convolution. The readout maps
 the ``channels[-1] * F`` features of each bin to the neurons.
 """
@@ -15,9 +15,9 @@ from typing import Optional, Sequence, Union
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
-from strfsolver.models import register
+from strfsolver.models._registry import register
 from strfsolver.models.base import NeuralModel
-from strfsolver.models.layers import CausalLayerNorm
+from strfsolver.nn.layers import CausalLayerNorm
 from strfsolver.models.readouts import LinearReadout
 
 __all__ = ["CausalConv2d", "CNN2DModel"]

@@ -20,7 +20,7 @@ from typing import Optional, Union
 
 from torch import Tensor, nn
 
-from strfsolver.models import register
+from strfsolver.models._registry import register
 from strfsolver.models.base import NeuralModel
 from strfsolver.models.readouts import STRFReadout
 
@@ -141,7 +141,7 @@ class LNModel(STRFModel):
     """Linear-nonlinear model: ``out = act_n(drive)``, per-neuron parametric activation.
 
     Args: as :py:class:`STRFModel`; ``activation`` defaults to ``"softplus"``
-    (:py:class:`~strfsolver.models.activations.ParametricSoftplus`), non-negative.
+    (:py:class:`~strfsolver.nn.activations.ParametricSoftplus`), non-negative.
     """
 
     def __init__(

@@ -17,8 +17,8 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
-from strfsolver.models.activations import make_activation
-from strfsolver.models.layers import _causal_strf_conv, _check_stims, make_strf_kernel
+from strfsolver.nn.activations import make_activation
+from strfsolver.nn.layers import _causal_strf_conv, _check_stims, make_strf_kernel
 
 __all__ = ["STRFReadout", "LinearReadout", "NORMALIZATIONS"]
 
@@ -45,7 +45,7 @@ class STRFReadout(nn.Module):
             ``g[n] * v[n] / ||v[n]||`` (weight normalisation, Salimans &
             Kingma 2016) with a per-neuron learnable norm ``g[n]``.
         activation: Output activation name (see
-            :py:data:`strfsolver.models.activations.ACTIVATIONS`), ``None`` or a module.
+            :py:data:`strfsolver.nn.activations.ACTIVATIONS`), ``None`` or a module.
         non_negative: Passed to a parametric activation.
         bias: Learn a per-neuron offset.
         init_std: Initialisation scale of the kernel.

@@ -23,9 +23,9 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
-from strfsolver.models import register
+from strfsolver.models._registry import register
 from strfsolver.models.base import NeuralModel
-from strfsolver.models.layers import CausalSTRFConv
+from strfsolver.nn.layers import CausalSTRFConv
 from strfsolver.models.readouts import LinearReadout
 
 __all__ = ["StateNet"]

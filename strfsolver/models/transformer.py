@@ -3,7 +3,7 @@
 A bank of ``d_model`` causal STRFs embeds each time bin of the (prefiltered)
 stimulus; sinusoidal position codes are added; ``n_layers`` pre-norm
 transformer encoder layers attend over time with the mask
-:py:func:`~strfsolver.models.layers.causal_window_mask`: bin t attends bins
+:py:func:`~strfsolver.nn.layers.causal_window_mask`: bin t attends bins
 ``t - window + 1 .. t`` (all past bins with ``window=None``); a per-bin linear
 readout maps to the neurons. Output bin t therefore depends on stimulus bins
 ``t - (window - 1) * n_layers - n_lags + 1 .. t`` only.
@@ -15,9 +15,10 @@ from typing import Optional, Union
 
 from torch import Tensor, nn
 
-from strfsolver.models import register
+from strfsolver.models._registry import register
 from strfsolver.models.base import NeuralModel
-from strfsolver.models.layers import CausalSTRFConv, SinusoidalPositionalEncoding, causal_window_mask
+from strfsolver.nn.attention import SinusoidalPositionalEncoding, causal_window_mask
+from strfsolver.nn.layers import CausalSTRFConv
 from strfsolver.models.readouts import LinearReadout
 
 __all__ = ["TransformerModel"]

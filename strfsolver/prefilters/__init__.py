@@ -6,8 +6,7 @@
 import sys
 
 from strfsolver import registry
-
-registry.add_helper_functions(sys.modules[__name__])
+from strfsolver.prefilters._registry import _registry_state, get_options, init, parametrize, register  # noqa: F401
 
 from strfsolver.prefilters import scales  # noqa: E402
 from strfsolver.prefilters.base import Prefilter  # noqa: E402

@@ -5,7 +5,7 @@ exponentially weighted average of its recent past,
 
     m[t] = (1 - a) * sum_{k >= 1} a^(k - 1) * x[t - k]      a = exp(-dt / tau)
 
-computed exactly by :py:class:`~strfsolver.models.layers.LearnableExponentialDecay`
+computed exactly by :py:class:`~strfsolver.nn.layers.LearnableExponentialDecay`
 (``include_current=False``); the average starts from the first bin
 (``m[0] = x[0]``), so a stimulus does not begin with an artificial onset.
 The time constant of a band centred on ``f`` Hz starts at
@@ -29,7 +29,7 @@ AdapTrans: a number, ``(F,)`` or ``(C, F)``) in place of the Willmore map,
 and ``kernel_size``: ``None`` for the infinite exponential average above, or
 deepSTRF's truncated ``K``-tap filter (``kernel_size=2``, deepSTRF's default,
 compares each bin with the one before it; see
-:py:class:`~strfsolver.models.layers.LearnableExponentialDecay`). AdapTrans's
+:py:class:`~strfsolver.nn.layers.LearnableExponentialDecay`). AdapTrans's
 ``separate_w=True`` gives the ON and the OFF pathway a weight each.
 """
 
@@ -40,8 +40,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from strfsolver.models.layers import LearnableExponentialDecay
-from strfsolver.prefilters import register
+from strfsolver.nn.decay import LearnableExponentialDecay
+from strfsolver.prefilters._registry import register
 from strfsolver.prefilters.base import Prefilter
 from strfsolver.prefilters.scales import center_frequencies, willmore_time_constants
 

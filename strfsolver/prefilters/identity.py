@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from strfsolver.prefilters import register
+from strfsolver.prefilters._registry import register
 from strfsolver.prefilters.base import Prefilter
 
 __all__ = ["IdentityPrefilter"]

@@ -35,7 +35,7 @@ def check_ridge_model(model: nn.Module, what: str = "the ridge solver", linear_o
     Raises:
         ValueError: naming what is missing.
     """
-    from strfsolver.models.layers import FullSTRF
+    from strfsolver.nn.layers import FullSTRF
     from strfsolver.models.readouts import STRFReadout
 
     readout = getattr(model, "readout", None)
@@ -132,7 +132,7 @@ def ridge_initialize(model: nn.Module, loader: Iterable[Dict[str, Any]], prepare
     Fits the model's STRF stage in closed form (5-fold cross-validated
     ridge over stimuli, ``"loso"`` with fewer than 5 stimuli; ``options``
     go to :py:func:`~strfsolver.ridge.fit_ridge`), writes kernel and bias into
-    the model, and sets a :py:class:`~strfsolver.models.activations.ParametricSoftplus`
+    the model, and sets a :py:class:`~strfsolver.nn.activations.ParametricSoftplus`
     output so that it passes the ridge drive through nearly unchanged: slope
     ``4 / std(drive)`` per neuron (a knee narrow against the drive's spread)
     and, for a signed activation, threshold and baseline at
@@ -146,7 +146,7 @@ def ridge_initialize(model: nn.Module, loader: Iterable[Dict[str, Any]], prepare
     Returns:
         The :py:class:`~strfsolver.ridge.RidgeFit`.
     """
-    from strfsolver.models.activations import ParametricSoftplus
+    from strfsolver.nn.activations import ParametricSoftplus
 
     check_ridge_model(model, "init='ridge'", linear_only=False)
     prepare = prepare if prepare is not None else (lambda batch: batch)

@@ -19,7 +19,7 @@
 - :py:mod:`~strfsolver.solver.schedules`: hyperparameter schedules over
   epochs or steps.
 - :py:mod:`~strfsolver.solver.penalties`: regularization terms added to the loss.
-- :py:mod:`~strfsolver.solver.loggers`: file loggers for the epoch dicts.
+- :py:mod:`~strfsolver.loggers.files`: file loggers for the epoch dicts.
 - :py:mod:`~strfsolver.solver.checkpoint`: the checkpoint files.
 - :py:class:`TrainingDivergedError`: raised on a NaN or infinite loss.
 - :py:class:`LogdirInUseError`: raised when another running fit holds the
@@ -29,6 +29,7 @@
 import sys
 
 from strfsolver import registry
+from strfsolver.solver._registry import _registry_state, get_options, init, parametrize, register  # noqa: F401
 
 registry.add_helper_functions(sys.modules[__name__])
 
@@ -36,7 +37,6 @@ from strfsolver.solver.errors import TrainingDivergedError  # noqa: E402
 from strfsolver.solver.logdir import LogdirInUseError  # noqa: E402
 from strfsolver.solver import schedules  # noqa: E402
 from strfsolver.solver import penalties  # noqa: E402
-from strfsolver.solver import loggers  # noqa: E402
 from strfsolver.solver import checkpoint  # noqa: E402
 from strfsolver.solver.state import TrainingState, NeuronTrainingState  # noqa: E402
 from strfsolver.solver import loop  # noqa: E402
@@ -48,7 +48,6 @@ from strfsolver.solver.single_cell import NeuronStack, SingleCellSolver  # noqa:
 from strfsolver.solver.per_cell_best import PerCellBestSolver  # noqa: E402
 from strfsolver.solver.ridge import RidgeSolver  # noqa: E402
 from strfsolver.solver.multi_seed import MultiSeedSolver, MultiSeedResult  # noqa: E402
-from strfsolver.solver.loggers import CSVLogger, JSONLinesLogger  # noqa: E402
 
 __all__ = [
     "Solver",
@@ -68,10 +67,33 @@ __all__ = [
     "LogdirInUseError",
     "schedules",
     "penalties",
-    "loggers",
     "checkpoint",
-    "CSVLogger",
-    "JSONLinesLogger",
 ]
 
 registry.add_docstring(sys.modules[__name__])
+
+
+# the file loggers moved to strfsolver.loggers, a layer above the solver, which
+# the solver does not import; the old names still work for one release
+_MOVED_TO_LOGGERS = {
+    "loggers": ("strfsolver.loggers.files", None),
+    "CSVLogger": ("strfsolver.loggers.files", "CSVLogger"),
+    "JSONLinesLogger": ("strfsolver.loggers.files", "JSONLinesLogger"),
+}
+
+
+def __getattr__(name):
+    if name not in _MOVED_TO_LOGGERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    module_name, attribute = _MOVED_TO_LOGGERS[name]
+    new = module_name if attribute is None else f"{module_name}.{attribute}"
+    warnings.warn(
+        f"strfsolver.solver.{name} moved to {new}; import it from there (the old name goes away in the next release).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    module = importlib.import_module(module_name)
+    return module if attribute is None else getattr(module, attribute)

@@ -185,13 +185,13 @@ class Solver(FittedAttributes, abc.ABC):
     loggers: Sequence[Callable[[Dict[str, Any]], Any]] = field(
         default=(),
         doc="Callables receiving every epoch dict; optional ``finalize(final_metrics)`` and ``close()`` run "
-        "when the fit ends (see :py:mod:`strfsolver.solver.loggers`).",
+        "when the fit ends (see :py:mod:`strfsolver.loggers.files`).",
     )
     progress: bool = field(default=True, doc="Show a progress bar over epochs with the loss and the monitored value.")
     standardize: bool = field(
         default=True,
         doc="When a fit starts afresh, standardize the stimuli per band with the training stimuli's mean and "
-        "standard deviation, kept in the model (:py:mod:`strfsolver.models.standardize`; a model whose "
+        "standard deviation, kept in the model (:py:mod:`strfsolver.nn.standardize`; a model whose "
         "standardizer is already fitted keeps it). ``False`` feeds the stimuli as they are.",
     )
     init: Optional[str] = field(
@@ -212,8 +212,7 @@ class Solver(FittedAttributes, abc.ABC):
         self.diagnosis_: List[str] = []
         self.logdir_: Optional[Path] = None
         self.training_state_: TrainingState = self.state_class()
-        self.monitor_, self.mode_ = self.monitor, self.mode
-        self.loader_states_: Dict[str, Any] = {}
+        self.monitor_, self.mode_, self.loader_states_ = self.monitor, self.mode, {}
         self._optimizer_checked = False
         self._validation_cache: Optional[ValidationCache] = None  # set by fit while it runs
 
@@ -405,7 +404,7 @@ class Solver(FittedAttributes, abc.ABC):
     def state_dict(self) -> Dict[str, Any]:
         """Hook: everything needed to continue training (:py:func:`~strfsolver.solver.persistence.solver_state`):
         model, optimizer, schedules, penalties, criterion, training state, RNG and loader states,
-        history. Storable with :py:func:`strfsolver.io.save_state`."""
+        history. Storable with :py:func:`strfsolver.utils.io.save_state`."""
         return solver_state(self)
 
     def load_state_dict(self, state: Dict[str, Any], strict: bool = True) -> None:

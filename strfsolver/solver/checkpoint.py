@@ -1,7 +1,7 @@
 """Checkpoint files of a solver: safe (no pickle), atomic, checked on load.
 
 A checkpoint is the nested dict of :py:meth:`strfsolver.solver.Solver.state_dict`
-written with :py:func:`strfsolver.io.save_state`: tensors in safetensors,
+written with :py:func:`strfsolver.utils.io.save_state`: tensors in safetensors,
 everything else as JSON in the same file, written to a temporary name and
 renamed into place (CONVENTIONS.md §6). With a ``logdir``,
 :py:meth:`~strfsolver.solver.Solver.fit` keeps two of them:
@@ -21,8 +21,9 @@ from typing import Any, Dict, Mapping, Union
 import torch
 from torch import nn
 
-from strfsolver import io
+from strfsolver._version import __version__
 from strfsolver.solver.checkpoint_schema import check_checkpoint
+from strfsolver.utils import io
 
 __all__ = ["LAST", "BEST", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "check_model_state"]
 
@@ -41,8 +42,6 @@ def save_checkpoint(path: Union[str, os.PathLike], state: Dict[str, Any]) -> Non
         ValueError: if the state is malformed or its model weights are not
             finite; nothing is written then.
     """
-    from strfsolver import __version__
-
     check_checkpoint(state, "the solver state to write")
     io.save_state(Path(path), {**state, "format": FORMAT, "version": VERSION, "package_version": __version__})
 

@@ -1,6 +1,6 @@
 """What a solver checkpoint must hold, checked field by field when it is written and read.
 
-:py:func:`strfsolver.io.load_state` guarantees a well-formed file (header,
+:py:func:`strfsolver.utils.io.load_state` guarantees a well-formed file (header,
 offsets, checksum); this module guarantees a well-formed *solver state*: the
 parts :py:meth:`~strfsolver.solver.Solver.load_state_dict` reads, each of the
 type it expects, and model weights that are all finite (CONVENTIONS.md §6:
@@ -17,7 +17,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from torch import Tensor
 
-from strfsolver.checks import check_finite_weights
+from strfsolver.utils.checks import check_finite_weights
 from strfsolver.solver.state import STOP_REASONS
 
 __all__ = ["check_checkpoint"]
@@ -73,7 +73,7 @@ def check_checkpoint(state: Any, source: str) -> Dict[str, Any]:
     """Check the parts of a solver state that loading reads; returns ``state``.
 
     Args:
-        state: What :py:func:`strfsolver.io.load_state` read, or what is about to be written.
+        state: What :py:func:`strfsolver.utils.io.load_state` read, or what is about to be written.
         source: The file, for messages.
 
     Raises:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strfsolver.checks import is_count
+from strfsolver.utils.checks import is_count
 
 __all__ = ["check_lags_fit_stimuli"]
 

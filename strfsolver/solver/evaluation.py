@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from strfsolver import losses as _losses
-from strfsolver.checks import check_count
+from strfsolver.utils.checks import check_count
 from strfsolver.data import ValidationCache
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver.batches import begin_sequence, model_dtype

@@ -29,8 +29,8 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from torch import Tensor, nn
 
-from strfsolver import random as _random
-from strfsolver.checks import all_finite, check_count
+from strfsolver.utils import seeding as _random
+from strfsolver.utils.checks import all_finite, check_count
 from strfsolver.data import PaddedLoader, ValidationCache
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
@@ -175,7 +175,10 @@ class FitLoop:
         self.resume, self.validate_initial = resume, validate_initial
         self.epoch_runner = solver.epoch_runner()
         self.has_validation = valid_loader is not None
-        self.monitor, self.mode = resolve_monitor(solver, self.has_validation)
+        with warnings.catch_warnings():
+            if not self.epoch_runner.diagnosable:  # a closed-form solve has no early stopping to warn about
+                warnings.simplefilter("ignore", UserWarning)
+            self.monitor, self.mode = resolve_monitor(solver, self.has_validation)
         check_monitor_key(solver, self.monitor, self.has_validation)
         if self.epoch_runner.uses_optimizer:
             solver.ensure_optimizer()
@@ -269,7 +272,7 @@ class FitLoop:
             if callable(getattr(penalty, "setup", None)):
                 penalty.setup(solver.model)
         if solver.standardize:
-            from strfsolver.models.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
+            from strfsolver.nn.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
 
             if is_standardized(solver.model) is False:
                 set_standardization(solver.model, *stimulus_statistics(loader_stimuli(self.loader)))

@@ -15,7 +15,7 @@
    the lock when its process dies, even by SIGKILL, so a crashed fit never
    blocks the next one;
 4. removes the temporary files a killed write left behind
-   (:py:func:`strfsolver.io.stale_temporaries`), which only the lock holder
+   (:py:func:`strfsolver.utils.io.stale_temporaries`), which only the lock holder
    may do safely.
 
 The lock needs POSIX ``fcntl.flock`` (Linux, macOS) on a local file system;
@@ -34,7 +34,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Union
 
-from strfsolver import io
+from strfsolver.utils import io
 
 try:
     import fcntl

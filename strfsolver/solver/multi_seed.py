@@ -14,7 +14,7 @@ aggregates every neuron's validation and test metrics across the seeds::
     result.best_seed    # by the inner solver's monitor, on each seed's final state
 
 The seeds are independent, so they can run on any executor
-(:py:mod:`strfsolver.distributed`): a process pool, a Dask or Slurm cluster.
+(:py:mod:`strfsolver.workflow.distributed`): a process pool, a Dask or Slurm cluster.
 The results are the same as those of a sequential run.
 
 What one seed does, and the result the seeds add up to, are in
@@ -31,12 +31,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from literate_dataclasses import dataclass, field
 from torch import nn
 
-from strfsolver import executors as _executors
-from strfsolver import io
-from strfsolver import random as _random
-from strfsolver.solver import register
+from strfsolver.utils import executors as _executors
+from strfsolver.utils import io
+from strfsolver.utils import seeding as _random
+from strfsolver.solver._registry import register
 from strfsolver.solver.options import refuse_unused
-from strfsolver.checks import is_count, to_json
+from strfsolver.utils.checks import is_count, to_json
 from strfsolver.solver.seed_runs import (
     SEED_FOLDER,
     MultiSeedResult,
@@ -84,7 +84,7 @@ class MultiSeedSolver:
                 checkpoint_best.safetensors    the inner solver's checkpoints
                 checkpoint_last.safetensors
 
-    all written atomically (:py:mod:`strfsolver.io`).
+    all written atomically (:py:mod:`strfsolver.utils.io`).
 
     Args:
         (fields)
@@ -276,7 +276,7 @@ class MultiSeedSolver:
         if self.result_ is None:
             raise ValueError("the multi-seed solver is not fitted yet; call fit() first.")
         if getattr(self, "_best_solver", None) is None:
-            from strfsolver import solver as registry_module
+            from strfsolver.solver import _registry as registry_module
 
             with _random.seeded(self.result_.best_seed):
                 model = self.model_factory(self.result_.best_seed)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from strfsolver import losses as _losses
-from strfsolver.checks import check_count, check_real
+from strfsolver.utils.checks import check_count, check_real
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver.custom_metrics import split_metrics
 from strfsolver.solver.loop import MODES

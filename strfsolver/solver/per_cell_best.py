@@ -37,7 +37,7 @@ from typing import Dict, Optional
 
 from literate_dataclasses import field
 
-from strfsolver.solver import register
+from strfsolver.solver._registry import register
 from strfsolver.solver.base import _solver_dataclass
 from strfsolver.solver.loop import EarlyStopping
 from strfsolver.solver.neuron_stack import neuron_axes

@@ -16,7 +16,7 @@ from typing import Any, Dict
 import torch
 from torch import nn
 
-from strfsolver import random as _random
+from strfsolver.utils import seeding as _random
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver.resume_options import recorded_options
 from strfsolver.solver.schedules import TorchScheduler, check_schedules

@@ -6,7 +6,7 @@ from typing import Any, Dict
 
 from torch import Tensor
 
-from strfsolver.solver import register
+from strfsolver.solver._registry import register
 from strfsolver.solver.base import Solver, _solver_dataclass
 
 __all__ = ["PopulationSolver"]

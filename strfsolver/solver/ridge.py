@@ -35,10 +35,10 @@ import torch
 from literate_dataclasses import field
 from torch import Tensor
 
-from strfsolver.checks import check_choice, check_count, check_flag, check_real
+from strfsolver.utils.checks import check_choice, check_count, check_flag, check_real
 from strfsolver.ridge import RidgeFit, fit_ridge
 from strfsolver.ridge.models import check_ridge_model, loader_stimulus_count, ridge_features, ridge_initialize, write_solution
-from strfsolver.solver import register
+from strfsolver.solver._registry import register
 from strfsolver.solver.base import Solver, _solver_dataclass
 
 __all__ = ["RidgeSolver", "ClosedFormEpoch", "ridge_initialize", "ridge_features", "check_ridge_model", "SCORINGS", "PENALTIES", "SELECTIONS"]

@@ -62,7 +62,7 @@ import torch
 from literate_dataclasses import dataclass, field
 
 from strfsolver import registry
-from strfsolver.checks import check_count, check_real
+from strfsolver.utils.checks import check_count, check_real
 
 registry.add_helper_functions(sys.modules[__name__])
 

@@ -6,7 +6,7 @@ The machinery under the ``"multi-seed"`` solver
 one seeded fit in the calling process, :py:func:`fit_seed` runs it (here or
 in a worker) and returns a :py:class:`SeedRun`, and a
 :py:class:`MultiSeedResult` gathers the runs of every seed. Nothing here
-imports :py:mod:`strfsolver.distributed`, which calls into it.
+imports :py:mod:`strfsolver.workflow.distributed`, which calls into it.
 
 What one seed does (:py:func:`fit_seed`), in this order:
 
@@ -38,9 +38,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from torch import Tensor, nn
 
-from strfsolver import io
-from strfsolver import random as _random
-from strfsolver.checks import is_count, to_json
+from strfsolver.utils import io
+from strfsolver.utils import seeding as _random
+from strfsolver.utils.checks import is_count, to_json
 
 __all__ = ["MultiSeedResult", "SeedRun", "fit_seed", "make_task", "derive_shuffle_seed", "SEED_FOLDER"]
 
@@ -108,7 +108,7 @@ def _check_loaders(loaders: Any, where: str) -> Tuple[Any, Any, Any]:
 
 def _check_solver_name(name: Any) -> type:
     """The class registered as ``name``; the registry's own ValueError for an unknown name."""
-    from strfsolver import solver as registry_module
+    from strfsolver.solver import _registry as registry_module
 
     if not isinstance(name, str):
         raise ValueError(f"solver must be the registered name of a solver (a string), got {type(name).__name__}.")
@@ -292,7 +292,7 @@ def _fit_seed(task: _Task, seed: int, train: Any, valid: Any, test: Any, start: 
     if task.logger_factory is not None:
         made = task.logger_factory(seed)
         loggers = [made] if callable(made) else list(made)
-    from strfsolver import solver as registry_module
+    from strfsolver.solver import _registry as registry_module
 
     solver = registry_module.init(task.solver, model=model, loggers=loggers, **task.solver_kwargs)
     seed_dir = None if task.seed_dir is None else Path(task.seed_dir)

@@ -53,7 +53,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import Tensor, nn
 
-from strfsolver.solver import register
+from strfsolver.solver._registry import register
 from strfsolver.solver.base import Solver, _solver_dataclass
 from strfsolver.solver.fit_loop import ACTIVE_NEURONS
 from strfsolver.solver.loop import EarlyStopping

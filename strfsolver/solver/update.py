@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from strfsolver.checks import all_finite
+from strfsolver.utils.checks import all_finite
 
 __all__ = ["needs_closure", "loss_parts", "total_penalty", "gradient_update"]
 

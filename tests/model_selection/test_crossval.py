@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import strfsolver
-from strfsolver.experiment import build_experiment
+from strfsolver.workflow.experiment import build_experiment
 from strfsolver.metrics import corrcoef, normalized_corrcoef
 from strfsolver.model_selection import StimulusKFold, compare, cross_validate
 from strfsolver.model_selection import crossval as crossval_module

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as nnf
 
-from strfsolver.models.activations import (
+from strfsolver.nn.activations import (
     ACTIVATIONS,
     DoubleExponential,
     ParametricSigmoid,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from strfsolver.models.layers import CausalLayerNorm
+from strfsolver.nn.layers import CausalLayerNorm
 
 
 def test_nrf_hidden_units_and_readout(build, stims, sizes):

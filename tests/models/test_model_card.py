@@ -38,10 +38,10 @@ def test_from_pretrained_strict_and_map_location(tmp_path):
     model.save_pretrained(tmp_path)
     loaded = NeuralModel.from_pretrained(tmp_path, map_location="cpu")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
-    weights = strfsolver.io.load_tensors(tmp_path / "model.safetensors")
+    weights = strfsolver.utils.io.load_tensors(tmp_path / "model.safetensors")
     dropped = next(k for k in weights if k.startswith("readout.activation"))
     del weights[dropped]
-    strfsolver.io.save_tensors(tmp_path / "model.safetensors", weights, metadata={"format": "strfsolver-model"})
+    strfsolver.utils.io.save_tensors(tmp_path / "model.safetensors", weights, metadata={"format": "strfsolver-model"})
     with pytest.raises(ValueError, match="do not fit"):
         NeuralModel.from_pretrained(tmp_path)
     partial = NeuralModel.from_pretrained(tmp_path, strict=False)

@@ -8,8 +8,8 @@ import torch
 
 import strfsolver
 from strfsolver.models import LinearReadout, STRFReadout
-from strfsolver.models.activations import ParametricSoftplus
-from strfsolver.models.layers import LearnableExponentialDecay
+from strfsolver.nn.activations import ParametricSoftplus
+from strfsolver.nn.layers import LearnableExponentialDecay
 from strfsolver.prefilters.scales import greenwood_to_hz, hz_to_greenwood
 
 

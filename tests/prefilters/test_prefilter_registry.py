@@ -51,9 +51,9 @@ def test_save_load_state_round_trip(name, tmp_path):
     with torch.no_grad():
         for p in prefilter.parameters():
             p.add_(0.1)
-    strfsolver.io.save_tensors(tmp_path / "p.safetensors", prefilter.state_dict())
+    strfsolver.utils.io.save_tensors(tmp_path / "p.safetensors", prefilter.state_dict())
     fresh = build(name)
-    fresh.load_state_dict(strfsolver.io.load_tensors(tmp_path / "p.safetensors"))
+    fresh.load_state_dict(strfsolver.utils.io.load_tensors(tmp_path / "p.safetensors"))
     x = torch.rand(B, C, F, T)
     assert torch.equal(fresh(x), prefilter(x))
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from reliability_cases import N_LAGS, case_ids, population, snapshot
-from strfsolver import cli
+from strfsolver.app import cli
 from strfsolver.data import save_npz
 
 

@@ -145,7 +145,7 @@ def _remove(name):
 def _nan_weights(folder):
     import torch
 
-    from strfsolver import io
+    from strfsolver.utils import io
 
     path = folder / "model" / "model.safetensors"
     tensors, metadata = io.load_tensors(path, with_metadata=True)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from reliability_cases import case_ids, loaders, snapshot, solver
-from strfsolver import io
+from strfsolver.utils import io
 from strfsolver.solver import checkpoint
 
 

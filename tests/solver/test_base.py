@@ -87,8 +87,8 @@ def test_loggers_and_the_epoch_hook(loaders, new_model, tmp_path):
         def on_epoch_end(self, row):
             seen.append(row["epoch"])
 
-    csv_logger = strfsolver.solver.CSVLogger(tmp_path / "h.csv")
-    jsonl = strfsolver.solver.JSONLinesLogger(tmp_path / "h.jsonl")
+    csv_logger = strfsolver.loggers.CSVLogger(tmp_path / "h.csv")
+    jsonl = strfsolver.loggers.JSONLinesLogger(tmp_path / "h.jsonl")
     solver = Hooked(model=new_model(), max_epochs=3, patience=None, progress=False, loggers=[recorder, csv_logger, jsonl])
     history = solver.fit(*loaders, valid_frequency=2).log
     assert recorder.rows == history and seen == [0, 1, 2] and recorder.closed

@@ -146,6 +146,6 @@ def test_a_finished_run_resumed_trains_no_further(loaders, new_model, tmp_path):
 
 
 def test_not_a_checkpoint_is_refused(tmp_path):
-    strfsolver.io.save_state(tmp_path / "x.safetensors", {"a": torch.zeros(2)})
+    strfsolver.utils.io.save_state(tmp_path / "x.safetensors", {"a": torch.zeros(2)})
     with pytest.raises(ValueError, match="not a solver checkpoint"):
         checkpoint.load_checkpoint(tmp_path / "x.safetensors")

@@ -95,7 +95,7 @@ def _small(seed=3, n_stims=8, n_times=60, signed=False):
 
 
 def test_the_experiment_chooses_the_model_and_batch_size_from_the_data():
-    from strfsolver.experiment import ExperimentSpec, build_experiment
+    from strfsolver.workflow.experiment import ExperimentSpec, build_experiment
 
     train, valid = _small()
     counts = build_experiment(ExperimentSpec(model_options={"n_lags": 4}), train, valid)
@@ -114,7 +114,7 @@ def test_the_experiment_chooses_the_model_and_batch_size_from_the_data():
     ],
 )
 def test_a_fit_that_cannot_go_well_says_so(options, data, message):
-    from strfsolver.experiment import ExperimentSpec, build_experiment
+    from strfsolver.workflow.experiment import ExperimentSpec, build_experiment
 
     train, valid = _small(**data)
     spec = ExperimentSpec(**{"model_options": {"n_lags": 4}, **options})
@@ -150,7 +150,7 @@ def test_the_default_learning_rate_comes_from_the_model():
 
 
 def test_the_validation_share_follows_the_number_of_stimuli():
-    from strfsolver.experiment import choose_valid_count
+    from strfsolver.workflow.experiment import choose_valid_count
 
     assert [choose_valid_count(n) for n in (1, 2, 3, 5, 8, 20, 49, 51, 200)] == [0, 1, 1, 1, 2, 4, 10, 10, 10]
 

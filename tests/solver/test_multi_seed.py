@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import strfsolver
-from strfsolver import io
+from strfsolver.utils import io
 from strfsolver.data import make_loader
 from strfsolver.solver import checkpoint
 from strfsolver.solver.multi_seed import MultiSeedResult, derive_shuffle_seed

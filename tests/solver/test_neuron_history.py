@@ -3,7 +3,8 @@
 import pandas as pd
 import torch
 
-from strfsolver.solver import CSVLogger, PopulationSolver
+from strfsolver.loggers import CSVLogger
+from strfsolver.solver import PopulationSolver
 
 
 def test_history_neurons_equal_the_per_epoch_validations(loaders, new_model, tmp_path):

@@ -62,7 +62,7 @@ def test_load_logdir_after_fit_logdir_gives_the_fitted_solver(loaders, new_model
     # the fit's closing advice ("diagnosis") is added to the log after its last checkpoint
     advice_free = [{k: v for k, v in row.items() if k != "diagnosis"} for row in fitted.log]
     assert other.log == advice_free and other.best_epoch_ == fitted.best_epoch_
-    state = strfsolver.io.load_state(tmp_path / checkpoint.LAST)
+    state = strfsolver.utils.io.load_state(tmp_path / checkpoint.LAST)
     assert state["package_version"] == strfsolver.__version__
     with pytest.raises(FileNotFoundError, match="checkpoint_last"):
         other.load(tmp_path / "nothing")

@@ -52,7 +52,7 @@ def _linear_neurons(seed=0, n_stims=12, n_times=300, n_repeats=5, noise=1.0):
     for _ in range(n_stims):
         x = torch.randn(F, n_times + 2, generator=g)
         x = (x[:, :-2] + x[:, 1:-1] + x[:, 2:]) / 3  # some temporal correlation, as in real sounds
-        drive = strfsolver.models.layers.causal_strf_conv(x[None, None], strfs)[0, :, 0]  # (N, T)
+        drive = strfsolver.nn.layers.causal_strf_conv(x[None, None], strfs)[0, :, 0]  # (N, T)
         stims.append(x)
         responses.append(drive[:, None] + 2.0 + noise * torch.randn(N, n_repeats, n_times, generator=g))
     return NeuralDataset(stims, responses, dt_ms=5.0), strfs

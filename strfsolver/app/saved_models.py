@@ -17,13 +17,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 import numpy as np
 import torch
 
-from strfsolver.fit_config import ConfigError
+from strfsolver.app.fit_config import ConfigError
 
 __all__ = ["load_saved_model", "predict_dataset", "run_predict", "run_evaluate"]
 
 
 def load_saved_model(folder: Union[str, os.PathLike], device: str = "cpu"):
-    """The model saved in ``folder``; raises :py:class:`~strfsolver.fit_config.ConfigError` with the reason."""
+    """The model saved in ``folder``; raises :py:class:`~strfsolver.app.fit_config.ConfigError` with the reason."""
     from strfsolver.models import from_pretrained
 
     folder = Path(folder)
@@ -36,7 +36,7 @@ def load_saved_model(folder: Union[str, os.PathLike], device: str = "cpu"):
 
 
 def _load(data: Union[str, os.PathLike], data_options: Optional[Mapping[str, Any]]):
-    from strfsolver.fit_config import _load_data
+    from strfsolver.app.fit_config import _load_data
 
     path = Path(data)
     if path.suffix.lower() not in (".npz", ".nwb"):
@@ -80,7 +80,7 @@ def run_predict(model_dir, data, out, *, data_options=None, device: str = "cpu",
     The file holds ``pred_<i>`` ``(N, T_i)`` per stimulus, ``stim_names``,
     ``neuron_ids`` and ``dt_ms``.
     """
-    from strfsolver.io import atomic_write_bytes
+    from strfsolver.utils.io import atomic_write_bytes
 
     out = _output_file(out, ".npz", "predictions")
     model = load_saved_model(model_dir, device)
@@ -106,9 +106,9 @@ def run_evaluate(model_dir, data, out, *, data_options=None, device: str = "cpu"
     Returns:
         ``{"rows": one dict per neuron, "path": the CSV}``.
     """
-    from strfsolver.experiment import SCORE_METRICS, score_predictions
-    from strfsolver.io import atomic_write_text
-    from strfsolver.report import rows_to_csv, summary_lines
+    from strfsolver.workflow.experiment import SCORE_METRICS, score_predictions
+    from strfsolver.utils.io import atomic_write_text
+    from strfsolver.app.report import rows_to_csv, summary_lines
 
     out = _output_file(out, None, "the per-neuron table")
     model = load_saved_model(model_dir, device)

@@ -10,7 +10,7 @@ solver and the loaders, wired the one way every entry point shares.
 solver on any data. Data flow one way: dataset -> loader -> solver -> metrics.
 
     >>> import strfsolver
-    >>> from strfsolver.experiment import ExperimentSpec, build_experiment
+    >>> from strfsolver.workflow.experiment import ExperimentSpec, build_experiment
     >>> pop = strfsolver.data.synthetic_population(n_neurons=3, n_stims=8, n_repeats=3, n_freqs=6, n_lags=4, n_times=60)
     >>> train, valid = pop.dataset.split([0.75, 0.25], seed=0)
     >>> spec = ExperimentSpec(model="linear", model_options={"n_lags": 4})
@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from strfsolver.checks import check_count
+from strfsolver.utils.checks import check_count
 from strfsolver.data import NeuralDataset, make_loader
 from strfsolver.metrics import MetricAccumulator
-from strfsolver.random import seeded
+from strfsolver.utils.seeding import seeded
 
 __all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "choose_model", "choose_batch_size",
            "choose_valid_count", "choose_valid_fraction", "score_predictions", "SCORE_METRICS"]
@@ -223,7 +223,7 @@ class Experiment:
 
     def fit(self, **fit_kwargs: Any) -> "Experiment":
         """Train (``fit_kwargs`` go to the solver's ``fit``); returns the experiment."""
-        from strfsolver.random import seeded
+        from strfsolver.utils.seeding import seeded
 
         if self.multi_seed:
             self.solver.fit(self.train_loader, self.valid_loader, self.test_loader, **fit_kwargs)

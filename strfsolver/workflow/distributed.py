@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Sequence
 
-from strfsolver.executors import check_executor, run_calls
+from strfsolver.utils.executors import check_executor, run_calls
 from strfsolver.solver import seed_runs
 
 __all__ = ["check_executor", "run_many", "run_calls", "CONFIG_KEYS"]

@@ -60,9 +60,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Union
 
-from strfsolver.io import atomic_write_text
-from strfsolver.report import has_matplotlib, plot_learning_curves, rows_to_csv, summary_lines
-from strfsolver.solver.loggers import history_to_csv
+from strfsolver.utils.io import atomic_write_text
+from strfsolver.app.report import has_matplotlib, plot_learning_curves, rows_to_csv, summary_lines
+from strfsolver.loggers.files import history_to_csv
 
 __all__ = ["ConfigError", "load_config", "validate_config", "run_fit", "select_stimuli", "CONFIG_KEYS"]
 
@@ -218,7 +218,7 @@ def _check_workflow_keys(full: Dict[str, Any]) -> None:
     """``device``, ``valid_stimuli`` / ``test_stimuli``, ``loggers`` and ``freqs_hz``."""
     import torch
 
-    from strfsolver.logger_choice import check_logger_choices
+    from strfsolver.loggers.logger_choice import check_logger_choices
 
     device = _expect(full, "device", str, "a torch device name such as 'cpu' or 'cuda:0'")
     try:
@@ -264,7 +264,7 @@ def select_stimuli(dataset, chosen, key: str):
 
 def _split(dataset, config: Mapping[str, Any]):
     """Training, validation and test data: named stimuli where the config names them, fractions otherwise."""
-    from strfsolver.experiment import choose_valid_count
+    from strfsolver.workflow.experiment import choose_valid_count
 
     if config["valid_stimuli"] is None and config["test_stimuli"] is None:
         valid_fraction = config["valid_fraction"]
@@ -336,7 +336,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     """
     from strfsolver import solver
     from strfsolver.data import neural_collate
-    from strfsolver.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver
+    from strfsolver.workflow.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver
     from strfsolver.metrics import snr as snr_metric
     from strfsolver.solver.loop import check_monitor_key
 
@@ -357,7 +357,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     inner = resolve_solver(config["solver"], model_name)
     solver_options = dict(config["solver_options"], solver=inner)
     if config["loggers"]:
-        from strfsolver.logger_choice import logger_factory
+        from strfsolver.loggers.logger_choice import logger_factory
 
         solver_options["logger_factory"] = logger_factory(config["loggers"], out / "seeds", {"model": model_name, "solver": inner})
     # a closed-form fit gives the same result under every seed: fit it once
@@ -436,7 +436,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
             title=f"learning curves, seed {result.best_seed}",
         )
         if getattr(best_model, "has_strf", False):
-            from strfsolver.report import save_strf_pages
+            from strfsolver.app.report import save_strf_pages
 
             strfs = best_model.strf().detach().cpu()
             # a prefilter may change the bands the STRF spans: label in kHz only when they are the data's

@@ -1,11 +1,11 @@
 """Run independent calls on any ``concurrent.futures`` executor, with the results of a sequential run.
 
-The generic machinery under :py:func:`strfsolver.distributed.run_many` and
+The generic machinery under :py:func:`strfsolver.workflow.distributed.run_many` and
 the ``"multi-seed"`` solver: :py:func:`run_calls` runs ``(fn, args, kwargs)``
 triples here or on an executor (a process pool, a Dask or Slurm cluster),
 shipping lambdas and closures with ``cloudpickle``, with a fixed torch
 thread count and the caller's random state left as it was. It knows nothing
-of solvers or seeds; see :py:mod:`strfsolver.distributed` for the whole story.
+of solvers or seeds; see :py:mod:`strfsolver.workflow.distributed` for the whole story.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any, Callable, List, Optional, Sequence
 
 import torch
 
-from strfsolver import random as _random
-from strfsolver.checks import check_count
+from strfsolver.utils import seeding as _random
+from strfsolver.utils.checks import check_count
 
 __all__ = ["check_executor", "check_threads", "run_calls"]
 
@@ -95,7 +95,7 @@ def run_calls(
 ) -> List[Any]:
     """Run ``fn(*args, **kwargs)`` for each ``(fn, args, kwargs)``; results in order.
 
-    The building block of :py:func:`strfsolver.distributed.run_many` and of the
+    The building block of :py:func:`strfsolver.workflow.distributed.run_many` and of the
     ``"multi-seed"`` solver.
 
     Args:

@@ -2,11 +2,11 @@
 
 - ``strfsolver demo --out DIR``: the main job, a fit on the embedded synthetic data;
 - ``strfsolver fit CONFIG``: fit a data file as a JSON/YAML config describes
-  (see :py:mod:`strfsolver.fit_config`);
+  (see :py:mod:`strfsolver.app.fit_config`);
 - ``strfsolver compare CONFIG --out DIR``: cross-validate several models and
-  compare them (see :py:mod:`strfsolver.compare_config`);
+  compare them (see :py:mod:`strfsolver.app.compare_config`);
 - ``strfsolver predict MODEL DATA --out FILE`` / ``strfsolver evaluate MODEL DATA --out FILE``:
-  a saved model's predictions / per-neuron scores on a data file (see :py:mod:`strfsolver.saved_models`);
+  a saved model's predictions / per-neuron scores on a data file (see :py:mod:`strfsolver.app.saved_models`);
 - ``strfsolver list``: every registry's options.
 """
 
@@ -45,8 +45,8 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``strfsolver`` command."""
-    from strfsolver import __version__
-    from strfsolver.demo import DEFAULTS
+    from strfsolver._version import __version__
+    from strfsolver.app.demo import DEFAULTS
 
     parser = argparse.ArgumentParser(prog="strfsolver", description="Fit STRF encoding models to neural responses.")
     parser.add_argument("--version", action="version", version=f"strfsolver {__version__}")
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_keys():
-    from strfsolver.fit_config import CONFIG_KEYS
+    from strfsolver.app.fit_config import CONFIG_KEYS
 
     return list(CONFIG_KEYS)
 
@@ -168,7 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Run the subcommand ``args`` names; the errors are :py:func:`main`'s to report."""
     if args.command == "demo":
-        from strfsolver.demo import run_demo
+        from strfsolver.app.demo import run_demo
 
         options = {
             name: getattr(args, name)
@@ -176,15 +176,15 @@ def _run(args: argparse.Namespace) -> int:
         }
         run_demo(args.out, quick=args.quick, plots=not args.no_plots, progress=not args.no_progress, **options)
     elif args.command == "fit":
-        from strfsolver.fit_config import run_fit
+        from strfsolver.app.fit_config import run_fit
 
         run_fit(args.config, progress=not args.no_progress, plots=not args.no_plots, resume=args.resume)
     elif args.command == "compare":
-        from strfsolver.compare_config import run_compare
+        from strfsolver.app.compare_config import run_compare
 
         run_compare(args.config, args.out, workers=args.workers or 0, progress=not args.no_progress, plots=not args.no_plots)
     elif args.command in ("predict", "evaluate"):
-        from strfsolver import saved_models
+        from strfsolver.app import saved_models
 
         run = saved_models.run_predict if args.command == "predict" else saved_models.run_evaluate
         run(args.model, args.data, args.out, device=args.device)

@@ -5,7 +5,7 @@ mapping with ``kind`` and the logger's own options
 (``{"kind": "wandb", "project": "a1", "mode": "offline"}``).
 :py:func:`check_logger_choices` refuses a bad list before anything is
 fitted; :py:func:`make_loggers` builds the loggers of
-:py:mod:`strfsolver.tracking` for one fit into one folder, and
+:py:mod:`strfsolver.loggers.tracking` for one fit into one folder, and
 :py:func:`logger_factory` one set per seed (each seed in its own folder).
 """
 
@@ -57,7 +57,7 @@ def make_loggers(choices: Any, folder: Union[str, os.PathLike], config: Optional
     Raises:
         ValueError: for a bad choice; ImportError: without the logger's package.
     """
-    from strfsolver import tracking
+    from strfsolver.loggers import tracking
 
     folder = Path(folder)
     loggers = []

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
-from strfsolver.fit_config import ConfigError, _load_data, complete_config, load_config
+from strfsolver.app.fit_config import ConfigError, _load_data, complete_config, load_config
 
 __all__ = ["COMPARE_KEYS", "validate_compare_config", "run_compare"]
 
@@ -71,7 +71,7 @@ def _splitter(value: Any, key: str):
 
 
 def validate_compare_config(config: Mapping[str, Any]) -> Dict[str, Any]:
-    """Check the keys, fill in defaults and build the specs; raises :py:class:`~strfsolver.fit_config.ConfigError`."""
+    """Check the keys, fill in defaults and build the specs; raises :py:class:`~strfsolver.app.fit_config.ConfigError`."""
     from strfsolver.model_selection.folds import as_spec, expand_grid
 
     full = complete_config(config, COMPARE_KEYS)
@@ -130,7 +130,7 @@ def run_compare(
     """
     from strfsolver.model_selection import compare
     from strfsolver.model_selection.html_report import write_report
-    from strfsolver.report import has_matplotlib
+    from strfsolver.app.report import has_matplotlib
 
     start = time.perf_counter()
     if not isinstance(config, Mapping):

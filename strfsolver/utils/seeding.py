@@ -37,7 +37,7 @@ def set_random_seed(seed: int, strict: bool = False) -> None:
 
 def get_rng_state() -> dict:
     """The state of every generator :py:func:`set_random_seed` seeds, storable with
-    :py:func:`strfsolver.io.save_state`."""
+    :py:func:`strfsolver.utils.io.save_state`."""
     state = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),

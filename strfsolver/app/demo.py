@@ -39,13 +39,14 @@ from typing import Any, Callable, Dict, List, Union
 
 import torch
 
-from strfsolver import io, solver
+from strfsolver import solver
+from strfsolver.utils import io
 from strfsolver.data import synthetic_population
-from strfsolver.experiment import ExperimentSpec, build_experiment, choose_valid_fraction
-from strfsolver.random import set_random_seed
-from strfsolver.report import has_matplotlib as _has_matplotlib
-from strfsolver.report import median, plot_learning_curves, rows_to_csv, summary_lines
-from strfsolver.solver.loggers import CSVLogger
+from strfsolver.workflow.experiment import ExperimentSpec, build_experiment, choose_valid_fraction
+from strfsolver.utils.seeding import set_random_seed
+from strfsolver.app.report import has_matplotlib as _has_matplotlib
+from strfsolver.app.report import median, plot_learning_curves, rows_to_csv, summary_lines
+from strfsolver.loggers.files import CSVLogger
 
 __all__ = ["run_demo", "strf_correlation", "DEFAULTS", "QUICK", "COMPARISON"]
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from strfsolver.models.layers import (
+from strfsolver.nn.layers import (
     CausalLayerNorm,
     CausalSTRFConv,
     LearnableExponentialDecay,

@@ -10,7 +10,7 @@ them under their group. These factories build exactly that for
 
 Each logger writes the epoch dicts, and, per validated epoch and metric, the
 mean and the 10th, 50th and 90th percentiles over neurons with a histogram
-(:py:meth:`~strfsolver.tracking.TensorBoardLogger.log_neurons`); its
+(:py:meth:`~strfsolver.loggers.tracking.TensorBoardLogger.log_neurons`); its
 ``finalize`` receives the best state's per-neuron results on the validation
 and test sets. The packages (``tensorboard``, ``wandb``) are imported only
 when a seed's logger is built.
@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, List, Mapping, Optional, Union
 
-from strfsolver.tracking import TensorBoardLogger, WandbLogger
+from strfsolver.loggers.tracking import TensorBoardLogger, WandbLogger
 
 __all__ = ["run_name", "tensorboard_logger_factory", "wandb_logger_factory"]
 
@@ -72,7 +72,7 @@ def wandb_logger_factory(
         project: The W&B project.
         group: The W&B group of the seeds' runs.
         config: The run's hyperparameters (the seed is added).
-        mode: ``None``: ``WANDB_MODE`` from the environment, else offline (see :py:class:`~strfsolver.tracking.WandbLogger`).
+        mode: ``None``: ``WANDB_MODE`` from the environment, else offline (see :py:class:`~strfsolver.loggers.tracking.WandbLogger`).
         log_dir: Root of wandb's local files, one ``log_dir/group/<run>`` folder per seed.
         **init_kwargs: More arguments of ``wandb.init``.
     """

@@ -1,13 +1,12 @@
-"""Loggers: where the per-epoch dictionaries of a fit go, besides the history.
+"""File loggers: the per-epoch dictionaries of a fit in a CSV or JSON-lines file.
 
-A logger is any callable ``logger(epoch_dict)``; the solver calls it after
-every epoch with the same dict it appends to :py:attr:`Solver.log`. Two
-optional methods are called when the fit ends (also when it stops with an
-error): ``finalize(final_metrics)`` with the best epoch's dict (plus
-``"best_epoch"``), then ``close()``.
+A logger is any callable ``logger(epoch_dict)`` (:py:class:`Logger`, in
+:py:mod:`strfsolver.loggers.protocol`): the solver calls it after every epoch
+with the same dict it appends to :py:attr:`Solver.log`, then ``finalize`` and
+``close`` when the fit ends.
 
 Two file loggers are provided. Both rewrite their file atomically (through
-:py:mod:`strfsolver.io`) so that an interrupted run leaves a readable file.
+:py:mod:`strfsolver.utils.io`) so that an interrupted run leaves a readable file.
 """
 
 from __future__ import annotations
@@ -18,21 +17,14 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Protocol, Union, runtime_checkable
+from typing import Any, Dict, List, Union
 
-from strfsolver import io
-from strfsolver.checks import to_json
+from strfsolver.loggers.protocol import Logger
 from strfsolver.solver.neuron_history import long_form_rows
+from strfsolver.utils import io
+from strfsolver.utils.checks import to_json
 
 __all__ = ["Logger", "CSVLogger", "JSONLinesLogger", "history_to_csv"]
-
-
-@runtime_checkable
-class Logger(Protocol):
-    """What a logger provides: ``__call__(epoch_dict)``; ``finalize`` and ``close`` are optional."""
-
-    def __call__(self, epoch: Dict[str, Any]) -> None:
-        ...
 
 
 def _columns(rows: List[Dict[str, Any]]) -> List[str]:

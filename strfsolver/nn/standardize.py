@@ -18,6 +18,8 @@ from typing import Any, Iterable, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from strfsolver.data.collate import check_batch
+
 __all__ = ["StimulusStandardizer", "stimulus_statistics", "set_standardization", "is_standardized"]
 
 
@@ -133,8 +135,6 @@ def loader_stimuli(loader: Any) -> Iterable[Tensor]:
     if stims is not None:
         return list(stims)
     out = []
-    from strfsolver.data.collate import check_batch  # strfsolver.data imports the models
-
     for batch in loader:
         recorded = ~check_batch(batch)["responses"].isnan().all(dim=2).all(dim=1)  # (B, T)
         for b in range(recorded.shape[0]):
