@@ -63,7 +63,7 @@ def make_data(n_neurons=494, n_stims=20, n_repeats=10, n_times=500, seed=0):
 def reference_cc_norm(pred: np.ndarray, responses: np.ndarray) -> np.ndarray:
     """Schoppe's cc_norm with a Python loop over neurons and stimuli.
 
-    Written from CONVENTIONS.md §2 independently of strfsolver.metrics: for
+    Written from docs/conventions.md §2 independently of strfsolver.metrics: for
     each neuron, for each stimulus, the PSTH over the bins with a valid
     repeat, Sahani & Linden's signal power from the repeats with any valid
     bin, each repeat's variance over its own valid bins.

@@ -92,8 +92,13 @@ def main(argv=None) -> int:
         torch.manual_seed(seed)
         return strfsolver.models.init("ln", n_freqs=args.freqs, n_lags=args.lags, n_neurons=args.neurons)
 
+    import dataclasses
+
+    # the progress option was called tqdm_on before the solver-core redesign
+    quiet = "progress" if "progress" in {f.name for f in dataclasses.fields(strfsolver.solver.PopulationSolver)} else "tqdm_on"
+
     def build(name, epochs):
-        options = dict(lr=args.lr, max_epochs=epochs, patience=None, progress=False)
+        options = dict(lr=args.lr, max_epochs=epochs, patience=None, **{quiet: False})
         if name == "multi-seed":
             return strfsolver.solver.init(name, solver="population", model_factory=new_model, n_seeds=args.seeds, **options)
         return strfsolver.solver.init(name, model=new_model(0), **options)

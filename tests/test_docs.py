@@ -34,3 +34,17 @@ def test_page_code_blocks_run(page, tmp_path, monkeypatch):
 
 def test_docs_have_code_to_run():
     assert any(python_blocks(p) for p in PAGES), "no ```python block found in README.md or docs/"
+
+
+def test_docstrings_cite_the_conventions_page_of_this_repository():
+    # the conventions users need live in docs/conventions.md; every "§N" cited there must exist
+    sections = set(re.findall(r"^## (\d+)\. ", (ROOT / "docs" / "conventions.md").read_text(), re.M))
+    assert len(sections) >= 6
+    cited, outside = set(), []
+    for path in sorted((ROOT / "strfsolver").rglob("*.py")):
+        text = path.read_text()
+        if "CONVENTIONS" in text:
+            outside.append(str(path.relative_to(ROOT)))
+        cited |= {(str(path.relative_to(ROOT)), n) for n in re.findall(r"docs/conventions\.md §(\d+)", text)}
+    assert not outside, f"modules citing a CONVENTIONS file that is not in this repository: {outside}"
+    assert cited and not {n for _, n in cited} - sections, sorted(c for c in cited if c[1] not in sections)

@@ -5,7 +5,7 @@ A model written by ``strfsolver fit`` (its ``model/`` folder) or by
 responses to every stimulus of a ``.npz`` or ``.nwb`` file;
 :py:func:`run_predict` writes the predictions, :py:func:`run_evaluate` the
 per-neuron scores against the file's responses (the metrics of
-CONVENTIONS.md §2).
+docs/conventions.md §2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Datasets, padding and loaders that follow the data contract (CONVENTIONS.md §1).
+"""Datasets, padding and loaders that follow the data contract (docs/conventions.md §1).
 
 - :py:class:`NeuralDataset`: validated stimuli ``(F, T_i)`` and responses ``(N, R_i, T_i)``;
 - :py:func:`neural_collate`: pads items into a batch dict for ``torch.utils.data.DataLoader``;

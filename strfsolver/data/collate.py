@@ -1,4 +1,4 @@
-"""Pad a list of stimuli and responses into one batch (CONVENTIONS.md §1)."""
+"""Pad a list of stimuli and responses into one batch (docs/conventions.md §1)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ __all__ = ["neural_collate", "check_batch"]
 
 
 def check_batch(batch: Any) -> Dict[str, Any]:
-    """``batch`` if it is a batch dict (CONVENTIONS.md §1) with at least ``stims`` and ``responses``.
+    """``batch`` if it is a batch dict (docs/conventions.md §1) with at least ``stims`` and ``responses``.
 
     Raises:
         ValueError: naming what came instead, and how to build batches.

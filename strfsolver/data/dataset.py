@@ -1,6 +1,6 @@
 """A validated, in-memory set of stimuli and the responses they evoked.
 
-Shapes follow CONVENTIONS.md §1: stimulus ``i`` is ``(F, T_i)`` (or
+Shapes follow docs/conventions.md §1: stimulus ``i`` is ``(F, T_i)`` (or
 ``(C, F, T_i)`` with C channels), its responses ``(N, R_i, T_i)`` with N
 neurons, R_i repeats and NaN wherever nothing was recorded.
 """

@@ -5,7 +5,7 @@ For users with arrays rather than training loops::
     est = STRFEstimator(model="linear", n_lags=20).fit(X, y)
     est.predict(X_test), est.score(X_test, y_test), est.strfs_, est.scores_
 
-Shapes follow scikit-learn, time on axis 0 (CONVENTIONS.md §1):
+Shapes follow scikit-learn, time on axis 0 (docs/conventions.md §1):
 
 - ``X``: ``(n_times, n_freqs)`` spectrogram, or a list of such arrays, one per
   stimulus (their lengths may differ);

@@ -2,7 +2,7 @@
 
 Every loss takes ``pred (B, N, 1, T)`` and ``responses (B, N, R, T)``, masks
 NaN positions out of its value and its gradient and reduces over neurons
-(CONVENTIONS.md §3). The functional forms are in
+(docs/conventions.md §3). The functional forms are in
 :py:mod:`strfsolver.losses.functional` (``mse``, ``poisson_nll``).
 """
 

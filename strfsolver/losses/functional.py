@@ -1,4 +1,4 @@
-"""Functional forms of the training losses (CONVENTIONS.md §3).
+"""Functional forms of the training losses (docs/conventions.md §3).
 
 Both losses take ``pred (B, N, 1, T)`` and ``responses (B, N, R, T)`` (NaN
 where missing). Responses with R > 1 are collapsed to their PSTH (nanmean

@@ -1,4 +1,4 @@
-"""Exact, vectorized, NaN-aware metrics (CONVENTIONS.md §2).
+"""Exact, vectorized, NaN-aware metrics (docs/conventions.md §2).
 
 Every function takes ``pred`` of shape ``(B, N, 1, T)`` (one prediction per
 stimulus, neuron and time bin) and ``responses`` of shape ``(B, N, R, T)``

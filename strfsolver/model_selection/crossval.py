@@ -9,7 +9,7 @@ executor) and stores each as it arrives.
 A neuron's cross-validated score is computed once, on the concatenation of
 every fold's held-out predictions (each stimulus is predicted by the one
 model that never saw it); the mean over folds is reported beside it
-(CONVENTIONS.md §7).
+(docs/conventions.md §7).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A neural response is autocorrelated within a stimulus: a fold that cuts a
 stimulus in two scores the model on bins it has almost seen. These
 splitters assign whole stimuli (or whole groups of stimuli) to folds, and
-every stimulus is held out exactly once (CONVENTIONS.md §7).
+every stimulus is held out exactly once (docs/conventions.md §7).
 
 They work on a :py:class:`~strfsolver.data.NeuralDataset` (one unit per
 stimulus) and, with scikit-learn's ``split(X, y, groups)`` protocol, as the

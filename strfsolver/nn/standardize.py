@@ -4,7 +4,7 @@ Raw spectrograms come in any unit: dB, power in the thousands, magnitudes of
 0-27. A learning rate, a kernel initialisation and a ridge penalty that are
 right for one are wrong for another. Every model therefore starts with a
 :py:class:`StimulusStandardizer`: ``(x - mean) / scale`` per channel and
-band, with the statistics of the *training* stimuli (CONVENTIONS.md §7),
+band, with the statistics of the *training* stimuli (docs/conventions.md §7),
 set by the solver when a fit starts (``Solver.standardize``, on by default)
 and kept in the model's buffers, so ``transform``, checkpoints and
 ``save_pretrained`` / ``from_pretrained`` apply the same. Until it is fitted

@@ -66,7 +66,7 @@ class RidgeFit:
             a neuron has no score are skipped); with ``"gcv"``, the leave-one-bin-out score.
         fold_scores: ``(K, A, N)`` per-fold scores (``(1, A, N)`` with ``"gcv"``).
         pooled_scores: ``(A, N)`` scores over all folds' held-out bins taken
-            together (CONVENTIONS §7).
+            together (docs/conventions.md §7).
         folds: the ``(train, test)`` group indices of each fold.
         shape: ``(C, F, L)``.
     """
@@ -227,7 +227,7 @@ def fit_ridge(
 
     **Alphas.** At most one of ``alphas``, ``relative_alphas``, ``alpha``:
 
-    * ``alphas``: absolute grid, as in scikit-learn (CONVENTIONS §7);
+    * ``alphas``: absolute grid, as in scikit-learn (docs/conventions.md §7);
     * ``relative_alphas``: grid relative to ``scale`` (see :class:`RidgeFit`),
       the same at any feature scale; neither given: :data:`DEFAULT_RELATIVE_ALPHAS`;
     * ``alpha``: a fixed absolute alpha, scalar or ``(N,)`` (one per neuron);
@@ -258,7 +258,7 @@ def fit_ridge(
     held-out groups (or the sum of its training groups, whichever has fewer
     terms), and centering subtracts ``n mu mu^T``: both cancel digits, about
     ``eps * ||G||``, harmless in float64 when the features are standardized
-    (CONVENTIONS §7) but not in float32 with large feature means.
+    (docs/conventions.md §7) but not in float32 with large feature means.
 
     Args:
         stats: the accumulated statistics.

@@ -3,7 +3,7 @@
 A checkpoint is the nested dict of :py:meth:`strfsolver.solver.Solver.state_dict`
 written with :py:func:`strfsolver.utils.io.save_state`: tensors in safetensors,
 everything else as JSON in the same file, written to a temporary name and
-renamed into place (CONVENTIONS.md §6). With a ``logdir``,
+renamed into place (docs/conventions.md §6). With a ``logdir``,
 :py:meth:`~strfsolver.solver.Solver.fit` keeps two of them:
 
 - :py:data:`LAST` (``checkpoint_last.safetensors``): the state after the most

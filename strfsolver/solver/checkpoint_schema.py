@@ -3,7 +3,7 @@
 :py:func:`strfsolver.utils.io.load_state` guarantees a well-formed file (header,
 offsets, checksum); this module guarantees a well-formed *solver state*: the
 parts :py:meth:`~strfsolver.solver.Solver.load_state_dict` reads, each of the
-type it expects, and model weights that are all finite (CONVENTIONS.md §6:
+type it expects, and model weights that are all finite (docs/conventions.md §6:
 a checkpoint never holds non-finite values). A file edited by hand
 (``progress.epoch = "five"``) or a state whose weights went NaN is refused
 with a ``ValueError`` naming the file and the field, before anything is

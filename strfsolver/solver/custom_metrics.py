@@ -5,7 +5,7 @@ streamed from per-neuron sufficient statistics, batch by batch. A metric a
 user writes has no such decomposition, so it sees the whole validation set at
 once: the predictions and responses of every batch, concatenated along the
 stimulus axis, each batch NaN-padded to the longest stimulus and to the
-largest number of repeats (CONVENTIONS.md §1: NaN marks what was not
+largest number of repeats (docs/conventions.md §1: NaN marks what was not
 recorded). Predictions are NaN-padded as well, so a padded bin can never look
 like a prediction of zero.
 

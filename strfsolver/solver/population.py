@@ -19,7 +19,7 @@ class PopulationSolver(Solver):
 
     The model maps a batch's stimuli to every neuron's prediction
     ``(B, N, 1, T)``; the criterion averages each neuron's loss over its
-    valid bins and then over neurons (CONVENTIONS.md §3), so each neuron
+    valid bins and then over neurons (docs/conventions.md §3), so each neuron
     weighs the same whatever its firing rate or number of recorded bins.
     Shared parameters (a common front end, a shared core) and per-neuron
     ones (a linear STRF each) train together, and N neurons cost one

@@ -1,7 +1,7 @@
 """The argument checks every part of strfsolver shares, and its one JSON converter.
 
 Each check raises ``ValueError`` naming the argument, what was expected and
-what came (CONVENTIONS.md §5), and returns the value in its plain Python
+what came (docs/conventions.md §5), and returns the value in its plain Python
 type, so a call site reads ``self.patience = check_count(patience, "patience", 1)``.
 Booleans are never accepted as numbers: ``True`` is an ``int`` to Python but
 almost always a mistake where a count is expected.

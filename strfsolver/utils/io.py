@@ -3,7 +3,7 @@
 Loading a file written here never runs code from it (no pickle), and every
 file is written to a temporary name in the target folder and renamed into
 place, so a crash leaves either the old file or the new one, never half of
-one (CONVENTIONS.md §6).
+one (docs/conventions.md §6).
 
 The safetensors format is simple enough to write without the ``safetensors``
 package: an 8-byte little-endian header length, a JSON header mapping each

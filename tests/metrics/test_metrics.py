@@ -32,7 +32,7 @@ def _pearson(x, y):
 
 
 def reference(pred, responses, mask=None):
-    """Every metric of CONVENTIONS.md §2, one neuron and one stimulus at a time."""
+    """Every metric of docs/conventions.md §2, one neuron and one stimulus at a time."""
     pred = np.asarray(pred, float)
     responses = np.asarray(responses, float)
     B, N, R, T = responses.shape

@@ -1,4 +1,4 @@
-"""The data contract (CONVENTIONS.md §1): every malformed stimulus, response or index is refused
+"""The data contract (docs/conventions.md §1): every malformed stimulus, response or index is refused
 when the dataset, loader or fit is built, with a message naming the argument or the stimulus."""
 
 import math
