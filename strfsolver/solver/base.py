@@ -153,11 +153,15 @@ class Solver(FittedAttributes, abc.ABC):
     )
     monitor: str = field(
         default="val_cc_norm",
-        doc="Key of the epoch dict that decides the best epoch. Without a validation loader a ``val_<x>`` "
-        "monitor falls back to ``train_<x>`` when the epoch dicts have it (``train_loss``, or a tracked "
-        "train metric) and otherwise to ``train_loss`` with ``mode=\"min\"``, with a warning.",
+        doc="Key of the epoch dict that decides the best epoch: ``val_loss``, ``train_loss`` or a score "
+        "``val_<metric>`` / ``train_<metric>``. Without a validation loader a ``val_<x>`` monitor falls back to "
+        "``train_<x>`` when the epoch dicts have it, else to ``train_loss``, with a warning.",
     )
-    mode: str = field(default="max", doc="``\"max\"``: a larger monitored value is better; ``\"min\"``: smaller.")
+    mode: Optional[str] = field(
+        default=None,
+        doc="``None``: inferred from ``monitor`` (losses minimised, scores maximised); ``\"max\"`` / ``\"min\"`` "
+        "must agree with it, and are needed for a custom metric (:py:func:`~strfsolver.solver.loop.monitor_mode`).",
+    )
     min_delta: float = field(default=0.0, doc="An epoch improves on the best one only if better by more than this (>= 0).")
     plateau_patience: Optional[int] = field(
         default=None,

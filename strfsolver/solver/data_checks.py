@@ -8,11 +8,86 @@ model stops before its first epoch instead of finishing silently.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
+
+import torch
 
 from strfsolver.utils.checks import is_count
 
-__all__ = ["check_lags_fit_stimuli"]
+__all__ = ["check_fit_data", "check_lags_fit_stimuli", "check_neurons_have_training_data", "describe_non_finite"]
+
+
+def _dataset(loader: Any) -> Any:
+    """The :py:class:`~strfsolver.data.NeuralDataset` a loader serves, or ``None`` when it does not say."""
+    dataset = getattr(loader, "dataset", None)
+    return dataset if all(hasattr(dataset, name) for name in ("n_neurons", "n_freqs", "responses")) else None
+
+
+def check_fit_data(model: Any, loader: Any, valid_loader: Optional[Any] = None, test_loader: Optional[Any] = None) -> None:
+    """Every check of the data against the model and against each other, run when a fit starts,
+    before any work: lags against stimulus lengths, the neurons and bands of every loader against
+    the training data's and the model's, and every neuron recorded in the training data.
+
+    Loaders that do not serve a :py:class:`~strfsolver.data.NeuralDataset` are not inspected.
+
+    Raises:
+        ValueError: naming the loader, the quantity and both values.
+    """
+    check_lags_fit_stimuli(model, loader)
+    train = _dataset(loader)
+    if train is None:
+        return
+    for label, attribute in (("neurons", "n_neurons"), ("frequency bands", "n_freqs")):
+        expected = getattr(train, attribute)
+        declared = getattr(model, attribute, None)
+        if is_count(declared, 1) and declared != expected:
+            raise ValueError(f"the model has {attribute}={declared} but the training data have {expected} {label}; "
+                             f"build the model with {attribute}={expected}.")
+        for name, other in (("validation", valid_loader), ("test", test_loader)):
+            data = _dataset(other)
+            if data is not None and getattr(data, attribute) != expected:
+                raise ValueError(f"the {name} data have {getattr(data, attribute)} {label} but the training data have "
+                                 f"{expected}; every split must hold the same {label}, in the same order.")
+    check_neurons_have_training_data(train)
+
+
+def check_neurons_have_training_data(dataset: Any) -> None:
+    """Refuse neurons without one recorded bin in the training data: their fit would keep its
+    initial weights, and a validation score of it would look like any other.
+
+    Raises:
+        ValueError: naming the neurons (index and id).
+    """
+    recorded = torch.zeros(dataset.n_neurons, dtype=torch.bool)
+    for responses in dataset.responses:  # one stimulus at a time: (N, R, T)
+        recorded |= ~responses.isnan().flatten(1).all(1)
+        if bool(recorded.all()):
+            return
+    missing = (~recorded).nonzero().flatten().tolist()
+    ids = dataset.neuron_ids
+    named = ", ".join(f"{n} ({ids[n]!r})" for n in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    raise ValueError(
+        f"{len(missing)} neuron(s) have no recorded bin in the training stimuli: {named}. Their fits would keep "
+        "their initial weights. Leave them out (dataset.select_neurons) or put stimuli where they were recorded "
+        "into the training split."
+    )
+
+
+def describe_non_finite(batch: dict) -> Optional[str]:
+    """Where a batch holds data no loss can use: a NaN or infinite stimulus value, or an infinite
+    response (NaN responses mean "not recorded"); ``None`` when there is none."""
+    checks = [("stims", batch.get("stims"), lambda t: ~torch.isfinite(t)), ("responses", batch.get("responses"), torch.isinf)]
+    for name, tensor, bad in checks:
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            continue
+        flags = bad(tensor)
+        if bool(flags.any()):
+            position = [int(i) for i in flags.nonzero()[0]]
+            meta = batch.get("meta")
+            stimulus = meta[position[0]].get("index", position[0]) if isinstance(meta, list) and len(meta) > position[0] and isinstance(meta[position[0]], dict) else position[0]
+            return (f"batch[{name!r}] holds {float(tensor[tuple(position)])} at {tuple(position)} (stimulus {stimulus}, "
+                    f"bin {position[-1]}); every stimulus value must be finite, a response finite or NaN (not recorded)")
+    return None
 
 
 def check_lags_fit_stimuli(model: Any, loader: Any) -> None:

@@ -36,7 +36,7 @@ from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import neuron_history as _neuron_history
 from strfsolver.solver import recovery as _recovery
-from strfsolver.solver.data_checks import check_lags_fit_stimuli
+from strfsolver.solver.data_checks import check_fit_data, describe_non_finite
 from strfsolver.solver.diagnostics import FitWarning, diagnose
 from strfsolver.solver.errors import TrainingDivergedError
 from strfsolver.solver.loop import CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor
@@ -91,6 +91,8 @@ class GradientEpoch:
         for index, batch in enumerate(batches):
             loop.schedules.begin_step(state.step)
             batch = solver.prepare(batch)
+            if bool(batch["responses"].isnan().all()):
+                continue  # nothing recorded: no loss to learn from, and not a divergence
             if freezes:
                 batch[ACTIVE_NEURONS] = tracker.active(state)
             out = solver.step(batch)
@@ -102,6 +104,9 @@ class GradientEpoch:
             loss = float(out["loss"])
             if not math.isfinite(loss):
                 loop.restore_best()
+                bad_data = describe_non_finite(batch)
+                if bad_data is not None:  # the data, not the learning rate, made the loss non-finite
+                    raise ValueError(f"epoch {epoch}, step {index} of the epoch: {bad_data}.")
                 raise TrainingDivergedError(epoch, state.step, index, loss, state.best_epoch, cause=out.get("diverged"))
             lr = solver.current_lr
             size = len(batch["stims"])
@@ -162,7 +167,7 @@ class FitLoop:
                  valid_frequency: int = 1, save_hook: Optional[Callable[[int, Any], Any]] = None, resume: bool = False,
                  keep_every: Optional[int] = None, validate_initial: bool = False, test_loader: Optional[Iterable[Batch]] = None):
         self.solver, self.loader, self.valid_loader, self.test_loader = solver, loader, valid_loader, test_loader
-        check_lags_fit_stimuli(solver.model, loader)
+        check_fit_data(solver.model, loader, valid_loader, test_loader)
         self.max_epochs = check_count(solver.max_epochs if max_epochs is None else max_epochs, "max_epochs", 1)
         self.valid_frequency = check_count(valid_frequency, "valid_frequency", 1)
         save_frequency = check_count(1 if save_frequency is None else save_frequency, "save_frequency", 1)

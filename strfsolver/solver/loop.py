@@ -24,11 +24,12 @@ import torch
 import tqdm
 from torch import Tensor
 
+from strfsolver.metrics import available_metrics
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import schedules as _schedules
 from strfsolver.solver.state import TrainingState
 
-__all__ = ["EarlyStopping", "ScheduleRunner", "CheckpointWriter", "Reporter", "resolve_monitor", "epoch_keys", "check_monitor_key", "copy_state", "MODES"]
+__all__ = ["EarlyStopping", "ScheduleRunner", "CheckpointWriter", "Reporter", "resolve_monitor", "epoch_keys", "check_monitor_key", "copy_state", "monitor_mode", "SCORE_METRICS", "MODES"]
 
 MODES = ("max", "min")
 
@@ -215,9 +216,59 @@ def copy_state(module: torch.nn.Module) -> Dict[str, Tensor]:
     return {name: t.detach().clone() for name, t in module.state_dict().items()}
 
 
+#: built-in metrics that score a prediction, larger being better; the others describe the data
+SCORE_METRICS = ("cc", "cc_norm", "cc_norm_hsu", "fve")
+#: epoch-dict quantities that are minimised
+LOSS_NAMES = ("loss", "penalty")
+
+
+def monitor_mode(monitor: Any, mode: Optional[str], metrics: Sequence[str] = SCORE_METRICS, custom: Sequence[str] = ()) -> str:
+    """The direction of a monitored key: losses are minimised, scores maximised.
+
+    Args:
+        monitor: ``train_loss``, ``val_loss``, ``train_penalty``, or ``val_<score>`` /
+            ``train_<score>`` of a built-in score (:data:`SCORE_METRICS`) or a custom metric.
+        mode: ``None`` to infer it, or ``"max"`` / ``"min"``, which must agree with the key.
+        metrics: The solver's metric names (for the list of keys in a message).
+        custom: Names of the custom metrics; their direction must be given with ``mode``.
+
+    Raises:
+        ValueError: for a key that is neither a loss nor a score (``"seconds"``, ``"val_snr"``),
+            a ``mode`` that contradicts the key, or a custom metric without a ``mode``.
+        KeyError: for a name no epoch dict has (listing the keys that can be monitored).
+    """
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r} (or leave it None: inferred from the monitor).")
+    prefix, _, name = monitor.partition("_") if isinstance(monitor, str) else ("", "", "")
+    if prefix not in ("train", "val") or not name:
+        raise ValueError(f"monitor must be a key of the epoch dicts such as 'val_cc_norm', got {monitor!r}: a loss "
+                         "('val_loss', 'train_loss') or a score ('val_<metric>', 'train_<metric>').")
+    natural = "min" if name in LOSS_NAMES else None if name in custom else "max" if name in SCORE_METRICS else "?"
+    if natural == "?":
+        if name in available_metrics() or name in ("seconds", "lr", "epoch"):
+            raise ValueError(f"monitor {monitor!r} is not a score of the prediction (it describes the data or the run); "
+                             f"monitor a loss or one of the scores {list(SCORE_METRICS)}.")
+        keys = ["train_loss", "val_loss"] + [f"{p}_{m}" for m in metrics if m in SCORE_METRICS or m in custom for p in ("val", "train")]
+        raise KeyError(f"monitor {monitor!r} is not in the epoch dict; available keys: {sorted(keys)}.")
+    if mode is None:
+        if natural is None:
+            raise ValueError(f"monitor {monitor!r} is a custom metric: say whether larger is better with mode='max' or 'min'.")
+        return natural
+    if natural is not None and mode != natural:
+        kind = "a loss, which is minimised" if natural == "min" else "a score, where larger is better"
+        raise ValueError(f"monitor {monitor!r} is {kind}, but mode={mode!r}; leave mode out (it is inferred) or set mode={natural!r}.")
+    return mode
+
+
 def resolve_monitor(solver: Any, has_validation: bool) -> Tuple[str, str]:
-    """The ``(monitor, mode)`` a fit uses: the solver's, or a ``train_`` fallback without validation data (warned)."""
-    monitor, mode = solver.monitor, solver.mode
+    """The ``(monitor, mode)`` a fit uses: the solver's, with the direction inferred from the key
+    (:py:func:`monitor_mode`), or a ``train_`` fallback without validation data (warned)."""
+    monitor = solver.monitor
+    try:
+        mode = monitor_mode(monitor, solver.mode, solver.metrics, tuple(solver.metric_functions))
+    except KeyError:
+        check_monitor_key(solver, monitor, has_validation)  # the message that lists every key of the epoch dicts
+        raise
     if has_validation or not monitor.startswith("val_"):
         return monitor, mode
     name = monitor[len("val_") :]
@@ -232,6 +283,7 @@ def resolve_monitor(solver: Any, has_validation: bool) -> Tuple[str, str]:
         stacklevel=4,
     )
     return fallback
+
 
 def epoch_keys(solver: Any, has_validation: bool) -> List[str]:
     """The keys :py:meth:`fit` puts in every evaluated epoch's dict."""

@@ -23,7 +23,7 @@ from strfsolver import losses as _losses
 from strfsolver.utils.checks import check_count, check_real
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver.custom_metrics import split_metrics
-from strfsolver.solver.loop import MODES
+from strfsolver.solver.loop import monitor_mode
 
 __all__ = ["build_options", "check_options", "check_device", "refuse_unused", "RENAMED"]
 
@@ -103,15 +103,15 @@ def check_options(solver: Any) -> None:
         raise ValueError(f"optimizer must be a torch.optim.Optimizer, a factory params -> optimizer, or None; got {optimizer!r}.")
     check_real(solver.lr, "lr", 0.0, low_open=True, allow_none=True)
     check_real(solver.weight_decay, "weight_decay", 0.0)
-    if solver.mode not in MODES:
-        raise ValueError(f"mode must be 'max' or 'min', got {solver.mode!r}.")
+    try:
+        monitor_mode(solver.monitor, solver.mode, solver.metrics, tuple(solver.metric_functions))
+    except KeyError:
+        pass  # a key no epoch dict has is named, with every key the fit's dicts hold, when the fit starts
     check_count(solver.patience, "patience", 1, allow_none=True)
     check_count(solver.max_epochs, "max_epochs", 1)
     for name in ("standardize", "progress", "track_train_metrics"):
         if not isinstance(getattr(solver, name), bool):
             raise ValueError(f"{name} must be True or False, got {getattr(solver, name)!r}.")
-    if not isinstance(solver.monitor, str) or not solver.monitor:
-        raise ValueError(f"monitor must be a key of the epoch dicts such as 'val_cc_norm', got {solver.monitor!r}.")
     check_real(solver.min_delta, "min_delta", 0.0)
     check_count(solver.plateau_patience, "plateau_patience", 0, allow_none=True)
     check_real(solver.lr_decay, "lr_decay", 0.0, 1.0, low_open=True, high_open=True)

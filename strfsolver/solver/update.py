@@ -43,8 +43,18 @@ def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
 
 
 def loss_parts(value: Union[Tensor, Dict[str, Tensor]]) -> Dict[str, Tensor]:
-    """What a ``_loss`` hook returned, as a dict with at least ``"loss"``."""
-    return dict(value) if isinstance(value, dict) else {"loss": value}
+    """What a ``_loss`` hook returned, as a dict with at least ``"loss"``, a scalar tensor.
+
+    Raises:
+        ValueError: when the loss is not a scalar (a criterion with ``reduction="none"``).
+    """
+    parts = dict(value) if isinstance(value, dict) else {"loss": value}
+    loss = parts.get("loss")
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"the loss (the criterion, or a _loss hook) must be a scalar tensor to back-propagate, got {got}; "
+                         "reduce it over neurons and bins (e.g. reduction='mean').")
+    return parts
 
 
 def total_penalty(penalties: List[Any], model: nn.Module, dtype: torch.dtype, device: torch.device) -> Optional[Tensor]:

@@ -13,7 +13,7 @@ def _solver(model, **options):
 
 def test_custom_twin_of_a_builtin_gives_the_builtin_values(loaders, new_model):
     train, valid = loaders
-    solver = _solver(new_model(), metrics=["cc", {"my_cc": lambda pred, resp: corrcoef(pred, resp)}], monitor="val_my_cc")
+    solver = _solver(new_model(), metrics=["cc", {"my_cc": lambda pred, resp: corrcoef(pred, resp)}], monitor="val_my_cc", mode="max")
     history = solver.fit(train, valid, max_epochs=3).log
     assert solver.metrics == ("cc", "my_cc")
     for row in history:
