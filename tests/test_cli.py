@@ -20,7 +20,7 @@ def _rows(path):
 
 def test_demo_writes_its_report(tmp_path, capsys):
     out = tmp_path / "demo_out"
-    assert cli.main(["demo", "--out", str(out), *SMALL]) == 0
+    assert cli.main(["demo", "--logdir", str(out), *SMALL]) == 0
     summary = _rows(out / "summary.csv")
     assert list(summary[0]) == ["neuron", "cc", "cc_norm", "truth_cc_norm", "strf_corr", "ridge_cc_norm"]
     assert [row["neuron"] for row in summary] == ["0", "1", "2", "3"]
@@ -70,14 +70,14 @@ def test_strf_correlation_is_pearson_per_neuron():
 
 def test_bad_arguments_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        cli.main(["demo", "--out", str(tmp_path), "--n-neurons", "0"])
+        cli.main(["demo", "--logdir", str(tmp_path), "--n-neurons", "0"])
     assert "expected a positive integer, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main([])
-    assert cli.main(["demo", "--out", str(tmp_path), *SMALL, "--smoothness", "-1"]) == 2
+    assert cli.main(["demo", "--logdir", str(tmp_path), *SMALL, "--smoothness", "-1"]) == 2
     assert "smoothness" in capsys.readouterr().err
 
 
 def test_python_dash_m_runs_the_command_line():
     done = subprocess.run([sys.executable, "-m", "strfsolver", "demo", "--help"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "--out" in done.stdout and "--quick" in done.stdout
+    assert done.returncode == 0 and "--logdir" in done.stdout and "--quick" in done.stdout

@@ -1,4 +1,4 @@
-"""``strfsolver compare CONFIG --out DIR``: tables, figures, a self-contained report, resumption."""
+"""``strfsolver compare CONFIG --logdir DIR``: tables, figures, a self-contained report, resumption."""
 
 import base64
 import csv
@@ -29,7 +29,7 @@ def config(tmp_path):
 def test_compare_writes_tables_figures_and_a_self_contained_report(config, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "cmp"
-    assert cli.main(["compare", str(config), "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(["compare", str(config), "--logdir", str(out), "--no-progress"]) == 0
     scores = list(csv.DictReader((out / "scores.csv").open()))
     assert len(scores) == 2 * 3 * 3  # models x folds x neurons
     assert {"model", "fold", "neuron_id", "cc", "cc_norm", "fve", "signal_power", "params", "epochs", "seconds"} <= set(scores[0])
@@ -67,7 +67,7 @@ def test_interrupted_compare_resumes_without_refitting_finished_folds(config, tm
 
     monkeypatch.setattr(crossval_module, "fit_fold", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        cli.main(["compare", str(config), "--out", str(out), "--no-progress", "--no-plots"])
+        cli.main(["compare", str(config), "--logdir", str(out), "--no-progress", "--no-plots"])
     stored = sorted(p.relative_to(out / "folds").as_posix() for p in (out / "folds").rglob("*.safetensors"))
     assert stored == ["ln/fold-0.safetensors", "ridge/fold-0.safetensors", "ridge/fold-1.safetensors", "ridge/fold-2.safetensors"]
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "folds").rglob("*.safetensors")}
@@ -79,13 +79,13 @@ def test_interrupted_compare_resumes_without_refitting_finished_folds(config, tm
         return real(*args, **kwargs)
 
     monkeypatch.setattr(crossval_module, "fit_fold", counting)
-    assert cli.main(["compare", str(config), "--out", str(out), "--no-progress", "--no-plots"]) == 0
+    assert cli.main(["compare", str(config), "--logdir", str(out), "--no-progress", "--no-plots"]) == 0
     assert refitted == [("ln", 1), ("ln", 2)]
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
     resumed = (out / "summary.csv").read_text()
 
     monkeypatch.setattr(crossval_module, "fit_fold", real)
-    assert cli.main(["compare", str(config), "--out", str(tmp_path / "fresh"), "--no-progress", "--no-plots"]) == 0
+    assert cli.main(["compare", str(config), "--logdir", str(tmp_path / "fresh"), "--no-progress", "--no-plots"]) == 0
     assert (tmp_path / "fresh" / "summary.csv").read_text() == resumed
 
 
@@ -104,6 +104,6 @@ def test_bad_compare_configs_exit_2_with_one_line(config, tmp_path, capsys, chan
     body = json.loads(config.read_text())
     body.update(change)
     config.write_text(json.dumps(body))
-    assert cli.main(["compare", str(config), "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert cli.main(["compare", str(config), "--logdir", str(tmp_path / "x"), "--no-progress"]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1

@@ -19,7 +19,7 @@ def data_file(tmp_path):
 
 
 def write_config(tmp_path, **entries):
-    config = {"data": "data.npz", "out": "results", "model_options": {"n_lags": 4},
+    config = {"data": "data.npz", "logdir": "results", "model_options": {"n_lags": 4},
               "solver_options": {"lr": 0.01, "max_epochs": 4, "patience": 2}}
     config.update(entries)
     path = tmp_path / "config.json"
@@ -50,7 +50,7 @@ def test_fit_writes_the_report_and_per_seed_files(tmp_path, data_file, capsys):
 def test_yaml_config_and_models_without_strf(tmp_path, data_file):
     pytest.importorskip("yaml")
     (tmp_path / "c.yaml").write_text(
-        "data: data.npz\nout: deep\nmodel: cnn2d\nmodel_options: {n_lags: 4}\n"
+        "data: data.npz\nlogdir: deep\nmodel: cnn2d\nmodel_options: {n_lags: 4}\n"
         "solver_options: {max_epochs: 2}\nseeds: [1]\n"
     )
     result = run_fit(tmp_path / "c.yaml", progress=False, print_fn=lambda *_: None)
@@ -85,7 +85,7 @@ def test_bad_configs_give_one_line_errors_naming_the_key(tmp_path, data_file, ca
 
 
 def test_missing_required_key_and_unreadable_files(tmp_path, capsys):
-    with pytest.raises(ConfigError, match="config key 'out' is required"):
+    with pytest.raises(ConfigError, match="config key 'logdir' is required"):
         validate_config({"data": "x.npz"})
     (tmp_path / "broken.json").write_text("{not json")
     assert cli.main(["fit", str(tmp_path / "broken.json")]) == 2

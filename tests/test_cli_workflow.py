@@ -24,7 +24,7 @@ def folder(tmp_path):
 
 
 def write(folder, **entries):
-    config = {"data": "data.npz", "out": "out", "model": "ln", "model_options": {"n_lags": 3}, "solver_options": dict(SOLVER)}
+    config = {"data": "data.npz", "logdir": "out", "model": "ln", "model_options": {"n_lags": 3}, "solver_options": dict(SOLVER)}
     config.update(entries)
     (folder / "config.json").write_text(json.dumps(config))
     return str(folder / "config.json")
@@ -115,7 +115,7 @@ def test_compare_refuses_an_output_path_that_is_a_file(folder, capsys):
     (folder / "afile").write_text("mine")
     config = {"data": "data.npz", "cv": 2, "models": {"ridge": {"model": "linear", "model_options": {"n_lags": 3}}}}
     (folder / "compare.json").write_text(json.dumps(config))
-    assert cli.main(["compare", str(folder / "compare.json"), "--out", str(folder / "afile")]) == 2
+    assert cli.main(["compare", str(folder / "compare.json"), "--logdir", str(folder / "afile")]) == 2
     assert "is a file" in capsys.readouterr().err and (folder / "afile").read_text() == "mine"
 
 
@@ -126,7 +126,7 @@ def test_compare_refuses_an_output_path_that_is_a_file(folder, capsys):
 def test_compare_refuses_a_model_that_does_not_build_before_any_fit(folder, capsys, spec, message):
     config = {"data": "data.npz", "cv": 2, "models": {"ridge": {"model": "linear", "model_options": {"n_lags": 3}}, "bad": spec}}
     (folder / "compare.json").write_text(json.dumps(config))
-    assert cli.main(["compare", str(folder / "compare.json"), "--out", str(folder / "cmp"), "--no-progress"]) == 2
+    assert cli.main(["compare", str(folder / "compare.json"), "--logdir", str(folder / "cmp"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "spec 'bad' does not build" in err and message in err and len(err.strip().splitlines()) == 1
     assert not (folder / "cmp").exists()

@@ -59,7 +59,7 @@ def test_lambdas_do_not_pickle_plainly():
 
 
 def test_process_pool_equals_sequential(loaders, pool, sequential, tmp_path):
-    ms = strfsolver.solver.init("multi-seed", model_factory=model_factory(), n_seeds=2, executor=pool, output_dir=tmp_path, **FAST)
+    ms = strfsolver.solver.init("multi-seed", model_factory=model_factory(), n_seeds=2, executor=pool, logdir=tmp_path, **FAST)
     result = ms.fit(*loaders).result_
     assert_same_runs(result.runs, sequential.runs)
     assert result.best_seed == sequential.best_seed

@@ -1,4 +1,4 @@
-"""Loggers chosen in the estimator: objects, names written into log_dir, one set per seed."""
+"""Loggers chosen in the estimator: objects, names written into logdir, one set per seed."""
 
 import csv
 
@@ -23,24 +23,24 @@ def estimator(**kwargs):
 
 def test_named_and_object_loggers_see_every_epoch(tmp_path):
     seen = []
-    est = estimator(loggers=["csv", seen.append], log_dir=str(tmp_path)).fit(*data())
+    est = estimator(loggers=["csv", seen.append], logdir=str(tmp_path)).fit(*data())
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert len(rows) == est.n_iter_ == len(seen) == 3
     assert [float(r["train_loss"]) for r in rows] == pytest.approx(list(est.history_["train_loss"]), rel=1e-5)
 
 
 def test_multi_seed_loggers_write_one_folder_per_seed(tmp_path):
-    estimator(solver="multi-seed", loggers=["jsonl"], log_dir=str(tmp_path)).fit(*data())
+    estimator(solver="multi-seed", loggers=["jsonl"], logdir=str(tmp_path)).fit(*data())
     assert sorted(p.parent.name for p in tmp_path.glob("*/history.jsonl")) == ["seed_0", "seed_1", "seed_2"]
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(loggers=["csv"]), "give log_dir"),
-        (dict(loggers="csv", log_dir="x"), "must be a list"),
-        (dict(loggers=["neptune"], log_dir="x"), "unknown logger 'neptune'"),
-        (dict(solver="multi-seed", loggers=[print], log_dir="x"), "each seed needs loggers of its own"),
+        (dict(loggers=["csv"]), "give logdir"),
+        (dict(loggers="csv", logdir="x"), "must be a list"),
+        (dict(loggers=["neptune"], logdir="x"), "unknown logger 'neptune'"),
+        (dict(solver="multi-seed", loggers=[print], logdir="x"), "each seed needs loggers of its own"),
     ],
 )
 def test_bad_logger_choices_are_refused(kwargs, message):

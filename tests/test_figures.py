@@ -54,7 +54,7 @@ def test_strf_pages_cover_every_neuron_with_one_colour_scale():
 def test_one_repeat_fit_draws_one_score_curve_and_prints_no_nan_rows(tmp_path, monkeypatch):
     population = synthetic_population(n_neurons=3, n_stims=6, n_repeats=1, n_freqs=4, n_lags=3, n_times=40, seed=5)
     save_npz(tmp_path / "one.npz", population.dataset)
-    config = {"data": str(tmp_path / "one.npz"), "out": str(tmp_path / "out"), "model": "ln", "model_options": {"n_lags": 3},
+    config = {"data": str(tmp_path / "one.npz"), "logdir": str(tmp_path / "out"), "model": "ln", "model_options": {"n_lags": 3},
               "solver_options": {"max_epochs": 3}}
     import strfsolver.app.fit_config as fit_config
 

@@ -105,7 +105,7 @@ def test_per_epoch_percentiles_over_neurons_and_final_per_neuron_results(fake_te
 def test_wandb_factory_names_runs_per_seed_and_honours_wandb_mode(fake_wandb, data, monkeypatch, tmp_path):
     train, valid, test = data
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    factory = wandb_logger_factory("strf", group="ln", config={"lr": 1e-2}, log_dir=tmp_path)
+    factory = wandb_logger_factory("strf", group="ln", config={"lr": 1e-2}, logdir=tmp_path)
     ms = strfsolver.solver.init("multi-seed", model_factory=_model, n_seeds=2, logger_factory=factory, max_epochs=2, lr=1e-2)
     result = ms.fit(train, valid, test).result_
     assert [run.init_kwargs["name"] for run in fake_wandb.runs] == ["ln-seed0", "ln-seed1"]

@@ -1,19 +1,24 @@
 """Command line (``strfsolver``, also ``python -m strfsolver``).
 
-- ``strfsolver demo --out DIR``: the main job, a fit on the embedded synthetic data;
+- ``strfsolver demo --logdir DIR``: the main job, a fit on the embedded synthetic data;
 - ``strfsolver fit CONFIG``: fit a data file as a JSON/YAML config describes
   (see :py:mod:`strfsolver.app.fit_config`);
-- ``strfsolver compare CONFIG --out DIR``: cross-validate several models and
+- ``strfsolver compare CONFIG --logdir DIR``: cross-validate several models and
   compare them (see :py:mod:`strfsolver.app.compare_config`);
 - ``strfsolver predict MODEL DATA --out FILE`` / ``strfsolver evaluate MODEL DATA --out FILE``:
   a saved model's predictions / per-neuron scores on a data file (see :py:mod:`strfsolver.app.saved_models`);
 - ``strfsolver list``: every registry's options.
+
+``--logdir`` always names a folder that a command writes into, ``--out`` a
+single output file. ``demo --out`` and ``compare --out``, the old spelling of
+``--logdir``, are taken for one release (hidden, with a ``DeprecationWarning``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import List, Optional
 
 __all__ = ["main", "build_parser"]
@@ -43,6 +48,24 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _OldLogdir(argparse.Action):
+    """``--out``, the old name of ``--logdir`` for ``demo`` and ``compare``: hidden, taken for one release."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from strfsolver.utils.deprecation import renamed
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", DeprecationWarning)  # shown on the command line too, not only to Python callers
+            setattr(namespace, self.dest, renamed(None, values, "--logdir", "--out", where=parser.prog))
+
+
+def _add_logdir(parser: argparse.ArgumentParser, required: bool, help: str) -> None:
+    """``--logdir DIR`` and its hidden old name ``--out`` (one or the other; both is an error)."""
+    either = parser.add_mutually_exclusive_group(required=required)
+    either.add_argument("--logdir", metavar="DIR", help=help)
+    either.add_argument("--out", dest="logdir", action=_OldLogdir, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``strfsolver`` command."""
     from strfsolver._version import __version__
@@ -56,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="fit linear STRFs to the embedded synthetic population and write a report",
         description="Fit a linear STRF model to the embedded synthetic population with the population solver; "
-        "write summary.csv, history.csv, strfs.png and learning_curves.png to --out and print a table.",
+        "write summary.csv, history.csv, strfs.png and learning_curves.png to the folder --logdir and print a table.",
     )
-    demo.add_argument("--out", required=True, help="output folder (created)")
+    _add_logdir(demo, True, "the folder to write into (created)")
     demo.add_argument("--quick", action="store_true", help="a small problem that runs in seconds")
     sizes = demo.add_argument_group("sizes (defaults: the full demo; --quick makes them smaller)")
     for name in _DEMO_SIZES:
@@ -77,23 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
         "fit",
         help="fit a model to a data file as a JSON or YAML config describes",
         description="Fit the model and solver a config names to its data file (.npz or .nwb) under each of its "
-        "seeds; write summary.csv, history.csv, strfs.png, learning_curves.png and seeds/ to its 'out' folder. "
+        "seeds; write summary.csv, history.csv, strfs.png, learning_curves.png and seeds/ to its 'logdir' folder. "
         "Config keys: " + ", ".join(_config_keys()) + ".",
     )
     fit.add_argument("config", help="path of the JSON (.json) or YAML (.yaml, .yml) config")
     fit.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    fit.add_argument("--resume", action="store_true", help="continue an interrupted fit from the checkpoints in its 'out' folder")
+    fit.add_argument("--resume", action="store_true", help="continue an interrupted fit from the checkpoints in its 'logdir' folder")
 
     compare = commands.add_parser(
         "compare",
         help="cross-validate several models on a data file and compare them neuron by neuron",
         description="Fit every model a config names on the same stimulus-grouped folds; write scores.csv, "
-        "summary.csv, pairs.csv, models.csv, figures and report.html to --out. Finished folds are kept under "
+        "summary.csv, pairs.csv, models.csv, figures and report.html to the folder --logdir. Finished folds are kept under "
         "folds/, so running the command again continues an interrupted comparison.",
     )
     compare.add_argument("config", help="path of the JSON (.json) or YAML (.yaml, .yml) config")
-    compare.add_argument("--out", default=None, help="output folder (default: the config's 'out')")
+    _add_logdir(compare, False, "the folder to write into (default: the config's 'logdir')")
     compare.add_argument("--workers", type=_positive_int, default=None, help="fit folds on this many worker processes")
     compare.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     compare.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -102,11 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
                                ("evaluate", "score per neuron on", "per-neuron table (.csv)")):
         saved = commands.add_parser(
             name, help=f"{verb} a data file with a saved model",
-            description=f"Load a model saved by 'strfsolver fit' (its OUT/model folder) and {verb} a .npz or .nwb file; write the {output}.",
+            description=f"Load a model saved by 'strfsolver fit' (its LOGDIR/model folder) and {verb} a .npz or .nwb file; "
+            f"write the {output} to the file --out.",
         )
         saved.add_argument("model", help="folder of the saved model (config.json and model.safetensors)")
         saved.add_argument("data", help="the .npz or .nwb data file")
-        saved.add_argument("--out", required=True, help=f"the {output} to write")
+        saved.add_argument("--out", required=True, metavar="FILE", help=f"the file of the {output} to write (a file, not a folder)")
         saved.add_argument("--device", default="cpu", help="torch device (default cpu)")
 
     commands.add_parser(
@@ -174,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
             name: getattr(args, name)
             for name in _DEMO_SIZES + _DEMO_TRAINING
         }
-        run_demo(args.out, quick=args.quick, plots=not args.no_plots, progress=not args.no_progress, **options)
+        run_demo(args.logdir, quick=args.quick, plots=not args.no_plots, progress=not args.no_progress, **options)
     elif args.command == "fit":
         from strfsolver.app.fit_config import run_fit
 
@@ -182,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "compare":
         from strfsolver.app.compare_config import run_compare
 
-        run_compare(args.config, args.out, workers=args.workers or 0, progress=not args.no_progress, plots=not args.no_plots)
+        run_compare(args.config, args.logdir, workers=args.workers or 0, progress=not args.no_progress, plots=not args.no_plots)
     elif args.command in ("predict", "evaluate"):
         from strfsolver.app import saved_models
 

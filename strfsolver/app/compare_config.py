@@ -1,4 +1,4 @@
-"""``strfsolver compare CONFIG --out DIR``: cross-validate several models on a data file and compare them.
+"""``strfsolver compare CONFIG --logdir DIR``: cross-validate several models on a data file and compare them.
 
 A config is a JSON or YAML file with these keys; ``data`` and ``models`` are required:
 
@@ -7,7 +7,9 @@ key                meaning (default)
 =================  =========================================================
 ``data``           path of a ``.npz`` or ``.nwb`` file, as for ``strfsolver fit``
 ``data_options``   keyword arguments of ``from_nwb`` (``{}``)
-``out``            output folder (``--out`` on the command line wins)
+``logdir``         the folder the comparison writes into (``--logdir`` on
+                   the command line wins); ``out``, its old name, is taken
+                   for one release
 ``models``         ``{name: spec}``; a spec has the model keys of a
                    ``strfsolver fit`` config: ``model``, ``model_options``
                    (``n_lags`` defaults to 20), ``solver``, ``solver_options``,
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from strfsolver.app.fit_config import ConfigError, _load_data, complete_config, load_config
+from strfsolver.utils.deprecation import renamed
 
 __all__ = ["COMPARE_KEYS", "validate_compare_config", "run_compare"]
 
@@ -48,7 +51,7 @@ COMPARE_KEYS: Dict[str, Any] = {
     "data": ...,
     "models": ...,
     "data_options": {},
-    "out": None,
+    "logdir": None,
     "cv": 5,
     "param_grids": {},
     "inner_cv": 3,
@@ -108,22 +111,24 @@ def validate_compare_config(config: Mapping[str, Any]) -> Dict[str, Any]:
 
 def run_compare(
     config: Union[Mapping[str, Any], str, os.PathLike],
-    out: Optional[Union[str, os.PathLike]] = None,
+    logdir: Optional[Union[str, os.PathLike]] = None,
     *,
     workers: int = 0,
     progress: bool = True,
     plots: bool = True,
     print_fn: Callable[[str], Any] = print,
+    out: Optional[Union[str, os.PathLike]] = None,
 ) -> Dict[str, Any]:
     """Run the comparison a config describes and write its files; see the module docstring.
 
     Args:
         config: A config dict or the path of a JSON/YAML config.
-        out: Output folder (overrides the config's ``out``).
+        logdir: The folder to write into (overrides the config's ``logdir``).
         workers: Fit the (model, fold) pairs on this many worker processes (0: here, in order).
         progress: A progress bar over folds and models.
         plots: Draw the figures (needs matplotlib); the report then embeds them.
         print_fn: Where the table goes.
+        out: Old name of ``logdir``, taken for one release (with a ``DeprecationWarning``).
 
     Returns:
         ``{"result": ComparisonResult, "files": {name: path}, "seconds": float}``.
@@ -133,16 +138,17 @@ def run_compare(
     from strfsolver.app.report import has_matplotlib
 
     start = time.perf_counter()
+    out = renamed(logdir, out, "logdir", "out", where="run_compare()")
     if not isinstance(config, Mapping):
         config = load_config(config)
     full = validate_compare_config(config)
     if out is None:
-        out = full["out"]
+        out = full["logdir"]
     if out is None:
-        raise ConfigError("no output folder: pass --out DIR or set the config key 'out'")
+        raise ConfigError("no output folder: pass --logdir DIR or set the config key 'logdir'")
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; the comparison writes a folder of tables, figures and report.html")
+        raise ConfigError(f"--logdir {str(out)!r} is a file; the comparison writes a folder of tables, figures and report.html")
     if not Path(full["data"]).is_file():
         raise ConfigError(f"config key 'data': no file at {full['data']}")
     dataset = _load_data(dict(full))
@@ -159,7 +165,7 @@ def run_compare(
         result = compare(
             full["specs"], dataset, cv=full["cv_splitter"], inner_cv=full["inner_splitter"],
             param_grids=full["param_grids"] or None, executor=executor, metric=full["metric"], n_boot=full["n_boot"],
-            seed=full["seed"], valid_fraction=full["valid_fraction"], out=out, progress=progress,
+            seed=full["seed"], valid_fraction=full["valid_fraction"], logdir=out, progress=progress,
             threads=1 if workers else None,
         )
     except ValueError as error:

@@ -1,6 +1,6 @@
 """The main job: fit linear STRFs to the embedded synthetic population.
 
-``python -m strfsolver demo --out DIR`` (or ``strfsolver demo --out DIR``)
+``python -m strfsolver demo --logdir DIR`` (or ``strfsolver demo --logdir DIR``)
 draws the synthetic population of :py:func:`strfsolver.data.synthetic_population`
 (LNP neurons with known STRFs, Poisson responses to repeated spectrograms),
 splits its stimuli into training and validation sets, fits the ``"linear"``
@@ -35,12 +35,13 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 
 from strfsolver import solver
 from strfsolver.utils import io
+from strfsolver.utils.deprecation import renamed
 from strfsolver.data import synthetic_population
 from strfsolver.workflow.experiment import ExperimentSpec, build_experiment, choose_valid_fraction
 from strfsolver.utils.seeding import set_random_seed
@@ -157,18 +158,19 @@ def _plot_strfs(path: Path, fitted: torch.Tensor, truth: torch.Tensor, corr: tor
 
 
 def run_demo(
-    out: Union[str, os.PathLike],
+    logdir: Optional[Union[str, os.PathLike]] = None,
     *,
     quick: bool = False,
     plots: bool = True,
     progress: bool = True,
     print_fn: Callable[[str], Any] = print,
+    out: Optional[Union[str, os.PathLike]] = None,
     **options: Any,
 ) -> Dict[str, Any]:
     """Fit the demo and write its files; see the module docstring.
 
     Args:
-        out: Output folder (created).
+        logdir: The folder to write into (created; required).
         quick: Start from :py:data:`QUICK` sizes instead of :py:data:`DEFAULTS`.
         plots: Draw the two PNGs (when matplotlib is installed).
         progress: Show the solver's progress bar.
@@ -178,11 +180,15 @@ def run_demo(
             ``valid_fraction``, ``batch_size``, ``lr``, ``max_epochs``,
             ``patience``, ``smoothness`` (weight of the ``"smooth-strf"``
             penalty; 0 for none), ``seed``).
+        out: Old name of ``logdir``, taken for one release (with a ``DeprecationWarning``).
 
     Returns:
         ``{"summary": rows (list of dicts), "history": epoch dicts, "files":
         {name: path}, "seconds": float, "best_epoch": int}``.
     """
+    logdir = renamed(logdir, out, "logdir", "out", where="run_demo()")
+    if logdir is None:
+        raise TypeError("run_demo() needs logdir, the folder to write into.")
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown demo option(s) {unknown}; options are {sorted(DEFAULTS)}.")
@@ -190,7 +196,7 @@ def run_demo(
     if quick:
         settings.update(QUICK)
     settings.update({k: v for k, v in options.items() if v is not None})
-    out = Path(out)
+    out = Path(logdir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 

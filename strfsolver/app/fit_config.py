@@ -1,7 +1,7 @@
 """``strfsolver fit CONFIG``: fit a model to a data file described by a config.
 
 A config is a JSON or YAML file (YAML needs ``pip install strfsolver[yaml]``)
-with these keys; only ``data`` and ``out`` are required:
+with these keys; only ``data`` and ``logdir`` are required:
 
 =================  =========================================================
 key                meaning (default)
@@ -10,7 +10,8 @@ key                meaning (default)
                    or ``.nwb`` file (:py:func:`strfsolver.data.from_nwb`),
                    relative to the config file
 ``data_options``   keyword arguments of ``from_nwb`` (``{}``)
-``out``            output folder, relative to the config file
+``logdir``         the folder the fit writes into, relative to the config
+                   file (``out``, its old name, is taken for one release)
 ``model``          registered model name, or ``"auto"``: ``"ln"`` for
                    responses that never go below zero, else ``"linear"`` (``"auto"``)
 ``model_options``  keyword arguments of the model; ``n_lags`` (20) lives here
@@ -44,7 +45,7 @@ row per neuron, ``history.csv``, ``strfs.png`` for models with STRFs and
 ``learning_curves.png``) plus the multi-seed files of every seed under
 ``seeds/`` and the best seed's model in ``model/``, in the layout of
 :py:meth:`~strfsolver.models.NeuralModel.save_pretrained`
-(``strfsolver.models.from_pretrained(out / "model")`` loads it;
+(``strfsolver.models.from_pretrained(logdir / "model")`` loads it;
 ``strfsolver predict`` and ``strfsolver evaluate`` use it). ``strfsolver
 fit CONFIG --resume`` continues an interrupted fit from the checkpoints
 under ``seeds/``. There is no ground truth for recorded data, so ``summary.csv``
@@ -63,13 +64,14 @@ from typing import Any, Callable, Dict, Mapping, Union
 from strfsolver.utils.io import atomic_write_text
 from strfsolver.app.report import has_matplotlib, plot_learning_curves, rows_to_csv, summary_lines
 from strfsolver.loggers.files import history_to_csv
+from strfsolver.utils.deprecation import renamed
 
-__all__ = ["ConfigError", "load_config", "validate_config", "run_fit", "select_stimuli", "CONFIG_KEYS"]
+__all__ = ["ConfigError", "load_config", "validate_config", "run_fit", "select_stimuli", "CONFIG_KEYS", "RENAMED_KEYS"]
 
 #: every key a config may hold, with its default (``...`` = required)
 CONFIG_KEYS: Dict[str, Any] = {
     "data": ...,
-    "out": ...,
+    "logdir": ...,
     "data_options": {},
     "model": "auto",
     "model_options": {},
@@ -87,6 +89,8 @@ CONFIG_KEYS: Dict[str, Any] = {
     "loggers": [],
     "freqs_hz": None,
 }
+#: config keys renamed in 0.2 (old: new), of the fit and the compare configs; the old key works for one release
+RENAMED_KEYS = {"out": "logdir"}
 
 
 def complete_config(config: Any, keys: Mapping[str, Any]) -> Dict[str, Any]:
@@ -94,6 +98,12 @@ def complete_config(config: Any, keys: Mapping[str, Any]) -> Dict[str, Any]:
     filled in, as a new dict; an unknown or a missing required key is a :py:class:`ConfigError`."""
     if not isinstance(config, Mapping):
         raise ConfigError(f"a config is a mapping of keys to values, got {type(config).__name__}")
+    config = dict(config)
+    for old, new in RENAMED_KEYS.items():
+        if old in config:
+            value = renamed(config.get(new, ...), config.pop(old), new, old, where="config", default=..., error=ConfigError, stacklevel=4)
+            if value is not ...:
+                config[new] = value
     unknown = sorted(set(config) - set(keys))
     if unknown:
         raise ConfigError(f"unknown config key {unknown[0]!r}; known keys are {', '.join(keys)}")
@@ -113,7 +123,7 @@ class ConfigError(ValueError):
 def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:
     """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) config file.
 
-    Relative ``data`` and ``out`` paths are resolved against the file's folder.
+    Relative ``data`` and ``logdir`` paths are resolved against the file's folder.
     """
     path = Path(path)
     if not path.is_file():
@@ -135,7 +145,7 @@ def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:
             raise ConfigError(f"{path} is not valid JSON: {error}") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path} must hold a mapping of keys to values, got {type(config).__name__}")
-    for key in ("data", "out"):
+    for key in ("data", "logdir", *RENAMED_KEYS):
         if isinstance(config.get(key), str) and not os.path.isabs(config[key]):
             config[key] = str(path.parent / config[key])
     return config
@@ -165,9 +175,9 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         raise ConfigError(f"config key 'data' must name a .npz or .nwb file, got {str(data)!r}")
     if not data.is_file():
         raise ConfigError(f"config key 'data': no file at {data}")
-    out = Path(_expect(full, "out", (str, os.PathLike), "a folder path"))
+    out = Path(_expect(full, "logdir", (str, os.PathLike), "a folder path"))
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"config key 'out' must be a folder, but {out} is a file")
+        raise ConfigError(f"config key 'logdir' must be a folder, but {out} is a file")
     for key in ("data_options", "model_options", "solver_options"):
         _expect(full, key, dict, "a mapping of keyword arguments")
     for key, registry in (("model", models), ("solver", solver), ("loss", losses)):
@@ -347,7 +357,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     dataset = _load_data(config)
     if config["freqs_hz"] is not None and len(config["freqs_hz"]) != dataset.n_freqs:
         raise ConfigError(f"config key 'freqs_hz' has {len(config['freqs_hz'])} frequencies but the data have {dataset.n_freqs} bands")
-    out = Path(config["out"])
+    out = Path(config["logdir"])
 
     train, valid, test = _split(dataset, config)
 
@@ -364,7 +374,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     seeds = list(config["seeds"])[:1] if inner == "ridge" else list(config["seeds"])
     spec = ExperimentSpec(
         model=model_name, model_options=model_options, solver="multi-seed", solver_options=solver_options,
-        loss=config["loss"], batch_size=config["batch_size"], seeds=seeds, progress=progress, output_dir=out / "seeds",
+        loss=config["loss"], batch_size=config["batch_size"], seeds=seeds, progress=progress, logdir=out / "seeds",
         device=config["device"],
     )
     experiment = build_experiment(spec, train, valid, test, seed=config["split_seed"])

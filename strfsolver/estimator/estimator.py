@@ -46,7 +46,7 @@ from strfsolver.estimator.inputs import (
     _unpack_dataset,
     read_inputs,
 )
-from strfsolver.estimator.params import check_params, fit_loggers, solver_options
+from strfsolver.estimator.params import check_params, fit_loggers, fitter_stop_reason, renamed_params, solver_options
 from strfsolver.estimator.sklearn_compat import _FallbackBaseEstimator, _FallbackNotFittedError, _FallbackRegressorMixin
 
 # scikit-learn is optional: the estimator works without it. The choice is made
@@ -65,14 +65,6 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching in the tes
     NotFittedError = _FallbackNotFittedError
 
 __all__ = ["STRFEstimator", "NotFittedError", "HAS_SKLEARN"]
-
-def fitter_stop_reason(fitter: Any) -> Optional[str]:
-    """Why a fit ended (the best seed's fit for several seeds)."""
-    reason = getattr(fitter, "stop_reason_", None)
-    if reason is None and getattr(fitter, "result_", None) is not None:
-        reason = fitter.result_.best_run.final.get("stop_reason")
-    return reason
-
 
 class STRFEstimator(_RegressorMixin, _BaseEstimator):
     """Fit an encoding model to neural responses with ``fit(X, y)``; scikit-learn compatible.
@@ -119,7 +111,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             (``None``: drawn from NumPy's global generator). The same seed
             gives the same fit on the CPU.
         device: Torch device to train and predict on (``"cpu"``, ``"cuda"``).
-        verbose: Show a progress bar over epochs.
+        progress: Show a progress bar over epochs.
         alphas: Ridge solver: absolute alphas to search (``None``: the
             default grid relative to the training Gram's mean eigenvalue).
         cv: Ridge solver: folds over stimuli (``K``, ``"loso"``, ``"gcv"``);
@@ -129,9 +121,11 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         loggers: Loggers of the fit: logger objects (``strfsolver.loggers.tracking``'s
             or any callable taking the epoch dict), or names among ``"csv"``,
             ``"jsonl"``, ``"tensorboard"``, ``"wandb"`` (or ``{"kind": name,
-            ...options}``) that write into ``log_dir``; with
+            ...options}``) that write into ``logdir``; with
             ``solver="multi-seed"`` names only, one set per seed.
-        log_dir: Folder of the named loggers.
+        logdir: Folder of the named loggers.
+        verbose, log_dir: Old names of ``progress`` and ``logdir``, taken for one
+            release (a ``DeprecationWarning`` at ``fit``).
 
     Attributes:
         model_: The fitted ``nn.Module`` (best validation state).
@@ -194,11 +188,13 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         val_fraction: Union[float, str] = "auto",
         random_state: Any = None,
         device: str = "cpu",
-        verbose: bool = False,
+        progress: bool = False,
         alphas: Optional[Sequence[float]] = None,
         cv: Any = 5,
         penalty: str = "ridge",
         loggers: Optional[Sequence[Any]] = None,
+        logdir: Optional[str] = None,
+        verbose: Optional[bool] = None,
         log_dir: Optional[str] = None,
     ):
         self.model = model
@@ -214,12 +210,13 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         self.val_fraction = val_fraction
         self.random_state = random_state
         self.device = device
-        self.verbose = verbose
+        self.progress = progress
         self.alphas = alphas
         self.cv = cv
         self.penalty = penalty
         self.loggers = loggers
-        self.log_dir = log_dir
+        self.logdir = logdir
+        self.verbose, self.log_dir = verbose, log_dir
 
     # ------------------------------------------------------------------ scikit-learn protocol
     def __sklearn_is_fitted__(self) -> bool:
@@ -276,7 +273,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             ValueError: for malformed inputs (the message names the stimulus
                 and both shapes) or invalid parameters.
         """
-        model_kwargs = check_params(self)
+        model_kwargs, settings = check_params(self), renamed_params(self)
         neuron_ids = getattr(X, "neuron_ids", None) if y is None else None  # a NeuralDataset names its neurons
         X, y, dt_ms = _unpack_dataset(X, y, "X", "y")
         if X_val is not None:
@@ -320,11 +317,11 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             model_name = choose_model(train.responses) if self.model == "auto" else self.model
             solver_name = resolve_solver(self.solver, model_name)
             options = solver_options(self, solver_name, monitor, mode)
-            loggers = fit_loggers(self, solver_name, options)
+            loggers = fit_loggers(self, solver_name, options, settings["logdir"])
             spec = ExperimentSpec(
                 model=model_name, model_options=dict(model_kwargs, n_lags=self.n_lags), solver=solver_name,
                 solver_options=options, loss=self.loss, batch_size=self.batch_size, device=self.device,
-                progress=bool(self.verbose), loggers=loggers,
+                progress=bool(settings["progress"]), loggers=loggers,
                 # one fit per seed; the estimator keeps the best seed's model
                 seeds=[seed, seed + 1, seed + 2] if solver_name == "multi-seed" else None,
             )

@@ -4,6 +4,9 @@ and :py:meth:`STRFEstimator.load <strfsolver.estimator.STRFEstimator.load>` read
 No pickle: ``estimator.json`` holds the constructor parameters and the
 fitted attributes (history and scores included), ``model/`` the model as
 ``NeuralModel.save_pretrained`` writes it (``config.json`` + safetensors).
+Parameters are written under their current names; a file of strfsolver 0.1
+(``verbose``, ``log_dir``: see :py:data:`~strfsolver.estimator.params.RENAMED_PARAMS`)
+loads under the new ones.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 
 from strfsolver.utils.checks import to_json
+from strfsolver.estimator.params import RENAMED_PARAMS
 
 # the way in is STRFEstimator.save / STRFEstimator.load, documented there
 __all__: List[str] = []
@@ -42,7 +46,7 @@ def save_estimator(estimator, path: Union[str, Path]) -> Path:
     from strfsolver.utils.io import atomic_write_json
 
     folder = Path(path)
-    params = estimator.get_params(deep=False)
+    params = _current_names(estimator.get_params(deep=False))
     for key, value in params.items():
         try:
             json.dumps(value)
@@ -110,7 +114,7 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
     monitor = fitted["monitor_"]
     options = dict(
         criterion=estimator.loss, device=params["device"],
-        progress=bool(estimator.verbose), monitor=monitor, mode="min" if monitor == "train_loss" else "max",
+        progress=bool(estimator.progress), monitor=monitor, mode="min" if monitor == "train_loss" else "max",
     )
     # a fresh solver around the loaded model: ready to predict, or to train further
     from strfsolver.workflow.experiment import resolve_solver
@@ -189,7 +193,7 @@ def _check_state(state: Any, file: Path, cls) -> tuple:
     for key in ("params", "fitted"):
         if not isinstance(state.get(key), dict):
             _fail(file, key, "a mapping", state.get(key))
-    params, fitted = dict(state["params"]), state["fitted"]
+    params, fitted = _current_names(state["params"]), state["fitted"]
     known = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(params) - known)
     if unknown:
@@ -211,6 +215,16 @@ def _check_state(state: Any, file: Path, cls) -> tuple:
     if lengths - {fitted["n_neurons_"]}:
         raise ValueError(f"{file}: field 'fitted.scores' must hold {fitted['n_neurons_']} values (one per neuron) per score, got lengths {sorted(lengths)}.")
     return params, fitted
+
+
+def _current_names(params: Dict[str, Any]) -> Dict[str, Any]:
+    """``params`` under the current names: an old name's value (unless ``None``, its default) moves to the new name."""
+    params = dict(params)
+    for old, new in RENAMED_PARAMS.items():
+        value = params.pop(old, None)
+        if value is not None:
+            params[new] = value
+    return params
 
 
 def _split_from_json(split: Dict[str, Any]) -> Dict[str, Any]:

@@ -1,16 +1,21 @@
 """The constructor parameters of :py:class:`~strfsolver.estimator.STRFEstimator`: their
-checks and what they make of a fit (the solver's options, the loggers)."""
+checks, their old names, and what they make of a fit (the solver's options, the loggers)."""
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 
 from strfsolver.utils.checks import check_count, check_real
+from strfsolver.utils.deprecation import renamed
 
-__all__ = ["check_params", "solver_options", "fit_loggers"]
+__all__ = ["check_params", "solver_options", "fit_loggers", "renamed_params", "RENAMED_PARAMS"]
+
+#: constructor parameters renamed in 0.2 (old name: new name); the old name works for one release
+RENAMED_PARAMS = {"verbose": "progress", "log_dir": "logdir"}
 
 # reserved model arguments: the estimator derives them from the data
 _RESERVED_MODEL_KWARGS = ("n_freqs", "n_lags", "n_neurons")
@@ -52,8 +57,29 @@ def check_params(estimator) -> Dict[str, Any]:
         raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {estimator.device!r}: {error}") from None
     return kwargs
 
-def fit_loggers(estimator, solver_name: str, options: Dict[str, Any]) -> List[Any]:
-    """The fit's logger objects; for several seeds a per-seed factory goes into ``options`` instead."""
+
+def renamed_params(estimator) -> Dict[str, Any]:
+    """``{new name: value}`` of the :py:data:`RENAMED_PARAMS`, an old spelling resolved at fit time
+    (scikit-learn keeps the constructor's arguments as given): a ``DeprecationWarning`` for an old
+    name, a ``ValueError`` for both names of one parameter."""
+    defaults, values = inspect.signature(type(estimator).__init__).parameters, {}
+    for old, new in RENAMED_PARAMS.items():
+        values[new] = renamed(getattr(estimator, new), getattr(estimator, old), new, old, where=type(estimator).__name__,
+                              default=defaults[new].default, error=ValueError, stacklevel=4)  # at the caller of fit
+    return values
+
+
+def fitter_stop_reason(fitter: Any) -> Optional[str]:
+    """Why a fit ended (the best seed's fit for several seeds)."""
+    reason = getattr(fitter, "stop_reason_", None)
+    if reason is None and getattr(fitter, "result_", None) is not None:
+        reason = fitter.result_.best_run.final.get("stop_reason")
+    return reason
+
+
+def fit_loggers(estimator, solver_name: str, options: Dict[str, Any], logdir: Any) -> List[Any]:
+    """The fit's logger objects; for several seeds a per-seed factory goes into ``options`` instead.
+    ``logdir`` is the estimator's, its old spelling resolved (:py:func:`renamed_params`)."""
     from strfsolver.loggers.logger_choice import check_logger_choices, logger_factory, make_loggers
 
     if estimator.loggers is None:
@@ -62,15 +88,15 @@ def fit_loggers(estimator, solver_name: str, options: Dict[str, Any]) -> List[An
         raise ValueError(f"loggers must be a list of loggers or logger names, got {estimator.loggers!r}.")
     objects = [item for item in estimator.loggers if callable(item)]
     names = check_logger_choices([item for item in estimator.loggers if not callable(item)], "loggers")
-    if names and estimator.log_dir is None:
-        raise ValueError(f"loggers names {[n['kind'] for n in names]}: give log_dir, the folder they write into.")
+    if names and logdir is None:
+        raise ValueError(f"loggers names {[n['kind'] for n in names]}: give logdir, the folder they write into.")
     if solver_name == "multi-seed":
         if objects:
-            raise ValueError("with solver='multi-seed' give logger names and log_dir: each seed needs loggers of its own.")
+            raise ValueError("with solver='multi-seed' give logger names and logdir: each seed needs loggers of its own.")
         if names:
-            options["logger_factory"] = logger_factory(names, estimator.log_dir)
+            options["logger_factory"] = logger_factory(names, logdir)
         return []
-    return objects + (make_loggers(names, estimator.log_dir) if names else [])
+    return objects + (make_loggers(names, logdir) if names else [])
 
 
 def solver_options(estimator, solver_name: str, monitor: str, mode: str) -> Dict[str, Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, List, Mapping, Optional, Union
 
 from strfsolver.loggers.tracking import TensorBoardLogger, WandbLogger
+from strfsolver.utils.deprecation import renamed
 
 __all__ = ["run_name", "tensorboard_logger_factory", "wandb_logger_factory"]
 
@@ -39,17 +40,26 @@ def _check_group(group: Any) -> str:
 
 
 def tensorboard_logger_factory(
-    log_dir: Union[str, os.PathLike], group: str, config: Optional[Mapping[str, Any]] = None, flush_secs: int = 30
+    logdir: Optional[Union[str, os.PathLike]] = None,
+    group: Optional[str] = None,
+    config: Optional[Mapping[str, Any]] = None,
+    flush_secs: int = 30,
+    *,
+    log_dir: Optional[Union[str, os.PathLike]] = None,
 ) -> Callable[[int], List[TensorBoardLogger]]:
-    """``seed -> [TensorBoardLogger]`` writing to ``log_dir/group/<group>-seed<seed>``.
+    """``seed -> [TensorBoardLogger]`` writing to ``logdir/group/<group>-seed<seed>``.
 
     Args:
-        log_dir: The root of every group's folders.
-        group: The experiment's name (a folder name).
+        logdir: The root of every group's folders (required).
+        group: The experiment's name (a folder name; required).
         config: Hyperparameters for TensorBoard's HPARAMS tab (the seed is added).
         flush_secs: How often each writer flushes.
+        log_dir: Old name of ``logdir``, taken for one release (with a ``DeprecationWarning``).
     """
-    group, root = _check_group(group), Path(log_dir)
+    logdir = renamed(logdir, log_dir, "logdir", "log_dir", where="tensorboard_logger_factory()")
+    if logdir is None:
+        raise TypeError("tensorboard_logger_factory() needs logdir, the root of every group's folders.")
+    group, root = _check_group(group), Path(logdir)
 
     def make(seed: int) -> List[TensorBoardLogger]:
         name = run_name(group, seed)
@@ -63,6 +73,8 @@ def wandb_logger_factory(
     group: str,
     config: Optional[Mapping[str, Any]] = None,
     mode: Optional[str] = None,
+    logdir: Optional[Union[str, os.PathLike]] = None,
+    *,
     log_dir: Optional[Union[str, os.PathLike]] = None,
     **init_kwargs: Any,
 ) -> Callable[[int], List[WandbLogger]]:
@@ -73,16 +85,18 @@ def wandb_logger_factory(
         group: The W&B group of the seeds' runs.
         config: The run's hyperparameters (the seed is added).
         mode: ``None``: ``WANDB_MODE`` from the environment, else offline (see :py:class:`~strfsolver.loggers.tracking.WandbLogger`).
-        log_dir: Root of wandb's local files, one ``log_dir/group/<run>`` folder per seed.
+        logdir: Root of wandb's local files, one ``logdir/group/<run>`` folder per seed.
+        log_dir: Old name of ``logdir``, taken for one release (with a ``DeprecationWarning``).
         **init_kwargs: More arguments of ``wandb.init``.
     """
+    logdir = renamed(logdir, log_dir, "logdir", "log_dir", where="wandb_logger_factory()")
     group = _check_group(group)
 
     def make(seed: int) -> List[WandbLogger]:
         name = run_name(group, seed)
         folder = None
-        if log_dir is not None:
-            folder = Path(log_dir) / group / name
+        if logdir is not None:
+            folder = Path(logdir) / group / name
             folder.mkdir(parents=True, exist_ok=True)
         logger = WandbLogger(project, config={**dict(config or {}), "seed": int(seed)}, mode=mode, name=name, dir=folder, group=group, **init_kwargs)
         return [logger]

@@ -18,6 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from strfsolver.utils.checks import check_count
+from strfsolver.utils.deprecation import renamed
 from strfsolver.workflow.experiment import ExperimentSpec
 from strfsolver.model_selection.crossval import CVResult, run_folds
 from strfsolver.model_selection.paired import paired_comparison
@@ -131,8 +132,9 @@ def compare(
     threads: Optional[int] = None,
     seed: int = 0,
     valid_fraction: Union[float, str] = "auto",
-    out: Optional[Union[str, Path]] = None,
+    logdir: Optional[Union[str, Path]] = None,
     progress: bool = False,
+    out: Optional[Union[str, Path]] = None,
 ) -> ComparisonResult:
     """Cross-validate every model on the same folds and compare them neuron by neuron.
 
@@ -145,7 +147,8 @@ def compare(
         executor: Any ``concurrent.futures`` executor for the (model, fold) fits, or ``None``.
         metric: The per-neuron score compared: ``"cc_norm"``, ``"cc"`` or ``"fve"``.
         n_boot: Bootstrap resamples of the median difference's interval.
-        threads, seed, valid_fraction, out, progress: As for ``cross_validate``.
+        threads, seed, valid_fraction, logdir, progress, out: As for ``cross_validate``
+            (``out`` is the old name of ``logdir``, taken for one release).
 
     Returns:
         A :py:class:`ComparisonResult`.
@@ -160,11 +163,12 @@ def compare(
         >>> list(result.pairs[["model_a", "model_b"]].itertuples(index=False, name=None))
         [('ridge', 'short'), ('short', 'ridge')]
     """
+    logdir = renamed(logdir, out, "logdir", "out", where="compare()")
     if metric not in ("cc_norm", "cc", "fve"):
         raise ValueError(f"metric must be 'cc_norm', 'cc' or 'fve', got {metric!r}.")
     n_boot = check_count(n_boot, "n_boot", 1)
     results = run_folds(
         specs, dataset, cv, inner_cv=inner_cv, param_grids=param_grids, executor=executor, threads=threads,
-        seed=seed, valid_fraction=valid_fraction, out=out, progress=progress,
+        seed=seed, valid_fraction=valid_fraction, logdir=logdir, progress=progress,
     )
     return ComparisonResult(results, metric=metric, n_boot=n_boot, seed=seed)

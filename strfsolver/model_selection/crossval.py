@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from strfsolver.utils.checks import check_count, check_flag, check_real
+from strfsolver.utils.deprecation import renamed
 from strfsolver.workflow.experiment import SCORE_METRICS, ExperimentSpec, score_predictions
 from strfsolver.model_selection.folds import as_spec, expand_grid, fit_fold
 from strfsolver.model_selection.splitters import check_cv
@@ -132,15 +133,17 @@ def run_folds(
     threads: Optional[int] = None,
     seed: int = 0,
     valid_fraction: Union[float, str] = "auto",
-    out: Optional[Union[str, Path]] = None,
+    logdir: Optional[Union[str, Path]] = None,
     progress: bool = False,
+    out: Optional[Union[str, Path]] = None,
 ) -> Dict[str, CVResult]:
     """Fit every model on the same folds; ``{name: CVResult}`` in the order of ``specs``.
 
-    With ``out``, each finished fold is stored under ``out/folds/`` as soon as
+    With ``logdir``, each finished fold is stored under ``logdir/folds/`` as soon as
     it arrives, and folds found there are not fitted again.
     See :py:func:`cross_validate` for the arguments.
     """
+    logdir = renamed(logdir, out, "logdir", "out", where="run_folds()")
     from strfsolver.utils.executors import check_executor, run_calls
 
     _check_dataset(dataset)
@@ -164,7 +167,7 @@ def run_folds(
     splits = [(np.asarray(train), np.asarray(test)) for train, test in check_cv(cv).split(dataset)]
     for name, spec in checked.items():
         _check_buildable(name, spec, param_grids.get(name), dataset, splits[0][0])
-    store = None if out is None else FoldStore(out)
+    store = None if logdir is None else FoldStore(logdir)
     digest = None if store is None else data_digest(dataset)
     settings = {"seed": seed, "valid_fraction": valid_fraction, "inner_cv": repr(inner_cv)}
 
@@ -243,8 +246,9 @@ def cross_validate(
     threads: Optional[int] = None,
     seed: int = 0,
     valid_fraction: Union[float, str] = "auto",
-    out: Optional[Union[str, Path]] = None,
+    logdir: Optional[Union[str, Path]] = None,
     progress: bool = False,
+    out: Optional[Union[str, Path]] = None,
 ) -> CVResult:
     """Fit ``spec`` on every stimulus-grouped fold of ``dataset`` and score the held-out predictions.
 
@@ -270,8 +274,9 @@ def cross_validate(
             uses for early stopping (ridge uses them all), or ``"auto"``: a
             fifth, at least one and at most ten, as a single fit
             (:py:func:`strfsolver.workflow.experiment.choose_valid_count`).
-        out: Folder for finished folds (a run that is interrupted continues).
+        logdir: Folder for finished folds (a run that is interrupted continues).
         progress: A progress bar over folds.
+        out: Old name of ``logdir``, taken for one release (with a ``DeprecationWarning``).
 
     Returns:
         A :py:class:`CVResult` with ``scores`` and ``summary`` tables.
@@ -284,10 +289,11 @@ def cross_validate(
         >>> result.summary.shape[0], sorted(result.scores["fold"].unique())
         (3, [0, 1, 2])
     """
+    logdir = renamed(logdir, out, "logdir", "out", where="cross_validate()")
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}.")
     results = run_folds(
         {name: spec}, dataset, cv, inner_cv=inner_cv, param_grids={name: param_grid} if param_grid else None,
-        executor=executor, threads=threads, seed=seed, valid_fraction=valid_fraction, out=out, progress=progress,
+        executor=executor, threads=threads, seed=seed, valid_fraction=valid_fraction, logdir=logdir, progress=progress,
     )
     return results[name]

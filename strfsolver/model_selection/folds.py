@@ -28,7 +28,7 @@ from strfsolver.workflow.experiment import SCORE_METRICS, ExperimentSpec, build_
 __all__ = ["as_spec", "apply_params", "expand_grid", "fit_fold", "is_closed_form"]
 
 # a comparison writes its own files per fold: these keys of a spec would collide across folds
-_REFUSED_KEYS = ("output_dir", "loggers")
+_REFUSED_KEYS = ("logdir", "output_dir", "loggers")
 
 
 def as_spec(spec: Union[ExperimentSpec, Mapping[str, Any]], what: str = "spec") -> ExperimentSpec:

@@ -37,6 +37,7 @@ from strfsolver.utils import seeding as _random
 from strfsolver.solver._registry import register
 from strfsolver.solver.options import refuse_unused
 from strfsolver.utils.checks import is_count, to_json
+from strfsolver.utils.deprecation import renamed
 from strfsolver.solver.seed_runs import (
     SEED_FOLDER,
     MultiSeedResult,
@@ -73,9 +74,9 @@ class MultiSeedSolver:
     attribute ``result_``, and :py:meth:`transform`, :py:meth:`validation`
     and :py:attr:`model` serve the best seed's fitted model.
 
-    With ``output_dir``, the files are::
+    With ``logdir``, the files are::
 
-        output_dir/
+        logdir/
             summary.json, summary.csv          one row per split, metric and neuron
             seed_<seed>/
                 history.json                   the epoch dicts
@@ -101,7 +102,10 @@ class MultiSeedSolver:
         doc="``None`` (seeds run here, one after the other) or any executor with the ``concurrent.futures`` "
         "interface: ``ProcessPoolExecutor``, dask's ``client.get_executor()``, a submitit executor.",
     )
-    output_dir: Optional[Union[str, os.PathLike]] = field(default=None, doc="Folder for the files (see above); ``None`` writes nothing.")
+    logdir: Optional[Union[str, os.PathLike]] = field(
+        default=None, doc="Folder for the files (see above); ``None`` writes nothing. Its old name ``output_dir`` "
+        "is taken for one release (with a ``DeprecationWarning``)."
+    )
     threads: Optional[int] = field(
         default=None,
         doc="Torch threads of each seed's fit; ``None``: those of the calling process, which keeps executor "
@@ -127,11 +131,13 @@ class MultiSeedSolver:
         seeds: Optional[Sequence[int]] = None,
         n_seeds: Optional[int] = None,
         executor: Any = None,
-        output_dir: Optional[Union[str, os.PathLike]] = None,
+        logdir: Optional[Union[str, os.PathLike]] = None,
         threads: Optional[int] = None,
         logger_factory: Optional[Callable[[int], Any]] = None,
         reseed_loaders: bool = True,
         set_seed_strict: bool = False,
+        *,
+        output_dir: Optional[Union[str, os.PathLike]] = None,
         **solver_kwargs: Any,
     ):
         self.solver = solver
@@ -139,7 +145,7 @@ class MultiSeedSolver:
         self.seeds = seeds
         self.n_seeds = n_seeds
         self.executor = executor
-        self.output_dir = output_dir
+        self.logdir = renamed(logdir, output_dir, "logdir", "output_dir", where="the multi-seed solver")
         self.threads = threads
         self.logger_factory = logger_factory
         self.reseed_loaders = reseed_loaders
@@ -205,7 +211,7 @@ class MultiSeedSolver:
                 need not travel); it must give every seed the same split.
             **fit_kwargs: Passed to the inner ``Solver.fit`` (``max_epochs``,
                 ``valid_frequency``, ``save_frequency``, ``resume``, ...);
-                ``logdir`` is set per seed from ``output_dir``.
+                ``logdir`` is set per seed from the solver's ``logdir``.
 
         Returns:
             The solver; the results are in :py:attr:`result_` (a
@@ -223,7 +229,7 @@ class MultiSeedSolver:
         if not given and loader_factory is None:
             raise ValueError("fit needs train_loader and valid_loader (and optionally test_loader) or loader_factory=seed -> (train, valid[, test]).")
         loaders = None if loader_factory is not None else (train_loader, valid_loader, test_loader)
-        out = None if self.output_dir is None else Path(self.output_dir)
+        out = None if self.logdir is None else Path(self.logdir)
         tasks = [
             make_task(
                 where=f"multi-seed (seed {seed})",
@@ -234,7 +240,7 @@ class MultiSeedSolver:
                 loaders=loaders,
                 loader_factory=loader_factory,
                 fit_kwargs=fit_kwargs,
-                output_dir=None if out is None else out / SEED_FOLDER.format(seed=seed),
+                logdir=None if out is None else out / SEED_FOLDER.format(seed=seed),
                 logger_factory=self.logger_factory,
                 reseed_loaders=self.reseed_loaders,
                 strict=self.set_seed_strict,
@@ -258,7 +264,7 @@ class MultiSeedSolver:
             best_score=best.final_score,
             monitor=best.monitor,
             mode=best.mode,
-            output_dir=out,
+            logdir=out,
         )
         if out is not None:
             self._write_summary(out, result)
@@ -309,7 +315,7 @@ class MultiSeedSolver:
     def state_dict(self) -> Dict[str, Any]:
         """The fit's outcome, to put into another multi-seed solver of the same inner solver:
         ``{"solver": "MultiSeedSolver", "inner": <inner solver name>, "result": MultiSeedResult or None}``
-        (each seed's own checkpoints are in ``output_dir``)."""
+        (each seed's own checkpoints are in ``logdir``)."""
         return {"solver": type(self).__name__, "inner": self.solver, "result": self.result_}
 
     def load_state_dict(self, state: Dict[str, Any], strict: bool = True) -> None:
@@ -326,10 +332,20 @@ class MultiSeedSolver:
         self.result_ = state.get("result", self.result_)
         self._best_solver = None
 
+    @property
+    def output_dir(self) -> Optional[Union[str, os.PathLike]]:
+        """Old name of :py:attr:`logdir`, for one release."""
+        return renamed(None, self.logdir, "logdir", "output_dir", where="the multi-seed solver")
+
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
         state["_best_solver"] = None  # rebuilt on demand, never pickled
         return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        if "output_dir" in state:  # pickled by strfsolver 0.1
+            state["logdir"] = state.pop("output_dir")
+        self.__dict__.update(state)
 
     def _write_summary(self, out: Path, result: MultiSeedResult) -> None:
         io.atomic_write_text(out / SUMMARY_CSV, result.summary.to_csv(index=False))

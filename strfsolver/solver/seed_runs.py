@@ -18,7 +18,7 @@ What one seed does (:py:func:`fit_seed`), in this order:
 2. :py:func:`strfsolver.set_random_seed` ``(seed)``, then
    ``model_factory(seed)``: the initialisation depends on the seed only;
 3. build the inner solver and fit it (with ``logdir`` the seed's folder when
-   there is an ``output_dir``);
+   there is a ``logdir``);
 4. evaluate the best state on the validation and test loaders, per neuron.
 """
 
@@ -41,10 +41,11 @@ from torch import Tensor, nn
 from strfsolver.utils import io
 from strfsolver.utils import seeding as _random
 from strfsolver.utils.checks import is_count, to_json
+from strfsolver.utils.deprecation import renamed
 
 __all__ = ["MultiSeedResult", "SeedRun", "fit_seed", "make_task", "derive_shuffle_seed", "SEED_FOLDER"]
 
-#: name of a seed's folder inside ``output_dir``
+#: name of a seed's folder inside the multi-seed solver's ``logdir``
 SEED_FOLDER = "seed_{seed}"
 #: the inner solver's files in a seed's folder; the checkpoints are ``Solver.fit``'s own
 HISTORY_FILE, FINAL_FILE, NEURONS_FILE = "history.json", "final.json", "final_neurons.safetensors"
@@ -150,15 +151,17 @@ def make_task(
     loaders: Any = None,
     loader_factory: Any = None,
     fit_kwargs: Optional[Dict[str, Any]] = None,
-    output_dir: Optional[Union[str, os.PathLike]] = None,
+    logdir: Optional[Union[str, os.PathLike]] = None,
     logger_factory: Any = None,
     reseed_loaders: bool = True,
     where: str = "the fit",
     strict: bool = False,
+    output_dir: Optional[Union[str, os.PathLike]] = None,
 ) -> _Task:
     """Check the arguments of one seeded fit and bundle them for :py:func:`fit_seed`.
 
-    ``output_dir`` is the fit's own folder. ``strict`` seeds with
+    ``logdir`` is the fit's own folder (``output_dir``: its old name, for one
+    release). ``strict`` seeds with
     ``set_random_seed(seed, strict=True)`` (deterministic algorithms, for the
     fit only). Checks run here, in the calling process, so that a mistake
     fails before any work is shipped.
@@ -166,6 +169,7 @@ def make_task(
     Raises:
         ValueError: naming the bad argument and what came.
     """
+    logdir = renamed(logdir, output_dir, "logdir", "output_dir", where=where, stacklevel=4)
     if not callable(model_factory):
         raise ValueError(f"{where}: model_factory must be a callable seed -> nn.Module, got {type(model_factory).__name__}.")
     if not is_count(seed, 0):
@@ -182,7 +186,7 @@ def make_task(
     fit_kwargs = dict(fit_kwargs or {})
     refused = [k for k in _FIT_KEYS_REFUSED if k in fit_kwargs]
     if refused:
-        raise ValueError(f"{where}: {refused[0]}= is set per seed; pass output_dir to write each seed's files to its own folder.")
+        raise ValueError(f"{where}: {refused[0]}= is set per seed; pass logdir, not in fit_kwargs, to write each seed's files to its own folder.")
     if (loaders is None) == (loader_factory is None):
         raise ValueError(
             f"{where}: give either loaders (train_loader, valid_loader[, test_loader]) or loader_factory "
@@ -204,7 +208,7 @@ def make_task(
         loaders=loaders,
         loader_factory=loader_factory,
         fit_kwargs=fit_kwargs,
-        seed_dir=None if output_dir is None else os.fspath(output_dir),
+        seed_dir=None if logdir is None else os.fspath(logdir),
         logger_factory=logger_factory,
         reseed_loaders=reseed_loaders,
         strict=strict,
@@ -371,7 +375,8 @@ class MultiSeedResult:
         best_score: That value.
         monitor: The monitored key, e.g. ``"val_cc_norm"``.
         mode: ``"max"`` or ``"min"``.
-        output_dir: Where the files went (or ``None``).
+        logdir: Where the files went (or ``None``); ``output_dir`` is its old
+            name, for one release.
     """
 
     seeds: List[int]
@@ -382,7 +387,17 @@ class MultiSeedResult:
     best_score: float
     monitor: str
     mode: str
-    output_dir: Optional[Path] = None
+    logdir: Optional[Path] = None
+
+    @property
+    def output_dir(self) -> Optional[Path]:
+        """Old name of :py:attr:`logdir`, for one release."""
+        return renamed(None, self.logdir, "logdir", "output_dir", where="MultiSeedResult")
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        if "output_dir" in state:  # pickled by strfsolver 0.1
+            state["logdir"] = state.pop("output_dir")
+        self.__dict__.update(state)
 
     @property
     def best_run(self) -> SeedRun:

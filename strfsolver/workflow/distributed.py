@@ -37,10 +37,12 @@ from typing import Any, Callable, List, Optional, Sequence
 from strfsolver.utils.executors import check_executor, run_calls
 from strfsolver.solver import seed_runs
 
-__all__ = ["check_executor", "run_many", "run_calls", "CONFIG_KEYS"]
+__all__ = ["check_executor", "run_many", "run_calls", "CONFIG_KEYS", "RENAMED_KEYS"]
 
 #: keys a dict config of :py:func:`run_many` may have (see there)
-CONFIG_KEYS = ("model_factory", "solver", "solver_kwargs", "loaders", "loader_factory", "seed", "fit_kwargs", "output_dir", "logger_factory")
+CONFIG_KEYS = ("model_factory", "solver", "solver_kwargs", "loaders", "loader_factory", "seed", "fit_kwargs", "logdir", "logger_factory")
+#: dict config keys renamed in 0.2 (old: new); the old key works for one release
+RENAMED_KEYS = {"output_dir": "logdir"}
 
 
 def _call_config(config: Callable[[], Any]) -> Any:
@@ -50,7 +52,7 @@ def _call_config(config: Callable[[], Any]) -> Any:
 def _config_call(index: int, config: Any) -> tuple:
     """The ``(fn, args, kwargs)`` of one config of :py:func:`run_many`, checked here, before any work runs."""
     if isinstance(config, dict):
-        unknown = sorted(set(config) - set(CONFIG_KEYS))
+        unknown = sorted(set(config) - set(CONFIG_KEYS) - set(RENAMED_KEYS))
         if unknown:
             raise ValueError(f"configs[{index}] has unknown key(s) {unknown}; a dict config may have {list(CONFIG_KEYS)}.")
         task = seed_runs.make_task(
@@ -62,7 +64,8 @@ def _config_call(index: int, config: Any) -> tuple:
             loader_factory=config.get("loader_factory"),
             seed=config.get("seed", 0),
             fit_kwargs=config.get("fit_kwargs", {}),
-            output_dir=config.get("output_dir"),
+            logdir=config.get("logdir"),
+            output_dir=config.get("output_dir"),  # the old key: make_task warns
             logger_factory=config.get("logger_factory"),
         )
         return seed_runs.fit_seed, (task,), {}
@@ -90,7 +93,8 @@ def run_many(configs: Sequence[Any], executor: Any = None, *, threads: Optional[
       - ``solver_kwargs``: options of that solver (``lr``, ``max_epochs``, ...);
       - ``seed``: default 0; seeds every generator before the model is built;
       - ``fit_kwargs``: keyword arguments of ``Solver.fit`` (not ``logdir``);
-      - ``output_dir``: a folder for this fit's files (as one seed of ``"multi-seed"``);
+      - ``logdir``: a folder for this fit's files (as one seed of ``"multi-seed"``;
+        ``output_dir``, its old name, is taken for one release);
       - ``logger_factory``: ``seed -> list of loggers``;
 
       and its result is a :py:class:`strfsolver.solver.seed_runs.SeedRun`

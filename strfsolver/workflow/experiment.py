@@ -33,6 +33,7 @@ from torch import nn
 from strfsolver.utils.checks import check_count
 from strfsolver.data import NeuralDataset, make_loader
 from strfsolver.metrics import MetricAccumulator
+from strfsolver.utils.deprecation import renamed
 from strfsolver.utils.seeding import seeded
 
 __all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "choose_model", "choose_batch_size",
@@ -103,8 +104,10 @@ class ExperimentSpec:
         device: Where to train.
         progress: Show the solver's progress bar.
         loggers: Loggers of the solver (one fit only).
-        output_dir: Checkpoints (one fit: ``fit(logdir=...)``) or the
+        logdir: Checkpoints (one fit: ``fit(logdir=...)``) or the
             multi-seed folders; ``None`` writes nothing.
+        output_dir: Old name of ``logdir``, taken for one release (with a
+            ``DeprecationWarning``); ``None`` once the spec is built.
     """
 
     model: str = "auto"
@@ -117,7 +120,12 @@ class ExperimentSpec:
     device: str = "cpu"
     progress: bool = False
     loggers: Sequence[Any] = ()
-    output_dir: Optional[Union[str, Path]] = None
+    logdir: Optional[Union[str, Path]] = None
+    output_dir: Optional[Union[str, Path]] = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.logdir = renamed(self.logdir, self.output_dir, "logdir", "output_dir", where="ExperimentSpec", stacklevel=4)
+        self.output_dir = None
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> "ExperimentSpec":
@@ -178,7 +186,7 @@ class Experiment:
                 options = _ridge_folds(options, len(train))
             self.solver = _solvers.init(
                 "multi-seed", solver=inner, model_factory=model_factory, seeds=seeds,
-                output_dir=spec.output_dir, criterion=spec.loss, device=spec.device, **options,
+                logdir=spec.logdir, criterion=spec.loss, device=spec.device, **options,
             )
         else:
             if self.solver_name == "ridge":
@@ -228,8 +236,8 @@ class Experiment:
         if self.multi_seed:
             self.solver.fit(self.train_loader, self.valid_loader, self.test_loader, **fit_kwargs)
             return self
-        if self.spec.output_dir is not None:
-            fit_kwargs.setdefault("logdir", self.spec.output_dir)
+        if self.spec.logdir is not None:
+            fit_kwargs.setdefault("logdir", self.spec.logdir)
         # the batch order and any dropout draw from the experiment's seed, not the caller's streams
         with seeded(self.seed):
             self.solver.fit(self.train_loader, self.valid_loader, **fit_kwargs)

@@ -121,7 +121,7 @@ def test_interrupted_run_resumes_without_refitting_finished_folds(population, tm
 
     monkeypatch.setattr(crossval_module, "fit_fold", interrupted_after_two)
     with pytest.raises(KeyboardInterrupt):
-        cross_validate(RIDGE, dataset, cv=3, out=tmp_path)
+        cross_validate(RIDGE, dataset, cv=3, logdir=tmp_path)
     assert sorted(p.name for p in (tmp_path / "folds" / "model").iterdir()) == ["fold-0.safetensors", "fold-1.safetensors"]
 
     refitted = []
@@ -131,7 +131,7 @@ def test_interrupted_run_resumes_without_refitting_finished_folds(population, tm
         return real_fit_fold(*args, **kwargs)
 
     monkeypatch.setattr(crossval_module, "fit_fold", counting)
-    resumed = cross_validate(RIDGE, dataset, cv=3, out=tmp_path)
+    resumed = cross_validate(RIDGE, dataset, cv=3, logdir=tmp_path)
     assert refitted == [2]
     monkeypatch.setattr(crossval_module, "fit_fold", real_fit_fold)
     fresh = cross_validate(RIDGE, dataset, cv=3)
@@ -139,7 +139,7 @@ def test_interrupted_run_resumes_without_refitting_finished_folds(population, tm
     assert resumed.summary.equals(fresh.summary)
     # a stored fold of other settings is refused, not silently reused
     with pytest.raises(ValueError, match="fitted with other settings"):
-        cross_validate(dict(RIDGE, solver_options={"alpha": 2.0}), dataset, cv=3, out=tmp_path)
+        cross_validate(dict(RIDGE, solver_options={"alpha": 2.0}), dataset, cv=3, logdir=tmp_path)
 
 
 def test_bad_specs_and_grids_are_refused_before_fitting(population):
@@ -153,7 +153,7 @@ def test_bad_specs_and_grids_are_refused_before_fitting(population):
     with pytest.raises(ValueError, match="NeuralDataset"):
         cross_validate(RIDGE, [np.zeros((3, 4))], cv=2)
     with pytest.raises(ValueError, match="not used in cross-validation"):
-        cross_validate(dict(RIDGE, output_dir="x"), dataset, cv=2)
+        cross_validate(dict(RIDGE, logdir="x"), dataset, cv=2)
 
 
 def test_a_folds_fit_advice_is_kept_and_reported_with_its_fold(population):

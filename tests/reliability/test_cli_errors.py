@@ -19,7 +19,7 @@ def data_file(tmp_path_factory):
 
 def base_config(data_file, folder):
     return {
-        "data": str(data_file), "out": str(folder / "out"), "model": "linear", "model_options": {"n_lags": N_LAGS},
+        "data": str(data_file), "logdir": str(folder / "out"), "model": "linear", "model_options": {"n_lags": N_LAGS},
         "solver": "population", "solver_options": {"max_epochs": 2},
     }
 
@@ -66,11 +66,11 @@ CONFIG_CASES = [
     ("n_lags zero", changed(model_options={"n_lags": 0}), "config key 'model_options': n_lags must be an integer >= 1, got 0"),
     ("unknown key", changed(epochs=3), "unknown config key 'epochs'"),
     ("no data", removed("data"), "config key 'data' is required"),
-    ("no out", removed("out"), "config key 'out' is required"),
+    ("no logdir", removed("logdir"), "config key 'logdir' is required"),
     ("missing data file", changed(data="/nonexistent/data.npz"), "config key 'data': no file at /nonexistent/data.npz"),
     ("data of another kind", with_file("data.csv", b"a,b\n"), "config key 'data' must name a .npz or .nwb file"),
     ("data a number", changed(data=5), "config key 'data' must be a path to a .npz or .nwb file, got int 5"),
-    ("out a file", with_file("taken", b"keep", key="out"), "config key 'out' must be a folder, but"),
+    ("logdir a file", with_file("taken", b"keep", key="logdir"), "config key 'logdir' must be a folder, but"),
     ("corrupt npz", with_file("broken.npz", b"PK\x03\x04 no archive"), "config key 'data': "),
     ("corrupt nwb", with_file("broken.nwb", b"garbage"), "config key 'data': "),
     ("npz with data_options", changed(data_options={"units": [0]}), "config key 'data_options' applies to .nwb files only"),
@@ -134,7 +134,7 @@ def test_a_yaml_python_tag_runs_nothing(data_file, tmp_path, capsys):
     pytest.importorskip("yaml")
     marker = tmp_path / "ran"
     path = tmp_path / "config.yaml"
-    path.write_text(f"data: {data_file}\nout: out\nseeds: !!python/object/apply:os.system ['touch {marker}']\n")
+    path.write_text(f"data: {data_file}\nlogdir: out\nseeds: !!python/object/apply:os.system ['touch {marker}']\n")
     assert cli.main(["fit", str(path)]) == 2
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and "is not valid YAML" in line and str(path) in line
@@ -161,7 +161,7 @@ def test_a_fit_that_cannot_run_exits_2_with_one_line(data_file, tmp_path, capsys
 def test_demo_onto_a_file_exits_2_naming_it(tmp_path, capsys):
     target = tmp_path / "taken"
     target.write_text("keep")
-    assert cli.main(["demo", "--out", str(target), "--quick", "--no-progress", "--no-plots"]) == 2
+    assert cli.main(["demo", "--logdir", str(target), "--quick", "--no-progress", "--no-plots"]) == 2
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and line.startswith("strfsolver demo: error: ") and "taken" in line
     assert target.read_text() == "keep"
@@ -169,5 +169,5 @@ def test_demo_onto_a_file_exits_2_naming_it(tmp_path, capsys):
 
 def test_bad_command_line_arguments_exit_2(capsys):
     with pytest.raises(SystemExit) as raised:
-        cli.main(["demo", "--out", "x", "--lr", "-1"])
+        cli.main(["demo", "--logdir", "x", "--lr", "-1"])
     assert raised.value.code == 2 and "expected a positive number, got -1.0" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def test_registered():
 
 
 def test_files_and_summary_match_the_per_seed_files(loaders, test_loader, tmp_path):
-    ms = strfsolver.solver.init("multi-seed", model_factory=factory, seeds=[4, 7], output_dir=tmp_path, **FAST)
+    ms = strfsolver.solver.init("multi-seed", model_factory=factory, seeds=[4, 7], logdir=tmp_path, **FAST)
     result = ms.fit(*loaders, test_loader).result_
     assert isinstance(result, MultiSeedResult) and ms.result_ is result
     assert result.seeds == [4, 7]

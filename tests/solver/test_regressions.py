@@ -121,7 +121,7 @@ def test_estimator_fit_leaves_global_random_state_alone():
     random.seed(11), np.random.seed(11), torch.manual_seed(11)
     expected = (random.random(), np.random.rand(), torch.rand(1))
     random.seed(11), np.random.seed(11), torch.manual_seed(11)
-    strfsolver.STRFEstimator(model="linear", n_lags=4, max_epochs=2, random_state=3, verbose=0).fit(X, y)
+    strfsolver.STRFEstimator(model="linear", n_lags=4, max_epochs=2, random_state=3, progress=0).fit(X, y)
     assert (random.random(), np.random.rand()) == expected[:2]
     assert torch.equal(torch.rand(1), expected[2])
 
