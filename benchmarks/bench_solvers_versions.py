@@ -47,9 +47,10 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--solvers", nargs="+", default=None, help="only these solvers (default: all four)")
     args = parser.parse_args(argv)
     versions = {"this": ROOT, "other": Path(args.other).resolve()}
-    extra = ["--threads", str(args.threads), "--epochs", str(args.epochs)]
+    extra = ["--threads", str(args.threads), "--epochs", str(args.epochs)] + (["--solvers", *args.solvers] if args.solvers else [])
     rounds = {name: [] for name in versions}
     for index in range(args.rounds):
         order = list(versions) if index % 2 == 0 else list(reversed(list(versions)))

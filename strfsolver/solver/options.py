@@ -21,6 +21,7 @@ from torch import nn
 
 from strfsolver import losses as _losses
 from strfsolver.utils.checks import check_count, check_real
+from strfsolver.utils.deprecation import renamed
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver.custom_metrics import split_metrics
 from strfsolver.solver.loop import monitor_mode
@@ -59,13 +60,13 @@ def refuse_unused(cls: type, values: Mapping[str, Any]) -> None:
 
 def build_options(solver: Any) -> None:
     """Resolve and check a new solver's options in place (its ``__post_init__``)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(solver)}
     for old, new in RENAMED.items():
-        value = getattr(solver, old, None)
-        if value is not None:
-            warnings.warn(f"the solver option {old!r} is now called {new!r}; {old!r} will be removed in the next release.",
-                          DeprecationWarning, stacklevel=5)
-            setattr(solver, new, value)
-            setattr(solver, old, None)
+        given = getattr(solver, new)
+        # `is` cannot tell a given default from the default itself here: the default counts as not given
+        setattr(solver, new, renamed(None if given == defaults[new] else given, getattr(solver, old), new, old,
+                                     where=type(solver).__name__, stacklevel=5) if getattr(solver, old) is not None else given)
+        setattr(solver, old, None)
     if not isinstance(solver.model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(solver.model).__name__}.")
     if solver.device is None:
