@@ -220,14 +220,6 @@ class Solver(FittedAttributes, abc.ABC):
         self._optimizer_checked = False
         self._validation_cache: Optional[ValidationCache] = None  # set by fit while it runs
 
-    # ------------------------------------------------------------------
-    # fitted values
-    # ------------------------------------------------------------------
-    @property
-    def history_(self) -> List[Dict[str, Any]]:
-        """The epoch dicts of the last fit (the same list as :py:attr:`log`)."""
-        return self.log
-
     @property
     def builtin_metrics(self) -> Tuple[str, ...]:
         """The names of ``metrics`` that are built in (streamed), without the custom ones."""

@@ -8,7 +8,7 @@ writes and checkpoints store, so they are right after a fit, a ``load`` or a
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from torch import Tensor
 
@@ -53,3 +53,7 @@ class FittedAttributes:
         history = self.training_state_.neuron_history
         return None if history is None else {key: value.clone() for key, value in history.items()}
 
+    @property
+    def history_(self) -> List[Dict[str, Any]]:
+        """The epoch dicts of the last fit (the same list as :py:attr:`log`)."""
+        return self.log
