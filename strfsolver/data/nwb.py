@@ -32,6 +32,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from strfsolver.data.dataset import NeuralDataset
+from strfsolver.utils.checks import as_float32
 
 __all__ = ["from_nwb"]
 
@@ -246,7 +247,7 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
                 f"and stop_time={stops[i]}; expected finite times with stop_time > start_time (fix or remove the row)."
             )
 
-    spectrograms = [np.asarray(templates[s].data[:], dtype=np.float32).T for s in order]
+    spectrograms = [as_float32(np.asarray(templates[s].data[:]), f"stimulus TimeSeries {s!r} of {path} (T, F)").T for s in order]
     for s, spectrogram in zip(order, spectrograms):
         if spectrogram.ndim != 2:
             raise ValueError(f"stimulus TimeSeries {s!r} of {path} has data of shape {spectrogram.T.shape}; expected a spectrogram (T, F).")
@@ -279,7 +280,7 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
                 f"binned series {binned_series!r} is sampled at {series.rate} Hz but the stimuli at "
                 f"{rate} Hz; expected the same rate."
             )
-        binned = np.asarray(series.data[:], dtype=np.float32)
+        binned = as_float32(np.asarray(series.data[:]), f"binned series {binned_series!r} of {path}")
         if binned.ndim == 1:
             binned = binned[:, None]
         offset = float(series.starting_time or 0.0)

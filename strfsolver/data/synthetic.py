@@ -32,7 +32,7 @@ from torch import Tensor
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
 from strfsolver.data.synthetic_draws import FREQ_RANGE_HZ, draw_spectrogram, draw_strfs
-from strfsolver.utils.checks import check_count, check_real
+from strfsolver.utils.checks import as_float32, check_count, check_real
 
 __all__ = ["SyntheticPopulation", "synthetic_population", "NONLINEARITIES"]
 
@@ -160,7 +160,7 @@ class SyntheticPopulation:
 
     def _as_batch(self, stims) -> Tuple[Tensor, bool]:
         """``(B, 1, F, T)`` float32 and whether the input was a single stimulus."""
-        x = torch.as_tensor(stims, dtype=torch.float32)
+        x = torch.as_tensor(as_float32(stims if isinstance(stims, Tensor) else np.asarray(stims), "stims"))
         single = x.ndim == 2
         if x.ndim == 2:
             x = x[None, None]
