@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from strfsolver.utils.checks import as_float32
+
 __all__ = ["NeuralDataset"]
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence]
@@ -44,10 +46,10 @@ def _to_float_tensor(value: Any, what: str) -> Tensor:
                 f"{what} must be a real-valued numeric array or tensor, got an array of dtype {array.dtype}."
             )
         # torch cannot wrap negatively strided or non-native byte order arrays
-        tensor = torch.from_numpy(np.ascontiguousarray(array.astype(np.float32, copy=False)))
+        tensor = torch.from_numpy(np.ascontiguousarray(as_float32(array, what)))
     if tensor.is_complex():
         raise ValueError(f"{what} must be real-valued, got dtype {tensor.dtype}.")
-    return tensor.to(device="cpu", dtype=torch.float32, copy=True).contiguous()
+    return as_float32(tensor, what).to(device="cpu", copy=True).contiguous()
 
 
 def _as_list(value: Any, name: str) -> list:

@@ -27,6 +27,7 @@ so a file with a wrong shape fails with a message naming the stimulus.
 from __future__ import annotations
 
 import io as _io
+import itertools
 import os
 import re
 from typing import Optional, Sequence, Union
@@ -134,9 +135,12 @@ def _indexed_layout(archive: _Archive) -> tuple:
     n_stims = archive.scalar("n_stims", "iu", "a positive integer (the number of stimuli)")
     if n_stims < 1:
         raise ValueError(f"{path}: key 'n_stims' must be a positive integer (the number of stimuli), got {n_stims}.")
-    missing = [k for i in range(n_stims) for k in (f"stim_{i}", f"response_{i}") if k not in archive.keys]
+    # the declared count is checked against the keys, never iterated in full: a corrupt
+    # n_stims=10**12 is refused at once, before any array is read
+    missing = list(itertools.islice((k for i in range(n_stims) for k in (f"stim_{i}", f"response_{i}") if k not in archive.keys), 4))
     if missing:
-        raise ValueError(f"{path} declares n_stims={n_stims} but lacks {missing[:4]}.")
+        held = sum(1 for k in archive.keys if k.startswith("stim_") and _INDEXED.match(k))
+        raise ValueError(f"{path} declares n_stims={n_stims} but lacks {missing} (it holds {held} stim_i entries).")
     beyond = sorted((k for k in archive.keys if _INDEXED.match(k) and int(_INDEXED.match(k).group(2)) >= n_stims), key=lambda k: (len(k), k))
     if beyond:
         raise ValueError(

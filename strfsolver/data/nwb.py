@@ -13,6 +13,14 @@ The layout expected, the common one for auditory experiments:
   ``TimeSeries`` ``(T_total, N)`` at the stimulus rate, sliced from each
   presentation's start.
 
+Only what was recorded is data: a bin that is not entirely inside its
+presentation's ``[start_time, stop_time)``, or (spikes) inside one of the
+unit's ``obs_intervals``, is NaN for that unit, never a zero (nor the next
+presentation's spikes). A presentation with a NaN (or infinite) start or stop
+time, or a stop before its start, is refused with a ``ValueError`` naming its
+row and id, not skipped: skipping would silently change the repeat count. A
+sampling rate that is not positive and finite is refused too.
+
 pynwb is imported only when :py:func:`from_nwb` is called.
 """
 
@@ -24,6 +32,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from strfsolver.data.dataset import NeuralDataset
+from strfsolver.utils.checks import as_float32
 
 __all__ = ["from_nwb"]
 
@@ -51,6 +60,51 @@ def _bin_spikes(spike_times: np.ndarray, unit_index: np.ndarray, n_units: int, s
     keep = (bins >= 0) & (bins < n_bins)
     flat = units[keep] * n_bins + bins[keep]
     return np.bincount(flat, minlength=n_units * n_bins).reshape(n_units, n_bins).astype(np.float32)
+
+
+#: a bin counts as inside an interval when it sticks out by at most this fraction of a bin
+#: (float rounding of times in seconds), at either end
+_EDGE_TOLERANCE = 1e-3
+
+
+def _merged(spans: np.ndarray, tol: float) -> np.ndarray:
+    """``(k, 2)`` intervals sorted and merged where they overlap or touch (within ``tol``)."""
+    spans = spans[np.argsort(spans[:, 0], kind="stable")]
+    out = []
+    for lo, hi in spans:
+        if out and lo <= out[-1][1] + tol:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
+
+
+def _covered(start: float, n_bins: int, dt_s: float, spans: np.ndarray) -> np.ndarray:
+    """``(n_bins,)`` bool: whether bin ``k``, ``[start + k dt, start + (k+1) dt)``, lies inside
+    one of the merged, sorted ``spans`` ``(k, 2)``."""
+    if not len(spans):
+        return np.zeros(n_bins, dtype=bool)
+    tol = _EDGE_TOLERANCE * dt_s
+    lo = start + np.arange(n_bins) * dt_s
+    j = np.searchsorted(spans[:, 0], lo + tol, side="right") - 1
+    return (j >= 0) & (spans[np.clip(j, 0, None), 1] >= lo + dt_s - tol)
+
+
+def _observation_spans(nwbfile, rows, ids, path) -> Optional[list]:
+    """Each selected unit's merged ``obs_intervals`` (``None``: the table has none, always observed)."""
+    if "obs_intervals" not in nwbfile.units.colnames:
+        return None
+    spans = []
+    for r, unit in zip(rows, ids):
+        raw = np.asarray(nwbfile.units["obs_intervals"][r], dtype=np.float64).reshape(-1, 2)
+        bad = ~np.isfinite(raw).all(axis=1) | (raw[:, 1] < raw[:, 0])
+        if bad.any():
+            raise ValueError(
+                f"unit {unit} (row {r}) of {path} has obs_intervals {raw[bad][0].tolist()}; "
+                "expected finite [start, stop] with stop >= start."
+            )
+        spans.append(_merged(raw, 0.0))
+    return spans
 
 
 def from_nwb(
@@ -81,7 +135,15 @@ def from_nwb(
     Returns:
         The dataset; ``meta[i]["name"]`` is stimulus i's name and
         ``meta[i]["start_times"]`` the start of each of its presentations.
-        ``neuron_ids`` holds the units table ids.
+        ``neuron_ids`` holds the units table ids. Bins outside a
+        presentation's ``[start_time, stop_time)`` or outside a unit's
+        ``obs_intervals`` are NaN (not recorded) for that unit.
+
+    Raises:
+        ValueError: for a bad argument, a file that is not NWB, a stimulus
+            ``rate`` that is not positive and finite, a presentation of a
+            selected stimulus with a non-finite start or stop time (or a stop
+            before its start), each naming what it found.
     """
     pynwb = _import_pynwb()
     if responses not in ("spikes", "binned"):
@@ -152,6 +214,8 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
         )
     names = [str(s) for s in table[stim_column][:]]
     starts = np.asarray(table["start_time"][:], dtype=np.float64)
+    stops = np.asarray(table["stop_time"][:], dtype=np.float64)
+    trial_ids = np.asarray(table.id[:])
     unknown = sorted(set(names) - set(templates))
     if unknown:
         raise ValueError(
@@ -167,13 +231,23 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
     no_rate = [s for s, r in rates.items() if r is None]
     if no_rate:
         raise ValueError(f"stimulus TimeSeries {no_rate[0]!r} of {path} has timestamps but no sampling rate; every stimulus needs rate=....")
+    for s, r in rates.items():
+        if not np.isfinite(r) or r <= 0:
+            raise ValueError(f"stimulus TimeSeries {s!r} of {path} has rate={r}; expected a positive, finite sampling rate in Hz.")
     rate = float(next(iter(rates.values())))
     odd = {s: r for s, r in rates.items() if not np.isclose(r, rate)}
     if odd:
         raise ValueError(f"stimuli are sampled at different rates: {rate} Hz and {odd}; expected one rate.")
     dt_s = 1.0 / rate
 
-    spectrograms = [np.asarray(templates[s].data[:], dtype=np.float32).T for s in order]
+    for i, name in enumerate(names):
+        if name in order and not (np.isfinite(starts[i]) and np.isfinite(stops[i]) and stops[i] > starts[i]):
+            raise ValueError(
+                f"presentation {i} (id {trial_ids[i]}) of the {intervals!r} table of {path} has start_time={starts[i]} "
+                f"and stop_time={stops[i]}; expected finite times with stop_time > start_time (fix or remove the row)."
+            )
+
+    spectrograms = [as_float32(np.asarray(templates[s].data[:]), f"stimulus TimeSeries {s!r} of {path} (T, F)").T for s in order]
     for s, spectrogram in zip(order, spectrograms):
         if spectrogram.ndim != 2:
             raise ValueError(f"stimulus TimeSeries {s!r} of {path} has data of shape {spectrogram.T.shape}; expected a spectrogram (T, F).")
@@ -191,6 +265,7 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
         all_times = np.concatenate(trains) if trains else np.zeros(0)
         sort = np.argsort(all_times, kind="stable")
         all_times, unit_index = all_times[sort], unit_index[sort]
+        observed = _observation_spans(nwbfile, rows, ids, path)
     else:
         series = nwbfile.acquisition.get(binned_series)
         if series is None:
@@ -205,7 +280,7 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
                 f"binned series {binned_series!r} is sampled at {series.rate} Hz but the stimuli at "
                 f"{rate} Hz; expected the same rate."
             )
-        binned = np.asarray(series.data[:], dtype=np.float32)
+        binned = as_float32(np.asarray(series.data[:]), f"binned series {binned_series!r} of {path}")
         if binned.ndim == 1:
             binned = binned[:, None]
         offset = float(series.starting_time or 0.0)
@@ -214,18 +289,25 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
     all_responses, meta = [], []
     for s, spectrogram in zip(order, spectrograms):
         n_bins = spectrogram.shape[1]
-        trial_starts = starts[[i for i, name in enumerate(names) if name == s]]
+        trials = [i for i, name in enumerate(names) if name == s]
+        trial_starts = starts[trials]
         if len(trial_starts) == 0:
             raise ValueError(f"stimulus {s!r} is never presented in the {intervals!r} table.")
         repeats = []
-        for start in trial_starts:
+        for start, stop in zip(trial_starts, stops[trials]):
+            in_trial = _covered(start, n_bins, dt_s, np.array([[start, stop]]))
             if responses == "spikes":
-                repeats.append(_bin_spikes(all_times, unit_index, len(ids), start, n_bins, dt_s))
+                counts = _bin_spikes(all_times, unit_index, len(ids), start, n_bins, dt_s)
+                counts[:, ~in_trial] = np.nan
+                for k, spans in enumerate(observed or ()):
+                    counts[k, ~_covered(start, n_bins, dt_s, spans)] = np.nan
+                repeats.append(counts)
             else:
                 first = int(round((start - offset) * rate))
                 chunk = np.full((n_bins, binned.shape[1]), np.nan, dtype=np.float32)
                 available = binned[max(first, 0) : first + n_bins]
                 chunk[max(-first, 0) : max(-first, 0) + len(available)] = available
+                chunk[~in_trial] = np.nan
                 repeats.append(chunk.T)
         all_responses.append(np.stack(repeats, axis=1))
         meta.append({"index": len(meta), "name": s, "start_times": [float(t) for t in trial_starts]})

@@ -32,7 +32,7 @@ from torch import Tensor
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
 from strfsolver.data.synthetic_draws import FREQ_RANGE_HZ, draw_spectrogram, draw_strfs
-from strfsolver.utils.checks import check_count, check_real
+from strfsolver.utils.checks import as_float32, check_count, check_real, check_tensor_size
 
 __all__ = ["SyntheticPopulation", "synthetic_population", "NONLINEARITIES"]
 
@@ -160,7 +160,7 @@ class SyntheticPopulation:
 
     def _as_batch(self, stims) -> Tuple[Tensor, bool]:
         """``(B, 1, F, T)`` float32 and whether the input was a single stimulus."""
-        x = torch.as_tensor(stims, dtype=torch.float32)
+        x = torch.as_tensor(as_float32(stims if isinstance(stims, Tensor) else np.asarray(stims), "stims"))
         single = x.ndim == 2
         if x.ndim == 2:
             x = x[None, None]
@@ -300,6 +300,10 @@ def synthetic_population(
     noise = check_real(noise, "noise", 0.0)
     seed = check_count(seed, "seed", 0)
     function, name = _check_nonlinearity(nonlinearity)
+    # sizes bounded before anything is drawn (n_neurons=10**9 fails at once, not in an allocation)
+    check_tensor_size(dict(n_neurons=n_neurons, n_freqs=n_freqs, n_lags=n_lags), "the synthetic STRFs")
+    check_tensor_size(dict(n_neurons=n_neurons, n_repeats=n_repeats, n_times=high), "the responses to one stimulus")
+    check_tensor_size(dict(n_stims=n_stims, n_freqs=n_freqs, n_times=high), "the stimuli")
 
     # separate streams: the stimuli do not change with the number of neurons,
     # and the first k stimuli do not change with n_stims

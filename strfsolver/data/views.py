@@ -68,7 +68,8 @@ class ValidationCache:
             for batch in self.loader:
                 batch = self.prepare(batch)
                 summary = accumulator.summarize(batch["responses"])
-                entries.append((dict(batch, responses=summary.psth, valid_mask=~summary.psth.isnan()), summary))
+                psth = summary.psth.to(batch["responses"].dtype)  # the summary's is float64, for the scores
+                entries.append((dict(batch, responses=psth, valid_mask=~psth.isnan()), summary))
             self._entries = entries
         else:
             self.loader.set_epoch(self.loader.epoch + 1)

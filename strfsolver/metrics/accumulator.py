@@ -20,7 +20,8 @@ class ResponseSummary(NamedTuple):
     """The prediction-free part of a batch, from :py:meth:`MetricAccumulator.summarize`.
 
     Attributes:
-        psth: ``(B, N, 1, T)``, NaN where no repeat is valid.
+        psth: ``(B, N, 1, T)`` float64 (exact for float32 responses), NaN
+            where no repeat is valid.
         stats: Per-neuron statistics of the responses alone (signal and
             noise power, split halves), float64.
         metrics: The metric names it serves.
@@ -42,8 +43,9 @@ class MetricAccumulator:
     squares and cross-product of (pred, PSTH) and of the two half-PSTHs
     (merged with Chan et al.'s pairwise update, so float32 inputs lose no
     precision), the sum of squared residuals, and the ``T_v``-weighted sums of
-    per-stimulus signal and total power. Statistics are float64, on the
-    device of the data.
+    per-stimulus signal and total power. Statistics and the arithmetic are
+    float64, on the device of the data: float32 responses with a large offset
+    (1e4 + a small signal) score as their float64 copy does.
 
     Args:
         metrics: Names among :func:`available_metrics` (``"cc"``,
@@ -100,7 +102,7 @@ class MetricAccumulator:
         need = _needs(self.metrics)
         response_need = dict(need, pairs=False, residual=False)
         stats = _stats(None, responses, None, **response_need, stats_dtype=torch.float64)
-        return ResponseSummary(psth(responses), stats, self.metrics)
+        return ResponseSummary(psth(responses.to(torch.float64)), stats, self.metrics)
 
     def reset(self) -> None:
         """Forget every batch seen so far."""
@@ -127,6 +129,7 @@ class MetricAccumulator:
                     f"computes {self.metrics}; summarize() with this accumulator."
                 )
             responses = summary.psth
+        given = pred.dtype if isinstance(pred, Tensor) and pred.is_floating_point() else None
         pred, responses, mask = _check_inputs(pred, responses, mask)
         neurons = responses.shape[1]
         if self._n_neurons is not None and neurons != self._n_neurons:
@@ -135,8 +138,9 @@ class MetricAccumulator:
                 f"responses of shape {_shape(responses)} (N = {neurons}). Call reset() "
                 f"first to start over with other neurons."
             )
-        # degenerate-variance checks use the inputs' precision, as one-shot does
-        self._eps = max(self._eps, _eps(pred.dtype))
+        # degenerate-variance checks use the inputs' precision, as one-shot does (a float32
+        # prediction promoted to the float64 PSTH of a summary keeps float32's)
+        self._eps = max(self._eps, _eps(pred.dtype), _eps(given) if given is not None else 0.0)
         device = responses.device if self._stats is None else self._stats_device
         pred = pred.detach().to(device)
         responses = responses.detach().to(device)

@@ -258,10 +258,11 @@ def _stats(
         power: signal / total / noise power sums.
         halves: split-half PSTH moments (Hsu).
         repeats: whether each neuron has a stimulus with 2 valid repeats.
-        stats_dtype: dtype of the returned statistics. Each (stimulus,
-            neuron) row is summarised in the inputs' dtype, centred on its
-            own means (so float32 loses nothing to cancellation), and the
-            rows are pooled in ``stats_dtype``; default: the inputs' dtype.
+        stats_dtype: dtype of the returned statistics, and of the
+            arithmetic when it is wider than the inputs': each block of
+            (stimulus, neuron) rows is converted to it (float32 responses
+            of 1e4 + a small signal then score as their float64 copy does),
+            centred on its own means, and pooled; default: the inputs' dtype.
     """
     batch, neurons, n_rep, bins = responses.shape
     rows = batch * neurons
@@ -269,21 +270,24 @@ def _stats(
     p = pred.reshape(rows, bins) if pairs else None
     m = mask.reshape(rows, bins) if (pairs and mask is not None) else None
     stats_dtype = stats_dtype or responses.dtype
+    # the arithmetic runs in the wider of the two, one block at a time (memory stays bounded)
+    wider = stats_dtype.is_floating_point and torch.finfo(stats_dtype).bits > torch.finfo(responses.dtype).bits
+    dtype = stats_dtype if wider else responses.dtype
     need = dict(pairs=pairs, residual=residual and pairs, power=power, halves=halves, repeats=repeats)
-    row_bytes = n_rep * bins * responses.element_size()
+    row_bytes = n_rep * bins * torch.finfo(dtype).bits // 8
     block_slices = list(_row_blocks(rows, row_bytes, responses.device))
     scratch = _Scratch(
         block_slices[0].stop,
         (n_rep, bins),
-        responses.dtype,
+        dtype,
         responses.device,
         enabled=responses.device.type == "cpu" and not responses.requires_grad,
     )
 
     blocks = [
         _block_stats(
-            x[block],
-            None if p is None else p[block],
+            x[block].to(dtype),
+            None if p is None else p[block].to(dtype),
             None if m is None else m[block],
             need,
             scratch,

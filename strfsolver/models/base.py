@@ -45,7 +45,7 @@ from strfsolver.models import _registry as registry_module
 from strfsolver.models import model_card as _card
 from strfsolver.nn.standardize import StimulusStandardizer
 from strfsolver.utils import io
-from strfsolver.utils.checks import check_finite_weights, to_json
+from strfsolver.utils.checks import check_finite_weights, check_tensor_size, to_json
 
 __all__ = ["NeuralModel", "CONFIG_FILE", "WEIGHTS_FILE", "from_pretrained"]
 
@@ -169,6 +169,8 @@ class NeuralModel(nn.Module):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
         if isinstance(dt_ms, bool) or not isinstance(dt_ms, numbers.Real) or not dt_ms > 0:
             raise ValueError(f"dt_ms must be a number > 0, got {dt_ms!r}.")
+        sizes = dict(n_neurons=n_neurons, n_channels=n_channels, n_freqs=n_freqs, n_lags=n_lags)
+        check_tensor_size(sizes, "the STRF weights (n_neurons, n_channels, n_freqs, n_lags)")  # before any allocation
         self.n_freqs, self.n_lags, self.n_neurons, self.n_channels = int(n_freqs), int(n_lags), int(n_neurons), int(n_channels)
         self.dt_ms = float(dt_ms)
         # per-band standardization with training statistics; the identity until a solver fits it
@@ -178,6 +180,7 @@ class NeuralModel(nn.Module):
         self.core = nn.Identity()
         self.readout = nn.Identity()
         self.feature_channels, self.feature_freqs = self._feature_shape()
+        check_tensor_size(dict(sizes, n_channels=self.feature_channels, n_freqs=self.feature_freqs), "the STRF weights on the prefilter's features")
 
     # ------------------------------------------------------------------ building
     def _build_prefilter(self, prefiltering, options) -> nn.Module:

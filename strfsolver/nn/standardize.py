@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from strfsolver.data.collate import check_batch
 
-__all__ = ["StimulusStandardizer", "stimulus_statistics", "set_standardization", "is_standardized"]
+__all__ = ["StimulusStandardizer", "stimulus_statistics", "band_scales", "CONSTANT_TOLERANCE", "MIN_RELATIVE_SCALE", "set_standardization", "is_standardized"]
 
 
 class StimulusStandardizer(nn.Module):
@@ -59,37 +59,84 @@ class StimulusStandardizer(nn.Module):
         return f"n_channels={self.mean.shape[0]}, n_freqs={self.mean.shape[1]}, fitted={bool(self.fitted.all())}"
 
 
+#: A band is constant when its standard deviation is at most this fraction of its own mean
+#: magnitude AND of the typical band's standard deviation (float32 resolves ~1.2e-7 of a value:
+#: below that a band's variation is rounding noise of its level, and negligible next to the others).
+CONSTANT_TOLERANCE = 1e-6
+#: The smallest scale a band gets, relative to the typical (median) band's standard deviation: a
+#: band that barely varies in training is amplified at most 1/MIN_RELATIVE_SCALE times more
+#: than a typical band, so it cannot dominate predictions on stimuli where it does vary.
+MIN_RELATIVE_SCALE = 1e-3
+
+
 @torch.no_grad()
 def stimulus_statistics(stims: Iterable[Tensor]) -> Tuple[Tensor, Tensor]:
-    """Per channel and band mean and standard deviation over every bin of every stimulus (float64).
+    """Per channel and band mean and scale over every bin of every stimulus (float64).
+
+    The result depends on the stimuli's shape, not their unit: multiplying every
+    stimulus by any positive factor multiplies ``mean`` and ``scale`` by it, so
+    the standardized stimuli are the same in W/m^2, in Pa^2 or in dB.
+
+    * A band's scale is its standard deviation (two passes, shifted by its
+      first value, so an exactly constant band has exactly 0).
+    * The typical scale is the median standard deviation of the bands that
+      vary beyond :data:`CONSTANT_TOLERANCE` of their own mean (of every band
+      when none does, e.g. a small signal on a large offset).
+    * A band is constant when its standard deviation is at most
+      :data:`CONSTANT_TOLERANCE` of its own mean magnitude and of the typical
+      scale (an all-zero band too); it gets the typical scale, and so maps to
+      0 on the training stimuli, never NaN.
+    * Every other band's scale is at least :data:`MIN_RELATIVE_SCALE` times
+      the typical scale, so a band with a tiny training variance gets a
+      bounded gain.
 
     Args:
         stims: ``(F, T_i)`` or ``(C, F, T_i)`` stimuli.
 
     Returns:
-        ``(mean, scale)``, each ``(C, F)``; a constant band gets scale 1
-        (dividing by ~0 would blow its rounding noise up).
+        ``(mean, scale)``, each ``(C, F)``, ``scale > 0``.
 
     Raises:
         ValueError: without any stimulus, or for non-finite values.
     """
-    total = square = None
+    stims = list(stims)  # two passes; each stimulus is converted to float64 one at a time
+
+    def as_3d(i: int) -> Tensor:
+        x = torch.as_tensor(stims[i]).double()
+        return x.unsqueeze(0) if x.dim() == 2 else x
+
+    shift = offset = None
     count = 0
-    for i, stim in enumerate(stims):
-        x = torch.as_tensor(stim).double()
-        x = x.unsqueeze(0) if x.dim() == 2 else x
+    for i in range(len(stims)):
+        x = as_3d(i)
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"training stimulus {i} has non-finite values; cannot standardize it.")
-        s, q = x.sum(-1), x.square().sum(-1)
-        total, square = (s, q) if total is None else (total + s, square + q)
+        if not x.shape[-1]:
+            continue
+        shift = x[..., 0].clone() if shift is None else shift
+        s = (x - shift.unsqueeze(-1)).sum(-1)
+        offset = s if offset is None else offset + s
         count += x.shape[-1]
-    if total is None or count < 2:
+    if count < 2:
         raise ValueError("standardizing the stimuli needs at least 2 training bins.")
-    mean = total / count
-    variance = (square / count - mean.square()).clamp(min=0.0) * count / (count - 1)
-    scale = variance.sqrt()
-    constant = scale <= 1e-12 * mean.abs().clamp(min=1.0)
-    return mean, torch.where(constant, torch.ones_like(scale), scale)
+    mean = shift + offset / count
+    square = sum((as_3d(i) - mean.unsqueeze(-1)).square().sum(-1) for i in range(len(stims)))
+    sd = (square / (count - 1)).sqrt()
+    return mean, band_scales(mean, sd)
+
+
+def band_scales(mean: Tensor, sd: Tensor) -> Tensor:
+    """The standardizer's ``(C, F)`` scales from the bands' means and standard deviations
+    (the rule of :func:`stimulus_statistics`: constant bands get the typical scale, the
+    others at least :data:`MIN_RELATIVE_SCALE` of it; invariant to a global rescaling)."""
+    varies = sd > CONSTANT_TOLERANCE * mean.abs()
+    pool = sd[varies] if bool(varies.any()) else sd.flatten()
+    typical = pool.median() if pool.numel() else sd.new_tensor(0.0)
+    if not bool(typical > 0):  # every band constant: any positive unit of the data will do
+        level = mean.abs().max() if mean.numel() else mean.new_tensor(0.0)
+        return torch.full_like(sd, float(level) if float(level) > 0 else 1.0)
+    constant = ~varies & (sd <= CONSTANT_TOLERANCE * typical)
+    return torch.where(constant, typical, sd.clamp(min=float(MIN_RELATIVE_SCALE * typical)))
 
 
 def _standardizer_entries(model: nn.Module):

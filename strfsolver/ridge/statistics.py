@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from strfsolver.ridge.lagged import CHUNK_ELEMENTS, design_rows, lagged_cross, lagged_gram, lagged_sum, pad_history
+from strfsolver.utils.checks import check_tensor_size
 
 __all__ = ["RidgeStatistics"]
 
@@ -198,6 +199,11 @@ class RidgeStatistics:
         """
         with torch.no_grad():
             x, y, shape = self._check(features, targets)
+            dim = x.shape[0] * self.n_lags
+            check_tensor_size(  # (D, D) Grams, before any is allocated
+                {"D (rows)": dim, "D (columns)": dim},
+                f"the ridge Gram matrix of D = {x.shape[0]} features (channels x bands) x n_lags={self.n_lags} coefficients",
+            )
             n_times = x.shape[1]
             recorded = ~torch.isnan(y)
             counts = recorded.sum(1)

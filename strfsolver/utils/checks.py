@@ -17,7 +17,15 @@ from typing import Any, Iterable, Mapping, Optional
 import numpy as np
 import torch
 
-__all__ = ["is_count", "check_count", "is_real", "check_real", "check_flag", "check_choice", "all_finite", "check_finite_weights", "to_json"]
+__all__ = [
+    "is_count", "check_count", "is_real", "check_real", "check_flag", "check_choice", "all_finite", "check_finite_weights", "to_json",
+    "FLOAT32_MAX", "as_float32", "MAX_TENSOR_ELEMENTS", "check_tensor_size",
+]
+
+#: The largest finite float32 (about 3.4e38).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: The most elements strfsolver allocates in one tensor from sizes it is given (2**31: 8 GiB of float32).
+MAX_TENSOR_ELEMENTS = 2**31
 
 
 def is_count(value: Any, minimum: int = 0) -> bool:
@@ -134,6 +142,74 @@ def check_finite_weights(weights: Mapping[str, Any], source: str, field: str = "
         f"{source}: {field} tensor {name!r} holds {count} non-finite value(s) (NaN or inf); "
         "strfsolver never stores nor loads a diverged model."
     )
+
+
+def as_float32(value: Any, what: str) -> Any:
+    """``value`` (a real NumPy array or tensor) cast to float32, the one cast every input goes through.
+
+    A finite value beyond float32's range would become an infinity in the
+    cast, and then be reported as "non-finite" data the user never had; it
+    is refused here instead, naming ``what`` and the first such position.
+
+    Returns:
+        A float32 array (for an array) or tensor (for a tensor); it may share
+        memory with ``value`` when that already is float32.
+
+    Raises:
+        ValueError: ``"{what} holds 1e+39 at index (0, 3): finite but beyond
+            float32's range (max 3.4e38); rescale ..."``.
+    """
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() and value.dtype != torch.float32 and torch.finfo(value.dtype).max > FLOAT32_MAX:
+            data = value.detach()
+            beyond = data.isfinite() & (data.abs() > FLOAT32_MAX)
+            if bool(beyond.any()):
+                index = beyond.nonzero()[0].tolist()
+                _beyond_float32(what, index, float(data[tuple(index)]))
+        return value.to(torch.float32)
+    array = np.asarray(value)
+    if array.dtype.kind == "f" and np.finfo(array.dtype).max > FLOAT32_MAX:
+        with np.errstate(invalid="ignore"):
+            beyond = np.isfinite(array) & (np.abs(array) > FLOAT32_MAX)
+        if beyond.any():
+            index = [int(i) for i in np.argwhere(beyond)[0]]
+            _beyond_float32(what, index, float(array[tuple(index)]))
+    elif array.dtype.kind in "iu" and array.size and max(abs(int(array.max())), abs(int(array.min()))) > FLOAT32_MAX:
+        index = [int(i) for i in np.argwhere(np.abs(array.astype(np.float64)) > FLOAT32_MAX)[0]]
+        _beyond_float32(what, index, float(array[tuple(index)]))
+    return array.astype(np.float32, copy=False)
+
+
+def _beyond_float32(what: str, index: list, value: float) -> None:
+    where = f"index {tuple(index)}" if len(index) != 1 else f"index {index[0]}"
+    raise ValueError(
+        f"{what} holds {value:.3g} at {where}: finite but beyond float32's range (max {FLOAT32_MAX:.2g}); "
+        "rescale it (e.g. divide by its maximum, or use other units)."
+    )
+
+
+def check_tensor_size(sizes: Mapping[str, int], what: str, limit: int = MAX_TENSOR_ELEMENTS) -> int:
+    """Refuse sizes whose product (the elements of one tensor) exceeds ``limit``, before allocating it.
+
+    Args:
+        sizes: The argument names and their values, e.g. ``{"n_neurons": 10**9, "n_lags": 20}``.
+        what: The tensor, for the message (e.g. ``"the STRF weights (n_neurons, n_channels, n_freqs, n_lags)"``).
+        limit: The most elements allowed.
+
+    Returns:
+        The product.
+
+    Raises:
+        ValueError: naming every size with its value, the product and the limit.
+    """
+    total = math.prod(int(v) for v in sizes.values())
+    if total > limit:
+        given = ", ".join(f"{name}={int(value)}" for name, value in sizes.items())
+        raise ValueError(
+            f"{what} would hold {total:.3g} elements ({given}); at most {limit:.3g} are allowed in one tensor. "
+            "Check these sizes: one of them is probably not what you meant."
+        )
+    return total
 
 
 def to_json(value: Any, *, nonfinite: str = "keep") -> Any:
