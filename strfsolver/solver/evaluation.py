@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from strfsolver import losses as _losses
-from strfsolver.utils.checks import check_count
+from strfsolver.utils.checks import as_float32, check_count
 from strfsolver.data import ValidationCache
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver.batches import begin_sequence, model_dtype
@@ -74,6 +74,13 @@ def evaluate(solver: Any, loader: Iterable[Dict[str, Any]], cache: Optional[Vali
     return result
 
 
+def _as_model_dtype(value: Any, dtype: torch.dtype, what: str) -> Tensor:
+    # a float32 model gets its stimuli through the one checked cast: 1e39 is named, not turned into inf
+    if dtype == torch.float32:
+        return torch.as_tensor(as_float32(value, what))
+    return torch.as_tensor(value, dtype=dtype)
+
+
 @torch.no_grad()
 def predict(solver: Any, stims: Union[Tensor, np.ndarray, Sequence[Union[Tensor, np.ndarray]]], batch_size: int = 32):
     """What :py:meth:`Solver.transform` returns: predictions in chunks, stimuli of a list padded within a chunk."""
@@ -91,13 +98,13 @@ def predict(solver: Any, stims: Union[Tensor, np.ndarray, Sequence[Union[Tensor,
 
     try:
         if isinstance(stims, (Tensor, np.ndarray)):
-            stims = torch.as_tensor(stims, dtype=dtype)
+            stims = _as_model_dtype(stims, dtype, "stims")
             if stims.ndim not in (3, 4):
                 raise ValueError(
                     f"stims must be (B, F, T) or (B, C, F, T) or a list of (F, T) stimuli, got a tensor of shape {tuple(stims.shape)}."
                 )
             return torch.cat([predict(stims[i : i + batch_size], i) for i in range(0, stims.shape[0], batch_size)], dim=0)
-        items = [torch.as_tensor(s, dtype=dtype) for s in stims]
+        items = [_as_model_dtype(s, dtype, f"stims[{i}]") for i, s in enumerate(stims)]
         for i, item in enumerate(items):
             if item.ndim not in (2, 3) or item.shape[:-1] != items[0].shape[:-1]:
                 raise ValueError(

@@ -153,3 +153,14 @@ def test_a_loss_that_is_not_a_scalar_is_named(splits):
     fit = solver(criterion=lambda pred, responses: (pred - responses.nanmean(2, keepdim=True)).abs().nan_to_num().mean((0, 2, 3)))
     with pytest.raises(ValueError, match=r"must be a scalar tensor to back-propagate, got a tensor of shape \(4,\)"):
         fit.fit(make_loader(train), make_loader(valid))
+
+
+def test_transform_names_a_value_beyond_float32_instead_of_calling_it_non_finite():
+    import numpy as np
+
+    stims = np.ones((2, F, 30))
+    stims[1, 2, 7] = 1e39
+    with pytest.raises(ValueError, match=r"stims holds 1e\+39 at index \(1, 2, 7\): finite but beyond float32's range"):
+        solver().transform(stims)
+    with pytest.raises(ValueError, match=r"stims\[1\] holds 1e\+39 at index \(2, 7\)"):
+        solver().transform(list(stims))
