@@ -44,6 +44,10 @@ MOVED: Dict[str, str] = {
     "strfsolver.saved_models": "strfsolver.app.saved_models",
     "strfsolver.demo": "strfsolver.app.demo",
     "strfsolver.report": "strfsolver.app.report",
+    "strfsolver.solver.resume_options": "strfsolver.solver.persistence",
+    "strfsolver.solver.checkpoint_schema": "strfsolver.solver.checkpoint",
+    "strfsolver.solver.neuron_history": "strfsolver.solver.neurons",
+    "strfsolver.solver.closure": "strfsolver.solver.update",
 }
 
 

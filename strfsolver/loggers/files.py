@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Union
 
 from strfsolver.loggers.protocol import Logger
-from strfsolver.solver.neuron_history import long_form_rows
+from strfsolver.solver.neurons import long_form_rows
 from strfsolver.utils import io
 from strfsolver.utils.checks import to_json
 

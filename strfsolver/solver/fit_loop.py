@@ -34,14 +34,13 @@ from strfsolver.utils.checks import all_finite, check_count
 from strfsolver.data import PaddedLoader, ValidationCache
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
-from strfsolver.solver import neuron_history as _neuron_history
 from strfsolver.solver import recovery as _recovery
 from strfsolver.solver.data_checks import check_fit_data, describe_non_finite
 from strfsolver.solver.diagnostics import FitWarning, diagnose
 from strfsolver.solver.errors import TrainingDivergedError
 from strfsolver.solver.loop import CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor
-from strfsolver.solver.neurons import NeuronLossMean, NeuronTracker, bin_counts, neuron_losses, scores_of
-from strfsolver.solver.resume_options import warn_changed_options
+from strfsolver.solver.neurons import NeuronLossMean, NeuronTracker, append_epoch, bin_counts, neuron_losses, per_neuron_values, scores_of
+from strfsolver.solver.persistence import warn_changed_options
 from strfsolver.solver.schedules import check_schedules
 from strfsolver.solver.state import TrainingState
 
@@ -319,8 +318,8 @@ class FitLoop:
     # evaluated epochs
     # ------------------------------------------------------------------
     def _record_neurons(self, epoch: int, validation: Dict[str, Any]) -> None:
-        values = _neuron_history.per_neuron_values(validation, self.solver.metrics)
-        self.state.neuron_history = _neuron_history.append_epoch(self.state.neuron_history, epoch, values)
+        values = per_neuron_values(validation, self.solver.metrics)
+        self.state.neuron_history = append_epoch(self.state.neuron_history, epoch, values)
         self.reporter.neurons(epoch, values)
 
     def _end_evaluated_epoch(self, row: Dict[str, Any], train_values: Dict[str, Tensor]) -> bool:
@@ -406,7 +405,7 @@ class FitLoop:
                 solver.final_validation_[split] = solver.validation(split_loader)
         out: Dict[str, Any] = {"neurons": {}}
         for split, values in solver.final_validation_.items():
-            out["neurons"][split] = _neuron_history.per_neuron_values(values, solver.metrics)
+            out["neurons"][split] = per_neuron_values(values, solver.metrics)
             out[f"final_{split}_loss"] = values["loss"]
             out.update({f"final_{split}_{name}": _nanmean(values[name]) for name in solver.metrics})
         return out

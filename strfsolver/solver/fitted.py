@@ -49,7 +49,7 @@ class FittedAttributes:
     @property
     def history_neurons_(self) -> Optional[Dict[str, Tensor]]:
         """Every validated epoch's per-neuron values: ``{"epoch": (E,), "val_<metric>": (E, N), ...}``
-        (:py:mod:`strfsolver.solver.neuron_history`); ``None`` before a validated epoch."""
+        (:py:mod:`strfsolver.solver.neurons`); ``None`` before a validated epoch."""
         history = self.training_state_.neuron_history
         return None if history is None else {key: value.clone() for key, value in history.items()}
 

@@ -14,11 +14,14 @@
 
 Everything is vectorised over neurons (masks and ``torch.where``, no loop
 over N) and lives on the model's device.
+
+Per-neuron learning curves (every validated epoch's (N,) values, kept in the training
+state and every checkpoint: :py:func:`per_neuron_values`, :py:func:`append_epoch`, :py:func:`long_form_rows`) are here too.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +30,7 @@ from torch.func import vmap
 from strfsolver.metrics import psth
 from strfsolver.solver.state import NeuronTrainingState
 
-__all__ = ["neuron_losses", "bin_counts", "NeuronLossMean", "NeuronTracker", "scores_of", "TRACKER_MODES"]
+__all__ = ["neuron_losses", "bin_counts", "NeuronLossMean", "NeuronTracker", "scores_of", "TRACKER_MODES", "per_neuron_values", "append_epoch", "long_form_rows"]
 
 TRACKER_MODES = ("freeze", "snapshot")
 
@@ -211,3 +214,37 @@ def scores_of(monitor: str, validation: Optional[Dict[str, Any]], training: Dict
             "or a per-neuron metric (val_<metric>, or train_<metric> with track_train_metrics=True)."
         )
     return source[key].detach().reshape(-1), key
+
+
+def per_neuron_values(validation: Mapping[str, Any], metrics: Iterable[str]) -> Dict[str, Tensor]:
+    """The ``(N,)`` values of one validation, keyed as in the epoch dicts (``val_<metric>``, ``val_loss``)."""
+    values = {f"val_{name}": validation[name] for name in metrics}
+    if validation.get("neuron_loss") is not None:
+        values["val_loss"] = validation["neuron_loss"]
+    return {key: torch.as_tensor(value).detach().to("cpu", torch.float64).reshape(-1) for key, value in values.items()}
+
+
+def append_epoch(history: Optional[Dict[str, Tensor]], epoch: int, values: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """``history`` with one more row (a new dict; ``None`` starts one).
+
+    Raises:
+        ValueError: if the keys or the number of neurons differ from the rows before.
+    """
+    row = {"epoch": torch.tensor([epoch], dtype=torch.long)}
+    row.update({key: value.reshape(1, -1) for key, value in values.items()})
+    if not history:
+        return row
+    if set(history) != set(row):
+        raise ValueError(f"the per-neuron history has {sorted(history)} but this epoch gives {sorted(row)}.")
+    for key, value in row.items():
+        if value.shape[1:] != history[key].shape[1:]:
+            raise ValueError(f"the per-neuron history's {key!r} has {history[key].shape[1]} neurons, this epoch {value.shape[1]}.")
+    return {key: torch.cat([history[key], row[key]]) for key in history}
+
+
+def long_form_rows(epoch: int, values: Mapping[str, Tensor]) -> List[Tuple[int, int, str, float]]:
+    """``(epoch, neuron, metric, value)`` tuples of one epoch, metric by metric, neurons in order."""
+    rows: List[Tuple[int, int, str, float]] = []
+    for metric, tensor in values.items():
+        rows.extend((epoch, neuron, metric, value) for neuron, value in enumerate(tensor.tolist()))
+    return rows

@@ -13,7 +13,6 @@ silently ignored.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any, Mapping
 
 import torch

@@ -7,21 +7,24 @@ default :py:meth:`Solver.load_state_dict
 public attributes only, so a subclass that keeps more extends the hooks
 with ``super()`` and adds its own entries (``"ridge"`` keeps its alphas).
 The file format is that of :py:mod:`strfsolver.solver.checkpoint`.
+
+The options a checkpoint records, and the warning when a resumed fit changes them
+(:py:func:`recorded_options`, :py:func:`warn_changed_options`), are here too.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import warnings
+from typing import Any, Dict, Mapping
 
 import torch
 from torch import nn
 
 from strfsolver.utils import seeding as _random
 from strfsolver.solver import checkpoint as _checkpoint
-from strfsolver.solver.resume_options import recorded_options
 from strfsolver.solver.schedules import TorchScheduler, check_schedules
 
-__all__ = ["solver_state", "load_solver_state", "REQUIRED_PARTS"]
+__all__ = ["solver_state", "load_solver_state", "REQUIRED_PARTS", "recorded_options", "warn_changed_options"]
 
 #: the parts a strict load refuses to do without
 REQUIRED_PARTS = ("model", "optimizer", "progress", "history")
@@ -80,3 +83,51 @@ def load_solver_state(solver: Any, state: Dict[str, Any], strict: bool = True) -
         solver.loader_states_ = dict(state.get("loaders", {}))
     if "history" in state:
         solver.log = [dict(row) for row in state["history"]]
+
+
+#: solver fields whose value a resumed fit takes from the checkpoint's optimizer, not from the solver
+_FROM_CHECKPOINT = ("lr", "weight_decay")
+_COMPARED = ("lr", "weight_decay", "patience", "monitor", "mode", "min_delta", "plateau_patience", "lr_decay", "grad_clip", "metrics", "standardize", "init")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, (bool, int, float, str, list, type(None))) else repr(value)
+
+
+def recorded_options(solver: Any) -> Dict[str, Any]:
+    """The options of ``solver`` worth comparing on resume, as JSON values (plus the criterion's class)."""
+    options = {name: _plain(getattr(solver, name, None)) for name in _COMPARED}
+    options["solver"] = type(solver).__name__
+    options["criterion"] = type(solver.criterion).__name__
+    options["optimizer"] = type(solver.optimizer).__name__ if solver.optimizer is not None else None
+    return options
+
+
+def warn_changed_options(solver: Any, saved: Mapping[str, Any], source: str) -> None:
+    """Warn once, naming every option of ``solver`` that differs from ``saved`` (what :py:func:`recorded_options` gave).
+
+    Args:
+        solver: The solver about to resume.
+        saved: The checkpoint's record (checkpoints of older versions have none: nothing to compare).
+        source: The checkpoint file, for the message.
+    """
+    if not isinstance(saved, Mapping):
+        return
+    now = recorded_options(solver)
+    changes = []
+    for name, value in now.items():
+        if name not in saved or saved[name] == value:
+            continue
+        if name == "optimizer" and value is not None and saved[name] is None:
+            continue  # the default optimizer, built by the run that wrote the checkpoint
+        kept = "the checkpoint's value goes on" if name in _FROM_CHECKPOINT else "the new value is used"
+        changes.append(f"{name}: {saved[name]!r} in the checkpoint, {value!r} now ({kept})")
+    if changes:
+        warnings.warn(
+            f"resuming from {source} with options that differ from the run that wrote it: " + "; ".join(changes)
+            + ". Start a fresh fit (another logdir, or resume=False) to train with the new options from the start.",
+            UserWarning,
+            stacklevel=5,
+        )

@@ -38,7 +38,7 @@ class TrainingState:
             once the fit has ended, else ``None``.
         best_model: The model's state at ``best_epoch`` (detached copies).
         neuron_history: Every validated epoch's per-neuron values
-            (:py:mod:`strfsolver.solver.neuron_history`), ``None`` before one.
+            (:py:mod:`strfsolver.solver.neurons`), ``None`` before one.
     """
 
     epoch: int = 0
