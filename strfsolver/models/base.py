@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import json
 import numbers
 import warnings
 from pathlib import Path
@@ -438,10 +437,7 @@ class NeuralModel(nn.Module):
         config_path = folder / CONFIG_FILE
         if not config_path.is_file():
             raise ValueError(f"No {CONFIG_FILE} in {folder}; expected a folder written by save_pretrained.")
-        try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{config_path} is not valid JSON: {error}.") from None
+        config = io.read_json(config_path)
         if not isinstance(config, dict) or config.get("format") != _FORMAT:
             raise ValueError(f"{config_path} was not written by NeuralModel.save_pretrained (format {config.get('format') if isinstance(config, dict) else None!r}).")
         for key in ("arguments", "pass_again"):

@@ -39,6 +39,9 @@ __all__ = [
     "save_state",
     "load_state",
     "stale_temporaries",
+    "parse_json",
+    "read_json",
+    "file_sha256",
     "CHECKSUM_KEY",
 ]
 
@@ -112,6 +115,49 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 def atomic_write_json(path: PathLike, obj: Any, indent: int = 2) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=True) + "\n")
+
+
+def parse_json(text: Union[str, bytes], source: str) -> Any:
+    """``json.loads(text)``, with every way it can fail turned into a ``ValueError`` naming ``source``.
+
+    The one JSON parser of strfsolver (configs, ``estimator.json``, ``config.json``,
+    safetensors headers, saved states, checkpoints): a document nested deeper
+    than the interpreter's recursion limit is refused as "nested too deeply"
+    rather than escaping as a ``RecursionError``; bytes that are not UTF-8 and
+    malformed JSON are refused naming the file.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{source} is nested too deeply to read as JSON (deeper than {_recursion_limit()} levels); "
+                         "strfsolver never writes such a file.") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{source} is not UTF-8 text: {error}.") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{source} is not valid JSON: {error}.") from None
+
+
+def _recursion_limit() -> int:
+    import sys
+
+    return sys.getrecursionlimit()
+
+
+def read_json(path: PathLike) -> Any:
+    """The JSON document in the file ``path``, read through :py:func:`parse_json` (strict UTF-8)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; expected a JSON file.")
+    return parse_json(path.read_bytes(), str(path))
+
+
+def file_sha256(path: PathLike) -> str:
+    """The SHA-256 (hex) of the file ``path``'s bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------
@@ -203,10 +249,7 @@ def _bytes_to_tensors(buffer: bytes, source: str) -> Tuple[Dict[str, torch.Tenso
     (header_len,) = struct.unpack("<Q", buffer[:8])
     if header_len > len(buffer) - 8:
         raise ValueError(f"{source} is truncated or not a safetensors file.")
-    try:
-        header = json.loads(buffer[8 : 8 + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{source} has a corrupt safetensors header: {error}") from None
+    header = parse_json(bytes(buffer[8 : 8 + header_len]), f"{source}: the safetensors header")
     if not isinstance(header, dict):
         raise ValueError(f"{source} has a safetensors header of type {type(header).__name__}; expected a JSON object.")
     metadata = header.pop("__metadata__", {}) or {}
@@ -369,8 +412,5 @@ def load_state(path: PathLike, device: Union[str, torch.device] = "cpu") -> Any:
     tensors, metadata = load_tensors(path, device=device, with_metadata=True)
     if "strfsolver_state" not in metadata:
         raise ValueError(f"{path} is a safetensors file but not a strfsolver state.")
-    try:
-        structure = json.loads(metadata["strfsolver_state"])
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: the state structure in the file's metadata is not valid JSON: {error}.") from None
+    structure = parse_json(metadata["strfsolver_state"], f"{path}: the state structure in the file's metadata")
     return _unflatten(structure, tensors, str(path))
