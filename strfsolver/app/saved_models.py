@@ -26,6 +26,12 @@ def load_saved_model(folder: Union[str, os.PathLike], device: str = "cpu"):
     """The model saved in ``folder``; raises :py:class:`~strfsolver.app.fit_config.ConfigError` with the reason."""
     from strfsolver.models import from_pretrained
 
+    from strfsolver.utils.checks import check_device
+
+    try:
+        check_device(device, "--device")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"model folder {folder} does not exist (strfsolver fit writes one to OUT/model)")

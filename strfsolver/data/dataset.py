@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from strfsolver.utils.checks import check_seed
+
 __all__ = ["NeuralDataset"]
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence]
@@ -400,8 +402,7 @@ class NeuralDataset(torch.utils.data.Dataset):
         total = sum(values)
         if total > 1 + _FRACTION_TOLERANCE:
             raise ValueError(f"split fractions {values} sum to {total:g}; expected a sum of at most 1.")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        seed = check_seed(seed, "seed")
         n = self.n_stims
         cumulative = np.cumsum(values)
         if abs(total - 1) <= _FRACTION_TOLERANCE:

@@ -21,7 +21,7 @@ from torch import Tensor
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
 from strfsolver.metrics import psth
-from strfsolver.utils.checks import check_count, check_flag
+from strfsolver.utils.checks import check_count, check_device, check_flag, check_seed
 
 __all__ = ["PaddedLoader", "PsthView", "make_loader"]
 
@@ -69,12 +69,9 @@ class PaddedLoader:
             )
         self.batch_size = check_count(batch_size, "batch_size", 1)
         self.shuffle = check_flag(shuffle, "shuffle")
-        self.seed = check_count(seed, "seed", 0)
+        self.seed = check_seed(seed, "seed")
         self.drop_last = check_flag(drop_last, "drop_last")
-        try:
-            self.device = torch.device(device)
-        except (RuntimeError, TypeError) as error:
-            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}: {error}") from None
+        self.device = check_device(device)
         self.dataset = dataset
         self.epoch = 0
         # padded on first use: a solver that trains on PSTHs (see

@@ -7,9 +7,8 @@ import inspect
 import math
 from typing import Any, Dict, List, Optional
 
-import torch
 
-from strfsolver.utils.checks import check_count, check_real
+from strfsolver.utils.checks import check_count, check_device, check_real
 from strfsolver.utils.deprecation import renamed
 
 __all__ = ["check_params", "solver_options", "fit_loggers", "renamed_params", "RENAMED_PARAMS"]
@@ -51,10 +50,7 @@ def check_params(estimator) -> Dict[str, Any]:
             f"model_kwargs sets {reserved}; the estimator takes n_freqs from X, n_neurons from y and "
             "n_lags from its own n_lags parameter: remove them from model_kwargs."
         )
-    try:
-        torch.device(estimator.device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {estimator.device!r}: {error}") from None
+    check_device(estimator.device)
     return kwargs
 
 

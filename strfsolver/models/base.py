@@ -44,7 +44,7 @@ from strfsolver.models import _registry as registry_module
 from strfsolver.models import model_card as _card
 from strfsolver.nn.standardize import StimulusStandardizer
 from strfsolver.utils import io
-from strfsolver.utils.checks import check_finite_weights, to_json
+from strfsolver.utils.checks import check_device, check_finite_weights, to_json
 
 __all__ = ["NeuralModel", "CONFIG_FILE", "WEIGHTS_FILE", "from_pretrained"]
 
@@ -432,7 +432,7 @@ class NeuralModel(nn.Module):
             FileNotFoundError: a Hub id that can be neither found in the cache nor
                 downloaded (huggingface_hub's own error, e.g. offline).
         """
-        device = device if map_location is None else map_location
+        device = check_device(device if map_location is None else map_location, "device" if map_location is None else "map_location")
         folder = _card.resolve_pretrained(folder, revision=revision, cache_dir=cache_dir)
         config_path = folder / CONFIG_FILE
         if not config_path.is_file():

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from strfsolver import losses as _losses
-from strfsolver.utils.checks import check_count, check_real
+from strfsolver.utils.checks import check_count, check_device, check_real  # check_device: re-exported here
 from strfsolver.utils.deprecation import renamed
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver.custom_metrics import split_metrics
@@ -30,17 +30,6 @@ __all__ = ["build_options", "check_options", "check_device", "refuse_unused", "R
 
 #: options renamed in 0.2, accepted under the old name for one release (with a DeprecationWarning)
 RENAMED = {"tqdm_on": "progress"}
-
-
-def check_device(device: Any) -> torch.device:
-    """``device`` as a ``torch.device`` this torch can use; a ``ValueError`` naming it otherwise."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} but this torch has no usable CUDA device; use device='cpu'.")
-    return device
 
 
 def refuse_unused(cls: type, values: Mapping[str, Any]) -> None:

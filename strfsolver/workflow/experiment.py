@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from strfsolver.utils.checks import check_count
+from strfsolver.utils.checks import check_count, check_device, check_seed
 from strfsolver.data import NeuralDataset, make_loader
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.utils.deprecation import renamed
@@ -293,7 +293,8 @@ def build_experiment(
     for name, dataset in (("train", train), ("valid", valid), ("test", test)):
         if dataset is not None and not isinstance(dataset, NeuralDataset):
             raise ValueError(f"{name} must be a strfsolver.data.NeuralDataset, got {type(dataset).__name__}.")
-    return Experiment(spec, train, valid, test, check_count(seed, "seed", 0))
+    check_device(spec.device, "spec.device")
+    return Experiment(spec, train, valid, test, check_seed(seed, "seed"))
 
 
 @torch.no_grad()
