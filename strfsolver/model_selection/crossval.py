@@ -164,10 +164,11 @@ def run_folds(
             raise ValueError(f"model names must be non-empty strings, got {name!r}.")
         checked[name] = as_spec(spec, f"spec {name!r}")
         expand_grid(param_grids.get(name))  # refuse a bad grid before any fit
+    # the output folder is checked (a folder, writable) before anything is built or fitted
+    store = None if logdir is None else FoldStore(logdir)
     splits = [(np.asarray(train), np.asarray(test)) for train, test in check_cv(cv).split(dataset)]
     for name, spec in checked.items():
         _check_buildable(name, spec, param_grids.get(name), dataset, splits[0][0])
-    store = None if logdir is None else FoldStore(logdir)
     digest = None if store is None else data_digest(dataset)
     settings = {"seed": seed, "valid_fraction": valid_fraction, "inner_cv": repr(inner_cv)}
 
