@@ -42,6 +42,7 @@ import re
 import types
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["add_helper_functions", "add_docstring", "is_registry", "closest_name"]
 
@@ -74,7 +75,7 @@ class _Entry:
         clash = set(self.fixed_kwargs) & set(kwargs)
         if clash:
             raise ValueError(
-                f"{self.name!r} fixes the argument(s) {sorted(clash)} through its "
+                f"{short_repr(self.name)} fixes the argument(s) {sorted(clash)} through its "
                 f"name; pass them without the name's value or pick another name."
             )
         return self.cls(*args, **self.fixed_kwargs, **kwargs)
@@ -92,23 +93,23 @@ class _Registry:
         if not isinstance(name, str):
             raise ValueError(
                 f"A registered name must be a string, got {type(name).__name__} "
-                f"({name!r})."
+                f"({short_repr(name)})."
             )
         if not _NAME_PATTERN.match(name):
             raise ValueError(
                 f"Registered names are lower case and hyphenated (e.g. "
-                f"'single-cell'); got {name!r}."
+                f"'single-cell'); got {short_repr(name)}."
             )
 
     def _check_class(self, cls: Any, name: str, base: Optional[type]):
         if not isinstance(cls, type):
             raise ValueError(
-                f"Only classes can be registered; {name!r} was given "
-                f"{type(cls).__name__} {cls!r}."
+                f"Only classes can be registered; {short_repr(name)} was given "
+                f"{type(cls).__name__} {short_repr(cls)}."
             )
         if base is not None and not issubclass(cls, base):
             raise ValueError(
-                f"{cls.__name__} registered as {name!r} must subclass "
+                f"{cls.__name__} registered as {short_repr(name)} must subclass "
                 f"{base.__name__}."
             )
 
@@ -116,7 +117,7 @@ class _Registry:
         if entry.name in self.entries and not override:
             existing = self.entries[entry.name].cls
             raise ValueError(
-                f"{entry.name!r} is already registered in {self.module_name} "
+                f"{short_repr(entry.name)} is already registered in {self.module_name} "
                 f"(by {existing.__module__}.{existing.__qualname__}); pass "
                 f"override=True to replace it."
             )
@@ -134,7 +135,7 @@ class _Registry:
 
     def parametrize(self, pattern, *, kwargs=(), **all_kwargs):
         if not isinstance(pattern, str):
-            raise ValueError(f"pattern must be a string, got {pattern!r}.")
+            raise ValueError(f"pattern must be a string, got {short_repr(pattern)}.")
         combinations: List[dict] = [dict(k) for k in kwargs]
         if all_kwargs:
             keys = list(all_kwargs)
@@ -147,7 +148,7 @@ class _Registry:
             ]
         if not combinations:
             raise ValueError(
-                f"parametrize({pattern!r}) needs at least one combination of "
+                f"parametrize({short_repr(pattern)}) needs at least one combination of "
                 f"keyword arguments, through kwargs=[...] or key=(values, ...)."
             )
 
@@ -158,7 +159,7 @@ class _Registry:
                     name = pattern.format(**combination)
                 except KeyError as error:
                     raise ValueError(
-                        f"pattern {pattern!r} uses {error} which is not among "
+                        f"pattern {short_repr(pattern)} uses {error} which is not among "
                         f"the parameters {sorted(combination)}."
                     ) from None
                 self._check_name(name)
@@ -202,12 +203,12 @@ class _Registry:
             close = closest_name(name, options)
             hint = f" Did you mean {close!r}?" if close else ""
             raise ValueError(
-                f"Unknown name {name!r} in {self.module_name}.{hint} "
+                f"Unknown name {short_repr(name)} in {self.module_name}.{hint} "
                 f"Options are: {', '.join(options) if options else '(none)'}."
             )
         if entry.deprecated:
             warnings.warn(
-                f"{name!r} in {self.module_name} is deprecated.",
+                f"{short_repr(name)} in {self.module_name} is deprecated.",
                 DeprecationWarning,
                 stacklevel=3,
             )

@@ -60,7 +60,7 @@ def _splitter(value: Any, key: str):
             return StimulusKFold(**value)
         return check_cv(value, key)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"config key {key!r}: {error}") from None
+        raise ConfigError(f"config key {short_repr(key)}: {error}") from None
 
 
 def validate_compare_config(config: Mapping[str, Any]) -> Dict[str, Any]:
@@ -127,7 +127,7 @@ def run_compare(
         raise ConfigError("no output folder: pass --logdir DIR or set the config key 'logdir'")
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--logdir {str(out)!r} is a file; the comparison writes a folder of tables, figures and report.html")
+        raise ConfigError(f"--logdir {short_repr(str(out))} is a file; the comparison writes a folder of tables, figures and report.html")
     if not Path(full["data"]).is_file():
         raise ConfigError(f"config key 'data': no file at {full['data']}")
     dataset = _load_data(dict(full))

@@ -42,7 +42,7 @@ class Key:
 
 
 def _refuse(key: str, expected: str, value: Any) -> None:
-    raise ConfigError(f"config key {key!r} must be {expected}, got {type(value).__name__} {short_repr(value)}")
+    raise ConfigError(f"config key {short_repr(key)} must be {expected}, got {type(value).__name__} {short_repr(value)}")
 
 
 # ------------------------------------------------------------------ checks of one value
@@ -52,7 +52,7 @@ def mapping(value: Any, key: str) -> Dict[str, Any]:
         _refuse(key, "a mapping of keyword arguments", value)
     bad = next((k for k in value if not isinstance(k, str)), None)
     if bad is not None or any(k is None for k in value):
-        raise ConfigError(f"config key {key!r} must map names (strings) to values, but has the key {type(bad).__name__} {short_repr(bad)}")
+        raise ConfigError(f"config key {short_repr(key)} must map names (strings) to values, but has the key {type(bad).__name__} {short_repr(bad)}")
     return dict(value)
 
 
@@ -60,7 +60,7 @@ def _data_path(value: Any, key: str) -> str:
     if not isinstance(value, (str, os.PathLike)) or isinstance(value, bool):
         _refuse(key, "a path to a .npz or .nwb file", value)
     if Path(value).suffix.lower() not in (".npz", ".nwb"):
-        raise ConfigError(f"config key {key!r} must name a .npz or .nwb file, got {short_repr(str(value))}")
+        raise ConfigError(f"config key {short_repr(key)} must name a .npz or .nwb file, got {short_repr(str(value))}")
     return value
 
 
@@ -68,7 +68,7 @@ def data_file(value: Any, key: str) -> str:
     """A path to an existing .npz or .nwb file."""
     _data_path(value, key)
     if not Path(value).is_file():
-        raise ConfigError(f"config key {key!r}: no file at {Path(value)}")
+        raise ConfigError(f"config key {short_repr(key)}: no file at {Path(value)}")
     return value
 
 
@@ -79,7 +79,7 @@ def folder(value: Any, key: str) -> Optional[str]:
     if not isinstance(value, (str, os.PathLike)) or isinstance(value, bool):
         _refuse(key, "a folder path", value)
     if Path(value).exists() and not Path(value).is_dir():
-        raise ConfigError(f"config key {key!r} must be a folder, but {Path(value)} is a file")
+        raise ConfigError(f"config key {short_repr(key)} must be a folder, but {Path(value)} is a file")
     return value
 
 
@@ -99,7 +99,7 @@ def registered(registry_name: str, auto: bool = False) -> Callable[[Any, str], s
         if value not in options:
             close = closest_name(value, options)
             hint = f"; did you mean {close!r}?" if close else ""
-            raise ConfigError(f"config key {key!r}: unknown {key} {short_repr(value)}{hint} (options: {', '.join(options)})")
+            raise ConfigError(f"config key {short_repr(key)}: unknown {key} {short_repr(value)}{hint} (options: {', '.join(options)})")
         return value
 
     return check
@@ -119,7 +119,7 @@ def seed_list(value: Any, key: str) -> list:
         _refuse(key, "a list of seeds (integers in [0, 2**63 - 1]), not empty", value)
     seeds = [seed(s, f"{key}[{i}]") for i, s in enumerate(value)]
     if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"config key {key!r} repeats a seed: {short_repr(value)}")
+        raise ConfigError(f"config key {short_repr(key)} repeats a seed: {short_repr(value)}")
     return seeds
 
 
@@ -132,7 +132,7 @@ def count(minimum: int, auto: bool = False) -> Callable[[Any, str], Any]:
         if isinstance(value, bool) or not isinstance(value, int):
             _refuse(key, f"an integer >= {minimum}" + (" or 'auto'" if auto else ""), value)
         if value < minimum:
-            raise ConfigError(f"config key {key!r} must be >= {minimum}, got {short_repr(value)}")
+            raise ConfigError(f"config key {short_repr(key)} must be >= {minimum}, got {short_repr(value)}")
         return value
 
     return check
@@ -147,9 +147,9 @@ def fraction(auto: bool = False, positive: bool = False) -> Callable[[Any, str],
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _refuse(key, "a fraction between 0 and 1" + (" or 'auto'" if auto else ""), value)
         if not 0 <= value < 1:
-            raise ConfigError(f"config key {key!r} must lie in [0, 1), got {short_repr(value)}")
+            raise ConfigError(f"config key {short_repr(key)} must lie in [0, 1), got {short_repr(value)}")
         if positive and not value > 0:
-            raise ConfigError(f"config key {key!r} must be > 0: early stopping needs validation stimuli")
+            raise ConfigError(f"config key {short_repr(key)} must be > 0: early stopping needs validation stimuli")
         return value
 
     return check
@@ -196,7 +196,7 @@ def frequencies(value: Any, key: str) -> Optional[list]:
 def choice(options: Sequence[str]) -> Callable[[Any, str], str]:
     def check(value: Any, key: str) -> str:
         if not isinstance(value, str) or value not in options:
-            raise ConfigError(f"config key {key!r} must be {', '.join(repr(o) for o in options[:-1])} or {options[-1]!r}, got {short_repr(value)}")
+            raise ConfigError(f"config key {short_repr(key)} must be {', '.join(repr(o) for o in options[:-1])} or {short_repr(options[-1])}, got {short_repr(value)}")
         return value
 
     return check
@@ -205,11 +205,11 @@ def choice(options: Sequence[str]) -> Callable[[Any, str], str]:
 def model_specs(value: Any, key: str) -> Dict[str, Dict[str, Any]]:
     """``{name: spec}``: names are strings, each spec a mapping whose option keys are mappings."""
     if not isinstance(value, Mapping) or not value:
-        raise ConfigError(f"config key {key!r} must map model names to specs, e.g. {{\"ridge\": {{\"model\": \"linear\"}}}}, got {short_repr(value)}")
+        raise ConfigError(f"config key {short_repr(key)} must map model names to specs, e.g. {{\"ridge\": {{\"model\": \"linear\"}}}}, got {short_repr(value)}")
     specs = {}
     for name, spec in mapping(value, key).items():
         if not isinstance(spec, Mapping):
-            raise ConfigError(f"config key {key!r}: {short_repr(name)} must be a mapping of spec keys, got {type(spec).__name__}")
+            raise ConfigError(f"config key {short_repr(key)}: {short_repr(name)} must be a mapping of spec keys, got {type(spec).__name__}")
         spec = mapping(spec, f"{key}.{name}")
         for sub in ("model_options", "solver_options"):
             if sub in spec:
@@ -289,7 +289,7 @@ def complete(config: Any, keys: Mapping[str, Any]) -> Dict[str, Any]:
         raise ConfigError(f"unknown config key {short_repr(unknown[0])}; known keys are {', '.join(keys)}")
     missing = [k for k, v in keys.items() if v is ... and k not in config]
     if missing:
-        raise ConfigError(f"config key {missing[0]!r} is required")
+        raise ConfigError(f"config key {short_repr(missing[0])} is required")
     # a deep copy of each default, so a caller editing the result never edits the defaults
     full = {k: json.loads(json.dumps(v)) for k, v in keys.items() if v is not ...}
     full.update(config)

@@ -107,7 +107,7 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     if forbidden:
         key = sorted(forbidden)[0]
         instead = {"model": "'model'", "criterion": "'loss'", "device": "'device'"}[key]
-        raise ConfigError(f"config key 'solver_options' may not set {key!r}: use the config key {instead} instead")
+        raise ConfigError(f"config key 'solver_options' may not set {short_repr(key)}: use the config key {instead} instead")
     return full
 
 
@@ -118,12 +118,12 @@ def select_stimuli(dataset, chosen, key: str):
     for item in chosen:
         if isinstance(item, int):
             if not -dataset.n_stims <= item < dataset.n_stims:
-                raise ConfigError(f"config key {key!r}: stimulus {item} is out of range; the data have {dataset.n_stims} stimuli")
+                raise ConfigError(f"config key {short_repr(key)}: stimulus {item} is out of range; the data have {dataset.n_stims} stimuli")
             positions.append(item % dataset.n_stims)
         elif isinstance(item, str) and names.count(item) > 1:
             matches = [i for i, name in enumerate(names) if name == item]
             raise ConfigError(
-                f"config key {key!r}: {len(matches)} stimuli are named {short_repr(item)} (positions {matches[:10]}); "
+                f"config key {short_repr(key)}: {len(matches)} stimuli are named {short_repr(item)} (positions {matches[:10]}); "
                 "name them by position instead"
             )
         elif item in names:
@@ -133,9 +133,9 @@ def select_stimuli(dataset, chosen, key: str):
 
             close = difflib.get_close_matches(item, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"config key {key!r}: no stimulus named {short_repr(item)}{hint}")
+            raise ConfigError(f"config key {short_repr(key)}: no stimulus named {short_repr(item)}{hint}")
     if len(set(positions)) != len(positions):
-        raise ConfigError(f"config key {key!r} names a stimulus twice: {short_repr(chosen)}")
+        raise ConfigError(f"config key {short_repr(key)} names a stimulus twice: {short_repr(chosen)}")
     return positions
 
 

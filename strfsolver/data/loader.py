@@ -22,6 +22,7 @@ from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
 from strfsolver.metrics import psth
 from strfsolver.utils.checks import check_count, check_device, check_flag, check_seed
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["PaddedLoader", "PsthView", "make_loader"]
 
@@ -154,7 +155,7 @@ class PaddedLoader:
     def load_state_dict(self, state: Dict[str, int]) -> None:
         """Restore what :py:meth:`state_dict` returned."""
         if not isinstance(state, dict) or set(state) != {"epoch", "seed"}:
-            raise ValueError(f"expected a dict with keys 'epoch' and 'seed', got {state!r}.")
+            raise ValueError(f"expected a dict with keys 'epoch' and 'seed', got {short_repr(state)}.")
         # a checkpoint may hand the numbers back as 0-d tensors
         values = {k: v.item() if isinstance(v, Tensor) and v.numel() == 1 else v for k, v in state.items()}
         epoch = check_count(values["epoch"], "state['epoch']", 0)

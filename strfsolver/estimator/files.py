@@ -182,7 +182,7 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
 
 def _fail(file: Path, field: str, expected: str, value: Any) -> None:
     shown = f"a {type(value).__name__}" if isinstance(value, (dict, list)) else short_repr(value)
-    raise ValueError(f"{file}: field {field!r} must be {expected}, got {shown}.")
+    raise ValueError(f"{file}: field {short_repr(field)} must be {expected}, got {shown}.")
 
 
 def _is_int(value: Any, minimum: int) -> bool:

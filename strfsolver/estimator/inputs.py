@@ -244,7 +244,7 @@ def _seed_from(random_state: Any) -> int:
         return int(random_state.randint(0, 2**31 - 1))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**31 - 1))
-    raise ValueError(f"random_state must be None, an integer, a numpy RandomState or a Generator, got {random_state!r}.")
+    raise ValueError(f"random_state must be None, an integer, a numpy RandomState or a Generator, got {short_repr(random_state)}.")
 
 
 def dataset_to_arrays(dataset) -> Tuple[List[np.ndarray], List[np.ndarray]]:

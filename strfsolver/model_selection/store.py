@@ -75,15 +75,15 @@ def check_writable_folder(path: Union[str, Path], name: str) -> Path:
         raise ValueError(f"{name} must be a folder path, got {type(path).__name__} {short_repr(path)}.")
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{name} {str(folder)!r} is a file, not a folder; give a folder for the finished folds.")
+        raise ValueError(f"{name} {short_repr(str(folder))} is a file, not a folder; give a folder for the finished folds.")
     # nothing is created here: a comparison refused later leaves no folder behind
     existing = folder.absolute()
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise ValueError(f"{name} {str(folder)!r} cannot be created: {str(existing)!r} is a file.")
+        raise ValueError(f"{name} {short_repr(str(folder))} cannot be created: {short_repr(str(existing))} is a file.")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{name} {str(folder)!r} is not writable ({str(existing)!r} is not); give a folder this process can write to.")
+        raise ValueError(f"{name} {short_repr(str(folder))} is not writable ({short_repr(str(existing))} is not); give a folder this process can write to.")
     return folder
 
 
@@ -113,7 +113,7 @@ class FoldStore:
         state = load_state(path)
         if state.get("fingerprint") != expected:
             raise ValueError(
-                f"{path} holds fold {fold} of model {model!r} fitted with other settings or data; "
+                f"{path} holds fold {fold} of model {short_repr(model)} fitted with other settings or data; "
                 f"use another output folder, or delete {self.root} to start this comparison afresh."
             )
         return state["result"]

@@ -172,7 +172,7 @@ def check_count(value: Any, name: str, minimum: int = 0, *, allow_none: bool = F
         return None
     if not is_count(value, minimum):
         extra = " or None" if allow_none else ""
-        raise ValueError(f"{where}{name} must be an integer >= {minimum}{extra}, got {value!r}.")
+        raise ValueError(f"{where}{name} must be an integer >= {minimum}{extra}, got {short_repr(value)}.")
     return int(value)
 
 
@@ -214,14 +214,14 @@ def check_real(
         else:
             expected = "a number in " + ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
         extra = " or None" if allow_none else ""
-        raise ValueError(f"{where}{name} must be {expected}{extra}, got {value!r}.")
+        raise ValueError(f"{where}{name} must be {expected}{extra}, got {short_repr(value)}.")
     return float(value)
 
 
 def check_flag(value: Any, name: str, where: str = "") -> bool:
     """``value`` as a ``bool`` if it is ``True`` or ``False`` (a NumPy bool too)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{where}{name} must be True or False, got {value!r}.")
+        raise ValueError(f"{where}{name} must be True or False, got {short_repr(value)}.")
     return bool(value)
 
 
@@ -229,7 +229,7 @@ def check_choice(value: Any, name: str, options: Iterable[Any], where: str = "")
     """``value`` if it is one of ``options``."""
     options = tuple(options)
     if not any(value == option and type(value) is type(option) for option in options):
-        raise ValueError(f"{where}{name} must be one of {list(options)}, got {value!r}.")
+        raise ValueError(f"{where}{name} must be one of {list(options)}, got {short_repr(value)}.")
     return value
 
 
@@ -261,7 +261,7 @@ def check_finite_weights(weights: Mapping[str, Any], source: str, field: str = "
     name, tensor = floating[int((~finite).nonzero()[0])]
     count = int((~tensor.isfinite()).sum())
     raise ValueError(
-        f"{source}: {field} tensor {name!r} holds {count} non-finite value(s) (NaN or inf); "
+        f"{source}: {field} tensor {short_repr(name)} holds {count} non-finite value(s) (NaN or inf); "
         "strfsolver never stores nor loads a diverged model."
     )
 

@@ -26,6 +26,7 @@ import secrets
 import shutil
 from pathlib import Path
 from typing import Collection, Iterator, List, Union
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["write_folder", "recover_folder", "leftovers"]
 
@@ -116,7 +117,7 @@ def write_folder(path: PathLike, owned: Collection[str], what: str = "the folder
         foreign = sorted(p.name for p in path.iterdir() if p.name not in owned)
         if foreign:
             raise ValueError(
-                f"{path} holds {foreign[0]!r}, which is not part of {what}; saving replaces the whole folder, "
+                f"{path} holds {short_repr(foreign[0])}, which is not part of {what}; saving replaces the whole folder, "
                 "so give a new or empty folder (nothing was written)."
             )
     temporary = _sibling(path, "tmp")

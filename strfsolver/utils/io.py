@@ -29,6 +29,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
+from strfsolver.utils.checks import short_repr
 
 __all__ = [
     "atomic_write_bytes",
@@ -174,18 +175,18 @@ def _tensors_to_bytes(tensors: Dict[str, torch.Tensor], metadata: Optional[Dict[
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise ValueError(
-                f"safetensors metadata maps str to str; got {key!r}: {type(value).__name__}."
+                f"safetensors metadata maps str to str; got {short_repr(key)}: {type(value).__name__}."
             )
     if CHECKSUM_KEY in metadata:
-        raise ValueError(f"metadata key {CHECKSUM_KEY!r} is reserved for the checksum strfsolver writes.")
+        raise ValueError(f"metadata key {short_repr(CHECKSUM_KEY)} is reserved for the checksum strfsolver writes.")
     blobs = []
     offset = 0
     for name in sorted(tensors):
         tensor = tensors[name]
         if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{name!r} is a {type(tensor).__name__}, expected a torch.Tensor.")
+            raise ValueError(f"{short_repr(name)} is a {type(tensor).__name__}, expected a torch.Tensor.")
         if tensor.dtype not in _DTYPES:
-            raise ValueError(f"{name!r} has dtype {tensor.dtype}, which safetensors cannot store.")
+            raise ValueError(f"{short_repr(name)} has dtype {tensor.dtype}, which safetensors cannot store.")
         data = tensor.detach().to("cpu").contiguous()
         # bool and bfloat16 have no NumPy view; reinterpret the raw bytes instead.
         raw = data.view(torch.uint8) if data.dtype == torch.bool else data
@@ -218,16 +219,16 @@ def _check_entry(source: str, name: str, info: Any, data_size: int) -> Tuple[tor
         raise ValueError(f"{where} has a header entry of type {type(info).__name__}; expected an object with dtype, shape and data_offsets.")
     missing = sorted({"dtype", "shape", "data_offsets"} - set(info))
     if missing:
-        raise ValueError(f"{where} has no {missing[0]!r} in its header entry; found {sorted(info)}.")
+        raise ValueError(f"{where} has no {short_repr(missing[0])} in its header entry; found {sorted(info)}.")
     dtype = _DTYPES_BACK.get(info["dtype"]) if isinstance(info["dtype"], str) else None
     if dtype is None:
-        raise ValueError(f"{where} has unsupported dtype {info['dtype']!r}; expected one of {sorted(_DTYPES_BACK)}.")
+        raise ValueError(f"{where} has unsupported dtype {short_repr(info['dtype'])}; expected one of {sorted(_DTYPES_BACK)}.")
     shape = info["shape"]
     if not isinstance(shape, list) or not all(_is_index(d) for d in shape):
-        raise ValueError(f"{where} has shape {shape!r}; expected a list of non-negative integers.")
+        raise ValueError(f"{where} has shape {short_repr(shape)}; expected a list of non-negative integers.")
     offsets = info["data_offsets"]
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_index(o) for o in offsets):
-        raise ValueError(f"{where} has data_offsets {offsets!r}; expected [start, stop], two non-negative integers.")
+        raise ValueError(f"{where} has data_offsets {short_repr(offsets)}; expected [start, stop], two non-negative integers.")
     start, stop = offsets
     if start > stop or stop > data_size:
         raise ValueError(
@@ -254,7 +255,7 @@ def _bytes_to_tensors(buffer: bytes, source: str) -> Tuple[Dict[str, torch.Tenso
         raise ValueError(f"{source} has a safetensors header of type {type(header).__name__}; expected a JSON object.")
     metadata = header.pop("__metadata__", {}) or {}
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise ValueError(f"{source}: the safetensors __metadata__ must map strings to strings, got {metadata!r:.200}.")
+        raise ValueError(f"{source}: the safetensors __metadata__ must map strings to strings, got {short_repr(metadata, 200)}.")
     data = memoryview(buffer)[8 + header_len :]
     metadata = dict(metadata)
     checksum = metadata.pop(CHECKSUM_KEY, None)
@@ -267,7 +268,7 @@ def _bytes_to_tensors(buffer: bytes, source: str) -> Tuple[Dict[str, torch.Tenso
     ranges = sorted((start, stop, name) for name, (_, _, start, stop) in entries.items() if stop > start)
     for (_, stop, first), (start, _, second) in zip(ranges, ranges[1:]):
         if start < stop:
-            raise ValueError(f"{source}: tensors {first!r} and {second!r} overlap in the file's data (corrupt header).")
+            raise ValueError(f"{source}: tensors {short_repr(first)} and {short_repr(second)} overlap in the file's data (corrupt header).")
     tensors = {}
     for name, (dtype, shape, start, stop) in entries.items():
         chunk = bytearray(data[start:stop])  # a private, writable copy: the tensors own it
@@ -364,7 +365,7 @@ def _unflatten(obj: Any, tensors: Dict[str, torch.Tensor], source: str) -> Any:
             except TypeError:
                 kind = None
             if kind not in ("b", "i", "u", "f"):
-                raise ValueError(f"{source}: an array of the state has dtype {dtype!r}; expected a numeric NumPy dtype.")
+                raise ValueError(f"{source}: an array of the state has dtype {short_repr(dtype)}; expected a numeric NumPy dtype.")
             return _tensor_named(obj[_NDARRAY], tensors, source).cpu().numpy().astype(dtype)
         if _TUPLE in obj and len(obj) == 1:
             return tuple(_unflatten(v, tensors, source) for v in _list_of(obj[_TUPLE], _TUPLE, source))
@@ -375,7 +376,7 @@ def _unflatten(obj: Any, tensors: Dict[str, torch.Tensor], source: str) -> Any:
             return {k: _unflatten(v, tensors, source) for k, v in pairs}
         if _FLOAT in obj and len(obj) == 1:
             if obj[_FLOAT] not in ("nan", "inf", "-inf"):
-                raise ValueError(f"{source}: the state's {_FLOAT} entry is {obj[_FLOAT]!r}; expected 'nan', 'inf' or '-inf'.")
+                raise ValueError(f"{source}: the state's {_FLOAT} entry is {short_repr(obj[_FLOAT])}; expected 'nan', 'inf' or '-inf'.")
             return float(obj[_FLOAT])
         return {k: _unflatten(v, tensors, source) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -385,7 +386,7 @@ def _unflatten(obj: Any, tensors: Dict[str, torch.Tensor], source: str) -> Any:
 
 def _tensor_named(key: Any, tensors: Dict[str, torch.Tensor], source: str) -> torch.Tensor:
     if not isinstance(key, str) or key not in tensors:
-        raise ValueError(f"{source}: the state refers to tensor {key!r}, which the file does not hold.")
+        raise ValueError(f"{source}: the state refers to tensor {short_repr(key)}, which the file does not hold.")
     return tensors[key]
 
 
