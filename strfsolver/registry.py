@@ -42,7 +42,6 @@ import re
 import types
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional
-from strfsolver.utils.checks import short_repr
 
 __all__ = ["add_helper_functions", "add_docstring", "is_registry", "closest_name"]
 
@@ -75,7 +74,7 @@ class _Entry:
         clash = set(self.fixed_kwargs) & set(kwargs)
         if clash:
             raise ValueError(
-                f"{short_repr(self.name)} fixes the argument(s) {sorted(clash)} through its "
+                f"{self.name!r} fixes the argument(s) {sorted(clash)} through its "
                 f"name; pass them without the name's value or pick another name."
             )
         return self.cls(*args, **self.fixed_kwargs, **kwargs)
@@ -93,23 +92,23 @@ class _Registry:
         if not isinstance(name, str):
             raise ValueError(
                 f"A registered name must be a string, got {type(name).__name__} "
-                f"({short_repr(name)})."
+                f"({name!r})."
             )
         if not _NAME_PATTERN.match(name):
             raise ValueError(
                 f"Registered names are lower case and hyphenated (e.g. "
-                f"'single-cell'); got {short_repr(name)}."
+                f"'single-cell'); got {name!r}."
             )
 
     def _check_class(self, cls: Any, name: str, base: Optional[type]):
         if not isinstance(cls, type):
             raise ValueError(
-                f"Only classes can be registered; {short_repr(name)} was given "
-                f"{type(cls).__name__} {short_repr(cls)}."
+                f"Only classes can be registered; {name!r} was given "
+                f"{type(cls).__name__} {cls!r}."
             )
         if base is not None and not issubclass(cls, base):
             raise ValueError(
-                f"{cls.__name__} registered as {short_repr(name)} must subclass "
+                f"{cls.__name__} registered as {name!r} must subclass "
                 f"{base.__name__}."
             )
 
@@ -117,7 +116,7 @@ class _Registry:
         if entry.name in self.entries and not override:
             existing = self.entries[entry.name].cls
             raise ValueError(
-                f"{short_repr(entry.name)} is already registered in {self.module_name} "
+                f"{entry.name!r} is already registered in {self.module_name} "
                 f"(by {existing.__module__}.{existing.__qualname__}); pass "
                 f"override=True to replace it."
             )
@@ -135,7 +134,7 @@ class _Registry:
 
     def parametrize(self, pattern, *, kwargs=(), **all_kwargs):
         if not isinstance(pattern, str):
-            raise ValueError(f"pattern must be a string, got {short_repr(pattern)}.")
+            raise ValueError(f"pattern must be a string, got {pattern!r}.")
         combinations: List[dict] = [dict(k) for k in kwargs]
         if all_kwargs:
             keys = list(all_kwargs)
@@ -148,7 +147,7 @@ class _Registry:
             ]
         if not combinations:
             raise ValueError(
-                f"parametrize({short_repr(pattern)}) needs at least one combination of "
+                f"parametrize({pattern!r}) needs at least one combination of "
                 f"keyword arguments, through kwargs=[...] or key=(values, ...)."
             )
 
@@ -159,7 +158,7 @@ class _Registry:
                     name = pattern.format(**combination)
                 except KeyError as error:
                     raise ValueError(
-                        f"pattern {short_repr(pattern)} uses {error} which is not among "
+                        f"pattern {pattern!r} uses {error} which is not among "
                         f"the parameters {sorted(combination)}."
                     ) from None
                 self._check_name(name)
@@ -203,12 +202,12 @@ class _Registry:
             close = closest_name(name, options)
             hint = f" Did you mean {close!r}?" if close else ""
             raise ValueError(
-                f"Unknown name {short_repr(name)} in {self.module_name}.{hint} "
+                f"Unknown name {name!r} in {self.module_name}.{hint} "
                 f"Options are: {', '.join(options) if options else '(none)'}."
             )
         if entry.deprecated:
             warnings.warn(
-                f"{short_repr(name)} in {self.module_name} is deprecated.",
+                f"{name!r} in {self.module_name} is deprecated.",
                 DeprecationWarning,
                 stacklevel=3,
             )
