@@ -125,5 +125,5 @@ def test_set_random_seed_is_reproducible_and_validates():
     set_random_seed(5)
     assert torch.equal(a, torch.randn(3))
     for bad in (-1, 1.5, "3", True):
-        with pytest.raises(ValueError, match="non-negative integer"):
+        with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63 - 1\]"):
             set_random_seed(bad)

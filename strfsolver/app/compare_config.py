@@ -41,25 +41,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
-from strfsolver.app.fit_config import ConfigError, _load_data, complete_config, load_config
+from strfsolver.app.config_schema import COMPARE_SCHEMA, ConfigError, defaults, validate_keys
+from strfsolver.app.fit_config import _load_data, load_config
+from strfsolver.utils.checks import short_repr
 from strfsolver.utils.deprecation import renamed
 
 __all__ = ["COMPARE_KEYS", "validate_compare_config", "run_compare"]
 
-#: every key a compare config may hold, with its default (``...`` = required)
-COMPARE_KEYS: Dict[str, Any] = {
-    "data": ...,
-    "models": ...,
-    "data_options": {},
-    "logdir": None,
-    "cv": 5,
-    "param_grids": {},
-    "inner_cv": 3,
-    "metric": "cc_norm",
-    "seed": 0,
-    "valid_fraction": "auto",
-    "n_boot": 2000,
-}
+#: every key a compare config may hold, with its default (``...`` = required); the checks are in COMPARE_SCHEMA
+COMPARE_KEYS: Dict[str, Any] = defaults(COMPARE_SCHEMA)
 
 
 def _splitter(value: Any, key: str):
@@ -70,41 +60,30 @@ def _splitter(value: Any, key: str):
             return StimulusKFold(**value)
         return check_cv(value, key)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"config key {key!r}: {error}") from None
+        raise ConfigError(f"config key {short_repr(key)}: {error}") from None
 
 
 def validate_compare_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     """Check the keys, fill in defaults and build the specs; raises :py:class:`~strfsolver.app.fit_config.ConfigError`."""
     from strfsolver.model_selection.folds import as_spec, expand_grid
 
-    full = complete_config(config, COMPARE_KEYS)
-    models = full["models"]
-    if not isinstance(models, Mapping) or not models:
-        raise ConfigError("config key 'models' must map model names to specs, e.g. {\"ridge\": {\"model\": \"linear\"}}")
+    full = validate_keys(config, COMPARE_SCHEMA)
     specs = {}
-    for name, spec in models.items():
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"config key 'models': {name!r} must be a mapping of spec keys, got {type(spec).__name__}")
-        spec = dict(spec)
+    for name, spec in full["models"].items():
         spec["model_options"] = dict({"n_lags": 20}, **spec.get("model_options", {}))
         try:
-            specs[name] = as_spec(spec, f"config key 'models': {name!r}")
+            specs[name] = as_spec(spec, f"config key 'models': {short_repr(name)}")
         except ValueError as error:
             raise ConfigError(str(error)) from None
-    grids = full["param_grids"]
-    if not isinstance(grids, Mapping):
-        raise ConfigError("config key 'param_grids' must map model names to grids")
-    for name, grid in grids.items():
+    for name, grid in full["param_grids"].items():
         if name not in specs:
-            raise ConfigError(f"config key 'param_grids' names {name!r}, which is not among the models {list(specs)}")
+            raise ConfigError(f"config key 'param_grids' names {short_repr(name)}, which is not among the models {short_repr(list(specs))}")
         try:
             expand_grid(grid)
         except ValueError as error:
-            raise ConfigError(f"config key 'param_grids': {name!r}: {error}") from None
+            raise ConfigError(f"config key 'param_grids': {short_repr(name)}: {error}") from None
     full["cv_splitter"] = _splitter(full["cv"], "cv")
     full["inner_splitter"] = _splitter(full["inner_cv"], "inner_cv")
-    if full["metric"] not in ("cc_norm", "cc", "fve"):
-        raise ConfigError(f"config key 'metric' must be 'cc_norm', 'cc' or 'fve', got {full['metric']!r}")
     full["specs"] = specs
     return full
 
@@ -148,7 +127,7 @@ def run_compare(
         raise ConfigError("no output folder: pass --logdir DIR or set the config key 'logdir'")
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--logdir {str(out)!r} is a file; the comparison writes a folder of tables, figures and report.html")
+        raise ConfigError(f"--logdir {short_repr(str(out))} is a file; the comparison writes a folder of tables, figures and report.html")
     if not Path(full["data"]).is_file():
         raise ConfigError(f"config key 'data': no file at {full['data']}")
     dataset = _load_data(dict(full))

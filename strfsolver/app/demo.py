@@ -48,6 +48,7 @@ from strfsolver.utils.seeding import set_random_seed
 from strfsolver.app.report import has_matplotlib as _has_matplotlib
 from strfsolver.app.report import median, plot_learning_curves, rows_to_csv, summary_lines
 from strfsolver.loggers.files import CSVLogger
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["run_demo", "strf_correlation", "DEFAULTS", "QUICK", "COMPARISON"]
 
@@ -214,9 +215,9 @@ def run_demo(
     if fraction == "auto":
         fraction = choose_valid_fraction(settings["n_stims"])
     if not 0 < fraction < 1:
-        raise ValueError(f"valid_fraction must lie strictly between 0 and 1, got {fraction!r}.")
+        raise ValueError(f"valid_fraction must lie strictly between 0 and 1, got {short_repr(fraction)}.")
     if not settings["smoothness"] >= 0:
-        raise ValueError(f"smoothness is the weight of a penalty and must be >= 0, got {settings['smoothness']!r}.")
+        raise ValueError(f"smoothness is the weight of a penalty and must be >= 0, got {short_repr(settings['smoothness'])}.")
     if settings["n_stims"] < 2:
         raise ValueError(f"the demo needs at least 2 stimuli (one to train, one to validate), got n_stims={settings['n_stims']}.")
     train, valid = population.dataset.split([1 - fraction, fraction], seed=settings["seed"])

@@ -55,69 +55,26 @@ the data's signal-to-noise ratio instead of the truth's columns.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Union
 
+from strfsolver.utils.checks import short_repr
 from strfsolver.utils.io import atomic_write_text
+from strfsolver.app.config_schema import (
+    FIT_SCHEMA, RENAMED_KEYS, ConfigError, complete, defaults, read_config_file, validate_keys,
+)
 from strfsolver.app.report import has_matplotlib, plot_learning_curves, rows_to_csv, summary_lines
 from strfsolver.loggers.files import history_to_csv
-from strfsolver.utils.deprecation import renamed
 
 __all__ = ["ConfigError", "load_config", "validate_config", "run_fit", "select_stimuli", "CONFIG_KEYS", "RENAMED_KEYS"]
 
-#: every key a config may hold, with its default (``...`` = required)
-CONFIG_KEYS: Dict[str, Any] = {
-    "data": ...,
-    "logdir": ...,
-    "data_options": {},
-    "model": "auto",
-    "model_options": {},
-    "solver": "auto",
-    "solver_options": {},
-    "loss": "mse",
-    "seeds": [0],
-    "valid_fraction": "auto",
-    "test_fraction": 0.0,
-    "split_seed": 0,
-    "batch_size": "auto",
-    "device": "cpu",
-    "valid_stimuli": None,
-    "test_stimuli": None,
-    "loggers": [],
-    "freqs_hz": None,
-}
-#: config keys renamed in 0.2 (old: new), of the fit and the compare configs; the old key works for one release
-RENAMED_KEYS = {"out": "logdir"}
+#: every key a config may hold, with its default (``...`` = required); the checks are in FIT_SCHEMA
+CONFIG_KEYS: Dict[str, Any] = defaults(FIT_SCHEMA)
 
-
-def complete_config(config: Any, keys: Mapping[str, Any]) -> Dict[str, Any]:
-    """``config`` with every default of ``keys`` (``{key: default}``, ``...`` for a required key)
-    filled in, as a new dict; an unknown or a missing required key is a :py:class:`ConfigError`."""
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"a config is a mapping of keys to values, got {type(config).__name__}")
-    config = dict(config)
-    for old, new in RENAMED_KEYS.items():
-        if old in config:
-            value = renamed(config.get(new, ...), config.pop(old), new, old, where="config", default=..., error=ConfigError, stacklevel=4)
-            if value is not ...:
-                config[new] = value
-    unknown = sorted(set(config) - set(keys))
-    if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r}; known keys are {', '.join(keys)}")
-    missing = [k for k, v in keys.items() if v is ... and k not in config]
-    if missing:
-        raise ConfigError(f"config key {missing[0]!r} is required")
-    # a deep copy of each default, so a caller editing the result never edits the defaults
-    full = {k: json.loads(json.dumps(v)) for k, v in keys.items() if v is not ...}
-    full.update(config)
-    return full
-
-
-class ConfigError(ValueError):
-    """A config that cannot be run; the message is one line naming the key."""
+#: ``complete_config(config, {key: default})``: the defaults filled in, unknown and missing keys refused
+complete_config = complete
 
 
 def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:
@@ -125,24 +82,7 @@ def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:
 
     Relative ``data`` and ``logdir`` paths are resolved against the file's folder.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ConfigError("YAML configs need PyYAML: pip install strfsolver[yaml]") from None
-        try:
-            config = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    else:
-        try:
-            config = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    path, config = read_config_file(path)
     if not isinstance(config, dict):
         raise ConfigError(f"{path} must hold a mapping of keys to values, got {type(config).__name__}")
     for key in ("data", "logdir", *RENAMED_KEYS):
@@ -151,103 +91,24 @@ def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:
     return config
 
 
-def _expect(config: Mapping[str, Any], key: str, kinds, what: str) -> Any:
-    value = config[key]
-    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
-        raise ConfigError(f"config key {key!r} must be {what}, got {value!r}")
-    if not isinstance(value, kinds):
-        raise ConfigError(f"config key {key!r} must be {what}, got {type(value).__name__} {value!r}")
-    return value
-
-
 def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
-    """Check every key and fill in defaults; raises :py:class:`ConfigError`.
+    """Check every key against :py:data:`~strfsolver.app.config_schema.FIT_SCHEMA` and fill in
+    defaults, then the checks that tie keys together; raises :py:class:`ConfigError`.
 
     Returns:
         A complete config (a new dict).
     """
-    from strfsolver import losses, models, solver
-
-    full = complete_config(config, CONFIG_KEYS)
-
-    data = Path(_expect(full, "data", (str, os.PathLike), "a path to a .npz or .nwb file"))
-    if data.suffix.lower() not in (".npz", ".nwb"):
-        raise ConfigError(f"config key 'data' must name a .npz or .nwb file, got {str(data)!r}")
-    if not data.is_file():
-        raise ConfigError(f"config key 'data': no file at {data}")
-    out = Path(_expect(full, "logdir", (str, os.PathLike), "a folder path"))
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"config key 'logdir' must be a folder, but {out} is a file")
-    for key in ("data_options", "model_options", "solver_options"):
-        _expect(full, key, dict, "a mapping of keyword arguments")
-    for key, registry in (("model", models), ("solver", solver), ("loss", losses)):
-        name = _expect(full, key, str, f"a registered {key} name ({', '.join(registry.get_options())})")
-        if key in ("solver", "model") and name == "auto":
-            continue
-        if name not in registry.get_options():
-            from strfsolver.registry import closest_name
-
-            close = closest_name(name, registry.get_options())
-            hint = f"; did you mean {close!r}?" if close else ""
-            raise ConfigError(f"config key {key!r}: unknown {key} {name!r}{hint} (options: {', '.join(registry.get_options())})")
+    full = validate_keys(config, FIT_SCHEMA)
     if full["solver"] == "multi-seed":
         raise ConfigError("config key 'solver': name the inner solver; several seeds are asked for with 'seeds'")
-    seeds = _expect(full, "seeds", list, "a list of non-negative integers")
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise ConfigError(f"config key 'seeds' must be a non-empty list of non-negative integers, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"config key 'seeds' repeats a seed: {seeds!r}")
-    for key in ("valid_fraction", "test_fraction"):
-        if key == "valid_fraction" and full[key] == "auto":
-            continue
-        value = _expect(full, key, (int, float), "a fraction between 0 and 1")
-        if not 0 <= value < 1:
-            raise ConfigError(f"config key {key!r} must lie in [0, 1), got {value!r}")
-    if full["valid_fraction"] != "auto" and not full["valid_fraction"] > 0:
-        raise ConfigError("config key 'valid_fraction' must be > 0: early stopping needs validation stimuli")
     if full["valid_fraction"] != "auto" and full["valid_fraction"] + full["test_fraction"] >= 1:
         raise ConfigError("config keys 'valid_fraction' + 'test_fraction' must leave stimuli to train on (sum < 1)")
-    if full["batch_size"] == "auto":
-        keys = ("split_seed",)
-    else:
-        keys = ("split_seed", "batch_size")
-    for key in keys:
-        value = _expect(full, key, int, "an integer")
-        if value < (1 if key == "batch_size" else 0):
-            raise ConfigError(f"config key {key!r} must be {'>= 1' if key == 'batch_size' else '>= 0'}, got {value!r}")
     forbidden = {"model", "criterion", "device"} & set(full["solver_options"])
     if forbidden:
         key = sorted(forbidden)[0]
         instead = {"model": "'model'", "criterion": "'loss'", "device": "'device'"}[key]
-        raise ConfigError(f"config key 'solver_options' may not set {key!r}: use the config key {instead} instead")
-    _check_workflow_keys(full)
+        raise ConfigError(f"config key 'solver_options' may not set {short_repr(key)}: use the config key {instead} instead")
     return full
-
-
-def _check_workflow_keys(full: Dict[str, Any]) -> None:
-    """``device``, ``valid_stimuli`` / ``test_stimuli``, ``loggers`` and ``freqs_hz``."""
-    import torch
-
-    from strfsolver.loggers.logger_choice import check_logger_choices
-
-    device = _expect(full, "device", str, "a torch device name such as 'cpu' or 'cuda:0'")
-    try:
-        torch.device(device)
-    except RuntimeError as error:
-        raise ConfigError(f"config key 'device' must name a torch device such as 'cpu' or 'cuda:0', got {device!r}: {error}") from None
-    for key in ("valid_stimuli", "test_stimuli"):
-        value = full[key]
-        if value is None:
-            continue
-        if not isinstance(value, list) or not value or any(isinstance(v, bool) or not isinstance(v, (int, str)) for v in value):
-            raise ConfigError(f"config key {key!r} must be a non-empty list of stimulus positions or names, got {value!r}")
-    try:
-        check_logger_choices(full["loggers"], "config key 'loggers'")
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    freqs = full["freqs_hz"]
-    if freqs is not None and (not isinstance(freqs, list) or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0 for f in freqs)):
-        raise ConfigError(f"config key 'freqs_hz' must be a list of positive frequencies in Hz, got {freqs!r}")
 
 
 def select_stimuli(dataset, chosen, key: str):
@@ -257,8 +118,14 @@ def select_stimuli(dataset, chosen, key: str):
     for item in chosen:
         if isinstance(item, int):
             if not -dataset.n_stims <= item < dataset.n_stims:
-                raise ConfigError(f"config key {key!r}: stimulus {item} is out of range; the data have {dataset.n_stims} stimuli")
+                raise ConfigError(f"config key {short_repr(key)}: stimulus {item} is out of range; the data have {dataset.n_stims} stimuli")
             positions.append(item % dataset.n_stims)
+        elif isinstance(item, str) and names.count(item) > 1:
+            matches = [i for i, name in enumerate(names) if name == item]
+            raise ConfigError(
+                f"config key {short_repr(key)}: {len(matches)} stimuli are named {short_repr(item)} (positions {matches[:10]}); "
+                "name them by position instead"
+            )
         elif item in names:
             positions.append(names.index(item))
         else:
@@ -266,9 +133,9 @@ def select_stimuli(dataset, chosen, key: str):
 
             close = difflib.get_close_matches(item, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"config key {key!r}: no stimulus named {item!r}{hint}")
+            raise ConfigError(f"config key {short_repr(key)}: no stimulus named {short_repr(item)}{hint}")
     if len(set(positions)) != len(positions):
-        raise ConfigError(f"config key {key!r} names a stimulus twice: {chosen!r}")
+        raise ConfigError(f"config key {short_repr(key)} names a stimulus twice: {short_repr(chosen)}")
     return positions
 
 

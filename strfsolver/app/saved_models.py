@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from strfsolver.app.fit_config import ConfigError
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["load_saved_model", "predict_dataset", "run_predict", "run_evaluate"]
 
@@ -26,6 +27,12 @@ def load_saved_model(folder: Union[str, os.PathLike], device: str = "cpu"):
     """The model saved in ``folder``; raises :py:class:`~strfsolver.app.fit_config.ConfigError` with the reason."""
     from strfsolver.models import from_pretrained
 
+    from strfsolver.utils.checks import check_device
+
+    try:
+        check_device(device, "--device")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"model folder {folder} does not exist (strfsolver fit writes one to OUT/model)")
@@ -40,7 +47,7 @@ def _load(data: Union[str, os.PathLike], data_options: Optional[Mapping[str, Any
 
     path = Path(data)
     if path.suffix.lower() not in (".npz", ".nwb"):
-        raise ConfigError(f"data must be a .npz or .nwb file, got {str(path)!r}")
+        raise ConfigError(f"data must be a .npz or .nwb file, got {short_repr(str(path))}")
     if not path.is_file():
         raise ConfigError(f"no data file at {path}")
     return _load_data({"data": str(path), "data_options": dict(data_options or {})})
@@ -68,9 +75,9 @@ def _output_file(out, suffix: Optional[str], what: str) -> Path:
     """``out`` as a path, checked before any work: a file name (not a folder), with ``suffix`` when given."""
     out = Path(out)
     if out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a folder; give a file name for {what}, e.g. {str(out / ('out' + (suffix or '.csv')))!r}")
+        raise ConfigError(f"--out {short_repr(str(out))} is a folder; give a file name for {what}, e.g. {short_repr(str(out / ('out' + (suffix or '.csv'))))}")
     if suffix is not None and out.suffix.lower() != suffix:
-        raise ConfigError(f"{what} are written to a {suffix} file, got {str(out)!r}")
+        raise ConfigError(f"{what} are written to a {suffix} file, got {short_repr(str(out))}")
     return out
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from strfsolver.utils.checks import as_float32
+from strfsolver.utils.checks import as_float32, check_seed, short_repr
 
 __all__ = ["NeuralDataset"]
 
@@ -65,10 +65,10 @@ def _as_list(value: Any, name: str) -> list:
 
 def _check_dt(dt_ms: Any) -> float:
     if isinstance(dt_ms, bool) or not isinstance(dt_ms, numbers.Real):
-        raise ValueError(f"dt_ms must be a positive number of milliseconds, got {dt_ms!r}.")
+        raise ValueError(f"dt_ms must be a positive number of milliseconds, got {short_repr(dt_ms)}.")
     value = float(dt_ms)
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"dt_ms must be a positive, finite number of milliseconds, got {dt_ms!r}.")
+        raise ValueError(f"dt_ms must be a positive, finite number of milliseconds, got {short_repr(dt_ms)}.")
     return value
 
 
@@ -78,7 +78,7 @@ def _resolve_index(index: Index, size: int, what: str) -> List[int]:
     if isinstance(index, slice):
         return list(range(size))[index]
     if isinstance(index, bool):
-        raise ValueError(f"{what} index must be integers, a boolean mask or a slice, got {index!r}.")
+        raise ValueError(f"{what} index must be integers, a boolean mask or a slice, got {short_repr(index)}.")
     if isinstance(index, numbers.Integral):
         index = [int(index)]
     if isinstance(index, Tensor):
@@ -281,7 +281,7 @@ class NeuralDataset(torch.utils.data.Dataset):
             self._neuron_ids = None
             return
         if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
-            raise ValueError(f"neuron_ids must be a list of {self.n_neurons} identifiers, got {ids!r}.")
+            raise ValueError(f"neuron_ids must be a list of {self.n_neurons} identifiers, got {short_repr(ids)}.")
         ids = [str(i) for i in ids]
         if len(ids) != self.n_neurons:
             raise ValueError(
@@ -362,7 +362,7 @@ class NeuralDataset(torch.utils.data.Dataset):
         """
         picked = _resolve_index(indices, self.n_stims, "stimulus")
         if not picked:
-            raise ValueError(f"subset({indices!r}) selects no stimulus; a dataset needs at least one.")
+            raise ValueError(f"subset({short_repr(indices)}) selects no stimulus; a dataset needs at least one.")
         return NeuralDataset._trusted(
             [self._stims[i] for i in picked],
             [self._responses[i] for i in picked],
@@ -393,17 +393,16 @@ class NeuralDataset(torch.utils.data.Dataset):
         if isinstance(fractions, numbers.Real) and not isinstance(fractions, bool):
             fractions = (float(fractions), 1.0 - float(fractions))
         if isinstance(fractions, (str, bytes)) or not isinstance(fractions, (Sequence, np.ndarray)) or len(fractions) == 0:
-            raise ValueError(f"fractions must be a non-empty sequence of positive numbers, got {fractions!r}.")
+            raise ValueError(f"fractions must be a non-empty sequence of positive numbers, got {short_repr(fractions)}.")
         values = []
         for f in fractions:
             if isinstance(f, bool) or not isinstance(f, numbers.Real) or not math.isfinite(f) or f <= 0:
-                raise ValueError(f"every split fraction must be a positive number, got {list(fractions)!r}.")
+                raise ValueError(f"every split fraction must be a positive number, got {short_repr(list(fractions))}.")
             values.append(float(f))
         total = sum(values)
         if total > 1 + _FRACTION_TOLERANCE:
             raise ValueError(f"split fractions {values} sum to {total:g}; expected a sum of at most 1.")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        seed = check_seed(seed, "seed")
         n = self.n_stims
         cumulative = np.cumsum(values)
         if abs(total - 1) <= _FRACTION_TOLERANCE:
@@ -424,7 +423,7 @@ class NeuralDataset(torch.utils.data.Dataset):
         """Keep only the neurons ``idx`` (ints, a boolean mask, a slice or a tensor), in that order."""
         picked = _resolve_index(idx, self.n_neurons, "neuron")
         if not picked:
-            raise ValueError(f"select_neurons({idx!r}) selects no neuron; a dataset needs at least one.")
+            raise ValueError(f"select_neurons({short_repr(idx)}) selects no neuron; a dataset needs at least one.")
         index = torch.tensor(picked, dtype=torch.long)
         return NeuralDataset._trusted(
             list(self._stims),

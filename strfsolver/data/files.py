@@ -36,6 +36,7 @@ import numpy as np
 
 from strfsolver.data.dataset import NeuralDataset
 from strfsolver.utils.io import atomic_write_bytes
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["save_npz", "load_npz", "NPZ_FORMAT", "NPZ_VERSION"]
 
@@ -106,23 +107,23 @@ class _Archive:
             return self.archive[key]
         except ValueError as error:
             # allow_pickle=False: an object array is refused here, when it is read, not at np.load
-            raise ValueError(f"{self.path}: key {key!r} holds objects that need pickle to load; strfsolver refuses them ({error}).") from None
+            raise ValueError(f"{self.path}: key {short_repr(key)} holds objects that need pickle to load; strfsolver refuses them ({error}).") from None
         except Exception as error:
-            raise ValueError(f"{self.path}: key {key!r} cannot be read: {error}") from None
+            raise ValueError(f"{self.path}: key {short_repr(key)} cannot be read: {error}") from None
 
     def scalar(self, key: str, kind: str, what: str):
         value = self.array(key)
         if value.ndim != 0 or value.dtype.kind not in kind:
             shown = value.tolist() if value.size <= 4 else f"an array of shape {value.shape}"
-            raise ValueError(f"{self.path}: key {key!r} must be {what}, got {shown!r} (dtype {value.dtype}).")
+            raise ValueError(f"{self.path}: key {short_repr(key)} must be {what}, got {short_repr(shown)} (dtype {value.dtype}).")
         return value.item()
 
     def strings(self, key: str, count: Optional[int], what: str) -> list:
         value = self.array(key)
         if value.ndim != 1 or value.dtype.kind not in "USiu":
-            raise ValueError(f"{self.path}: key {key!r} must be a 1-D array of strings, got shape {value.shape} and dtype {value.dtype}.")
+            raise ValueError(f"{self.path}: key {short_repr(key)} must be a 1-D array of strings, got shape {value.shape} and dtype {value.dtype}.")
         if count is not None and len(value) != count:
-            raise ValueError(f"{self.path}: key {key!r} has {len(value)} entries for {count} {what}; expected one per {what[:-1] if what.endswith('s') else what}.")
+            raise ValueError(f"{self.path}: key {short_repr(key)} has {len(value)} entries for {count} {what}; expected one per {what[:-1] if what.endswith('s') else what}.")
         return [str(v) for v in value]
 
 
@@ -202,7 +203,7 @@ def load_npz(path: PathLike) -> NeuralDataset:
         if "format" in keys:
             found = archive.array("format")
             if found.ndim != 0 or found.dtype.kind != "U" or str(found) != NPZ_FORMAT:
-                raise ValueError(f"{path}: key 'format' is {found.tolist()!r}; expected {NPZ_FORMAT!r}.")
+                raise ValueError(f"{path}: key 'format' is {short_repr(found.tolist())}; expected {short_repr(NPZ_FORMAT)}.")
         if "version" in keys:
             version = archive.scalar("version", "iu", "an integer schema version")
             if not 1 <= version <= NPZ_VERSION:

@@ -21,7 +21,8 @@ from torch import Tensor
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
 from strfsolver.metrics import psth
-from strfsolver.utils.checks import check_count, check_flag
+from strfsolver.utils.checks import check_count, check_device, check_flag, check_seed
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["PaddedLoader", "PsthView", "make_loader"]
 
@@ -69,12 +70,9 @@ class PaddedLoader:
             )
         self.batch_size = check_count(batch_size, "batch_size", 1)
         self.shuffle = check_flag(shuffle, "shuffle")
-        self.seed = check_count(seed, "seed", 0)
+        self.seed = check_seed(seed, "seed")
         self.drop_last = check_flag(drop_last, "drop_last")
-        try:
-            self.device = torch.device(device)
-        except (RuntimeError, TypeError) as error:
-            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}: {error}") from None
+        self.device = check_device(device)
         self.dataset = dataset
         self.epoch = 0
         # padded on first use: a solver that trains on PSTHs (see
@@ -157,7 +155,7 @@ class PaddedLoader:
     def load_state_dict(self, state: Dict[str, int]) -> None:
         """Restore what :py:meth:`state_dict` returned."""
         if not isinstance(state, dict) or set(state) != {"epoch", "seed"}:
-            raise ValueError(f"expected a dict with keys 'epoch' and 'seed', got {state!r}.")
+            raise ValueError(f"expected a dict with keys 'epoch' and 'seed', got {short_repr(state)}.")
         # a checkpoint may hand the numbers back as 0-d tensors
         values = {k: v.item() if isinstance(v, Tensor) and v.numel() == 1 else v for k, v in state.items()}
         epoch = check_count(values["epoch"], "state['epoch']", 0)

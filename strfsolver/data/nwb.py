@@ -32,7 +32,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from strfsolver.data.dataset import NeuralDataset
-from strfsolver.utils.checks import as_float32
+from strfsolver.utils.checks import as_float32, short_repr
 
 __all__ = ["from_nwb"]
 
@@ -147,12 +147,12 @@ def from_nwb(
     """
     pynwb = _import_pynwb()
     if responses not in ("spikes", "binned"):
-        raise ValueError(f"responses must be 'spikes' or 'binned', got {responses!r}.")
+        raise ValueError(f"responses must be 'spikes' or 'binned', got {short_repr(responses)}.")
     if responses == "binned" and not binned_series:
         raise ValueError("responses='binned' needs binned_series=<name of the TimeSeries (T, N)>.")
     for value, name in ((stim_column, "stim_column"), (intervals, "intervals")):
         if not isinstance(value, str) or not value:
-            raise ValueError(f"{name} must be a non-empty string, got {value!r}.")
+            raise ValueError(f"{name} must be a non-empty string, got {short_repr(value)}.")
     stimuli = _check_names(stimuli)
     units = _check_units(units)
     if not os.path.isfile(path):
@@ -174,12 +174,12 @@ def _check_names(stimuli: Optional[Sequence[str]]) -> Optional[list]:
     if stimuli is None:
         return None
     if isinstance(stimuli, str) or not isinstance(stimuli, Sequence):
-        raise ValueError(f"stimuli must be a list of stimulus names or None, got {stimuli!r}.")
+        raise ValueError(f"stimuli must be a list of stimulus names or None, got {short_repr(stimuli)}.")
     if len(stimuli) == 0:
         raise ValueError("stimuli=[] selects no stimulus; pass None for every stimulus presented, or a list of names.")
     bad = [s for s in stimuli if not isinstance(s, str)]
     if bad:
-        raise ValueError(f"stimuli must be names (strings), got {bad[0]!r}.")
+        raise ValueError(f"stimuli must be names (strings), got {short_repr(bad[0])}.")
     if len(set(stimuli)) != len(stimuli):
         raise ValueError(f"stimuli names a stimulus twice: {list(stimuli)}.")
     return list(stimuli)
@@ -189,12 +189,12 @@ def _check_units(units: Optional[Sequence[int]]) -> Optional[list]:
     if units is None:
         return None
     if isinstance(units, (str, bytes)) or not isinstance(units, (Sequence, np.ndarray)):
-        raise ValueError(f"units must be a list of row indices of the units table or None, got {units!r}.")
+        raise ValueError(f"units must be a list of row indices of the units table or None, got {short_repr(units)}.")
     if len(units) == 0:
         raise ValueError("units=[] selects no unit; pass None for every unit, or a list of row indices.")
     bad = [u for u in units if isinstance(u, (bool, np.bool_)) or not isinstance(u, (int, np.integer)) or u < 0]
     if bad:
-        raise ValueError(f"units must be non-negative row indices of the units table, got {bad[0]!r}.")
+        raise ValueError(f"units must be non-negative row indices of the units table, got {short_repr(bad[0])}.")
     return [int(u) for u in units]
 
 
@@ -206,10 +206,10 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
         raise ValueError(f"{path} has no stimulus TimeSeries in stimulus_template or stimulus.")
     table = nwbfile.trials if intervals == "trials" else nwbfile.intervals.get(intervals) if nwbfile.intervals else None
     if table is None:
-        raise ValueError(f"{path} has no intervals table {intervals!r}.")
+        raise ValueError(f"{path} has no intervals table {short_repr(intervals)}.")
     if stim_column not in table.colnames:
         raise ValueError(
-            f"the {intervals!r} table of {path} has no column {stim_column!r}; "
+            f"the {short_repr(intervals)} table of {path} has no column {short_repr(stim_column)}; "
             f"its columns are {list(table.colnames)}."
         )
     names = [str(s) for s in table[stim_column][:]]
@@ -230,10 +230,10 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
     rates = {s: templates[s].rate for s in order}
     no_rate = [s for s, r in rates.items() if r is None]
     if no_rate:
-        raise ValueError(f"stimulus TimeSeries {no_rate[0]!r} of {path} has timestamps but no sampling rate; every stimulus needs rate=....")
+        raise ValueError(f"stimulus TimeSeries {short_repr(no_rate[0])} of {path} has timestamps but no sampling rate; every stimulus needs rate=....")
     for s, r in rates.items():
         if not np.isfinite(r) or r <= 0:
-            raise ValueError(f"stimulus TimeSeries {s!r} of {path} has rate={r}; expected a positive, finite sampling rate in Hz.")
+            raise ValueError(f"stimulus TimeSeries {short_repr(s)} of {path} has rate={r}; expected a positive, finite sampling rate in Hz.")
     rate = float(next(iter(rates.values())))
     odd = {s: r for s, r in rates.items() if not np.isclose(r, rate)}
     if odd:
@@ -250,7 +250,7 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
     spectrograms = [as_float32(np.asarray(templates[s].data[:]), f"stimulus TimeSeries {s!r} of {path} (T, F)").T for s in order]
     for s, spectrogram in zip(order, spectrograms):
         if spectrogram.ndim != 2:
-            raise ValueError(f"stimulus TimeSeries {s!r} of {path} has data of shape {spectrogram.T.shape}; expected a spectrogram (T, F).")
+            raise ValueError(f"stimulus TimeSeries {short_repr(s)} of {path} has data of shape {spectrogram.T.shape}; expected a spectrogram (T, F).")
 
     if responses == "spikes":
         if nwbfile.units is None or len(nwbfile.units) == 0:
@@ -274,10 +274,10 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
                     series = module[binned_series]
                     break
         if series is None:
-            raise ValueError(f"{path} has no TimeSeries {binned_series!r} in acquisition or processing.")
+            raise ValueError(f"{path} has no TimeSeries {short_repr(binned_series)} in acquisition or processing.")
         if series.rate is None or not np.isclose(series.rate, rate):
             raise ValueError(
-                f"binned series {binned_series!r} is sampled at {series.rate} Hz but the stimuli at "
+                f"binned series {short_repr(binned_series)} is sampled at {series.rate} Hz but the stimuli at "
                 f"{rate} Hz; expected the same rate."
             )
         binned = as_float32(np.asarray(series.data[:]), f"binned series {binned_series!r} of {path}")
@@ -292,7 +292,7 @@ def _read(nwbfile, path, stim_column, intervals, responses, binned_series, stimu
         trials = [i for i, name in enumerate(names) if name == s]
         trial_starts = starts[trials]
         if len(trial_starts) == 0:
-            raise ValueError(f"stimulus {s!r} is never presented in the {intervals!r} table.")
+            raise ValueError(f"stimulus {short_repr(s)} is never presented in the {short_repr(intervals)} table.")
         repeats = []
         for start, stop in zip(trial_starts, stops[trials]):
             in_trial = _covered(start, n_bins, dt_s, np.array([[start, stop]]))

@@ -32,7 +32,7 @@ from torch import Tensor
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
 from strfsolver.data.synthetic_draws import FREQ_RANGE_HZ, draw_spectrogram, draw_strfs
-from strfsolver.utils.checks import as_float32, check_count, check_real, check_tensor_size
+from strfsolver.utils.checks import as_float32, check_count, check_real, check_tensor_size, short_repr
 
 __all__ = ["SyntheticPopulation", "synthetic_population", "NONLINEARITIES"]
 
@@ -67,7 +67,7 @@ NONLINEARITIES: Dict[str, Callable[[Tensor], Tensor]] = {
 def _check_times(n_times) -> Tuple[int, int]:
     if isinstance(n_times, (tuple, list)):
         if len(n_times) != 2:
-            raise ValueError(f"n_times must be an int or a (min, max) pair, got {n_times!r}.")
+            raise ValueError(f"n_times must be an int or a (min, max) pair, got {short_repr(n_times)}.")
         low = check_count(n_times[0], "n_times[0]", 1)
         high = check_count(n_times[1], "n_times[1]", 1)
         if high < low:
@@ -80,11 +80,11 @@ def _check_times(n_times) -> Tuple[int, int]:
 def _check_nonlinearity(nonlinearity) -> Tuple[Callable[[Tensor], Tensor], str]:
     if isinstance(nonlinearity, str):
         if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"unknown nonlinearity {nonlinearity!r}; expected one of {sorted(NONLINEARITIES)} or a callable.")
+            raise ValueError(f"unknown nonlinearity {short_repr(nonlinearity)}; expected one of {sorted(NONLINEARITIES)} or a callable.")
         return NONLINEARITIES[nonlinearity], nonlinearity
     if callable(nonlinearity):
         return nonlinearity, getattr(nonlinearity, "__name__", type(nonlinearity).__name__)
-    raise ValueError(f"nonlinearity must be one of {sorted(NONLINEARITIES)} or a callable, got {nonlinearity!r}.")
+    raise ValueError(f"nonlinearity must be one of {sorted(NONLINEARITIES)} or a callable, got {short_repr(nonlinearity)}.")
 
 
 def _causal_drive(strfs: Tensor, stims: Tensor) -> Tensor:
@@ -372,7 +372,7 @@ def synthetic_population(
     for i, rate in enumerate(rates):
         if not bool(torch.isfinite(rate).all()) or bool((rate < 0).any()):
             raise ValueError(
-                f"nonlinearity {name!r} gave negative or non-finite rates for stimulus {i} "
+                f"nonlinearity {short_repr(name)} gave negative or non-finite rates for stimulus {i} "
                 f"(min {float(rate.min()):g}); Poisson counts need rates >= 0."
             )
 

@@ -48,6 +48,7 @@ from strfsolver.estimator.inputs import (
 )
 from strfsolver.estimator.params import check_params, fit_loggers, fitter_stop_reason, renamed_params, solver_options
 from strfsolver.estimator.sklearn_compat import _FallbackBaseEstimator, _FallbackNotFittedError, _FallbackRegressorMixin
+from strfsolver.utils.checks import short_repr
 
 # scikit-learn is optional: the estimator works without it. The choice is made
 # here, where the class takes its bases, so that running this module with
@@ -455,7 +456,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         self._check_is_fitted()
         if self.strfs_ is None:
             raise ValueError(
-                f"model {self.model_name_!r} has no linear STRF; use strfsolver.models.gradient_strf(est.model_, stims) "
+                f"model {short_repr(self.model_name_)} has no linear STRF; use strfsolver.models.gradient_strf(est.model_, stims) "
                 "for an effective one."
             )
         from strfsolver.models import plot_strfs

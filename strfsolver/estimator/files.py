@@ -4,6 +4,10 @@ and :py:meth:`STRFEstimator.load <strfsolver.estimator.STRFEstimator.load>` read
 No pickle: ``estimator.json`` holds the constructor parameters and the
 fitted attributes (history and scores included), ``model/`` the model as
 ``NeuralModel.save_pretrained`` writes it (``config.json`` + safetensors).
+The folder is written whole or not at all (:py:func:`strfsolver.utils.folders.write_folder`:
+a temporary sibling renamed into place), and ``estimator.json`` records the
+SHA-256 of the model's files, which ``load`` checks: a folder whose ``model/``
+is not the one saved with its ``estimator.json`` is refused.
 Parameters are written under their current names; a file of strfsolver 0.1
 (``verbose``, ``log_dir``: see :py:data:`~strfsolver.estimator.params.RENAMED_PARAMS`)
 loads under the new ones.
@@ -17,7 +21,10 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from strfsolver.utils.checks import to_json
+from strfsolver.utils.checks import short_repr, to_json
+from strfsolver.utils.folders import recover_folder, write_folder
+from strfsolver.utils.io import atomic_write_json, file_sha256, read_json
+from strfsolver.models.base import CONFIG_FILE, WEIGHTS_FILE
 from strfsolver.estimator.params import RENAMED_PARAMS
 
 # the way in is STRFEstimator.save / STRFEstimator.load, documented there
@@ -27,6 +34,9 @@ _FORMAT = "strfsolver-estimator"
 _FORMAT_VERSION = 1
 _PARAMS_FILE = "estimator.json"
 _MODEL_FOLDER = "model"
+_DIGEST_KEY = "model_sha256"
+#: the files of model/ whose SHA-256 estimator.json records (the model card is prose, not checked)
+_DIGESTED = (CONFIG_FILE, WEIGHTS_FILE)
 
 
 def _savable_model(model):
@@ -43,8 +53,6 @@ def _savable_model(model):
 
 def save_estimator(estimator, path: Union[str, Path]) -> Path:
     """Write the fitted ``estimator`` to the folder ``path``; see :py:meth:`STRFEstimator.save`."""
-    from strfsolver.utils.io import atomic_write_json
-
     folder = Path(path)
     params = _current_names(estimator.get_params(deep=False))
     for key, value in params.items():
@@ -52,12 +60,10 @@ def save_estimator(estimator, path: Union[str, Path]) -> Path:
             json.dumps(value)
         except (TypeError, ValueError):
             raise ValueError(
-                f"parameter {key}={value!r} cannot be written to JSON, so save() cannot store it; use a "
+                f"parameter {key}={short_repr(value)} cannot be written to JSON, so save() cannot store it; use a "
                 "registered name (or plain values in model_kwargs), or pickle the estimator instead."
             ) from None
     model = _savable_model(estimator.model_)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder / _MODEL_FOLDER)
     names = estimator.__dict__.get("feature_names_in_")
     state = {
         "format": _FORMAT,
@@ -81,8 +87,31 @@ def save_estimator(estimator, path: Union[str, Path]) -> Path:
             "scores_data": estimator.scores_.attrs.get("data"),
         },
     }
-    atomic_write_json(folder / _PARAMS_FILE, to_json(state))
+    with write_folder(folder, owned=(_PARAMS_FILE, _MODEL_FOLDER), what="an estimator folder") as temporary:
+        model.save_pretrained(temporary / _MODEL_FOLDER)
+        state[_DIGEST_KEY] = {name: file_sha256(temporary / _MODEL_FOLDER / name) for name in _DIGESTED}
+        atomic_write_json(temporary / _PARAMS_FILE, to_json(state))
     return folder
+
+
+def _check_model_digest(state: Dict[str, Any], file: Path, model_folder: Path) -> None:
+    """Refuse a ``model/`` whose files are not those ``estimator.json`` was saved with."""
+    digests = state.get(_DIGEST_KEY)
+    if digests is None:
+        return  # folders of strfsolver 0.1 carry no digest
+    if not isinstance(digests, dict) or not digests or any(name not in _DIGESTED or not isinstance(d, str) for name, d in digests.items()):
+        _fail(file, _DIGEST_KEY, f"a mapping of {' and '.join(_DIGESTED)} to SHA-256 digests", digests)
+    for name, expected in sorted(digests.items()):
+        target = model_folder / name
+        if not target.is_file():
+            raise ValueError(f"{file} records the SHA-256 of {target}, which is missing; the folder is incomplete.")
+        found = file_sha256(target)
+        if found != expected:
+            raise ValueError(
+                f"{target} does not match the SHA-256 recorded in {file} (recorded {expected[:12]}..., found {found[:12]}...): "
+                f"the model in {model_folder} is not the one saved with {file}; the folder mixes files of two fits "
+                "or was changed after it was saved."
+            )
 
 
 def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
@@ -93,18 +122,18 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
     from strfsolver import solver as _solvers
 
     folder = Path(path)
+    recover_folder(folder)  # a save that died between its renames left the old folder aside
     file = folder / _PARAMS_FILE
     if not file.is_file():
         raise ValueError(f"No {_PARAMS_FILE} in {folder}; expected a folder written by STRFEstimator.save().")
-    try:
-        state = json.loads(file.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{file} is not valid JSON: {error}.") from None
+    state = read_json(file)
     params, fitted = _check_state(state, file, cls)
     if device is not None:
         params["device"] = device
     estimator = cls(**params)
     estimator.model_ = _models.from_pretrained(folder / _MODEL_FOLDER, device=params["device"])
+    # after from_pretrained, which names a broken file precisely; this catches whole files of another fit
+    _check_model_digest(state, file, folder / _MODEL_FOLDER)
     model_neurons = getattr(estimator.model_, "n_neurons", None)
     if model_neurons is not None and model_neurons != fitted["n_neurons_"]:
         raise ValueError(
@@ -152,8 +181,8 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
 
 
 def _fail(file: Path, field: str, expected: str, value: Any) -> None:
-    shown = f"a {type(value).__name__}" if isinstance(value, (dict, list)) else repr(value)
-    raise ValueError(f"{file}: field {field!r} must be {expected}, got {shown}.")
+    shown = f"a {type(value).__name__}" if isinstance(value, (dict, list)) else short_repr(value)
+    raise ValueError(f"{file}: field {short_repr(field)} must be {expected}, got {shown}.")
 
 
 def _is_int(value: Any, minimum: int) -> bool:
@@ -189,7 +218,7 @@ def _check_state(state: Any, file: Path, cls) -> tuple:
         raise ValueError(f"{file} was not written by STRFEstimator.save().")
     version = state.get("format_version", 1)
     if not _is_int(version, 1) or version > _FORMAT_VERSION:
-        raise ValueError(f"{file}: field 'format_version' is {version!r}; this strfsolver reads versions 1 to {_FORMAT_VERSION}.")
+        raise ValueError(f"{file}: field 'format_version' is {short_repr(version)}; this strfsolver reads versions 1 to {_FORMAT_VERSION}.")
     for key in ("params", "fitted"):
         if not isinstance(state.get(key), dict):
             _fail(file, key, "a mapping", state.get(key))
@@ -197,7 +226,7 @@ def _check_state(state: Any, file: Path, cls) -> tuple:
     known = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"{file}: field 'params' has {unknown[0]!r}, which {cls.__name__} does not take; it takes {sorted(known)}.")
+        raise ValueError(f"{file}: field 'params' has {short_repr(unknown[0])}, which {cls.__name__} does not take; it takes {sorted(known)}.")
     if "device" not in params:
         raise ValueError(f"{file}: field 'params' has no 'device'.")
     for name, check, expected in _FITTED_FIELDS:

@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from strfsolver.utils.checks import check_seed, short_repr
+
 __all__ = ["dataset_to_arrays"]
 
 # a single stimulus is cut into this many contiguous blocks to hold some out
@@ -236,13 +238,13 @@ def _seed_from(random_state: Any) -> int:
         return int(np.random.randint(0, 2**31 - 1))
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         if random_state < 0:
-            raise ValueError(f"random_state must be a non-negative integer, a RandomState, a Generator or None, got {random_state!r}.")
-        return int(random_state)
+            raise ValueError(f"random_state must be a non-negative integer, a RandomState, a Generator or None, got {short_repr(random_state)}.")
+        return check_seed(random_state, "random_state")
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**31 - 1))
-    raise ValueError(f"random_state must be None, an integer, a numpy RandomState or a Generator, got {random_state!r}.")
+    raise ValueError(f"random_state must be None, an integer, a numpy RandomState or a Generator, got {short_repr(random_state)}.")
 
 
 def dataset_to_arrays(dataset) -> Tuple[List[np.ndarray], List[np.ndarray]]:

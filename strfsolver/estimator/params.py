@@ -7,10 +7,10 @@ import inspect
 import math
 from typing import Any, Dict, List, Optional
 
-import torch
 
-from strfsolver.utils.checks import check_count, check_real
+from strfsolver.utils.checks import check_count, check_device, check_real
 from strfsolver.utils.deprecation import renamed
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["check_params", "solver_options", "fit_loggers", "renamed_params", "RENAMED_PARAMS"]
 
@@ -25,11 +25,11 @@ def check_params(estimator) -> Dict[str, Any]:
     """Validate an estimator's constructor parameters; returns the model keyword arguments."""
     if not isinstance(estimator.model, str):
         raise ValueError(
-            f"model must be the registered name of a model (see strfsolver.models.get_options()), got {estimator.model!r}."
+            f"model must be the registered name of a model (see strfsolver.models.get_options()), got {short_repr(estimator.model)}."
         )
     if not isinstance(estimator.solver, str):
         raise ValueError(
-            f"solver must be the registered name of a solver (see strfsolver.solver.get_options()), got {estimator.solver!r}."
+            f"solver must be the registered name of a solver (see strfsolver.solver.get_options()), got {short_repr(estimator.solver)}."
         )
     check_count(estimator.n_lags, "n_lags", 1)
     if estimator.batch_size != "auto":
@@ -41,7 +41,7 @@ def check_params(estimator) -> Dict[str, Any]:
     if estimator.val_fraction != "auto":
         check_real(estimator.val_fraction, "val_fraction", 0.0, 1.0, low_open=False, high_open=True)
     if not (isinstance(estimator.loss, str) or callable(estimator.loss)):
-        raise ValueError(f"loss must be a registered loss name ('mse', 'poisson') or a callable, got {estimator.loss!r}.")
+        raise ValueError(f"loss must be a registered loss name ('mse', 'poisson') or a callable, got {short_repr(estimator.loss)}.")
     if estimator.model_kwargs is not None and not isinstance(estimator.model_kwargs, dict):
         raise ValueError(f"model_kwargs must be a dict or None, got {type(estimator.model_kwargs).__name__}.")
     kwargs = dict(estimator.model_kwargs or {})
@@ -51,10 +51,7 @@ def check_params(estimator) -> Dict[str, Any]:
             f"model_kwargs sets {reserved}; the estimator takes n_freqs from X, n_neurons from y and "
             "n_lags from its own n_lags parameter: remove them from model_kwargs."
         )
-    try:
-        torch.device(estimator.device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {estimator.device!r}: {error}") from None
+    check_device(estimator.device)
     return kwargs
 
 
@@ -85,7 +82,7 @@ def fit_loggers(estimator, solver_name: str, options: Dict[str, Any], logdir: An
     if estimator.loggers is None:
         return []
     if isinstance(estimator.loggers, (str, dict)) or not isinstance(estimator.loggers, (list, tuple)):
-        raise ValueError(f"loggers must be a list of loggers or logger names, got {estimator.loggers!r}.")
+        raise ValueError(f"loggers must be a list of loggers or logger names, got {short_repr(estimator.loggers)}.")
     objects = [item for item in estimator.loggers if callable(item)]
     names = check_logger_choices([item for item in estimator.loggers if not callable(item)], "loggers")
     if names and logdir is None:

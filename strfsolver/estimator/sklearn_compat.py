@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 from typing import Any, Dict, List
+from strfsolver.utils.checks import short_repr
 
 # the classes are private: they stand in for scikit-learn's, whose names are the public ones
 __all__: List[str] = []
@@ -47,7 +48,7 @@ class _FallbackBaseEstimator:
         valid = self._get_param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(f"{name!r} is not a parameter of {type(self).__name__}; parameters are {valid}.")
+                raise ValueError(f"{short_repr(name)} is not a parameter of {type(self).__name__}; parameters are {valid}.")
             setattr(self, name, value)
         return self
 

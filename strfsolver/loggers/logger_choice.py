@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["LOGGER_KINDS", "check_logger_choices", "make_loggers", "logger_factory"]
 
@@ -31,15 +32,15 @@ def check_logger_choices(choices: Any, what: str = "loggers") -> List[Dict[str, 
     if choices is None:
         return []
     if isinstance(choices, (str, Mapping)) or not isinstance(choices, Sequence):
-        raise ValueError(f"{what} must be a list of logger names ({', '.join(LOGGER_KINDS)}) or mappings with 'kind', got {choices!r}.")
+        raise ValueError(f"{what} must be a list of logger names ({', '.join(LOGGER_KINDS)}) or mappings with 'kind', got {short_repr(choices)}.")
     checked = []
     for choice in choices:
         entry = {"kind": choice} if isinstance(choice, str) else dict(choice) if isinstance(choice, Mapping) else None
         if entry is None or entry.get("kind") not in LOGGER_KINDS:
-            raise ValueError(f"{what}: unknown logger {choice!r}; the loggers are {', '.join(LOGGER_KINDS)} (or {{'kind': name, ...options}}).")
+            raise ValueError(f"{what}: unknown logger {short_repr(choice)}; the loggers are {', '.join(LOGGER_KINDS)} (or {{'kind': name, ...options}}).")
         options = set(entry) - {"kind"}
         if entry["kind"] in ("csv", "jsonl") and options:
-            raise ValueError(f"{what}: the {entry['kind']!r} logger takes no options, got {sorted(options)}.")
+            raise ValueError(f"{what}: the {short_repr(entry['kind'])} logger takes no options, got {sorted(options)}.")
         if entry["kind"] == "tensorboard" and options - {"flush_secs"}:
             raise ValueError(f"{what}: the 'tensorboard' logger takes only 'flush_secs', got {sorted(options)}.")
         checked.append(entry)

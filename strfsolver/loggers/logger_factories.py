@@ -24,6 +24,7 @@ from typing import Any, Callable, List, Mapping, Optional, Union
 
 from strfsolver.loggers.tracking import TensorBoardLogger, WandbLogger
 from strfsolver.utils.deprecation import renamed
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["run_name", "tensorboard_logger_factory", "wandb_logger_factory"]
 
@@ -35,7 +36,7 @@ def run_name(group: str, seed: int) -> str:
 
 def _check_group(group: Any) -> str:
     if not isinstance(group, str) or not group or os.sep in group or (os.altsep and os.altsep in group):
-        raise ValueError(f"group must be a non-empty name without path separators, got {group!r}.")
+        raise ValueError(f"group must be a non-empty name without path separators, got {short_repr(group)}.")
     return group
 
 

@@ -27,6 +27,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 from torch import Tensor, nn
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["auto_config", "slug_from_config", "flatten_config"]
 
@@ -192,7 +193,7 @@ def slug_from_config(config: Mapping[str, Any], keys: Optional[Sequence[str]] = 
     if not isinstance(config, Mapping):
         raise ValueError(f"config must be a dict, got {type(config).__name__}.")
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
-        raise ValueError(f"max_length must be an integer >= 8, got {max_length!r}.")
+        raise ValueError(f"max_length must be an integer >= 8, got {short_repr(max_length)}.")
     try:
         canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -216,7 +217,7 @@ def slug_from_config(config: Mapping[str, Any], keys: Optional[Sequence[str]] = 
             value: Any = config
             for step in key.split("."):
                 if not isinstance(value, Mapping) or step not in value:
-                    raise ValueError(f"slug key {key!r} is not in the config (no {step!r}); top-level keys: {sorted(config)}.")
+                    raise ValueError(f"slug key {short_repr(key)} is not in the config (no {short_repr(step)}); top-level keys: {sorted(config)}.")
                 value = value[step]
             pairs.append((key.split(".")[-1], value))
     parts += [f"{k}={_short(v)}" for k, v in pairs]

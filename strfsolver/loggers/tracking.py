@@ -36,6 +36,7 @@ from torch import Tensor
 from strfsolver.loggers.files import CSVLogger, JSONLinesLogger, history_to_csv
 from strfsolver.loggers.protocol import Logger
 from strfsolver.loggers.run_config import auto_config, flatten_config, slug_from_config
+from strfsolver.utils.checks import short_repr
 
 __all__ = [
     "auto_config",
@@ -228,7 +229,7 @@ class WandbLogger:
             mode = os.environ.get("WANDB_MODE") or "offline"
             mode = {"dryrun": "offline", "run": "online"}.get(mode, mode)
         if mode not in ("offline", "online", "disabled"):
-            raise ValueError(f"mode must be 'offline', 'online' or 'disabled', got {mode!r}.")
+            raise ValueError(f"mode must be 'offline', 'online' or 'disabled', got {short_repr(mode)}.")
         if config is not None and not isinstance(config, Mapping):
             raise ValueError(f"config must be a dict (e.g. from auto_config) or None, got {type(config).__name__}.")
         self._wandb = wandb

@@ -20,6 +20,7 @@ from typing import Optional, Tuple
 import torch
 
 from strfsolver.metrics import _check_inputs, _check_reduction, _reduce, psth
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["mse", "poisson_nll"]
 
@@ -103,7 +104,7 @@ def poisson_nll(
     """
     _check_reduction(reduction)
     if not eps >= 0:
-        raise ValueError(f"eps must be a non-negative number; got {eps!r}.")
+        raise ValueError(f"eps must be a non-negative number; got {short_repr(eps)}.")
     pred, target, valid = _target_and_valid(pred, responses, mask)
     # one synchronising check for both conditions
     bad_target = (target < 0).any()

@@ -10,6 +10,7 @@ from torch import nn
 from strfsolver.losses._registry import register
 from strfsolver.losses import functional as F
 from strfsolver.metrics import _check_reduction
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["MSELoss", "PoissonLoss"]
 
@@ -55,7 +56,7 @@ class PoissonLoss(nn.Module):
         super().__init__()
         _check_reduction(reduction)
         if not eps >= 0:
-            raise ValueError(f"eps must be a non-negative number; got {eps!r}.")
+            raise ValueError(f"eps must be a non-negative number; got {short_repr(eps)}.")
         self.log_input = bool(log_input)
         self.reduction = reduction
         self.eps = float(eps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["REDUCTIONS"]
 
@@ -31,7 +32,7 @@ def _as_tensor(name: str, value) -> Tensor:
 def _check_reduction(reduction) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(
-            f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}; got {reduction!r}."
+            f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}; got {short_repr(reduction)}."
         )
 
 

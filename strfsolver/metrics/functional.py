@@ -12,6 +12,7 @@ import torch
 from strfsolver.metrics.checks import _check_inputs, _check_reduction, _check_responses, _reduce
 from strfsolver.metrics.formulas import _eps, _finalize, _needs
 from strfsolver.metrics.statistics import _stats
+from strfsolver.utils.checks import short_repr
 
 __all__ = [
     "METHODS",
@@ -124,7 +125,7 @@ def normalized_corrcoef(
         with respect to ``pred``.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}.")
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {short_repr(method)}.")
     name = "cc_norm" if method == "schoppe" else "cc_norm_hsu"
     return _metric(name, pred, responses, mask, reduction)
 

@@ -22,6 +22,7 @@ from strfsolver.utils.deprecation import renamed
 from strfsolver.workflow.experiment import ExperimentSpec
 from strfsolver.model_selection.crossval import CVResult, run_folds
 from strfsolver.model_selection.paired import paired_comparison
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["ComparisonResult", "compare"]
 
@@ -99,7 +100,7 @@ class ComparisonResult:
         """The ``pairs`` row of ``a`` against ``b`` as a dict."""
         rows = self.pairs[(self.pairs["model_a"] == a) & (self.pairs["model_b"] == b)]
         if rows.empty:
-            raise ValueError(f"no pair ({a!r}, {b!r}); the models are {self.names}.")
+            raise ValueError(f"no pair ({short_repr(a)}, {short_repr(b)}); the models are {self.names}.")
         return rows.iloc[0].to_dict()
 
     def save_tables(self, out: Union[str, Path]) -> Dict[str, Path]:
@@ -165,7 +166,7 @@ def compare(
     """
     logdir = renamed(logdir, out, "logdir", "out", where="compare()")
     if metric not in ("cc_norm", "cc", "fve"):
-        raise ValueError(f"metric must be 'cc_norm', 'cc' or 'fve', got {metric!r}.")
+        raise ValueError(f"metric must be 'cc_norm', 'cc' or 'fve', got {short_repr(metric)}.")
     n_boot = check_count(n_boot, "n_boot", 1)
     results = run_folds(
         specs, dataset, cv, inner_cv=inner_cv, param_grids=param_grids, executor=executor, threads=threads,

@@ -26,6 +26,7 @@ from strfsolver.workflow.experiment import SCORE_METRICS, ExperimentSpec, score_
 from strfsolver.model_selection.folds import as_spec, expand_grid, fit_fold
 from strfsolver.model_selection.splitters import check_cv
 from strfsolver.model_selection.store import FoldStore, data_digest, fingerprint
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["CVResult", "cross_validate", "run_folds"]
 
@@ -148,7 +149,7 @@ def run_folds(
 
     _check_dataset(dataset)
     if not isinstance(specs, Mapping) or not specs:
-        raise ValueError(f"specs must be a non-empty dict of model names to specs, got {specs!r:.80}.")
+        raise ValueError(f"specs must be a non-empty dict of model names to specs, got {short_repr(specs, 80)}.")
     check_executor(executor)
     seed = check_count(seed, "seed", 0)
     if valid_fraction != "auto":
@@ -161,13 +162,14 @@ def run_folds(
     checked = {}
     for name, spec in specs.items():
         if not isinstance(name, str) or not name:
-            raise ValueError(f"model names must be non-empty strings, got {name!r}.")
+            raise ValueError(f"model names must be non-empty strings, got {short_repr(name)}.")
         checked[name] = as_spec(spec, f"spec {name!r}")
         expand_grid(param_grids.get(name))  # refuse a bad grid before any fit
+    # the output folder is checked (a folder, writable) before anything is built or fitted
+    store = None if logdir is None else FoldStore(logdir)
     splits = [(np.asarray(train), np.asarray(test)) for train, test in check_cv(cv).split(dataset)]
     for name, spec in checked.items():
         _check_buildable(name, spec, param_grids.get(name), dataset, splits[0][0])
-    store = None if logdir is None else FoldStore(logdir)
     digest = None if store is None else data_digest(dataset)
     settings = {"seed": seed, "valid_fraction": valid_fraction, "inner_cv": repr(inner_cv)}
 
@@ -201,7 +203,7 @@ def run_folds(
             from strfsolver.solver.diagnostics import FitWarning
 
             for message in result["advice"]:
-                warnings.warn(f"model {name!r}, fold {fold}: {message}", FitWarning, stacklevel=2)
+                warnings.warn(f"model {short_repr(name)}, fold {fold}: {message}", FitWarning, stacklevel=2)
         if store is not None:
             store.save(name, fold, key, result)
         if bar is not None:
@@ -231,7 +233,7 @@ def _check_buildable(name: str, spec: ExperimentSpec, grid, dataset, train) -> N
                 warnings.simplefilter("ignore")  # the fits warn for themselves
                 build_experiment(candidate, train_set)
         except (ValueError, TypeError, KeyError) as error:
-            raise ValueError(f"spec {name!r} does not build: {str(error).splitlines()[0]}") from None
+            raise ValueError(f"spec {short_repr(name)} does not build: {str(error).splitlines()[0]}") from None
 
 
 def cross_validate(
@@ -291,7 +293,7 @@ def cross_validate(
     """
     logdir = renamed(logdir, out, "logdir", "out", where="cross_validate()")
     if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be a non-empty string, got {name!r}.")
+        raise ValueError(f"name must be a non-empty string, got {short_repr(name)}.")
     results = run_folds(
         {name: spec}, dataset, cv, inner_cv=inner_cv, param_grids={name: param_grid} if param_grid else None,
         executor=executor, threads=threads, seed=seed, valid_fraction=valid_fraction, logdir=logdir, progress=progress,

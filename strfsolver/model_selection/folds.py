@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from strfsolver.workflow.experiment import SCORE_METRICS, ExperimentSpec, build_experiment, choose_valid_count, score_predictions
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["as_spec", "apply_params", "expand_grid", "fit_fold", "is_closed_form"]
 
@@ -42,21 +43,21 @@ def as_spec(spec: Union[ExperimentSpec, Mapping[str, Any]], what: str = "spec") 
         raise ValueError(f"{what} must be an ExperimentSpec or a dict of its keys (model, solver, ...), got {type(spec).__name__}.")
     for key in _REFUSED_KEYS:
         if getattr(spec, key):
-            raise ValueError(f"{what}: {key!r} is not used in cross-validation (each fold is fitted apart); leave it unset.")
+            raise ValueError(f"{what}: {short_repr(key)} is not used in cross-validation (each fold is fitted apart); leave it unset.")
     return spec
 
 
 def _split_key(key: Any, what: str) -> List[str]:
     names = [f.name for f in dataclasses.fields(ExperimentSpec)]
     if not isinstance(key, str) or not key:
-        raise ValueError(f"{what}: a key must be a string such as 'solver_options.lr', got {key!r}.")
+        raise ValueError(f"{what}: a key must be a string such as 'solver_options.lr', got {short_repr(key)}.")
     parts = key.split(".", 1)
     if parts[0] not in names or parts[0] in _REFUSED_KEYS:
-        raise ValueError(f"{what}: key {key!r} does not name a spec field; the fields are {names}.")
+        raise ValueError(f"{what}: key {short_repr(key)} does not name a spec field; the fields are {names}.")
     if parts[0] in ("model_options", "solver_options") and len(parts) == 1:
-        raise ValueError(f"{what}: key {key!r} names a whole mapping; name one option, e.g. '{parts[0]}.n_lags'.")
+        raise ValueError(f"{what}: key {short_repr(key)} names a whole mapping; name one option, e.g. '{parts[0]}.n_lags'.")
     if parts[0] not in ("model_options", "solver_options") and len(parts) == 2:
-        raise ValueError(f"{what}: key {key!r}: only model_options and solver_options have sub-keys.")
+        raise ValueError(f"{what}: key {short_repr(key)}: only model_options and solver_options have sub-keys.")
     return parts
 
 
@@ -75,7 +76,7 @@ def expand_grid(param_grid: Optional[Mapping[str, Sequence[Any]]]) -> List[Dict[
         _split_key(key, "param_grid")
         options = param_grid[key]
         if isinstance(options, (str, bytes)) or not isinstance(options, Sequence) or len(options) == 0:
-            raise ValueError(f"param_grid[{key!r}] must be a non-empty list of values, got {options!r}.")
+            raise ValueError(f"param_grid[{short_repr(key)}] must be a non-empty list of values, got {short_repr(options)}.")
         values.append(list(options))
     return [dict(zip(keys, combination)) for combination in itertools.product(*values)]
 

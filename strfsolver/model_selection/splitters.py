@@ -21,6 +21,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from strfsolver.utils.checks import check_count, check_flag
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["StimulusKFold", "LeaveOneStimulusOut", "check_cv"]
 
@@ -167,5 +168,5 @@ def check_cv(cv: Any, what: str = "cv") -> _GroupedSplitter:
         return cv
     raise ValueError(
         f"{what} must be a number of folds (>= 2), 'loso' or a splitter with split(X, y, groups) such as "
-        f"StimulusKFold(5, shuffle=True, seed=0); got {cv!r}."
+        f"StimulusKFold(5, shuffle=True, seed=0); got {short_repr(cv)}."
     )

@@ -14,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
+from strfsolver.utils.checks import short_repr
 from strfsolver.utils.io import load_state, save_state
 
 __all__ = ["FoldStore", "fingerprint", "data_digest"]
@@ -50,6 +52,41 @@ def fingerprint(spec, param_grid: Any, train: Sequence[int], test: Sequence[int]
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def folder_name(model: str) -> str:
+    """The folder of ``model``'s folds: the name itself when it is safe on every file system,
+    else its safe characters plus a short hash of the whole name, so two names never share a
+    folder (``"a/b"`` and ``"a:b"`` do not)."""
+    safe = _UNSAFE.sub("_", model).strip(".") or "model"
+    if safe == model and safe.lower() not in _RESERVED and len(safe) <= 100:
+        return model
+    return f"{safe[:80]}-{hashlib.sha256(model.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
+#: names Windows refuses for files and folders (compared in lower case)
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+
+
+def check_writable_folder(path: Union[str, Path], name: str) -> Path:
+    """``path`` as a folder that is, or can be created, writable; a ``ValueError`` naming ``name`` otherwise.
+
+    Run before any fit, so that a comparison never loses its first folds to a bad output folder.
+    """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bool):
+        raise ValueError(f"{name} must be a folder path, got {type(path).__name__} {short_repr(path)}.")
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{name} {short_repr(str(folder))} is a file, not a folder; give a folder for the finished folds.")
+    # nothing is created here: a comparison refused later leaves no folder behind
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{name} {short_repr(str(folder))} cannot be created: {short_repr(str(existing))} is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {short_repr(str(folder))} is not writable ({short_repr(str(existing))} is not); give a folder this process can write to.")
+    return folder
+
+
 class FoldStore:
     """The folder of finished folds of one comparison.
 
@@ -58,11 +95,11 @@ class FoldStore:
     """
 
     def __init__(self, out: Union[str, Path]):
-        self.root = Path(out) / "folds"
+        self.root = check_writable_folder(out, "logdir") / "folds"
 
     def path(self, model: str, fold: int) -> Path:
         """Where the fold's file lives."""
-        return self.root / (_UNSAFE.sub("_", model) or "model") / f"fold-{int(fold)}.safetensors"
+        return self.root / folder_name(model) / f"fold-{int(fold)}.safetensors"
 
     def load(self, model: str, fold: int, expected: str) -> Optional[Dict[str, Any]]:
         """The stored result of a finished fold, or ``None`` when it has not finished.
@@ -76,7 +113,7 @@ class FoldStore:
         state = load_state(path)
         if state.get("fingerprint") != expected:
             raise ValueError(
-                f"{path} holds fold {fold} of model {model!r} fitted with other settings or data; "
+                f"{path} holds fold {fold} of model {short_repr(model)} fitted with other settings or data; "
                 f"use another output folder, or delete {self.root} to start this comparison afresh."
             )
         return state["result"]

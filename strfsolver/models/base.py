@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import json
 import numbers
 import warnings
 from pathlib import Path
@@ -45,7 +44,7 @@ from strfsolver.models import _registry as registry_module
 from strfsolver.models import model_card as _card
 from strfsolver.nn.standardize import StimulusStandardizer
 from strfsolver.utils import io
-from strfsolver.utils.checks import check_finite_weights, check_tensor_size, to_json
+from strfsolver.utils.checks import check_device, check_finite_weights, check_tensor_size, short_repr, to_json
 
 __all__ = ["NeuralModel", "CONFIG_FILE", "WEIGHTS_FILE", "from_pretrained"]
 
@@ -166,9 +165,9 @@ class NeuralModel(nn.Module):
         super().__init__()
         for value, name in ((n_freqs, "n_freqs"), (n_lags, "n_lags"), (n_neurons, "n_neurons"), (n_channels, "n_channels")):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+                raise ValueError(f"{name} must be an integer >= 1, got {short_repr(value)}.")
         if isinstance(dt_ms, bool) or not isinstance(dt_ms, numbers.Real) or not dt_ms > 0:
-            raise ValueError(f"dt_ms must be a number > 0, got {dt_ms!r}.")
+            raise ValueError(f"dt_ms must be a number > 0, got {short_repr(dt_ms)}.")
         sizes = dict(n_neurons=n_neurons, n_channels=n_channels, n_freqs=n_freqs, n_lags=n_lags)
         check_tensor_size(sizes, "the STRF weights (n_neurons, n_channels, n_freqs, n_lags)")  # before any allocation
         self.n_freqs, self.n_lags, self.n_neurons, self.n_channels = int(n_freqs), int(n_lags), int(n_neurons), int(n_channels)
@@ -298,7 +297,7 @@ class NeuralModel(nn.Module):
         """
         for name, param in self.named_parameters():
             if not bool(torch.isfinite(param).all()):
-                raise ValueError(f"parameter {name!r} of {type(self).__name__} has non-finite values.")
+                raise ValueError(f"parameter {short_repr(name)} of {type(self).__name__} has non-finite values.")
         param = next(self.parameters(), None)
         device = param.device if param is not None else None
         blank = torch.zeros(1, self.n_channels, self.n_freqs, n_times, device=device)
@@ -366,7 +365,7 @@ class NeuralModel(nn.Module):
                 f"{type(self).__name__}.save_pretrained: argument(s) "
                 + ", ".join(f"{k}=<{t}>" for k, t in pass_again.items())
                 + " cannot be stored as JSON; their weights are saved, but from_pretrained will need them passed again "
-                f"(e.g. from_pretrained({str(folder)!r}, {next(iter(pass_again))}=...)).",
+                f"(e.g. from_pretrained({short_repr(str(folder))}, {next(iter(pass_again))}=...)).",
                 UserWarning,
                 stacklevel=2,
             )
@@ -436,26 +435,23 @@ class NeuralModel(nn.Module):
             FileNotFoundError: a Hub id that can be neither found in the cache nor
                 downloaded (huggingface_hub's own error, e.g. offline).
         """
-        device = device if map_location is None else map_location
+        device = check_device(device if map_location is None else map_location, "device" if map_location is None else "map_location")
         folder = _card.resolve_pretrained(folder, revision=revision, cache_dir=cache_dir)
         config_path = folder / CONFIG_FILE
         if not config_path.is_file():
             raise ValueError(f"No {CONFIG_FILE} in {folder}; expected a folder written by save_pretrained.")
-        try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{config_path} is not valid JSON: {error}.") from None
+        config = io.read_json(config_path)
         if not isinstance(config, dict) or config.get("format") != _FORMAT:
-            raise ValueError(f"{config_path} was not written by NeuralModel.save_pretrained (format {config.get('format') if isinstance(config, dict) else None!r}).")
+            raise ValueError(f"{config_path} was not written by NeuralModel.save_pretrained (format {short_repr(config.get('format') if isinstance(config, dict) else None)}).")
         for key in ("arguments", "pass_again"):
             if not isinstance(config.get(key, {}), dict):
-                raise ValueError(f"{config_path}: field {key!r} must be a mapping, got {type(config[key]).__name__}.")
+                raise ValueError(f"{config_path}: field {short_repr(key)} must be a mapping, got {type(config[key]).__name__}.")
         missing = [k for k in config.get("pass_again", {}) if k not in overrides]
         if missing:
             described = ", ".join(f"{k} (a {config['pass_again'][k]})" for k in missing)
             raise ValueError(
                 f"{folder} was saved from a model built with non-JSON argument(s) {described}; pass them again, "
-                f"e.g. from_pretrained({str(folder)!r}, {missing[0]}=...)."
+                f"e.g. from_pretrained({short_repr(str(folder))}, {missing[0]}=...)."
             )
         arguments = {**config.get("arguments", {}), **overrides}
         if cls is NeuralModel:
@@ -463,7 +459,7 @@ class NeuralModel(nn.Module):
             entries = _registry_entries()
             if name is None or name not in entries:
                 raise ValueError(
-                    f"{config_path} names the class {config.get('class')!r} under the registered name {name!r}, which "
+                    f"{config_path} names the class {short_repr(config.get('class'))} under the registered name {short_repr(name)}, which "
                     f"strfsolver.models does not know; register the class or call YourClass.from_pretrained(folder)."
                 )
             entry = entries[name]

@@ -19,6 +19,7 @@ from strfsolver.models._registry import register
 from strfsolver.models.base import NeuralModel
 from strfsolver.nn.layers import CausalLayerNorm
 from strfsolver.models.readouts import LinearReadout
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["CausalConv2d", "CNN2DModel"]
 
@@ -88,12 +89,12 @@ class CNN2DModel(NeuralModel):
                          prefiltering_options=prefiltering_options, dt_ms=dt_ms)
         channels = list(channels)
         if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
-            raise ValueError(f"channels must be a non-empty sequence of integers >= 1, got {channels!r}.")
+            raise ValueError(f"channels must be a non-empty sequence of integers >= 1, got {short_repr(channels)}.")
         for value, name in ((freq_kernel, "freq_kernel"), (time_kernel, "time_kernel")):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+                raise ValueError(f"{name} must be an integer >= 1, got {short_repr(value)}.")
         if hidden_activation not in _ACTIVATIONS:
-            raise ValueError(f"hidden_activation must be one of {sorted(_ACTIVATIONS)}, got {hidden_activation!r}.")
+            raise ValueError(f"hidden_activation must be one of {sorted(_ACTIVATIONS)}, got {short_repr(hidden_activation)}.")
         layers = []
         in_channels = self.feature_channels
         for index, out_channels in enumerate(channels):

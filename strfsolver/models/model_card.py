@@ -28,6 +28,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 import torch
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["CARD_FILE", "METADATA_FILE", "score_summary", "render_model_card", "resolve_pretrained", "data_shapes_of"]
 
@@ -61,12 +62,12 @@ def score_summary(scores: Optional[Mapping[str, Any]]) -> Dict[str, Dict[str, An
         try:
             tensor = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
         except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"scores[{name!r}] must be a number or (N,) per-neuron values, got {type(value).__name__}.") from None
+            raise ValueError(f"scores[{short_repr(name)}] must be a number or (N,) per-neuron values, got {type(value).__name__}.") from None
         if tensor.ndim == 0:
             out[str(name)] = {"value": float(tensor)}
             continue
         if tensor.ndim != 1:
-            raise ValueError(f"scores[{name!r}] must be a number or (N,) per-neuron values, got shape {tuple(tensor.shape)}.")
+            raise ValueError(f"scores[{short_repr(name)}] must be a number or (N,) per-neuron values, got shape {tuple(tensor.shape)}.")
         out[str(name)] = {
             "mean": float(tensor.nanmean()),
             # numpy's median averages the two middle values; torch's returns the lower one
@@ -141,13 +142,13 @@ def resolve_pretrained(source: Union[str, os.PathLike], revision: Optional[str] 
     path = Path(source)
     if path.is_dir() or not isinstance(source, str) or not _HUB_ID.match(source):
         if revision is not None and path.is_dir():
-            raise ValueError(f"revision={revision!r} applies to Hub ids; {source!r} is a local folder.")
+            raise ValueError(f"revision={short_repr(revision)} applies to Hub ids; {short_repr(source)} is a local folder.")
         return path
     try:
         import huggingface_hub
     except ImportError as error:
         raise ImportError(
-            f"{source!r} is not a local folder, so it is read as a Hugging Face Hub id, which needs the huggingface_hub "
+            f"{short_repr(source)} is not a local folder, so it is read as a Hugging Face Hub id, which needs the huggingface_hub "
             f"package ({error}): pip install huggingface_hub"
         ) from error
     folder = huggingface_hub.snapshot_download(

@@ -16,6 +16,7 @@ from strfsolver.models._registry import register
 from strfsolver.models.base import NeuralModel
 from strfsolver.nn.layers import CausalSTRFConv
 from strfsolver.models.readouts import LinearReadout
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["NRFModel", "HIDDEN_ACTIVATIONS"]
 
@@ -66,9 +67,9 @@ class NRFModel(NeuralModel):
         super().__init__(n_freqs, n_lags, n_neurons, n_channels=n_channels, prefiltering=prefiltering,
                          prefiltering_options=prefiltering_options, dt_ms=dt_ms)
         if hidden_activation not in HIDDEN_ACTIVATIONS:
-            raise ValueError(f"hidden_activation must be one of {sorted(HIDDEN_ACTIVATIONS)}, got {hidden_activation!r}.")
+            raise ValueError(f"hidden_activation must be one of {sorted(HIDDEN_ACTIVATIONS)}, got {short_repr(hidden_activation)}.")
         if isinstance(n_hidden, bool) or not isinstance(n_hidden, int) or n_hidden < 1:
-            raise ValueError(f"n_hidden must be an integer >= 1, got {n_hidden!r}.")
+            raise ValueError(f"n_hidden must be an integer >= 1, got {short_repr(n_hidden)}.")
         self.n_hidden = n_hidden
         # hidden STRFs start larger than a readout's: a sigmoid needs a visible drive to learn from
         self.core = nn.Sequential(

@@ -7,6 +7,7 @@ from typing import Any, List, Optional, Sequence
 
 import numpy as np
 import torch
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["plot_strfs", "plot_strf_pages"]
 
@@ -147,7 +148,7 @@ def plot_strf_pages(strfs, per_page: int = 48, titles: Optional[Sequence[str]] =
     """
     array = strfs.detach().cpu().numpy() if isinstance(strfs, torch.Tensor) else np.asarray(strfs, dtype=float)
     if isinstance(per_page, bool) or not isinstance(per_page, int) or per_page < 1:
-        raise ValueError(f"per_page must be a positive integer, got {per_page!r}.")
+        raise ValueError(f"per_page must be a positive integer, got {short_repr(per_page)}.")
     if titles is not None and len(titles) != len(array):
         raise ValueError(f"titles has {len(titles)} entries for {len(array)} STRFs.")
     finite = array[np.isfinite(array)]

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from strfsolver.nn.activations import make_activation
 from strfsolver.nn.layers import _causal_strf_conv, _check_stims, make_strf_kernel
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["STRFReadout", "LinearReadout", "NORMALIZATIONS"]
 
@@ -76,9 +77,9 @@ class STRFReadout(nn.Module):
     ):
         super().__init__()
         if not isinstance(batch_norm, bool):
-            raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}.")
+            raise ValueError(f"batch_norm must be True or False, got {short_repr(batch_norm)}.")
         if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {list(NORMALIZATIONS)}, got {normalization!r}.")
+            raise ValueError(f"normalization must be one of {list(NORMALIZATIONS)}, got {short_repr(normalization)}.")
         self.n_freqs, self.n_lags, self.n_neurons, self.n_channels = n_freqs, n_lags, n_neurons, n_channels
         self.kernel = make_strf_kernel(kernel, n_neurons, n_channels, n_freqs, n_lags, rank=rank, n_gaussians=n_gaussians, init_std=init_std)
         self.normalization = normalization
@@ -146,9 +147,9 @@ class LinearReadout(nn.Module):
     ):
         super().__init__()
         if hidden_activation not in self._HIDDEN:
-            raise ValueError(f"hidden_activation must be one of {sorted(self._HIDDEN)}, got {hidden_activation!r}.")
+            raise ValueError(f"hidden_activation must be one of {sorted(self._HIDDEN)}, got {short_repr(hidden_activation)}.")
         if not (isinstance(negative_slope, (int, float)) and 0.0 <= negative_slope < 1.0):
-            raise ValueError(f"negative_slope must be a number in [0, 1), got {negative_slope!r}.")
+            raise ValueError(f"negative_slope must be a number in [0, 1), got {short_repr(negative_slope)}.")
         self.n_features, self.n_neurons = n_features, n_neurons
         if hidden is None:
             self.hidden = nn.Identity()

@@ -27,6 +27,7 @@ from strfsolver.models._registry import register
 from strfsolver.models.base import NeuralModel
 from strfsolver.nn.layers import CausalSTRFConv
 from strfsolver.models.readouts import LinearReadout
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["StateNet"]
 
@@ -74,10 +75,10 @@ class StateNet(NeuralModel):
         super().__init__(n_freqs, n_lags, n_neurons, n_channels=n_channels, prefiltering=prefiltering,
                          prefiltering_options=prefiltering_options, dt_ms=dt_ms)
         if rnn not in _RNNS:
-            raise ValueError(f"rnn must be one of {sorted(_RNNS)}, got {rnn!r}.")
+            raise ValueError(f"rnn must be one of {sorted(_RNNS)}, got {short_repr(rnn)}.")
         for value, name in ((front_channels, "front_channels"), (hidden_size, "hidden_size"), (n_layers, "n_layers")):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+                raise ValueError(f"{name} must be an integer >= 1, got {short_repr(value)}.")
         self.rnn_type, self.stateful = rnn, bool(stateful)
         self.front = CausalSTRFConv(self.feature_freqs, self.n_lags, front_channels, self.feature_channels, kernel=kernel,
                                     init_std=1.0 / (self.feature_channels * self.feature_freqs * self.n_lags) ** 0.5)

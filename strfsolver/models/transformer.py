@@ -20,6 +20,7 @@ from strfsolver.models.base import NeuralModel
 from strfsolver.nn.attention import SinusoidalPositionalEncoding, causal_window_mask
 from strfsolver.nn.layers import CausalSTRFConv
 from strfsolver.models.readouts import LinearReadout
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["TransformerModel"]
 
@@ -68,11 +69,11 @@ class TransformerModel(NeuralModel):
                          prefiltering_options=prefiltering_options, dt_ms=dt_ms)
         for value, name in ((d_model, "d_model"), (n_heads, "n_heads"), (n_layers, "n_layers"), (dim_feedforward, "dim_feedforward")):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+                raise ValueError(f"{name} must be an integer >= 1, got {short_repr(value)}.")
         if d_model % n_heads:
             raise ValueError(f"n_heads must divide d_model, got d_model={d_model}, n_heads={n_heads}.")
         if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
-            raise ValueError(f"window must be None or an integer >= 1, got {window!r}.")
+            raise ValueError(f"window must be None or an integer >= 1, got {short_repr(window)}.")
         self.window = window
         self.front = CausalSTRFConv(self.feature_freqs, self.n_lags, d_model, self.feature_channels, kernel=kernel,
                                     init_std=1.0 / (self.feature_channels * self.feature_freqs * self.n_lags) ** 0.5)

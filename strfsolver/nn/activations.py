@@ -30,6 +30,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
+from strfsolver.utils.checks import short_repr
 
 __all__ = [
     "PerNeuronActivation",
@@ -73,9 +74,9 @@ class PerNeuronActivation(nn.Module):
     ):
         super().__init__()
         if isinstance(n_neurons, bool) or not isinstance(n_neurons, int) or n_neurons < 1:
-            raise ValueError(f"n_neurons must be an integer >= 1, got {n_neurons!r}.")
+            raise ValueError(f"n_neurons must be an integer >= 1, got {short_repr(n_neurons)}.")
         if not (gain > 0 and slope > 0):
-            raise ValueError(f"gain and slope must be > 0, got gain={gain!r}, slope={slope!r}.")
+            raise ValueError(f"gain and slope must be > 0, got gain={short_repr(gain)}, slope={short_repr(slope)}.")
         self.n_neurons, self.non_negative = n_neurons, bool(non_negative)
         self.raw_gain = nn.Parameter(torch.full((n_neurons,), _inverse_softplus(gain)))
         self.raw_slope = nn.Parameter(torch.full((n_neurons,), _inverse_softplus(slope)))
@@ -83,14 +84,14 @@ class PerNeuronActivation(nn.Module):
         if baseline is None:
             baseline = not self.non_negative
         if not isinstance(baseline, bool):
-            raise ValueError(f"baseline must be True, False or None, got {baseline!r}.")
+            raise ValueError(f"baseline must be True, False or None, got {short_repr(baseline)}.")
         # a signed output's baseline is the parameter itself (``baseline``); a non-negative
         # one's goes through a softplus (``raw_baseline``), so it can never push the output below 0
         self.baseline = self.raw_baseline = None
         if baseline:
             start = (1e-3 if self.non_negative else 0.0) if baseline_init is None else float(baseline_init)
             if self.non_negative and not start > 0:
-                raise ValueError(f"baseline_init must be > 0 for a non-negative output (its baseline is kept > 0), got {baseline_init!r}.")
+                raise ValueError(f"baseline_init must be > 0 for a non-negative output (its baseline is kept > 0), got {short_repr(baseline_init)}.")
             if self.non_negative:
                 self.raw_baseline = nn.Parameter(torch.full((n_neurons,), _inverse_softplus(start)))
             else:
@@ -215,4 +216,4 @@ def make_activation(
         return _Fixed(torch.relu, "relu")
     if name == "exp":
         return _Fixed(torch.exp, "exp")
-    raise ValueError(f"Unknown activation {name!r}; options are {sorted(ACTIVATIONS)} or an nn.Module.")
+    raise ValueError(f"Unknown activation {short_repr(name)}; options are {sorted(ACTIVATIONS)} or an nn.Module.")

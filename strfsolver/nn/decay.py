@@ -13,6 +13,7 @@ import torch.nn.functional as nnf
 from torch import Tensor, nn
 
 from strfsolver.utils.checks import check_count
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["LearnableExponentialDecay"]
 
@@ -70,12 +71,12 @@ class LearnableExponentialDecay(nn.Module):
         super().__init__()
         self.kernel_size = None if kernel_size is None else check_count(kernel_size, "kernel_size", 2)
         if not dt_ms > 0:
-            raise ValueError(f"dt_ms must be > 0, got {dt_ms!r}.")
+            raise ValueError(f"dt_ms must be > 0, got {short_repr(dt_ms)}.")
         if initial not in ("zero", "first"):
-            raise ValueError(f"initial must be 'zero' or 'first', got {initial!r}.")
+            raise ValueError(f"initial must be 'zero' or 'first', got {short_repr(initial)}.")
         tau = torch.as_tensor(tau_ms, dtype=torch.get_default_dtype())
         if bool((tau <= 0).any()):
-            raise ValueError(f"tau_ms must be > 0 ms, got {tau.tolist()!r}.")
+            raise ValueError(f"tau_ms must be > 0 ms, got {short_repr(tau.tolist())}.")
         log_tau = torch.log(tau).expand(tuple(shape)).clone()
         if learnable:
             self.log_tau = nn.Parameter(log_tau)

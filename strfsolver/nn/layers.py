@@ -166,7 +166,7 @@ class ParametricSTRF(nn.Module):
         for v, k in zip((n_out, n_channels, n_freqs, n_lags, n_gaussians), ("n_out", "n_channels", "n_freqs", "n_lags", "n_gaussians")):
             check_count(v, k, 1)
         if not min_width > 0:
-            raise ValueError(f"min_width must be > 0 bins, got {min_width!r}.")
+            raise ValueError(f"min_width must be > 0 bins, got {short_repr(min_width)}.")
         self.n_freqs, self.n_lags, self.min_width = n_freqs, n_lags, float(min_width)
         shape = (n_out, n_channels, n_gaussians)
         # spread the initial centres over the whole grid, widths a sixth of each axis
@@ -195,7 +195,7 @@ class ParametricSTRF(nn.Module):
         if bool(((fraction <= 0) | (fraction >= 1)).any()):
             raise ValueError(
                 f"centres must lie strictly inside the grid [-0.5, {self.n_freqs - 0.5}) x "
-                f"[-0.5, {self.n_lags - 0.5}), got {centers.tolist()!r}."
+                f"[-0.5, {self.n_lags - 0.5}), got {short_repr(centers.tolist())}."
             )
         self.raw_center.copy_(torch.logit(fraction).expand_as(self.raw_center))
 
@@ -240,7 +240,7 @@ def make_strf_kernel(
         return SeparableSTRF(n_out, n_channels, n_freqs, n_lags, rank=rank, init_std=init_std)
     if kernel == "gaussian":
         return ParametricSTRF(n_out, n_channels, n_freqs, n_lags, n_gaussians=n_gaussians, init_std=init_std)
-    raise ValueError(f"Unknown STRF kernel {kernel!r}; options are {list(STRF_KERNELS)} or an nn.Module.")
+    raise ValueError(f"Unknown STRF kernel {short_repr(kernel)}; options are {list(STRF_KERNELS)} or an nn.Module.")
 
 
 class CausalSTRFConv(nn.Module):
@@ -324,3 +324,4 @@ class CausalLayerNorm(nn.Module):
 from strfsolver.nn.attention import SinusoidalPositionalEncoding, causal_window_mask  # noqa: E402
 from strfsolver.nn.decay import LearnableExponentialDecay  # noqa: E402
 from strfsolver.nn.local import LocallyConnected1d  # noqa: E402
+from strfsolver.utils.checks import short_repr

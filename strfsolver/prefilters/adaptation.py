@@ -44,6 +44,7 @@ from strfsolver.nn.decay import LearnableExponentialDecay
 from strfsolver.prefilters._registry import register
 from strfsolver.prefilters.base import Prefilter
 from strfsolver.prefilters.scales import center_frequencies, willmore_time_constants
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["ICAdaptation", "AdapTrans"]
 
@@ -64,7 +65,7 @@ class _BandPrefilter(Prefilter):
         if tensor.ndim > 2 or tensor.shape not in ((), (self.n_freqs,), shape):
             raise ValueError(f"{name} must be a number, ({self.n_freqs},) or {shape} per band, got shape {tuple(tensor.shape)}.")
         if not bool(((tensor > low) & (tensor < high)).all()):
-            raise ValueError(f"{name} must lie in ({low}, {high}) in every band, got {tensor.tolist()!r}.")
+            raise ValueError(f"{name} must lie in ({low}, {high}) in every band, got {short_repr(tensor.tolist())}.")
         return tensor.expand(shape).clone()
 
     def initial_time_constants(self) -> Tensor:

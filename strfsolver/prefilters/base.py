@@ -12,6 +12,7 @@ from __future__ import annotations
 import numbers
 
 from torch import Tensor, nn
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["Prefilter"]
 
@@ -35,9 +36,9 @@ class Prefilter(nn.Module):
         super().__init__()
         for value, name in ((n_freqs, "n_freqs"), (n_channels, "n_channels")):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+                raise ValueError(f"{name} must be an integer >= 1, got {short_repr(value)}.")
         if isinstance(dt_ms, bool) or not isinstance(dt_ms, numbers.Real) or not dt_ms > 0:
-            raise ValueError(f"dt_ms must be a number > 0, got {dt_ms!r}.")
+            raise ValueError(f"dt_ms must be a number > 0, got {short_repr(dt_ms)}.")
         self.n_freqs, self.dt_ms, self.n_channels = int(n_freqs), float(dt_ms), int(n_channels)
         self.out_channels = self.n_channels * self.channels_per_input
 

@@ -32,6 +32,7 @@ from typing import Dict, Tuple, Union
 
 import torch
 from torch import Tensor
+from strfsolver.utils.checks import short_repr
 
 __all__ = [
     "GREENWOOD",
@@ -75,7 +76,7 @@ def _check_positive_hz(freqs: Tensor, name: str = "freqs_hz", allow_zero: bool =
     bad = (freqs < 0) if allow_zero else (freqs <= 0)
     if bool(bad.any()) or bool(torch.isnan(freqs).any()):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound} Hz everywhere, got {freqs.tolist()!r}.")
+        raise ValueError(f"{name} must be {bound} Hz everywhere, got {short_repr(freqs.tolist())}.")
 
 
 def hz_to_mel(freqs_hz: ArrayLike) -> Tensor:
@@ -113,7 +114,7 @@ def erb_bandwidth(freqs_hz: ArrayLike) -> Tensor:
 
 def _greenwood_constants(species: str) -> Tuple[float, float, float]:
     if species not in GREENWOOD:
-        raise ValueError(f"Unknown species {species!r} for the Greenwood map; options are {sorted(GREENWOOD)}.")
+        raise ValueError(f"Unknown species {short_repr(species)} for the Greenwood map; options are {sorted(GREENWOOD)}.")
     return GREENWOOD[species]
 
 
@@ -149,9 +150,9 @@ def center_frequencies(
         ``(n_freqs,)`` float64 tensor, increasing, first ``f_min``, last ``f_max``.
     """
     if isinstance(n_freqs, bool) or not isinstance(n_freqs, int) or n_freqs < 1:
-        raise ValueError(f"n_freqs must be an integer >= 1, got {n_freqs!r}.")
+        raise ValueError(f"n_freqs must be an integer >= 1, got {short_repr(n_freqs)}.")
     if not (math.isfinite(f_min) and math.isfinite(f_max) and 0 < f_min < f_max):
-        raise ValueError(f"Expected 0 < f_min < f_max (Hz), got f_min={f_min!r}, f_max={f_max!r}.")
+        raise ValueError(f"Expected 0 < f_min < f_max (Hz), got f_min={short_repr(f_min)}, f_max={short_repr(f_max)}.")
     ends = torch.tensor([f_min, f_max], dtype=torch.float64)
     if n_freqs == 1:
         return ends[:1].clone()
@@ -168,7 +169,7 @@ def center_frequencies(
         return torch.logspace(math.log10(f_min), math.log10(f_max), n_freqs, dtype=torch.float64)
     if scale == "linear":
         return torch.linspace(f_min, f_max, n_freqs, dtype=torch.float64)
-    raise ValueError(f"Unknown frequency scale {scale!r}; options are {list(SCALES)}.")
+    raise ValueError(f"Unknown frequency scale {short_repr(scale)}; options are {list(SCALES)}.")
 
 
 def willmore_time_constants(freqs_hz: ArrayLike) -> Tensor:
@@ -191,7 +192,7 @@ def tau_to_decay(tau_ms: ArrayLike, dt_ms: float) -> Tensor:
     """Per-bin decay ``a = exp(-dt / tau)`` of a leaky integrator with time constant ``tau`` (ms)."""
     tau = _tensor(tau_ms, "tau_ms")
     if bool((tau <= 0).any()) or not dt_ms > 0:
-        raise ValueError(f"tau_ms and dt_ms must be > 0, got tau_ms={tau.tolist()!r}, dt_ms={dt_ms!r}.")
+        raise ValueError(f"tau_ms and dt_ms must be > 0, got tau_ms={short_repr(tau.tolist())}, dt_ms={short_repr(dt_ms)}.")
     return torch.exp(-dt_ms / tau)
 
 
@@ -199,5 +200,5 @@ def decay_to_tau(decay: ArrayLike, dt_ms: float) -> Tensor:
     """Inverse of :py:func:`tau_to_decay`: time constant (ms) of a per-bin decay in ``(0, 1)``."""
     a = _tensor(decay, "decay")
     if bool(((a <= 0) | (a >= 1)).any()) or not dt_ms > 0:
-        raise ValueError(f"decay must lie in (0, 1) and dt_ms be > 0, got decay={a.tolist()!r}, dt_ms={dt_ms!r}.")
+        raise ValueError(f"decay must lie in (0, 1) and dt_ms be > 0, got decay={short_repr(a.tolist())}, dt_ms={short_repr(dt_ms)}.")
     return -dt_ms / torch.log(a)

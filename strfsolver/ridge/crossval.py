@@ -26,6 +26,7 @@ from torch import Tensor
 
 from strfsolver.ridge.lagged import CHUNK_ELEMENTS, design_rows, pad_history
 from strfsolver.ridge.statistics import RidgeStatistics
+from strfsolver.utils.checks import short_repr
 
 __all__: list = []  # helpers of strfsolver.ridge.solve, not part of the public API
 
@@ -209,7 +210,7 @@ def make_folds(cv, n_groups: int):
         if cv == "gcv":
             return "gcv"
         if cv != "loso":
-            raise ValueError(f"cv must be an integer >= 2, 'loso', 'gcv' or an iterable of (train, test) stimulus indices; got {cv!r}")
+            raise ValueError(f"cv must be an integer >= 2, 'loso', 'gcv' or an iterable of (train, test) stimulus indices; got {short_repr(cv)}")
         cv = n_groups
         if n_groups < 2:
             raise ValueError(f"cv='loso' needs at least 2 stimuli (groups); the statistics hold {n_groups}")
@@ -225,7 +226,7 @@ def make_folds(cv, n_groups: int):
     try:  # operator.index: numpy integers from a scikit-learn splitter are fine, floats are not
         folds = [([operator.index(g) for g in train], [operator.index(g) for g in test]) for train, test in cv]
     except (TypeError, ValueError):
-        raise ValueError(f"cv must be an integer >= 2, 'loso', 'gcv' or an iterable of (train, test) stimulus indices; got {cv!r}") from None
+        raise ValueError(f"cv must be an integer >= 2, 'loso', 'gcv' or an iterable of (train, test) stimulus indices; got {short_repr(cv)}") from None
     if not folds:
         raise ValueError("cv is an empty iterable; expected at least one (train, test) pair")
     for i, (train, test) in enumerate(folds):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["lagged_design", "lagged_gram", "lagged_cross", "lagged_sum", "CHUNK_ELEMENTS"]
 
@@ -95,7 +96,7 @@ def lagged_gram(features: Tensor, n_lags: int, method: str = "auto") -> Tensor:
     x = _as_features(features)
     n_feat, n_times = x.shape
     if method not in ("auto", "lags", "design"):
-        raise ValueError(f"method must be 'auto', 'lags' or 'design', got {method!r}.")
+        raise ValueError(f"method must be 'auto', 'lags' or 'design', got {short_repr(method)}.")
     if method == "design" or (method == "auto" and n_times <= EXPLICIT_MAX_BINS):
         design = lagged_design(x, n_lags)
         return design.T @ design

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from strfsolver.metrics import psth
 from strfsolver.ridge.solve import RidgeFit, fit_ridge
 from strfsolver.ridge.statistics import RidgeStatistics
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["check_ridge_model", "ridge_features", "loader_stimulus_count", "write_solution", "ridge_initialize"]
 
@@ -47,7 +48,7 @@ def check_ridge_model(model: nn.Module, what: str = "the ridge solver", linear_o
     if not isinstance(readout.kernel, FullSTRF) or readout.normalization != "none":
         raise ValueError(
             f"{what} needs a full kernel without normalisation (kernel='full', normalization='none'); the model has "
-            f"{type(readout.kernel).__name__} with normalization={readout.normalization!r}."
+            f"{type(readout.kernel).__name__} with normalization={short_repr(readout.normalization)}."
         )
     if linear_only and not isinstance(readout.activation, nn.Identity):
         raise ValueError(

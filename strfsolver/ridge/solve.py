@@ -25,6 +25,7 @@ from torch import Tensor
 
 from strfsolver.ridge import crossval
 from strfsolver.ridge.statistics import RidgeStatistics
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["fit_ridge", "RidgeFit", "DEFAULT_RELATIVE_ALPHAS", "CHOLESKY_MAX_ALPHAS", "laplacian_penalty"]
 
@@ -200,7 +201,7 @@ def _refit(part: crossval.Part, alphas: Tensor, penalty, method: str, fit_interc
 
 def _choice(name: str, value, options) -> str:
     if value not in options:
-        raise ValueError(f"unknown {name}={value!r}; expected one of {list(options)}")
+        raise ValueError(f"unknown {name}={short_repr(value)}; expected one of {list(options)}")
     return value
 
 
@@ -285,7 +286,7 @@ def fit_ridge(
     selection = _choice("selection", selection, SELECTIONS)
     method = _choice("method", method, METHODS)
     if not isinstance(stats, RidgeStatistics) or stats.n_groups == 0:
-        raise ValueError(f"stats must be a RidgeStatistics holding at least one stimulus; got {stats!r}")
+        raise ValueError(f"stats must be a RidgeStatistics holding at least one stimulus; got {short_repr(stats)}")
     if penalty == "laplacian" and method == "eigh":
         raise ValueError("method='eigh' does not apply to penalty='laplacian' (a Cholesky per alpha); use method='auto' or 'cholesky'")
     if sum(v is not None for v in (alphas, relative_alphas, alpha)) > 1:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from strfsolver.ridge.lagged import CHUNK_ELEMENTS, design_rows, lagged_cross, lagged_gram, lagged_sum, pad_history
-from strfsolver.utils.checks import check_tensor_size
+from strfsolver.utils.checks import check_tensor_size, short_repr
 
 __all__ = ["RidgeStatistics"]
 
@@ -142,13 +142,13 @@ class RidgeStatistics:
 
     def __init__(self, n_lags: int, *, dtype: torch.dtype = torch.float64, device=None, n_channels: Optional[int] = None, max_patterns: int = 64, keep_data: bool = False):
         if not isinstance(n_lags, int) or isinstance(n_lags, bool) or n_lags < 1:
-            raise ValueError(f"n_lags must be an integer >= 1; got {n_lags!r}")
+            raise ValueError(f"n_lags must be an integer >= 1; got {short_repr(n_lags)}")
         if not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating dtype; got {dtype}")
         if not isinstance(max_patterns, int) or max_patterns < 0:
-            raise ValueError(f"max_patterns must be an integer >= 0; got {max_patterns!r}")
+            raise ValueError(f"max_patterns must be an integer >= 0; got {short_repr(max_patterns)}")
         if n_channels is not None and (not isinstance(n_channels, int) or n_channels < 1):
-            raise ValueError(f"n_channels must be None or an integer >= 1; got {n_channels!r}")
+            raise ValueError(f"n_channels must be None or an integer >= 1; got {short_repr(n_channels)}")
         self.n_lags, self.dtype, self.max_patterns, self.keep_data = n_lags, dtype, max_patterns, keep_data
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.n_channels: Optional[int] = n_channels

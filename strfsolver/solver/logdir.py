@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Union
 
 from strfsolver.utils import io
+from strfsolver.utils.io import read_json
 
 try:
     import fcntl
@@ -79,7 +80,7 @@ def lock_holder(logdir: Union[str, os.PathLike]) -> Optional[Dict[str, Any]]:
     (the next fit takes it over), so a record can be that of a dead process.
     """
     try:
-        holder = json.loads((Path(logdir) / LOCK_FILE).read_text())
+        holder = read_json(Path(logdir) / LOCK_FILE)
     except (OSError, ValueError):
         return None
     return holder if isinstance(holder, dict) else None

@@ -28,6 +28,7 @@ from strfsolver.metrics import available_metrics
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import schedules as _schedules
 from strfsolver.solver.state import TrainingState
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["EarlyStopping", "ScheduleRunner", "CheckpointWriter", "Reporter", "resolve_monitor", "epoch_keys", "check_monitor_key", "copy_state", "monitor_mode", "SCORE_METRICS", "MODES"]
 
@@ -238,25 +239,25 @@ def monitor_mode(monitor: Any, mode: Optional[str], metrics: Sequence[str] = SCO
         KeyError: for a name no epoch dict has (listing the keys that can be monitored).
     """
     if mode is not None and mode not in MODES:
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r} (or leave it None: inferred from the monitor).")
+        raise ValueError(f"mode must be 'max' or 'min', got {short_repr(mode)} (or leave it None: inferred from the monitor).")
     prefix, _, name = monitor.partition("_") if isinstance(monitor, str) else ("", "", "")
     if prefix not in ("train", "val") or not name:
-        raise ValueError(f"monitor must be a key of the epoch dicts such as 'val_cc_norm', got {monitor!r}: a loss "
+        raise ValueError(f"monitor must be a key of the epoch dicts such as 'val_cc_norm', got {short_repr(monitor)}: a loss "
                          "('val_loss', 'train_loss') or a score ('val_<metric>', 'train_<metric>').")
     natural = "min" if name in LOSS_NAMES else None if name in custom else "max" if name in SCORE_METRICS else "?"
     if natural == "?":
         if name in available_metrics() or name in ("seconds", "lr", "epoch"):
-            raise ValueError(f"monitor {monitor!r} is not a score of the prediction (it describes the data or the run); "
+            raise ValueError(f"monitor {short_repr(monitor)} is not a score of the prediction (it describes the data or the run); "
                              f"monitor a loss or one of the scores {list(SCORE_METRICS)}.")
         keys = ["train_loss", "val_loss"] + [f"{p}_{m}" for m in metrics if m in SCORE_METRICS or m in custom for p in ("val", "train")]
-        raise KeyError(f"monitor {monitor!r} is not in the epoch dict; available keys: {sorted(keys)}.")
+        raise KeyError(f"monitor {short_repr(monitor)} is not in the epoch dict; available keys: {sorted(keys)}.")
     if mode is None:
         if natural is None:
-            raise ValueError(f"monitor {monitor!r} is a custom metric: say whether larger is better with mode='max' or 'min'.")
+            raise ValueError(f"monitor {short_repr(monitor)} is a custom metric: say whether larger is better with mode='max' or 'min'.")
         return natural
     if natural is not None and mode != natural:
         kind = "a loss, which is minimised" if natural == "min" else "a score, where larger is better"
-        raise ValueError(f"monitor {monitor!r} is {kind}, but mode={mode!r}; leave mode out (it is inferred) or set mode={natural!r}.")
+        raise ValueError(f"monitor {short_repr(monitor)} is {kind}, but mode={short_repr(mode)}; leave mode out (it is inferred) or set mode={short_repr(natural)}.")
     return mode
 
 
@@ -277,8 +278,8 @@ def resolve_monitor(solver: Any, has_validation: bool) -> Tuple[str, str]:
     else:
         fallback = ("train_loss", "min")
     warnings.warn(
-        f"fit() has no valid_loader, so monitor {monitor!r} cannot be computed; early stopping and the "
-        f"best state use {fallback[0]!r} (mode {fallback[1]!r}) instead.",
+        f"fit() has no valid_loader, so monitor {short_repr(monitor)} cannot be computed; early stopping and the "
+        f"best state use {short_repr(fallback[0])} (mode {short_repr(fallback[1])}) instead.",
         UserWarning,
         stacklevel=4,
     )
@@ -301,7 +302,7 @@ def check_monitor_key(solver: Any, monitor: str, has_validation: bool) -> None:
     keys = epoch_keys(solver, has_validation)
     if monitor not in keys:
         raise KeyError(
-            f"monitor {monitor!r} is not in the epoch dict; available keys: {keys}. "
+            f"monitor {short_repr(monitor)} is not in the epoch dict; available keys: {keys}. "
             "Set monitor= to one of them (val_* keys need a valid_loader; train_<metric> keys need "
             "track_train_metrics=True)."
         )

@@ -36,7 +36,7 @@ from strfsolver.utils import io
 from strfsolver.utils import seeding as _random
 from strfsolver.solver._registry import register
 from strfsolver.solver.options import refuse_unused
-from strfsolver.utils.checks import is_count, to_json
+from strfsolver.utils.checks import check_seed, to_json
 from strfsolver.utils.deprecation import renamed
 from strfsolver.solver.seed_runs import (
     SEED_FOLDER,
@@ -167,10 +167,7 @@ class MultiSeedSolver:
         seeds = list(self.seeds)
         if not seeds:
             raise ValueError("seeds is empty; give at least one seed.")
-        bad = [s for s in seeds if not is_count(s, 0)]
-        if bad:
-            raise ValueError(f"seeds must be integers >= 0, got {bad[0]!r} in {seeds!r}.")
-        seeds = [int(s) for s in seeds]
+        seeds = [check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds)]
         repeated = sorted({s for s in seeds if seeds.count(s) > 1})
         if repeated:
             raise ValueError(f"seeds must be distinct; {repeated} appear(s) more than once in {seeds}.")

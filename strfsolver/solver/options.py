@@ -19,27 +19,17 @@ import torch
 from torch import nn
 
 from strfsolver import losses as _losses
-from strfsolver.utils.checks import check_count, check_real
+from strfsolver.utils.checks import check_count, check_device, check_real  # check_device: re-exported here
 from strfsolver.utils.deprecation import renamed
 from strfsolver.solver import penalties as _penalties
 from strfsolver.solver.custom_metrics import split_metrics
 from strfsolver.solver.loop import monitor_mode
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["build_options", "check_options", "check_device", "refuse_unused", "RENAMED"]
 
 #: options renamed in 0.2, accepted under the old name for one release (with a DeprecationWarning)
 RENAMED = {"tqdm_on": "progress"}
-
-
-def check_device(device: Any) -> torch.device:
-    """``device`` as a ``torch.device`` this torch can use; a ``ValueError`` naming it otherwise."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} but this torch has no usable CUDA device; use device='cpu'.")
-    return device
 
 
 def refuse_unused(cls: type, values: Mapping[str, Any]) -> None:
@@ -52,7 +42,7 @@ def refuse_unused(cls: type, values: Mapping[str, Any]) -> None:
         value = values[name]
         if name not in defaults or not (value is defaults[name] or value == defaults[name]):
             raise ValueError(
-                f"the {cls.__name__} does not use {name} (got {name}={value!r}); leave it out. "
+                f"the {cls.__name__} does not use {name} (got {name}={short_repr(value)}); leave it out. "
                 f"It does not use: {', '.join(cls.unused_options)}."
             )
 
@@ -77,7 +67,7 @@ def build_options(solver: Any) -> None:
     if isinstance(solver.criterion, str):
         solver.criterion = _losses.init(solver.criterion)
     if not callable(solver.criterion):
-        raise ValueError(f"criterion must be a loss name or a callable (pred, responses) -> loss, got {solver.criterion!r}.")
+        raise ValueError(f"criterion must be a loss name or a callable (pred, responses) -> loss, got {short_repr(solver.criterion)}.")
     if isinstance(solver.criterion, nn.Module):
         solver.criterion.to(solver.device)
     # unknown names raise a ValueError now rather than after an epoch
@@ -85,12 +75,12 @@ def build_options(solver: Any) -> None:
     solver.penalties = [_penalties.init(p) if isinstance(p, str) else p for p in solver.penalties]
     for i, penalty in enumerate(solver.penalties):
         if not callable(penalty):
-            raise ValueError(f"penalties[{i}] must be a Penalty, a registered penalty name or a callable, got {penalty!r}.")
+            raise ValueError(f"penalties[{i}] must be a Penalty, a registered penalty name or a callable, got {short_repr(penalty)}.")
     solver.loggers = list(solver.loggers)
     check_options(solver)
     if solver.init is not None:
         if solver.init != "ridge":
-            raise ValueError(f"init must be None or 'ridge', got {solver.init!r}.")
+            raise ValueError(f"init must be None or 'ridge', got {short_repr(solver.init)}.")
         from strfsolver.ridge.models import check_ridge_model
 
         check_ridge_model(solver.model, "init='ridge'", linear_only=False)
@@ -100,7 +90,7 @@ def check_options(solver: Any) -> None:
     """Check the solver's plain option values (run at construction and again by every fit)."""
     optimizer = solver.optimizer
     if not (optimizer is None or isinstance(optimizer, torch.optim.Optimizer) or callable(optimizer)):
-        raise ValueError(f"optimizer must be a torch.optim.Optimizer, a factory params -> optimizer, or None; got {optimizer!r}.")
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer, a factory params -> optimizer, or None; got {short_repr(optimizer)}.")
     check_real(solver.lr, "lr", 0.0, low_open=True, allow_none=True)
     check_real(solver.weight_decay, "weight_decay", 0.0)
     try:
@@ -111,7 +101,7 @@ def check_options(solver: Any) -> None:
     check_count(solver.max_epochs, "max_epochs", 1)
     for name in ("standardize", "progress", "track_train_metrics"):
         if not isinstance(getattr(solver, name), bool):
-            raise ValueError(f"{name} must be True or False, got {getattr(solver, name)!r}.")
+            raise ValueError(f"{name} must be True or False, got {short_repr(getattr(solver, name))}.")
     check_real(solver.min_delta, "min_delta", 0.0)
     check_count(solver.plateau_patience, "plateau_patience", 0, allow_none=True)
     check_real(solver.lr_decay, "lr_decay", 0.0, 1.0, low_open=True, high_open=True)

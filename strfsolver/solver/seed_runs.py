@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from strfsolver.utils import io
 from strfsolver.utils import seeding as _random
-from strfsolver.utils.checks import is_count, to_json
+from strfsolver.utils.checks import check_seed, to_json
 from strfsolver.utils.deprecation import renamed
 
 __all__ = ["MultiSeedResult", "SeedRun", "fit_seed", "make_task", "derive_shuffle_seed", "SEED_FOLDER"]
@@ -172,8 +172,7 @@ def make_task(
     logdir = renamed(logdir, output_dir, "logdir", "output_dir", where=where, stacklevel=4)
     if not callable(model_factory):
         raise ValueError(f"{where}: model_factory must be a callable seed -> nn.Module, got {type(model_factory).__name__}.")
-    if not is_count(seed, 0):
-        raise ValueError(f"{where}: seed must be an integer >= 0, got {seed!r}.")
+    check_seed(seed, "seed", where=f"{where}: ")
     cls = _check_solver_name(solver)
     solver_kwargs = dict(solver_kwargs or {})
     if "model" in solver_kwargs:

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    "is_count", "check_count", "is_real", "check_real", "check_flag", "check_choice", "all_finite", "check_finite_weights", "to_json",
+    "short_repr", "check_seed", "check_device", "usable_devices", "is_count", "check_count", "is_real", "check_real",
+    "check_flag", "check_choice", "all_finite", "check_finite_weights", "to_json",
     "FLOAT32_MAX", "as_float32", "MAX_TENSOR_ELEMENTS", "check_tensor_size",
 ]
 
@@ -26,6 +27,136 @@ __all__ = [
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: The most elements strfsolver allocates in one tensor from sizes it is given (2**31: 8 GiB of float32).
 MAX_TENSOR_ELEMENTS = 2**31
+
+
+class _Full(Exception):
+    """The budget of :py:func:`short_repr` is spent."""
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, without ever building the whole repr.
+
+    Lists, tuples, dicts, sets and dataclasses are walked item by item until the
+    budget is spent, so a huge or deeply aliased structure (a YAML "billion
+    laughs" bomb) costs ``O(limit)``; strings are sliced before their repr.
+    Within the limit the text is ``repr(value)`` exactly. Every error message
+    that shows a value the user gave goes through here.
+    """
+    import dataclasses
+
+    parts: list = []
+    budget = [int(limit)]
+
+    def emit(text: str) -> None:
+        parts.append(text)
+        budget[0] -= len(text)
+        if budget[0] < 0:
+            raise _Full
+
+    def walk(item: Any) -> None:
+        kind = type(item)
+        if kind in (list, tuple, set, frozenset):
+            if kind in (set, frozenset) and not item:
+                emit(f"{kind.__name__}()")
+                return
+            opening, closing = {list: ("[", "]"), tuple: ("(", ")"), set: ("{", "}"), frozenset: ("frozenset({", "})")}[kind]
+            emit(opening)
+            for index, element in enumerate(item):
+                if index:
+                    emit(", ")
+                walk(element)
+            emit("," + closing if kind is tuple and len(item) == 1 else closing)
+        elif kind is dict:
+            emit("{")
+            for index, (key, element) in enumerate(item.items()):
+                if index:
+                    emit(", ")
+                walk(key)
+                emit(": ")
+                walk(element)
+            emit("}")
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            emit(f"{kind.__qualname__}(")
+            for index, field in enumerate(f for f in dataclasses.fields(item) if f.repr):
+                emit(f"{', ' if index else ''}{field.name}=")
+                walk(getattr(item, field.name))
+            emit(")")
+        elif isinstance(item, (str, bytes)):
+            emit(repr(item[: max(budget[0], 0) + 1]))
+        elif isinstance(item, int) and not isinstance(item, bool) and item.bit_length() > 256:
+            emit(f"<an integer of {item.bit_length()} bits>")
+        else:
+            emit(repr(item))
+
+    try:
+        walk(value)
+    except _Full:
+        pass
+    except RecursionError:  # deeper than the interpreter allows: what was walked so far is shown
+        pass
+    text = "".join(parts)
+    return text if len(text) <= limit and budget[0] >= 0 else text[: max(limit - 3, 0)] + "..."
+
+
+#: the largest seed strfsolver takes: what every generator it seeds accepts (torch and NumPy
+#: accept up to 2**64 - 1, but seeds are stored in int64 tensors and offset per fold and seed)
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(value: Any, name: str = "seed", *, allow_none: bool = False, where: str = "") -> Optional[int]:
+    """``value`` as an ``int`` if it is a seed in ``[0, 2**63 - 1]``, else a ``ValueError`` naming ``name``."""
+    if value is None and allow_none:
+        return None
+    if not is_count(value, 0) or value > MAX_SEED:
+        extra = " or None" if allow_none else ""
+        raise ValueError(f"{where}{name} must be an integer in [0, 2**63 - 1]{extra} (a seed), got {short_repr(value)}.")
+    return int(value)
+
+
+def usable_devices() -> list:
+    """The device names this torch can compute on: ``cpu``, each CUDA index, ``mps`` when built and available."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
+def check_device(device: Any, name: str = "device", where: str = "") -> torch.device:
+    """``device`` as a ``torch.device`` that this machine can compute on; a ``ValueError`` naming it otherwise.
+
+    Refuses what torch would only refuse deep in a fit: ``"meta"`` (no data),
+    ``"mps"`` or ``"cuda"`` where they are not available, a CUDA index beyond
+    ``torch.cuda.device_count()``, and any type other than cpu, cuda and mps.
+    Every entry point that takes a device (solvers, estimator, loaders,
+    experiments, ``from_pretrained``, the command line) calls it.
+    """
+    usable = usable_devices()
+    hint = f"; usable devices here: {', '.join(usable)}"
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device)) and not is_count(device, 0):
+        raise ValueError(f"{where}{name} must name a torch device such as 'cpu' or 'cuda:0', got {short_repr(device)}{hint}.")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"{where}{name} must name a torch device such as 'cpu' or 'cuda:0', got {short_repr(device)}: {str(error)[:200]}{hint}.") from None
+    shown = short_repr(str(parsed))
+    if parsed.type == "cpu":
+        return parsed
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{where}{name}={shown} but this torch has no usable CUDA device{hint}.")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"{where}{name}={shown} but this machine has {torch.cuda.device_count()} CUDA device(s){hint}.")
+        return parsed
+    if parsed.type == "mps":
+        if "mps" not in usable:
+            raise ValueError(f"{where}{name}={shown} but this torch has no usable MPS (Apple GPU) device{hint}.")
+        return parsed
+    if parsed.type == "meta":
+        raise ValueError(f"{where}{name}={shown}: a meta tensor holds no data, so nothing can be fitted or predicted on it{hint}.")
+    raise ValueError(f"{where}{name}={shown}: strfsolver computes on cpu, cuda or mps only{hint}.")
 
 
 def is_count(value: Any, minimum: int = 0) -> bool:
@@ -50,7 +181,7 @@ def check_count(value: Any, name: str, minimum: int = 0, *, allow_none: bool = F
         return None
     if not is_count(value, minimum):
         extra = " or None" if allow_none else ""
-        raise ValueError(f"{where}{name} must be an integer >= {minimum}{extra}, got {value!r}.")
+        raise ValueError(f"{where}{name} must be an integer >= {minimum}{extra}, got {short_repr(value)}.")
     return int(value)
 
 
@@ -92,14 +223,14 @@ def check_real(
         else:
             expected = "a number in " + ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
         extra = " or None" if allow_none else ""
-        raise ValueError(f"{where}{name} must be {expected}{extra}, got {value!r}.")
+        raise ValueError(f"{where}{name} must be {expected}{extra}, got {short_repr(value)}.")
     return float(value)
 
 
 def check_flag(value: Any, name: str, where: str = "") -> bool:
     """``value`` as a ``bool`` if it is ``True`` or ``False`` (a NumPy bool too)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{where}{name} must be True or False, got {value!r}.")
+        raise ValueError(f"{where}{name} must be True or False, got {short_repr(value)}.")
     return bool(value)
 
 
@@ -107,7 +238,7 @@ def check_choice(value: Any, name: str, options: Iterable[Any], where: str = "")
     """``value`` if it is one of ``options``."""
     options = tuple(options)
     if not any(value == option and type(value) is type(option) for option in options):
-        raise ValueError(f"{where}{name} must be one of {list(options)}, got {value!r}.")
+        raise ValueError(f"{where}{name} must be one of {list(options)}, got {short_repr(value)}.")
     return value
 
 
@@ -139,7 +270,7 @@ def check_finite_weights(weights: Mapping[str, Any], source: str, field: str = "
     name, tensor = floating[int((~finite).nonzero()[0])]
     count = int((~tensor.isfinite()).sum())
     raise ValueError(
-        f"{source}: {field} tensor {name!r} holds {count} non-finite value(s) (NaN or inf); "
+        f"{source}: {field} tensor {short_repr(name)} holds {count} non-finite value(s) (NaN or inf); "
         "strfsolver never stores nor loads a diverged model."
     )
 

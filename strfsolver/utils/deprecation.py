@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from typing import Any
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["renamed"]
 
@@ -52,9 +53,9 @@ def renamed(
         return new_value
     prefix = f"{where}: " if where else ""
     if new_value is not default:
-        raise error(f"{prefix}{old!r} and {new!r} are the same setting ({old!r} is its old name); give only {new!r}.")
+        raise error(f"{prefix}{short_repr(old)} and {short_repr(new)} are the same setting ({short_repr(old)} is its old name); give only {short_repr(new)}.")
     warnings.warn(
-        f"{prefix}{old!r} is now called {new!r}; {old!r} will be removed in the next release.",
+        f"{prefix}{short_repr(old)} is now called {short_repr(new)}; {short_repr(old)} will be removed in the next release.",
         DeprecationWarning,
         stacklevel=stacklevel,
     )

@@ -17,6 +17,7 @@ import torch
 
 from strfsolver.utils import seeding as _random
 from strfsolver.utils.checks import check_count
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["check_executor", "check_threads", "run_calls"]
 
@@ -41,7 +42,7 @@ def check_executor(executor: Any) -> None:
         raise ValueError(
             f"executor must have the concurrent.futures interface (a submit(fn, *args) method returning futures), "
             f"e.g. a ProcessPoolExecutor, dask's client.get_executor() or a submitit executor; got "
-            f"{type(executor).__name__} ({executor!r:.80}), which has no submit method."
+            f"{type(executor).__name__} ({short_repr(executor, 80)}), which has no submit method."
         )
 
 

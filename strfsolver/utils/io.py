@@ -29,6 +29,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
+from strfsolver.utils.checks import short_repr
 
 __all__ = [
     "atomic_write_bytes",
@@ -39,6 +40,9 @@ __all__ = [
     "save_state",
     "load_state",
     "stale_temporaries",
+    "parse_json",
+    "read_json",
+    "file_sha256",
     "CHECKSUM_KEY",
 ]
 
@@ -114,6 +118,49 @@ def atomic_write_json(path: PathLike, obj: Any, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=True) + "\n")
 
 
+def parse_json(text: Union[str, bytes], source: str) -> Any:
+    """``json.loads(text)``, with every way it can fail turned into a ``ValueError`` naming ``source``.
+
+    The one JSON parser of strfsolver (configs, ``estimator.json``, ``config.json``,
+    safetensors headers, saved states, checkpoints): a document nested deeper
+    than the interpreter's recursion limit is refused as "nested too deeply"
+    rather than escaping as a ``RecursionError``; bytes that are not UTF-8 and
+    malformed JSON are refused naming the file.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{source} is nested too deeply to read as JSON (deeper than {_recursion_limit()} levels); "
+                         "strfsolver never writes such a file.") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{source} is not UTF-8 text: {error}.") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{source} is not valid JSON: {error}.") from None
+
+
+def _recursion_limit() -> int:
+    import sys
+
+    return sys.getrecursionlimit()
+
+
+def read_json(path: PathLike) -> Any:
+    """The JSON document in the file ``path``, read through :py:func:`parse_json` (strict UTF-8)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; expected a JSON file.")
+    return parse_json(path.read_bytes(), str(path))
+
+
+def file_sha256(path: PathLike) -> str:
+    """The SHA-256 (hex) of the file ``path``'s bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 # --------------------------------------------------------------------------
 # flat tensors <-> safetensors bytes
 # --------------------------------------------------------------------------
@@ -128,18 +175,18 @@ def _tensors_to_bytes(tensors: Dict[str, torch.Tensor], metadata: Optional[Dict[
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise ValueError(
-                f"safetensors metadata maps str to str; got {key!r}: {type(value).__name__}."
+                f"safetensors metadata maps str to str; got {short_repr(key)}: {type(value).__name__}."
             )
     if CHECKSUM_KEY in metadata:
-        raise ValueError(f"metadata key {CHECKSUM_KEY!r} is reserved for the checksum strfsolver writes.")
+        raise ValueError(f"metadata key {short_repr(CHECKSUM_KEY)} is reserved for the checksum strfsolver writes.")
     blobs = []
     offset = 0
     for name in sorted(tensors):
         tensor = tensors[name]
         if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{name!r} is a {type(tensor).__name__}, expected a torch.Tensor.")
+            raise ValueError(f"{short_repr(name)} is a {type(tensor).__name__}, expected a torch.Tensor.")
         if tensor.dtype not in _DTYPES:
-            raise ValueError(f"{name!r} has dtype {tensor.dtype}, which safetensors cannot store.")
+            raise ValueError(f"{short_repr(name)} has dtype {tensor.dtype}, which safetensors cannot store.")
         data = tensor.detach().to("cpu").contiguous()
         # bool and bfloat16 have no NumPy view; reinterpret the raw bytes instead.
         raw = data.view(torch.uint8) if data.dtype == torch.bool else data
@@ -172,16 +219,16 @@ def _check_entry(source: str, name: str, info: Any, data_size: int) -> Tuple[tor
         raise ValueError(f"{where} has a header entry of type {type(info).__name__}; expected an object with dtype, shape and data_offsets.")
     missing = sorted({"dtype", "shape", "data_offsets"} - set(info))
     if missing:
-        raise ValueError(f"{where} has no {missing[0]!r} in its header entry; found {sorted(info)}.")
+        raise ValueError(f"{where} has no {short_repr(missing[0])} in its header entry; found {sorted(info)}.")
     dtype = _DTYPES_BACK.get(info["dtype"]) if isinstance(info["dtype"], str) else None
     if dtype is None:
-        raise ValueError(f"{where} has unsupported dtype {info['dtype']!r}; expected one of {sorted(_DTYPES_BACK)}.")
+        raise ValueError(f"{where} has unsupported dtype {short_repr(info['dtype'])}; expected one of {sorted(_DTYPES_BACK)}.")
     shape = info["shape"]
     if not isinstance(shape, list) or not all(_is_index(d) for d in shape):
-        raise ValueError(f"{where} has shape {shape!r}; expected a list of non-negative integers.")
+        raise ValueError(f"{where} has shape {short_repr(shape)}; expected a list of non-negative integers.")
     offsets = info["data_offsets"]
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_index(o) for o in offsets):
-        raise ValueError(f"{where} has data_offsets {offsets!r}; expected [start, stop], two non-negative integers.")
+        raise ValueError(f"{where} has data_offsets {short_repr(offsets)}; expected [start, stop], two non-negative integers.")
     start, stop = offsets
     if start > stop or stop > data_size:
         raise ValueError(
@@ -203,15 +250,12 @@ def _bytes_to_tensors(buffer: bytes, source: str) -> Tuple[Dict[str, torch.Tenso
     (header_len,) = struct.unpack("<Q", buffer[:8])
     if header_len > len(buffer) - 8:
         raise ValueError(f"{source} is truncated or not a safetensors file.")
-    try:
-        header = json.loads(buffer[8 : 8 + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{source} has a corrupt safetensors header: {error}") from None
+    header = parse_json(bytes(buffer[8 : 8 + header_len]), f"{source}: the safetensors header")
     if not isinstance(header, dict):
         raise ValueError(f"{source} has a safetensors header of type {type(header).__name__}; expected a JSON object.")
     metadata = header.pop("__metadata__", {}) or {}
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise ValueError(f"{source}: the safetensors __metadata__ must map strings to strings, got {metadata!r:.200}.")
+        raise ValueError(f"{source}: the safetensors __metadata__ must map strings to strings, got {short_repr(metadata, 200)}.")
     data = memoryview(buffer)[8 + header_len :]
     metadata = dict(metadata)
     checksum = metadata.pop(CHECKSUM_KEY, None)
@@ -224,7 +268,7 @@ def _bytes_to_tensors(buffer: bytes, source: str) -> Tuple[Dict[str, torch.Tenso
     ranges = sorted((start, stop, name) for name, (_, _, start, stop) in entries.items() if stop > start)
     for (_, stop, first), (start, _, second) in zip(ranges, ranges[1:]):
         if start < stop:
-            raise ValueError(f"{source}: tensors {first!r} and {second!r} overlap in the file's data (corrupt header).")
+            raise ValueError(f"{source}: tensors {short_repr(first)} and {short_repr(second)} overlap in the file's data (corrupt header).")
     tensors = {}
     for name, (dtype, shape, start, stop) in entries.items():
         chunk = bytearray(data[start:stop])  # a private, writable copy: the tensors own it
@@ -321,7 +365,7 @@ def _unflatten(obj: Any, tensors: Dict[str, torch.Tensor], source: str) -> Any:
             except TypeError:
                 kind = None
             if kind not in ("b", "i", "u", "f"):
-                raise ValueError(f"{source}: an array of the state has dtype {dtype!r}; expected a numeric NumPy dtype.")
+                raise ValueError(f"{source}: an array of the state has dtype {short_repr(dtype)}; expected a numeric NumPy dtype.")
             return _tensor_named(obj[_NDARRAY], tensors, source).cpu().numpy().astype(dtype)
         if _TUPLE in obj and len(obj) == 1:
             return tuple(_unflatten(v, tensors, source) for v in _list_of(obj[_TUPLE], _TUPLE, source))
@@ -332,7 +376,7 @@ def _unflatten(obj: Any, tensors: Dict[str, torch.Tensor], source: str) -> Any:
             return {k: _unflatten(v, tensors, source) for k, v in pairs}
         if _FLOAT in obj and len(obj) == 1:
             if obj[_FLOAT] not in ("nan", "inf", "-inf"):
-                raise ValueError(f"{source}: the state's {_FLOAT} entry is {obj[_FLOAT]!r}; expected 'nan', 'inf' or '-inf'.")
+                raise ValueError(f"{source}: the state's {_FLOAT} entry is {short_repr(obj[_FLOAT])}; expected 'nan', 'inf' or '-inf'.")
             return float(obj[_FLOAT])
         return {k: _unflatten(v, tensors, source) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -342,7 +386,7 @@ def _unflatten(obj: Any, tensors: Dict[str, torch.Tensor], source: str) -> Any:
 
 def _tensor_named(key: Any, tensors: Dict[str, torch.Tensor], source: str) -> torch.Tensor:
     if not isinstance(key, str) or key not in tensors:
-        raise ValueError(f"{source}: the state refers to tensor {key!r}, which the file does not hold.")
+        raise ValueError(f"{source}: the state refers to tensor {short_repr(key)}, which the file does not hold.")
     return tensors[key]
 
 
@@ -369,8 +413,5 @@ def load_state(path: PathLike, device: Union[str, torch.device] = "cpu") -> Any:
     tensors, metadata = load_tensors(path, device=device, with_metadata=True)
     if "strfsolver_state" not in metadata:
         raise ValueError(f"{path} is a safetensors file but not a strfsolver state.")
-    try:
-        structure = json.loads(metadata["strfsolver_state"])
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: the state structure in the file's metadata is not valid JSON: {error}.") from None
+    structure = parse_json(metadata["strfsolver_state"], f"{path}: the state structure in the file's metadata")
     return _unflatten(structure, tensors, str(path))

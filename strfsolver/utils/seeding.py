@@ -10,6 +10,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from strfsolver.utils.checks import check_seed
+
 __all__ = ["set_random_seed", "get_rng_state", "set_rng_state", "seeded"]
 
 
@@ -21,9 +23,7 @@ def set_random_seed(seed: int, strict: bool = False) -> None:
         strict: Also ask torch for deterministic algorithms (slower on GPU, and
             some operations then raise instead of running nondeterministically).
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
-    seed = int(seed)
+    seed = check_seed(seed, "seed")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

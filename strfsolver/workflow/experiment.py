@@ -30,11 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from strfsolver.utils.checks import check_count
+from strfsolver.utils.checks import check_count, check_device, check_seed
 from strfsolver.data import NeuralDataset, make_loader
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.utils.deprecation import renamed
 from strfsolver.utils.seeding import seeded
+from strfsolver.utils.checks import short_repr
 
 __all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "choose_model", "choose_batch_size",
            "choose_valid_count", "choose_valid_fraction", "score_predictions", "SCORE_METRICS"]
@@ -220,7 +221,7 @@ class Experiment:
             activation = getattr(getattr(probe, "readout", None), "activation", None)
             if getattr(activation, "non_negative", False):
                 warnings.warn(
-                    f"the responses go below zero, and model {self.model_name!r} only predicts values >= 0; use "
+                    f"the responses go below zero, and model {short_repr(self.model_name)} only predicts values >= 0; use "
                     "model='linear' (or non_negative=False in the model options, or model='auto').", UserWarning, stacklevel=4,
                 )
 
@@ -263,7 +264,7 @@ class Experiment:
         """Per-neuron metrics of the fitted model on ``"train"``, ``"valid"`` or ``"test"``."""
         dataset = {"train": self.train, "valid": self.valid, "test": self.test}.get(split)
         if dataset is None:
-            raise ValueError(f"the experiment has no {split!r} data; splits: train, valid, test (when given).")
+            raise ValueError(f"the experiment has no {short_repr(split)} data; splits: train, valid, test (when given).")
         return evaluate(self.solver, dataset.stims, dataset.responses, metrics, batch_size=self.batch_size)
 
 
@@ -293,7 +294,8 @@ def build_experiment(
     for name, dataset in (("train", train), ("valid", valid), ("test", test)):
         if dataset is not None and not isinstance(dataset, NeuralDataset):
             raise ValueError(f"{name} must be a strfsolver.data.NeuralDataset, got {type(dataset).__name__}.")
-    return Experiment(spec, train, valid, test, check_count(seed, "seed", 0))
+    check_device(spec.device, "spec.device")
+    return Experiment(spec, train, valid, test, check_seed(seed, "seed"))
 
 
 @torch.no_grad()

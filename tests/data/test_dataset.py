@@ -154,7 +154,7 @@ def test_split_errors():
         data.split([0.5, -0.1])
     with pytest.raises(ValueError, match="non-empty sequence"):
         data.split([])
-    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63 - 1\]"):
         data.split([0.5, 0.5], seed=-1)
 
 

@@ -104,7 +104,7 @@ INDEX_CASES = [
     ("split sums above one", lambda d: d.split([0.8, 0.5]), ValueError, r"split fractions \[0.8, 0.5\] sum to 1.3"),
     ("split empty", lambda d: d.split([]), ValueError, r"fractions must be a non-empty sequence"),
     ("split a string", lambda d: d.split("half"), ValueError, r"fractions must be a non-empty sequence"),
-    ("split negative seed", lambda d: d.split(0.5, seed=-1), ValueError, r"seed must be a non-negative integer, got -1"),
+    ("split negative seed", lambda d: d.split(0.5, seed=-1), ValueError, r"seed must be an integer in \[0, 2\*\*63 - 1\] \(a seed\), got -1"),
     ("split an empty part", lambda d: d.split([0.99, 0.01]), ValueError, r"give part 1 0 stimuli"),
     ("subset out of range", lambda d: d.subset([0, 9]), ValueError, r"stimulus index 9 is out of range: there are 4 stimuli"),
     ("subset nothing", lambda d: d.subset([]), ValueError, r"subset\(\[\]\) selects no stimulus"),
@@ -119,7 +119,7 @@ INDEX_CASES = [
     ("loader batch_size 0", lambda d: make_loader(d, batch_size=0), ValueError, r"batch_size must be an integer >= 1, got 0"),
     ("loader batch_size float", lambda d: make_loader(d, batch_size=2.5), ValueError, r"batch_size must be an integer >= 1, got 2.5"),
     ("loader shuffle string", lambda d: make_loader(d, shuffle="yes"), ValueError, r"shuffle must be True or False, got 'yes'"),
-    ("loader negative seed", lambda d: make_loader(d, seed=-1), ValueError, r"seed must be an integer >= 0, got -1"),
+    ("loader negative seed", lambda d: make_loader(d, seed=-1), ValueError, r"seed must be an integer in \[0, 2\*\*63 - 1\] \(a seed\), got -1"),
 ]
 
 
