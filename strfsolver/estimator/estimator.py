@@ -36,6 +36,7 @@ import torch
 from strfsolver.workflow.experiment import SCORE_METRICS
 from strfsolver.estimator.files import load_estimator, save_estimator
 from strfsolver.estimator.inputs import (
+    stimulus_tensors,
     _check_recorded,
     _check_X,
     _check_y,
@@ -66,6 +67,7 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching in the tes
     NotFittedError = _FallbackNotFittedError
 
 __all__ = ["STRFEstimator", "NotFittedError", "HAS_SKLEARN"]
+
 
 class STRFEstimator(_RegressorMixin, _BaseEstimator):
     """Fit an encoding model to neural responses with ``fit(X, y)``; scikit-learn compatible.
@@ -358,7 +360,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _predict_list(self, stims: List[np.ndarray]) -> List[torch.Tensor]:
         """``(N, 1, T_i)`` float predictions on the CPU, one per stimulus."""
-        tensors = [torch.from_numpy(np.ascontiguousarray(s.T, dtype=np.float32)) for s in stims]
+        tensors = stimulus_tensors(stims)
         preds = self._predictor.transform(tensors, batch_size=self.batch_size_)
         return [p.detach().cpu() for p in preds]
 
@@ -397,7 +399,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
     def _accumulate(self, stims, responses, metrics) -> Dict[str, np.ndarray]:
         from strfsolver.workflow.experiment import evaluate
 
-        tensors = [torch.from_numpy(np.ascontiguousarray(s.T, dtype=np.float32)) for s in stims]
+        tensors = stimulus_tensors(stims)
         return evaluate(self._predictor, tensors, responses, metrics, batch_size=self.batch_size_)
 
     def _score_table(self, stims, responses, data: str):

@@ -18,9 +18,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from strfsolver.utils.checks import check_seed, short_repr
+from strfsolver.utils.checks import as_float32, check_seed, short_repr
 
-__all__ = ["dataset_to_arrays"]
+__all__ = ["dataset_to_arrays", "stimulus_tensors"]
 
 # a single stimulus is cut into this many contiguous blocks to hold some out
 _N_BLOCKS = 10
@@ -433,3 +433,9 @@ def read_inputs(estimator, X, y=None, *, fitting: bool, need_y: bool, x_label: s
             y, stims, is_list, n_neurons=None if fitting else estimator.n_neurons_, label=y_label, x_label=x_label
         )
     return _Data(stims, responses, is_list, y_1d, names)
+
+
+def stimulus_tensors(stims: List[np.ndarray]) -> List[torch.Tensor]:
+    """``(T_i, F)`` arrays as ``(F, T_i)`` float32 tensors, through the one checked cast (a value
+    beyond float32's range is named with its position in ``X[i]``)."""
+    return [torch.from_numpy(np.ascontiguousarray(as_float32(s, f"X[{i}]").T)) for i, s in enumerate(stims)]

@@ -28,6 +28,7 @@
 
 import sys
 
+from strfsolver.utils.checks import short_repr
 from strfsolver import registry
 from strfsolver.solver._registry import _registry_state, get_options, init, parametrize, register  # noqa: F401
 
@@ -84,7 +85,7 @@ _MOVED_TO_LOGGERS = {
 
 def __getattr__(name):
     if name not in _MOVED_TO_LOGGERS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        raise AttributeError(f"module {short_repr(__name__)} has no attribute {short_repr(name)}")
     import importlib
     import warnings
 

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from strfsolver._version import __version__
 from strfsolver.solver.state import STOP_REASONS
 from strfsolver.utils import io
-from strfsolver.utils.checks import check_finite_weights
+from strfsolver.utils.checks import check_finite_weights, short_repr
 
 __all__ = ["LAST", "BEST", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "check_model_state", "check_checkpoint"]
 
@@ -62,10 +62,10 @@ def load_checkpoint(path: Union[str, os.PathLike], device: Union[str, torch.devi
     state = io.load_state(Path(path), device=device)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{path} is a strfsolver state file but not a solver checkpoint (format {found!r}, expected {FORMAT!r}).")
+        raise ValueError(f"{path} is a strfsolver state file but not a solver checkpoint (format {short_repr(found)}, expected {short_repr(FORMAT)}).")
     version = state.get("version", 0)
     if isinstance(version, bool) or not isinstance(version, int):
-        raise ValueError(f"{path}: field 'version' must be an integer, got {version!r}.")
+        raise ValueError(f"{path}: field 'version' must be an integer, got {short_repr(version)}.")
     if version > VERSION:
         raise ValueError(f"{path} was written by a newer strfsolver (checkpoint version {state['version']}, this one reads up to {VERSION}).")
     return check_checkpoint(state, str(path))
@@ -88,7 +88,7 @@ def check_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], stric
     problems = []
     for name, tensor in state.items():
         if name in own and tuple(own[name].shape) != tuple(tensor.shape):
-            problems.append(f"{name!r}: {source} has shape {tuple(tensor.shape)}, the model has {tuple(own[name].shape)}")
+            problems.append(f"{short_repr(name)}: {source} has shape {tuple(tensor.shape)}, the model has {tuple(own[name].shape)}")
     if strict:
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
@@ -106,7 +106,7 @@ def check_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], stric
 
 def _fail(source: str, field: str, expected: str, value: Any) -> None:
     shown = f"a {type(value).__name__}" if isinstance(value, (dict, list, Tensor)) else repr(value)
-    raise ValueError(f"{source}: field {field!r} must be {expected}, got {shown}.")
+    raise ValueError(f"{source}: field {short_repr(field)} must be {expected}, got {shown}.")
 
 
 def _is_int(value: Any, minimum: Optional[int] = None) -> bool:
@@ -139,7 +139,7 @@ def _check_progress(progress: Any, source: str) -> None:
     reason = progress.get("stop_reason")
     if reason is not None and not isinstance(reason, str):
         # a solver may add its own reasons (the ridge solver's "closed form")
-        _fail(source, "progress.stop_reason", f"null or a string such as {STOP_REASONS[0]!r}", reason)
+        _fail(source, "progress.stop_reason", f"null or a string such as {short_repr(STOP_REASONS[0])}", reason)
     for key in ("best_model", "neuron_best_model"):
         _check_weights(progress, key, f"{source}: progress", optional=True)
     history = progress.get("neuron_history")
@@ -165,7 +165,7 @@ def check_checkpoint(state: Any, source: str) -> Dict[str, Any]:
         raise ValueError(f"{source}: a solver checkpoint is a mapping, got {type(state).__name__}.")
     for key in ("model", "progress", "history"):
         if key not in state:
-            raise ValueError(f"{source}: the solver state has no {key!r} entry; it has {sorted(state)}.")
+            raise ValueError(f"{source}: the solver state has no {short_repr(key)} entry; it has {sorted(state)}.")
     _check_weights(state, "model", source, optional=False)
     optimizer = state.get("optimizer")
     if optimizer is not None and not (isinstance(optimizer, dict) and {"state", "param_groups"} <= set(optimizer)):

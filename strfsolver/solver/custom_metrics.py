@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import torch
 from torch import Tensor
 
+from strfsolver.utils.checks import short_repr
 from strfsolver.metrics import available_metrics
 
 __all__ = ["split_metrics", "WholeSetCollector"]
@@ -55,20 +56,20 @@ def split_metrics(metrics: Any) -> Tuple[Tuple[str, ...], Dict[str, MetricFuncti
         pairs = item.items() if isinstance(item, Mapping) else [(item, None)]
         for name, function in pairs:
             if not isinstance(name, str) or not name:
-                raise ValueError(f"metrics: every metric name must be a non-empty string, got {name!r}.")
+                raise ValueError(f"metrics: every metric name must be a non-empty string, got {short_repr(name)}.")
             if name in names:
-                raise ValueError(f"metrics: the name {name!r} appears twice.")
+                raise ValueError(f"metrics: the name {short_repr(name)} appears twice.")
             if function is None:
                 if name not in builtin:
                     raise ValueError(
-                        f"unknown metric(s) [{name!r}]; options are {', '.join(available_metrics())}, "
+                        f"unknown metric(s) [{short_repr(name)}]; options are {', '.join(available_metrics())}, "
                         "or a mapping name -> callable(pred, responses) -> (N,) for a metric of your own."
                     )
             elif name in builtin:
-                raise ValueError(f"metrics: the custom metric {name!r} has the name of a built-in metric; give it another name.")
+                raise ValueError(f"metrics: the custom metric {short_repr(name)} has the name of a built-in metric; give it another name.")
             elif not callable(function):
                 raise ValueError(
-                    f"metrics: the custom metric {name!r} must be a callable (pred, responses) -> (N,), got {type(function).__name__}."
+                    f"metrics: the custom metric {short_repr(name)} must be a callable (pred, responses) -> (N,), got {type(function).__name__}."
                 )
             else:
                 functions[name] = function
@@ -121,7 +122,7 @@ class WholeSetCollector:
             values = torch.as_tensor(function(pred, responses))
             if values.shape != (n_neurons,):
                 raise ValueError(
-                    f"the custom metric {name!r} must return one value per neuron, shape ({n_neurons},), "
+                    f"the custom metric {short_repr(name)} must return one value per neuron, shape ({n_neurons},), "
                     f"got shape {tuple(values.shape)}."
                 )
             out[name] = values.detach().to("cpu", torch.float64)

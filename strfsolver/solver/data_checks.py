@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import torch
 
-from strfsolver.utils.checks import is_count
+from strfsolver.utils.checks import is_count, short_repr
 
 __all__ = ["check_fit_data", "check_lags_fit_stimuli", "check_neurons_have_training_data", "describe_non_finite"]
 
@@ -65,7 +65,7 @@ def check_neurons_have_training_data(dataset: Any) -> None:
             return
     missing = (~recorded).nonzero().flatten().tolist()
     ids = dataset.neuron_ids
-    named = ", ".join(f"{n} ({ids[n]!r})" for n in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    named = ", ".join(f"{n} ({short_repr(ids[n])})" for n in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
     raise ValueError(
         f"{len(missing)} neuron(s) have no recorded bin in the training stimuli: {named}. Their fits would keep "
         "their initial weights. Leave them out (dataset.select_neurons) or put stimuli where they were recorded "
@@ -85,7 +85,7 @@ def describe_non_finite(batch: dict) -> Optional[str]:
             position = [int(i) for i in flags.nonzero()[0]]
             meta = batch.get("meta")
             stimulus = meta[position[0]].get("index", position[0]) if isinstance(meta, list) and len(meta) > position[0] and isinstance(meta[position[0]], dict) else position[0]
-            return (f"batch[{name!r}] holds {float(tensor[tuple(position)])} at {tuple(position)} (stimulus {stimulus}, "
+            return (f"batch[{short_repr(name)}] holds {float(tensor[tuple(position)])} at {tuple(position)} (stimulus {stimulus}, "
                     f"bin {position[-1]}); every stimulus value must be finite, a response finite or NaN (not recorded)")
     return None
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 from torch import Tensor, nn
 
 from strfsolver.utils import seeding as _random
-from strfsolver.utils.checks import all_finite, check_count
+from strfsolver.utils.checks import all_finite, check_count, short_repr
 from strfsolver.data import PaddedLoader, ValidationCache
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
@@ -327,7 +327,7 @@ class FitLoop:
         solver, state = self.solver, self.state
         if self.monitor not in row:
             raise KeyError(
-                f"monitor {self.monitor!r} is not in the epoch dict; available keys: {sorted(row)}. "
+                f"monitor {short_repr(self.monitor)} is not in the epoch dict; available keys: {sorted(row)}. "
                 "Set monitor= to one of them (val_* keys need a valid_loader)."
             )
         score = float(row[self.monitor])

@@ -34,6 +34,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Union
 
+from strfsolver.utils.checks import short_repr
 from strfsolver.utils import io
 from strfsolver.utils.io import read_json
 
@@ -65,7 +66,7 @@ class LogdirInUseError(RuntimeError):
             else "another process"
         )
         super().__init__(
-            f"logdir {str(logdir)!r} is in use by {who}: two fits writing to one logdir would overwrite each "
+            f"logdir {short_repr(str(logdir))} is in use by {who}: two fits writing to one logdir would overwrite each "
             "other's checkpoints. Wait for it to finish or use another logdir."
         )
 
@@ -88,19 +89,19 @@ def lock_holder(logdir: Union[str, os.PathLike]) -> Optional[Dict[str, Any]]:
 
 def _check_folder(logdir: Path) -> None:
     if logdir.exists() and not logdir.is_dir():
-        raise ValueError(f"logdir {str(logdir)!r} is a file, not a folder; give fit() a folder for its checkpoints.")
+        raise ValueError(f"logdir {short_repr(str(logdir))} is a file, not a folder; give fit() a folder for its checkpoints.")
     try:
         logdir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"logdir {str(logdir)!r} cannot be created: {error.strerror or error}.") from None
+        raise ValueError(f"logdir {short_repr(str(logdir))} cannot be created: {error.strerror or error}.") from None
     if not os.access(logdir, os.W_OK | os.X_OK):
-        raise ValueError(f"logdir {str(logdir)!r} is not writable by this process, so no checkpoint could be saved there.")
+        raise ValueError(f"logdir {short_repr(str(logdir))} is not writable by this process, so no checkpoint could be saved there.")
 
 
 def _warn_nothing_to_resume(logdir: Path, existed: bool, last_name: str) -> None:
     why = "does not exist" if not existed else f"has no {last_name}"
     warnings.warn(
-        f"fit(resume=True): logdir {str(logdir)!r} {why}, so there is nothing to resume; the fit starts afresh. "
+        f"fit(resume=True): logdir {short_repr(str(logdir))} {why}, so there is nothing to resume; the fit starts afresh. "
         "Check the path if you meant to continue a run.",
         UserWarning,
         stacklevel=5,
@@ -127,7 +128,7 @@ def _lock(logdir: Path) -> Optional[int]:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as error:
             # os.access cannot tell for root, or on read-only and special file systems
-            raise ValueError(f"logdir {str(logdir)!r} is not writable by this process ({error.strerror or error}), so no checkpoint could be saved there.") from None
+            raise ValueError(f"logdir {short_repr(str(logdir))} is not writable by this process ({error.strerror or error}), so no checkpoint could be saved there.") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

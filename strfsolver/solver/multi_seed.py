@@ -36,7 +36,7 @@ from strfsolver.utils import io
 from strfsolver.utils import seeding as _random
 from strfsolver.solver._registry import register
 from strfsolver.solver.options import refuse_unused
-from strfsolver.utils.checks import check_seed, to_json
+from strfsolver.utils.checks import check_seed, short_repr, to_json
 from strfsolver.utils.deprecation import renamed
 from strfsolver.solver.seed_runs import (
     SEED_FOLDER,
@@ -156,14 +156,14 @@ class MultiSeedSolver:
 
     def _resolved_seeds(self) -> List[int]:
         if self.seeds is not None and self.n_seeds is not None:
-            raise ValueError(f"give seeds or n_seeds, not both; got seeds={self.seeds!r} and n_seeds={self.n_seeds!r}.")
+            raise ValueError(f"give seeds or n_seeds, not both; got seeds={short_repr(self.seeds)} and n_seeds={short_repr(self.n_seeds)}.")
         if self.seeds is None:
             n = 5 if self.n_seeds is None else self.n_seeds
             if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-                raise ValueError(f"n_seeds must be an integer >= 1, got {self.n_seeds!r}.")
+                raise ValueError(f"n_seeds must be an integer >= 1, got {short_repr(self.n_seeds)}.")
             return list(range(int(n)))
         if isinstance(self.seeds, (str, bytes)) or not hasattr(self.seeds, "__iter__"):
-            raise ValueError(f"seeds must be a list of integers >= 0, got {self.seeds!r}.")
+            raise ValueError(f"seeds must be a list of integers >= 0, got {short_repr(self.seeds)}.")
         seeds = list(self.seeds)
         if not seeds:
             raise ValueError("seeds is empty; give at least one seed.")
@@ -183,9 +183,9 @@ class MultiSeedSolver:
         _executors.check_executor(self.executor)
         _executors.check_threads(self.threads)
         if not isinstance(self.reseed_loaders, bool):
-            raise ValueError(f"reseed_loaders must be True or False, got {self.reseed_loaders!r}.")
+            raise ValueError(f"reseed_loaders must be True or False, got {short_repr(self.reseed_loaders)}.")
         if not isinstance(self.set_seed_strict, bool):
-            raise ValueError(f"set_seed_strict must be True or False, got {self.set_seed_strict!r}.")
+            raise ValueError(f"set_seed_strict must be True or False, got {short_repr(self.set_seed_strict)}.")
 
     def fit(
         self,
@@ -323,8 +323,8 @@ class MultiSeedSolver:
         """
         if strict and (state.get("inner") != self.solver or "result" not in state):
             raise ValueError(
-                f"this is the state of a multi-seed fit of {state.get('inner')!r} (keys {sorted(state)}); "
-                f"this solver fits {self.solver!r}."
+                f"this is the state of a multi-seed fit of {short_repr(state.get('inner'))} (keys {sorted(state)}); "
+                f"this solver fits {short_repr(self.solver)}."
             )
         self.result_ = state.get("result", self.result_)
         self._best_solver = None

@@ -32,6 +32,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 
+from strfsolver.utils.checks import short_repr
+
 __all__ = ["NeuronStack", "FunctionalRNN", "single_neuron_replica", "neuron_axes"]
 
 
@@ -124,7 +126,7 @@ def neuron_axes(model: nn.Module, replica: Optional[nn.Module] = None) -> Dict[s
         differing = [d for d in range(len(shape)) if shape[d] != one[d]] if len(shape) == len(one) else []
         if len(differing) != 1 or one[differing[0]] != 1 or shape[differing[0]] != n_neurons:
             raise ValueError(
-                f"cannot tell the neuron axis of {name!r}: its shape is {shape} with {n_neurons} neurons and {one} "
+                f"cannot tell the neuron axis of {short_repr(name)}: its shape is {shape} with {n_neurons} neurons and {one} "
                 "with 1 neuron; expected the same shape except one axis of size N vs 1."
             )
         axes[name] = differing[0]
@@ -306,7 +308,7 @@ class NeuronStack(nn.Module):
             child = module._modules.get(part)
             if child is None:
                 if module is self and hasattr(NeuronStack, part):
-                    raise ValueError(f"the model has a submodule named {part!r}, which NeuronStack uses itself.")
+                    raise ValueError(f"the model has a submodule named {short_repr(part)}, which NeuronStack uses itself.")
                 child = nn.Module()
                 module.add_module(part, child)
             module = child
@@ -370,7 +372,7 @@ class NeuronStack(nn.Module):
     def neuron_model(self, index: int) -> nn.Module:
         """Neuron ``index``'s model as a standalone one-neuron model of the original class."""
         if isinstance(index, bool) or not isinstance(index, int) or not -self.n_neurons <= index < self.n_neurons:
-            raise ValueError(f"index must be an integer in [0, {self.n_neurons}), got {index!r}.")
+            raise ValueError(f"index must be an integer in [0, {self.n_neurons}), got {short_repr(index)}.")
         single = copy.deepcopy(self._pristine)
         own = _named_tensors(single)
         for name, tensor in _named_tensors(self).items():
@@ -409,7 +411,7 @@ class NeuronStack(nn.Module):
             value = tensor[0] if axis is None else _unstack(tensor, axis)
             if name not in target or target[name].shape != value.shape:
                 shape = None if name not in target else tuple(target[name].shape)
-                raise ValueError(f"the population model's {name!r} has shape {shape}, expected {tuple(value.shape)}.")
+                raise ValueError(f"the population model's {short_repr(name)} has shape {shape}, expected {tuple(value.shape)}.")
             target[name].copy_(value)
         return model
 

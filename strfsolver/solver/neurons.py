@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
+from strfsolver.utils.checks import short_repr
 from strfsolver.metrics import psth
 from strfsolver.solver.state import NeuronTrainingState
 
@@ -70,7 +71,7 @@ def neuron_losses(criterion: Callable[..., Tensor], pred: Tensor, responses: Ten
             values = vmap(lambda p, r: criterion(p.unsqueeze(1), r.unsqueeze(1)), in_dims=(1, 1))(pred, responses)
         except RuntimeError as error:
             raise ValueError(
-                f"the criterion {criterion!r} has no 'reduction' attribute and could not be vmapped over neurons "
+                f"the criterion {short_repr(criterion)} has no 'reduction' attribute and could not be vmapped over neurons "
                 f"({error}); give it reduction='none' support (per-neuron values) to use a per-neuron solver."
             ) from None
     n_neurons = pred.shape[1]
@@ -126,7 +127,7 @@ class NeuronTracker:
 
     def __init__(self, mode: str, improves: Callable[[Tensor, Tensor, Tensor], Tensor], patience: Optional[int], axes: Dict[str, int]):
         if mode not in TRACKER_MODES:
-            raise ValueError(f"mode must be one of {TRACKER_MODES}, got {mode!r}.")
+            raise ValueError(f"mode must be one of {TRACKER_MODES}, got {short_repr(mode)}.")
         self.mode, self.improves, self.patience, self.axes = mode, improves, patience, dict(axes)
 
     def _start(self, state: NeuronTrainingState, model: nn.Module, n_neurons: int) -> None:
@@ -210,7 +211,7 @@ def scores_of(monitor: str, validation: Optional[Dict[str, Any]], training: Dict
     key = "neuron_loss" if key == "loss" else key
     if key not in source:
         raise KeyError(
-            f"monitor {monitor!r} has no per-neuron values; a per-neuron solver monitors val_loss, train_loss "
+            f"monitor {short_repr(monitor)} has no per-neuron values; a per-neuron solver monitors val_loss, train_loss "
             "or a per-neuron metric (val_<metric>, or train_<metric> with track_train_metrics=True)."
         )
     return source[key].detach().reshape(-1), key
@@ -238,7 +239,7 @@ def append_epoch(history: Optional[Dict[str, Tensor]], epoch: int, values: Mappi
         raise ValueError(f"the per-neuron history has {sorted(history)} but this epoch gives {sorted(row)}.")
     for key, value in row.items():
         if value.shape[1:] != history[key].shape[1:]:
-            raise ValueError(f"the per-neuron history's {key!r} has {history[key].shape[1]} neurons, this epoch {value.shape[1]}.")
+            raise ValueError(f"the per-neuron history's {short_repr(key)} has {history[key].shape[1]} neurons, this epoch {value.shape[1]}.")
     return {key: torch.cat([history[key], row[key]]) for key in history}
 
 

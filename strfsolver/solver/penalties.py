@@ -53,6 +53,7 @@ import torch
 from literate_dataclasses import dataclass, field
 from torch import Tensor, nn
 
+from strfsolver.utils.checks import short_repr
 from strfsolver import registry
 
 registry.add_helper_functions(sys.modules[__name__])
@@ -69,7 +70,7 @@ def _patterns(value, name: str, kind: str) -> Tuple[str, ...]:
         value = (value,)
     value = tuple(value)
     if not all(isinstance(p, str) for p in value):
-        raise ValueError(f"{kind} penalty: {name} must be glob patterns (strings), got {value!r}.")
+        raise ValueError(f"{kind} penalty: {name} must be glob patterns (strings), got {short_repr(value)}.")
     return value
 
 
@@ -88,10 +89,10 @@ class Penalty(abc.ABC):
     def _check_common(self) -> None:
         kind = type(self).__name__
         if isinstance(self.weight, bool) or not isinstance(self.weight, numbers.Real) or not math.isfinite(self.weight) or self.weight < 0:
-            raise ValueError(f"{kind}: weight must be a finite number >= 0, got {self.weight!r}.")
+            raise ValueError(f"{kind}: weight must be a finite number >= 0, got {short_repr(self.weight)}.")
         self.weight = float(self.weight)
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"{kind}: name must be a non-empty string, got {self.name!r}.")
+            raise ValueError(f"{kind}: name must be a non-empty string, got {short_repr(self.name)}.")
 
     @abc.abstractmethod
     def value(self, model: nn.Module) -> Tensor:
@@ -134,7 +135,7 @@ class _SelectsParameters:
         if not chosen:
             names = [name for name, _ in model.named_parameters()]
             raise ValueError(
-                f"{type(self).__name__} {getattr(self, 'name', '')!r}: no parameter matches include="
+                f"{type(self).__name__} {short_repr(getattr(self, 'name', ''))}: no parameter matches include="
                 f"{list(self.include)} and exclude={list(self.exclude)}; the model's parameters are {names}."
             )
         return chosen
@@ -199,13 +200,13 @@ class L2InitPenalty(_SelectsParameters, Penalty):
         for name, p in self.selected(model):
             if name not in self.reference:
                 raise ValueError(
-                    f"l2-init penalty {self.name!r}: parameter {name!r} has no initial value; "
+                    f"l2-init penalty {short_repr(self.name)}: parameter {short_repr(name)} has no initial value; "
                     f"the reference holds {sorted(self.reference)}. Call setup(model) again."
                 )
             ref = self.reference[name]
             if ref.shape != p.shape:
                 raise ValueError(
-                    f"l2-init penalty {self.name!r}: parameter {name!r} has shape {tuple(p.shape)} "
+                    f"l2-init penalty {short_repr(self.name)}: parameter {short_repr(name)} has shape {tuple(p.shape)} "
                     f"but its initial value has shape {tuple(ref.shape)}."
                 )
             total = total + (p - ref.to(p.device)).square().sum()
@@ -226,7 +227,7 @@ class _StrfKernels(_SelectsParameters):
             if not callable(strf):
                 names = [name for name, _ in model.named_parameters()]
                 raise ValueError(
-                    f"{type(self).__name__} {self.name!r}: the model ({type(model).__name__}) has no strf() "
+                    f"{type(self).__name__} {short_repr(self.name)}: the model ({type(model).__name__}) has no strf() "
                     f"method; select its STRF parameters with include=(...) among {names}."
                 )
             kernel = strf()
@@ -237,7 +238,7 @@ class _StrfKernels(_SelectsParameters):
                 kernel = kernel * scale.detach().mean().to(kernel)
             if not kernel.requires_grad and any(p.requires_grad for p in model.parameters()):
                 raise ValueError(
-                    f"{type(self).__name__} {self.name!r}: {type(model).__name__}.strf() returns a tensor "
+                    f"{type(self).__name__} {short_repr(self.name)}: {type(model).__name__}.strf() returns a tensor "
                     "without gradient, so the penalty could not train the model; select its STRF "
                     "parameters with include=(...) instead."
                 )
@@ -246,7 +247,7 @@ class _StrfKernels(_SelectsParameters):
         for name, p in chosen:
             if p.ndim < 2:
                 raise ValueError(
-                    f"{type(self).__name__} {self.name!r}: parameter {name!r} has shape {tuple(p.shape)}; "
+                    f"{type(self).__name__} {short_repr(self.name)}: parameter {short_repr(name)} has shape {tuple(p.shape)}; "
                     "expected at least 2 axes (..., frequency, lag)."
                 )
         return [p for _, p in chosen]
@@ -303,10 +304,10 @@ class SmoothStrfPenalty(_StrfKernels, Penalty):
     def __post_init__(self):
         self._check_common()
         if isinstance(self.order, bool) or not isinstance(self.order, numbers.Integral) or self.order < 1:
-            raise ValueError(f"smooth-strf penalty: order must be an integer >= 1, got {self.order!r}.")
+            raise ValueError(f"smooth-strf penalty: order must be an integer >= 1, got {short_repr(self.order)}.")
         self.axes = tuple(_patterns(self.axes, "axes", "smooth-strf"))
         if not self.axes or any(a not in ("freq", "lag") for a in self.axes):
-            raise ValueError(f"smooth-strf penalty: axes must be among ('freq', 'lag'), got {self.axes!r}.")
+            raise ValueError(f"smooth-strf penalty: axes must be among ('freq', 'lag'), got {short_repr(self.axes)}.")
         if self.include is not None:
             self._check_patterns("smooth-strf")
 

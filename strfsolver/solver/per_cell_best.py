@@ -37,6 +37,7 @@ from typing import Dict, Optional
 
 from literate_dataclasses import field
 
+from strfsolver.utils.checks import short_repr
 from strfsolver.solver._registry import register
 from strfsolver.solver.base import _solver_dataclass
 from strfsolver.solver.loop import EarlyStopping
@@ -87,7 +88,7 @@ class PerCellBestSolver(PopulationSolver):
             self.neuron_parameters_ = {name: axis for name, axis in axes.items() if axis is not None and name in state}
             return
         if not isinstance(self.neuron_parameters, dict):
-            raise ValueError(f"neuron_parameters must be a dict {{name or pattern: neuron axis}} or None, got {self.neuron_parameters!r}.")
+            raise ValueError(f"neuron_parameters must be a dict {{name or pattern: neuron axis}} or None, got {short_repr(self.neuron_parameters)}.")
         n_neurons = getattr(self.model, "n_neurons", None)
         if not isinstance(n_neurons, int):
             raise ValueError(f"per-cell-best needs model.n_neurons; {type(self.model).__name__} has none.")
@@ -95,12 +96,12 @@ class PerCellBestSolver(PopulationSolver):
         for pattern, axis in self.neuron_parameters.items():
             names = [name for name in state if fnmatch.fnmatchcase(name, pattern)]
             if not names:
-                raise ValueError(f"neuron_parameters names {pattern!r}, which matches none of the model's tensors {sorted(state)}.")
+                raise ValueError(f"neuron_parameters names {short_repr(pattern)}, which matches none of the model's tensors {sorted(state)}.")
             for name in names:
                 shape = tuple(state[name].shape)
                 if isinstance(axis, bool) or not isinstance(axis, int) or not -len(shape) <= axis < len(shape) or shape[axis] != n_neurons:
                     raise ValueError(
-                        f"neuron_parameters gives axis {axis!r} for {name!r} of shape {shape}; expected an axis of size N = {n_neurons}."
+                        f"neuron_parameters gives axis {short_repr(axis)} for {short_repr(name)} of shape {shape}; expected an axis of size N = {n_neurons}."
                     )
                 resolved[name] = axis % len(shape)
         self.neuron_parameters_: Dict[str, int] = resolved

@@ -20,6 +20,7 @@ from typing import Any, Dict, Mapping
 import torch
 from torch import nn
 
+from strfsolver.utils.checks import short_repr
 from strfsolver.utils import seeding as _random
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver.schedules import TorchScheduler, check_schedules
@@ -58,7 +59,7 @@ def load_solver_state(solver: Any, state: Dict[str, Any], strict: bool = True) -
     resumed fit only); see :py:meth:`Solver.load_state_dict <strfsolver.solver.Solver.load_state_dict>`."""
     for key in REQUIRED_PARTS if strict else ():
         if key not in state:
-            raise ValueError(f"the solver state has no {key!r} entry; it has {sorted(state)}.")
+            raise ValueError(f"the solver state has no {short_repr(key)} entry; it has {sorted(state)}.")
     if "model" in state:
         _checkpoint.check_model_state(solver.model, state["model"], strict=strict)
         solver.model.load_state_dict(state["model"], strict=strict)
@@ -123,7 +124,7 @@ def warn_changed_options(solver: Any, saved: Mapping[str, Any], source: str) -> 
         if name == "optimizer" and value is not None and saved[name] is None:
             continue  # the default optimizer, built by the run that wrote the checkpoint
         kept = "the checkpoint's value goes on" if name in _FROM_CHECKPOINT else "the new value is used"
-        changes.append(f"{name}: {saved[name]!r} in the checkpoint, {value!r} now ({kept})")
+        changes.append(f"{name}: {short_repr(saved[name])} in the checkpoint, {short_repr(value)} now ({kept})")
     if changes:
         warnings.warn(
             f"resuming from {source} with options that differ from the run that wrote it: " + "; ".join(changes)

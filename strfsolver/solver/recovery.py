@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
+from strfsolver.utils.checks import short_repr
 from strfsolver.solver import checkpoint as _checkpoint
 
 __all__ = ["CHECKPOINT_FOLDER", "PARTS", "indexed_path", "save_indexed", "clear_indexed", "indexed_checkpoints", "checkpoint_path", "find_fit_checkpoint", "select_parts"]
@@ -77,12 +78,12 @@ def checkpoint_path(logdir: Union[str, Path], which: Union[str, int]) -> Path:
     elif isinstance(which, int) and not isinstance(which, bool) and which >= 0:
         path = indexed_path(logdir, which)
     else:
-        raise ValueError(f"which must be 'best', 'last' or a checkpoint index (an int >= 0), got {which!r}.")
+        raise ValueError(f"which must be 'best', 'last' or a checkpoint index (an int >= 0), got {short_repr(which)}.")
     if not path.is_file():
         kept = indexed_checkpoints(logdir)
         named = [name for name, file in (("best", _checkpoint.BEST), ("last", _checkpoint.LAST)) if (logdir / file).is_file()]
         raise FileNotFoundError(
-            f"there is no {which!r} checkpoint in {logdir} ({path.name}); it has {named or 'no best or last state'} "
+            f"there is no {short_repr(which)} checkpoint in {logdir} ({path.name}); it has {named or 'no best or last state'} "
             f"and the indices {kept} (fit(..., keep_every=k) keeps indexed ones)."
         )
     return path
@@ -117,7 +118,7 @@ def select_parts(state: Dict[str, Any], parts: Sequence[str]) -> Dict[str, Any]:
         parts = (parts,)
     unknown = [part for part in parts if part not in PARTS]
     if unknown or not parts:
-        raise ValueError(f"parts must name some of {PARTS}, got {tuple(parts)!r}.")
+        raise ValueError(f"parts must name some of {PARTS}, got {short_repr(tuple(parts))}.")
     missing = [part for part in parts if part not in state]
     if missing:
         raise ValueError(f"the checkpoint has no {missing} part; it has {sorted(k for k in state if k in PARTS)}.")

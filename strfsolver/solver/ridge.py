@@ -35,7 +35,7 @@ import torch
 from literate_dataclasses import field
 from torch import Tensor
 
-from strfsolver.utils.checks import check_choice, check_count, check_flag, check_real
+from strfsolver.utils.checks import check_choice, check_count, check_flag, check_real, short_repr
 from strfsolver.ridge import RidgeFit, fit_ridge
 from strfsolver.ridge.models import check_ridge_model, loader_stimulus_count, ridge_features, ridge_initialize, write_solution
 from strfsolver.solver._registry import register
@@ -135,7 +135,7 @@ class RidgeSolver(Solver):
             if grid is not None:
                 values = np.atleast_1d(np.asarray(grid, dtype=float))
                 if values.ndim != 1 or values.size == 0:
-                    raise ValueError(f"{name} must be a non-empty list of numbers > 0, got {grid!r}.")
+                    raise ValueError(f"{name} must be a non-empty list of numbers > 0, got {short_repr(grid)}.")
                 for value in values:
                     check_real(float(value), f"every value of {name}", 0.0, low_open=True)
         if self.alpha is not None:

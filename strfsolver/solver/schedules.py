@@ -62,7 +62,7 @@ import torch
 from literate_dataclasses import dataclass, field
 
 from strfsolver import registry
-from strfsolver.utils.checks import check_count, check_real
+from strfsolver.utils.checks import check_count, check_real, short_repr
 
 registry.add_helper_functions(sys.modules[__name__])
 
@@ -110,9 +110,9 @@ class Schedule(abc.ABC):
     def _check_common(self) -> None:
         kind = type(self).__name__
         if not isinstance(self.target, str) or not self.target:
-            raise ValueError(f"{kind}: target must name a hyperparameter (e.g. 'lr'), got {self.target!r}.")
+            raise ValueError(f"{kind}: target must name a hyperparameter (e.g. 'lr'), got {short_repr(self.target)}.")
         if self.unit not in UNITS:
-            raise ValueError(f"{kind}: unit must be one of {UNITS}, got {self.unit!r}.")
+            raise ValueError(f"{kind}: unit must be one of {UNITS}, got {short_repr(self.unit)}.")
 
     @abc.abstractmethod
     def at(self, t: int) -> float:
@@ -120,7 +120,7 @@ class Schedule(abc.ABC):
 
     def __call__(self, t: int) -> float:
         if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
-            raise ValueError(f"{type(self).__name__}: t must be an integer >= 0, got {t!r}.")
+            raise ValueError(f"{type(self).__name__}: t must be an integer >= 0, got {short_repr(t)}.")
         return float(self.at(int(t)))
 
 
@@ -223,7 +223,7 @@ class ExponentialSchedule(Schedule):
         self.start = check_real(self.start, "start", where="exponential schedule: ")
         self.gamma = check_real(self.gamma, "gamma", where="exponential schedule: ")
         if self.gamma <= 0:
-            raise ValueError(f"exponential schedule: gamma must be > 0, got {self.gamma!r}.")
+            raise ValueError(f"exponential schedule: gamma must be > 0, got {short_repr(self.gamma)}.")
         self._check_common()
 
     def at(self, t: int) -> float:
@@ -249,7 +249,7 @@ class StepExponentialSchedule(Schedule):
         self.start = check_real(self.start, "start", where="step-exponential schedule: ")
         self.gamma = check_real(self.gamma, "gamma", where="step-exponential schedule: ")
         if self.gamma <= 0:
-            raise ValueError(f"step-exponential schedule: gamma must be > 0, got {self.gamma!r}.")
+            raise ValueError(f"step-exponential schedule: gamma must be > 0, got {short_repr(self.gamma)}.")
         self.step_size = check_count(self.step_size, "step_size", 1, where="step-exponential schedule: ")
         self._check_common()
 
@@ -352,11 +352,11 @@ class TorchScheduler:
                 f"TorchScheduler wraps a torch.optim.lr_scheduler object, got {type(self.scheduler).__name__}."
             )
         if self.unit not in UNITS:
-            raise ValueError(f"TorchScheduler: unit must be one of {UNITS}, got {self.unit!r}.")
+            raise ValueError(f"TorchScheduler: unit must be one of {UNITS}, got {short_repr(self.unit)}.")
         if self.on_plateau and self.unit != "epoch":
             raise ValueError(
                 "TorchScheduler: ReduceLROnPlateau needs the monitored value, which exists after evaluated "
-                f"epochs only; use unit='epoch', got unit={self.unit!r}."
+                f"epochs only; use unit='epoch', got unit={short_repr(self.unit)}."
             )
 
     @property
@@ -420,7 +420,7 @@ def target_groups(solver: Any, target: str) -> List[dict]:
     if group.isdigit() and int(group) < len(groups):
         return [groups[int(group)]]
     raise ValueError(
-        f"schedule target {target!r}: the optimizer has no parameter group named {group!r}; its groups are "
+        f"schedule target {short_repr(target)}: the optimizer has no parameter group named {short_repr(group)}; its groups are "
         f"{[g.get('name', i) for i, g in enumerate(groups)]} (name one with a \"name\" key, or use its index)."
     )
 
@@ -436,7 +436,7 @@ def _model_owner(solver: Any, target: str):
     for i, name in enumerate(path):
         if not name or name.startswith("_") or not hasattr(owner, name):
             raise ValueError(
-                f"schedule target {target!r}: the model ({type(solver.model).__name__}) has no attribute "
+                f"schedule target {short_repr(target)}: the model ({type(solver.model).__name__}) has no attribute "
                 f"{'.'.join(path[: i + 1])!r}."
             )
         if i + 1 < len(path):
@@ -473,7 +473,7 @@ def target_kind(solver: Any, target: str) -> str:
     key, group = _split_group(target)
     if group is not None:
         if key == "params" or key not in groups[0]:
-            raise ValueError(f"schedule target {target!r}: {key!r} is not a key of the optimizer's parameter groups.")
+            raise ValueError(f"schedule target {short_repr(target)}: {short_repr(key)} is not a key of the optimizer's parameter groups.")
         target_groups(solver, target)
         return "optimizer"
     if target.startswith("model."):
@@ -487,7 +487,7 @@ def target_kind(solver: Any, target: str) -> str:
         return "solver"
     options = sorted(k for k in groups[0] if k != "params") + [getattr(p, "name") for p in solver.penalties if hasattr(p, "name")]
     raise ValueError(
-        f"schedule target {target!r} is neither an optimizer hyperparameter, a penalty name nor a solver "
+        f"schedule target {short_repr(target)} is neither an optimizer hyperparameter, a penalty name nor a solver "
         f"attribute; options include {options}, 'lr@<group name or index>', 'model.<attribute>' and solver "
         "attributes such as 'grad_clip'."
     )

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from strfsolver.utils import io
 from strfsolver.utils import seeding as _random
-from strfsolver.utils.checks import check_seed, to_json
+from strfsolver.utils.checks import check_seed, short_repr, to_json
 from strfsolver.utils.deprecation import renamed
 
 __all__ = ["MultiSeedResult", "SeedRun", "fit_seed", "make_task", "derive_shuffle_seed", "SEED_FOLDER"]
@@ -196,7 +196,7 @@ def make_task(
     elif not callable(loader_factory):
         raise ValueError(f"{where}: loader_factory must be a callable seed -> (train, valid[, test]), got {type(loader_factory).__name__}.")
     if not isinstance(strict, bool):
-        raise ValueError(f"{where}: set_seed_strict must be True or False, got {strict!r}.")
+        raise ValueError(f"{where}: set_seed_strict must be True or False, got {short_repr(strict)}.")
     if logger_factory is not None and not callable(logger_factory):
         raise ValueError(f"{where}: logger_factory must be a callable seed -> list of loggers, got {type(logger_factory).__name__}.")
     return _Task(
@@ -432,7 +432,7 @@ class MultiSeedResult:
 def _pick_best(runs: Sequence[SeedRun], mode: str) -> SeedRun:
     finite = [run for run in runs if math.isfinite(run.final_score)]
     if not finite:
-        warnings.warn(f"no seed has a finite {runs[0].monitor!r}; best_seed is the first seed, {runs[0].seed}.", UserWarning, stacklevel=3)
+        warnings.warn(f"no seed has a finite {short_repr(runs[0].monitor)}; best_seed is the first seed, {runs[0].seed}.", UserWarning, stacklevel=3)
         return runs[0]
     pick = max if mode == "max" else min
     # max/min keep the first of equal values: ties go to the earlier seed

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import strfsolver
@@ -81,6 +81,8 @@ def datasets(draw):
 
 @settings(settings.get_profile(PROFILE))
 @given(datasets())
+@example(("huge_stim", [np.full((F, 10), 1e39)] * 2, [np.ones((N, 2, 10))] * 2))
+@example(("none", [np.ones((F, 10)) * 1e-9, np.ones((F, 12)) * 2e-9], [np.ones((N, 2, 10)), np.ones((N, 2, 12))]))
 def test_a_dataset_is_sound_or_refused_naming_the_input(case):
     defect, stims, responses = case
     try:
@@ -114,6 +116,12 @@ OPTION_VALUES = {
 @settings(settings.get_profile(PROFILE))
 @given(st.dictionaries(st.sampled_from(sorted(OPTION_VALUES)), st.none(), max_size=4).flatmap(
     lambda keys: st.fixed_dictionaries({k: OPTION_VALUES[k] for k in keys})))
+# the cases the generator has found before, kept so that every run tries them
+@example({"device": "meta"})
+@example({"device": "cuda:7"})
+@example({"monitor": "val_loss", "mode": "max"})
+@example({"monitor": "seconds"})
+@example({"lr": float("nan")})
 def test_solver_options_are_sound_or_refused_before_training(options):
     pop = synthetic_population(n_neurons=N, n_stims=4, n_repeats=2, n_freqs=F, n_lags=L, n_times=30, seed=1)
     train, valid = pop.dataset.subset([0, 1, 2]), pop.dataset.subset([3])

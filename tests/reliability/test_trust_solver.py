@@ -164,3 +164,19 @@ def test_transform_names_a_value_beyond_float32_instead_of_calling_it_non_finite
         solver().transform(stims)
     with pytest.raises(ValueError, match=r"stims\[1\] holds 1e\+39 at index \(2, 7\)"):
         solver().transform(list(stims))
+
+
+def test_the_estimator_names_a_predicted_stimulus_value_beyond_float32():
+    import numpy as np
+
+    from strfsolver.estimator import STRFEstimator
+
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((40, F)) for _ in range(4)]
+    y = [rng.poisson(2.0, (40, N)).astype(float) for _ in range(4)]
+    est = STRFEstimator(model="linear", n_lags=L, random_state=0).fit(X, y)
+    X[2][7, 1] = 1e39
+    with pytest.raises(ValueError, match=r"X\[2\] holds 1e\+39 at index \(7, 1\): finite but beyond float32's range"):
+        est.predict(X)
+    with pytest.raises(ValueError, match=r"X\[2\] holds 1e\+39"):
+        est.score(X, y)
