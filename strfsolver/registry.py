@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import itertools
 import re
 import types
@@ -77,7 +78,24 @@ class _Entry:
                 f"{self.name!r} fixes the argument(s) {sorted(clash)} through its "
                 f"name; pass them without the name's value or pick another name."
             )
+        self._check_keywords(kwargs)
         return self.cls(*args, **self.fixed_kwargs, **kwargs)
+
+    def _check_keywords(self, kwargs) -> None:
+        """Refuse keywords the class does not take, naming the entry and the closest options
+        (a typo would otherwise surface as a bare ``TypeError`` from deep inside ``__init__``)."""
+        try:
+            parameters = inspect.signature(self.cls).parameters.values()
+        except (TypeError, ValueError):
+            return
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return
+        accepted = [p.name for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+        for key in kwargs:
+            if key not in accepted:
+                close = difflib.get_close_matches(str(key), accepted, n=1)
+                hint = f"; did you mean {close[0]!r}" if close else ""
+                raise TypeError(f"{self.name!r} takes no option {str(key)[:60]!r}{hint}. Its options: {', '.join(accepted)}.")
 
 
 class _Registry:

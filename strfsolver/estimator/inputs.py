@@ -70,12 +70,20 @@ def _as_float_array(value: Any, what: str) -> np.ndarray:
         )
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:  # ragged nesting
+        raise ValueError(f"{what} must be an array of real numbers, got a {type(value).__name__} that is not one ({error}).") from None
     if np.iscomplexobj(array):
         raise ValueError(f"Complex data not supported: {what} has dtype {array.dtype}; expected real numbers.")
+    if array.dtype.kind == "O":
+        try:  # object arrays of numbers convert
+            array = array.astype(np.float64)
+        except (ValueError, TypeError):
+            raise ValueError(f"{what} holds objects that are not numbers (e.g. {short_repr(array.flat[0])}); expected real numbers.") from None
     if array.dtype.kind not in "biuf":
-        # object arrays of numbers convert; anything else raises numpy's own error
-        array = array.astype(np.float64)
+        raise ValueError(f"{what} must hold real numbers, got an array of dtype {array.dtype}; convert it to floats "
+                         "(times, strings and bytes are not data).")
     return array.astype(np.float64, copy=False)
 
 

@@ -104,5 +104,5 @@ def solver_options(estimator, solver_name: str, monitor: str, mode: str) -> Dict
     else:  # the closed form has no step size, epochs or patience (ridge refuses them)
         options.update(cv=estimator.cv, penalty=estimator.penalty)
         if estimator.alphas is not None:
-            options["alphas"] = list(estimator.alphas)
+            options["alphas"] = estimator.alphas if isinstance(estimator.alphas, (str, bytes, dict)) else list(estimator.alphas)
     return options

@@ -77,6 +77,9 @@ def build_options(solver: Any) -> None:
         if not callable(penalty):
             raise ValueError(f"penalties[{i}] must be a Penalty, a registered penalty name or a callable, got {short_repr(penalty)}.")
     solver.loggers = list(solver.loggers)
+    if type(solver).epoch_runner.uses_optimizer and next(iter(solver.parameters()), None) is None:
+        raise ValueError(f"the model ({type(solver.model).__name__}) has no trainable parameter (none with requires_grad), "
+                         "so a gradient fit has nothing to learn; unfreeze some, or use the model as it is.")
     check_options(solver)
     if solver.init is not None:
         if solver.init != "ridge":

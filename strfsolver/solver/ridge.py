@@ -48,6 +48,16 @@ PENALTIES = ("ridge", "laplacian")
 SELECTIONS = ("mean", "pooled")
 
 
+def _numbers(value: Any, name: str) -> np.ndarray:
+    """``value`` as a 1-d float array, or a ``ValueError`` naming ``name`` (a string or a mapping is no list of numbers)."""
+    if isinstance(value, (str, bytes, dict)):
+        raise ValueError(f"{name} must be a number or a list of numbers > 0, got {type(value).__name__} {short_repr(value)}.")
+    try:
+        return np.atleast_1d(np.asarray(value, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or a list of numbers > 0, got {short_repr(value)}.") from None
+
+
 class ClosedFormEpoch:
     """The one "epoch" of the ``"ridge"`` solver in the fit loop: solve, then score the training data.
 
@@ -133,13 +143,13 @@ class RidgeSolver(Solver):
         for name in ("alphas", "relative_alphas"):
             grid = getattr(self, name)
             if grid is not None:
-                values = np.atleast_1d(np.asarray(grid, dtype=float))
+                values = _numbers(grid, name)
                 if values.ndim != 1 or values.size == 0:
                     raise ValueError(f"{name} must be a non-empty list of numbers > 0, got {short_repr(grid)}.")
                 for value in values:
                     check_real(float(value), f"every value of {name}", 0.0, low_open=True)
         if self.alpha is not None:
-            values = np.atleast_1d(np.asarray(self.alpha, dtype=float))
+            values = _numbers(self.alpha, "alpha")
             if values.ndim != 1 or values.size not in (1, self.model.n_neurons):
                 raise ValueError(f"alpha must be a number or one per neuron ({self.model.n_neurons},), got shape {values.shape}.")
             for value in values:

@@ -298,7 +298,13 @@ def as_float32(value: Any, what: str) -> Any:
                 index = beyond.nonzero()[0].tolist()
                 _beyond_float32(what, index, float(data[tuple(index)]))
         return value.to(torch.float32)
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:  # ragged nesting
+        raise ValueError(f"{what} must be an array of real numbers, got {type(value).__name__} that is not one ({error}).") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold real numbers, got an array of dtype {array.dtype} (kind {array.dtype.kind!r}); "
+                         "convert it to floats (times, strings and objects are not data).")
     if array.dtype.kind == "f" and np.finfo(array.dtype).max > FLOAT32_MAX:
         with np.errstate(invalid="ignore"):
             beyond = np.isfinite(array) & (np.abs(array) > FLOAT32_MAX)
