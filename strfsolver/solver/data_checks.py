@@ -14,7 +14,7 @@ import torch
 
 from strfsolver.utils.checks import is_count, short_repr
 
-__all__ = ["check_fit_data", "check_lags_fit_stimuli", "check_neurons_have_training_data", "describe_non_finite"]
+__all__ = ["check_fit_data", "may_serve_empty_batches", "check_lags_fit_stimuli", "check_neurons_have_training_data", "describe_non_finite"]
 
 
 def _dataset(loader: Any) -> Any:
@@ -71,6 +71,15 @@ def check_neurons_have_training_data(dataset: Any) -> None:
         "their initial weights. Leave them out (dataset.select_neurons) or put stimuli where they were recorded "
         "into the training split."
     )
+
+
+def may_serve_empty_batches(loader: Any) -> bool:
+    """Whether a training batch may hold no recorded response at all: ``False`` only when the
+    loader's dataset says every stimulus has a recorded bin (then no batch needs the check)."""
+    dataset = _dataset(loader)
+    if dataset is None:
+        return True
+    return not all(bool((~responses.isnan()).any()) for responses in dataset.responses)
 
 
 def describe_non_finite(batch: dict) -> Optional[str]:

@@ -35,7 +35,7 @@ from strfsolver.data import PaddedLoader, ValidationCache
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import recovery as _recovery
-from strfsolver.solver.data_checks import check_fit_data, describe_non_finite
+from strfsolver.solver.data_checks import check_fit_data, describe_non_finite, may_serve_empty_batches
 from strfsolver.solver.diagnostics import FitWarning, diagnose
 from strfsolver.solver.errors import TrainingDivergedError
 from strfsolver.solver.loop import CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor
@@ -90,7 +90,7 @@ class GradientEpoch:
         for index, batch in enumerate(batches):
             loop.schedules.begin_step(state.step)
             batch = solver.prepare(batch)
-            if bool(batch["responses"].isnan().all()):
+            if loop.empty_batches_possible and bool(batch["responses"].isnan().all()):
                 continue  # nothing recorded: no loss to learn from, and not a divergence
             if freezes:
                 batch[ACTIVE_NEURONS] = tracker.active(state)
@@ -167,6 +167,7 @@ class FitLoop:
                  keep_every: Optional[int] = None, validate_initial: bool = False, test_loader: Optional[Iterable[Batch]] = None):
         self.solver, self.loader, self.valid_loader, self.test_loader = solver, loader, valid_loader, test_loader
         check_fit_data(solver.model, loader, valid_loader, test_loader)
+        self.empty_batches_possible = may_serve_empty_batches(loader)
         self.max_epochs = check_count(solver.max_epochs if max_epochs is None else max_epochs, "max_epochs", 1)
         self.valid_frequency = check_count(valid_frequency, "valid_frequency", 1)
         save_frequency = check_count(1 if save_frequency is None else save_frequency, "save_frequency", 1)
