@@ -83,9 +83,16 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     The file gets the mode the process's umask gives (0644 under 022); the
-    temporary file is removed if the write fails.
+    temporary file is removed if the write fails. A ``path`` that is a symbolic
+    link (or a chain of them, dangling or not) is written through: the link
+    stays a link and its final target receives the new content, atomically
+    (the temporary file sits beside the target, so the rename stays within
+    one file system).
     """
     path = Path(path)
+    if path.is_symlink():
+        # os.replace onto the link would replace the link itself with a regular file
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _open_temporary(path.parent, path.name)
     try:

@@ -1,0 +1,67 @@
+"""Issue 19, the isolated edges: what a user sees at each.
+
+1. ``--out`` (and every file strfsolver writes) through a symbolic link writes the link's target; the link stays.
+"""
+
+import csv
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import strfsolver
+from strfsolver.app import cli
+from strfsolver.data import NeuralDataset, make_loader, save_npz, synthetic_population
+from strfsolver.utils import io
+
+N, F, L = 3, 5, 4
+
+
+@pytest.fixture(scope="module")
+def population():
+    return synthetic_population(n_neurons=N, n_stims=10, n_repeats=2, n_freqs=F, n_lags=L, n_times=40, seed=5)
+
+
+@pytest.fixture()
+def saved(tmp_path, population):
+    torch.manual_seed(0)
+    model = strfsolver.models.init("linear", n_freqs=F, n_lags=L, n_neurons=N)
+    model.save_pretrained(tmp_path / "model")
+    save_npz(tmp_path / "data.npz", population.dataset)
+    return tmp_path / "model", tmp_path / "data.npz"
+
+
+# ----------------------------------------------------------------------------- 1
+@pytest.mark.parametrize("command, name", [("evaluate", "scores.csv"), ("predict", "preds.npz")])
+def test_out_through_a_symlink_writes_its_target_and_keeps_the_link(saved, tmp_path, command, name):
+    model, data = saved
+    (tmp_path / "results").mkdir()
+    target = tmp_path / "results" / name
+    target.write_bytes(b"old content")
+    link = tmp_path / name
+    link.symlink_to(target)
+    assert cli.main([command, str(model), str(data), "--out", str(link)]) == 0
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert target.read_bytes() != b"old content"
+    if command == "evaluate":
+        rows = list(csv.DictReader(target.open()))
+        assert [row["neuron"] for row in rows] == ["0", "1", "2"]
+    else:
+        with np.load(target) as preds:
+            assert preds["pred_0"].shape[0] == N
+    # no temporary file is left beside the link or the target
+    assert io.stale_temporaries(tmp_path) == [] and io.stale_temporaries(target.parent) == []
+
+
+def test_the_atomic_writer_follows_a_chain_of_links_and_a_dangling_one(tmp_path):
+    target = tmp_path / "real" / "file.json"
+    middle, link = tmp_path / "middle.json", tmp_path / "link.json"
+    middle.symlink_to(target)  # dangling: the target's folder does not exist yet
+    link.symlink_to(middle)
+    io.atomic_write_json(link, {"a": 1})
+    assert link.is_symlink() and middle.is_symlink()
+    assert json.loads(target.read_text()) == {"a": 1}
+    io.atomic_write_json(link, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 2} and link.is_symlink()
