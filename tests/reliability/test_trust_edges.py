@@ -1,6 +1,7 @@
 """Issue 19, the isolated edges: what a user sees at each.
 
 1. ``--out`` (and every file strfsolver writes) through a symbolic link writes the link's target; the link stays.
+2. Ctrl-C during a command: one line, exit status 130, checkpoints left as they are.
 """
 
 import csv
@@ -65,3 +66,44 @@ def test_the_atomic_writer_follows_a_chain_of_links_and_a_dangling_one(tmp_path)
     assert json.loads(target.read_text()) == {"a": 1}
     io.atomic_write_json(link, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 2} and link.is_symlink()
+
+
+# ----------------------------------------------------------------------------- 2
+def test_ctrl_c_prints_one_line_and_exits_130(saved, tmp_path, monkeypatch, capsys):
+    from strfsolver.app import saved_models
+
+    model, data = saved
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(saved_models, "predict_dataset", interrupted)
+    assert cli.main(["evaluate", str(model), str(data), "--out", str(tmp_path / "scores.csv")]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "strfsolver evaluate: interrupted"
+    assert "Traceback" not in err and not (tmp_path / "scores.csv").exists()
+
+
+def test_ctrl_c_during_a_fit_leaves_its_checkpoints_to_resume(tmp_path, population, monkeypatch, capsys):
+    from strfsolver.solver.base import Solver as BaseSolver
+
+    save_npz(tmp_path / "data.npz", population.dataset)
+    config = {"data": "data.npz", "logdir": "out", "model": "linear", "solver": "population", "seeds": [0],
+              "model_options": {"n_lags": L}, "solver_options": {"lr": 0.05, "max_epochs": 4, "patience": 4}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    argv = ["fit", str(tmp_path / "config.json"), "--no-progress", "--no-plots"]
+    real_epoch, calls = BaseSolver.validation, []
+
+    def interrupted_at_the_third_epoch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseSolver, "validation", interrupted_at_the_third_epoch)
+    assert cli.main(argv) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "strfsolver fit: interrupted"
+    assert list((tmp_path / "out").rglob("*.safetensors")), "the checkpoints written before Ctrl-C are kept"
+    monkeypatch.setattr(BaseSolver, "validation", real_epoch)
+    assert cli.main(argv + ["--resume"]) == 0
+    assert (tmp_path / "out" / "summary.csv").is_file()
