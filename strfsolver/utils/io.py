@@ -132,10 +132,15 @@ def parse_json(text: Union[str, bytes], source: str) -> Any:
     safetensors headers, saved states, checkpoints): a document nested deeper
     than the interpreter's recursion limit is refused as "nested too deeply"
     rather than escaping as a ``RecursionError``; bytes that are not UTF-8 and
-    malformed JSON are refused naming the file.
+    malformed JSON are refused naming the file; so is an object that repeats
+    a key (``json.loads`` would keep the last one silently, e.g. one of two
+    tensors of the same name in a safetensors header).
     """
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as duplicate:
+        raise ValueError(f"{source} repeats the key {short_repr(duplicate.key)} in one JSON object; "
+                         "which of its values is meant is ambiguous, so the file is refused.") from None
     except RecursionError:
         raise ValueError(f"{source} is nested too deeply to read as JSON (deeper than {_recursion_limit()} levels); "
                          "strfsolver never writes such a file.") from None
@@ -143,6 +148,24 @@ def parse_json(text: Union[str, bytes], source: str) -> Any:
         raise ValueError(f"{source} is not UTF-8 text: {error}.") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{source} is not valid JSON: {error}.") from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list) -> dict:
+    """The ``object_pairs_hook`` of :py:func:`parse_json`: a dict, or :py:class:`_DuplicateKey` for a repeated key."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def _recursion_limit() -> int:

@@ -2,6 +2,7 @@
 
 1. ``--out`` (and every file strfsolver writes) through a symbolic link writes the link's target; the link stays.
 2. Ctrl-C during a command: one line, exit status 130, checkpoints left as they are.
+3. A safetensors header naming one tensor twice is refused, naming the file and the name.
 """
 
 import csv
@@ -107,3 +108,21 @@ def test_ctrl_c_during_a_fit_leaves_its_checkpoints_to_resume(tmp_path, populati
     monkeypatch.setattr(BaseSolver, "validation", real_epoch)
     assert cli.main(argv + ["--resume"]) == 0
     assert (tmp_path / "out" / "summary.csv").is_file()
+
+
+# ----------------------------------------------------------------------------- 3
+def test_a_tensor_named_twice_in_a_safetensors_header_is_refused(tmp_path):
+    path = tmp_path / "twice.safetensors"
+    entry = '{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}'
+    header = ('{"weight":' + entry % (0, 4) + ',"weight":' + entry % (4, 8) + "}").encode()
+    header += b" " * (-len(header) % 8)
+    path.write_bytes(struct.pack("<Q", len(header)) + header + struct.pack("<2f", 1.0, 2.0))
+    with pytest.raises(ValueError, match=r"twice\.safetensors: the safetensors header repeats the key 'weight'"):
+        io.load_tensors(path)
+
+
+def test_a_json_config_repeating_a_key_is_refused(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"logdir": "a", "logdir": "b"}')
+    with pytest.raises(ValueError, match=r"config\.json repeats the key 'logdir'"):
+        io.read_json(path)
