@@ -3,6 +3,7 @@
 1. ``--out`` (and every file strfsolver writes) through a symbolic link writes the link's target; the link stays.
 2. Ctrl-C during a command: one line, exit status 130, checkpoints left as they are.
 3. A safetensors header naming one tensor twice is refused, naming the file and the name.
+4. A mistyped local path in ``from_pretrained`` is never sent to the Hugging Face Hub.
 """
 
 import csv
@@ -126,3 +127,53 @@ def test_a_json_config_repeating_a_key_is_refused(tmp_path):
     path.write_text('{"logdir": "a", "logdir": "b"}')
     with pytest.raises(ValueError, match=r"config\.json repeats the key 'logdir'"):
         io.read_json(path)
+
+
+# ----------------------------------------------------------------------------- 4
+@pytest.fixture()
+def no_hub(monkeypatch):
+    hub = pytest.importorskip("huggingface_hub")
+
+    def called(*args, **kwargs):
+        pytest.fail(f"the Hugging Face Hub was asked for {args} {kwargs}")
+
+    monkeypatch.setattr(hub, "snapshot_download", called)
+    return hub
+
+
+@pytest.mark.parametrize("mistyped", [
+    "./runs/model", "../model", "/no/such/model", "~/runs/model", "runs/fit/model", "runs\\model",
+    "runs/model.safetensors", "model/config.json", "model",
+])
+def test_a_mistyped_local_path_is_not_sent_to_the_hub(no_hub, mistyped):
+    with pytest.raises(FileNotFoundError, match="does not exist locally") as raised:
+        strfsolver.models.from_pretrained(mistyped)
+    assert repr(mistyped)[1:-1] in str(raised.value)
+
+
+def test_a_missing_path_object_is_not_sent_to_the_hub(no_hub, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothing.* does not exist locally"):
+        strfsolver.models.from_pretrained(tmp_path / "nothing")
+
+
+def test_a_hub_id_without_the_hub_package_is_not_found_locally(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import now raises ImportError
+    with pytest.raises(FileNotFoundError, match=r"'lab/strf' does not exist locally .*pip install huggingface_hub"):
+        strfsolver.models.from_pretrained("lab/strf")
+
+
+def test_a_plain_hub_id_still_goes_to_the_hub(monkeypatch, tmp_path):
+    hub = pytest.importorskip("huggingface_hub")
+    asked = []
+
+    def download(repo_id, revision=None, cache_dir=None):
+        asked.append(repo_id)
+        raise FileNotFoundError(f"{repo_id} is not in the cache")
+
+    monkeypatch.setattr(hub, "snapshot_download", download)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not in the cache"):
+        strfsolver.models.from_pretrained("lab/strf-1.0")
+    assert asked == ["lab/strf-1.0"]
