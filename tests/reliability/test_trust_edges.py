@@ -4,6 +4,7 @@
 2. Ctrl-C during a command: one line, exit status 130, checkpoints left as they are.
 3. A safetensors header naming one tensor twice is refused, naming the file and the name.
 4. A mistyped local path in ``from_pretrained`` is never sent to the Hugging Face Hub.
+5. An ``.npz`` holding both layouts is refused, naming both layouts' keys.
 """
 
 import csv
@@ -177,3 +178,18 @@ def test_a_plain_hub_id_still_goes_to_the_hub(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="not in the cache"):
         strfsolver.models.from_pretrained("lab/strf-1.0")
     assert asked == ["lab/strf-1.0"]
+
+
+# ----------------------------------------------------------------------------- 5
+def test_an_npz_with_both_layouts_is_refused(tmp_path, population):
+    path = tmp_path / "both.npz"
+    save_npz(path, population.dataset)
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    ds = population.dataset
+    arrays["stims"] = np.stack([s.numpy() for s in ds.stims])
+    arrays["responses"] = np.stack([r.numpy() for r in ds.responses])
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=r"both\.npz holds both layouts: the indexed one \(\['n_stims', 'stim_0', .*\) "
+                                         r"and the stacked one \(\['responses', 'stims'\]\)"):
+        strfsolver.data.load_npz(path)
