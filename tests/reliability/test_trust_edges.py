@@ -5,6 +5,7 @@
 3. A safetensors header naming one tensor twice is refused, naming the file and the name.
 4. A mistyped local path in ``from_pretrained`` is never sent to the Hugging Face Hub.
 5. An ``.npz`` holding both layouts is refused, naming both layouts' keys.
+6. Ridge folds count only the training stimuli with a recorded bin.
 """
 
 import csv
@@ -193,3 +194,33 @@ def test_an_npz_with_both_layouts_is_refused(tmp_path, population):
     with pytest.raises(ValueError, match=r"both\.npz holds both layouts: the indexed one \(\['n_stims', 'stim_0', .*\) "
                                          r"and the stacked one \(\['responses', 'stims'\]\)"):
         strfsolver.data.load_npz(path)
+
+
+# ----------------------------------------------------------------------------- 6
+def _unrecorded(dataset, which):
+    responses = [r.clone() for r in dataset.responses]
+    for i in which:
+        responses[i][:] = float("nan")
+    return NeuralDataset(dataset.stims, responses, dataset.dt_ms)
+
+
+def _ridge(cv):
+    torch.manual_seed(0)
+    model = strfsolver.models.init("linear", n_freqs=F, n_lags=L, n_neurons=N)
+    return strfsolver.solver.init("ridge", model=model, cv=cv, progress=False)
+
+
+def test_ridge_folds_are_dealt_over_the_recorded_stimuli_only(population):
+    # 10 stimuli, the first 3 unrecorded: by position, fold 0 of 5 would hold none;
+    # dealt over the 7 recorded ones, every fold holds one
+    data = _unrecorded(population.dataset, [0, 1, 2])
+    fitted = _ridge(5).solve(make_loader(data, batch_size=2))
+    assert len(fitted.folds) == 5
+    assert sorted(i for _, test in fitted.folds for i in test) == list(range(5))
+
+
+def test_ridge_refuses_more_folds_than_recorded_training_stimuli(population):
+    data = _unrecorded(population.dataset, range(7))  # 3 of 10 recorded
+    with pytest.raises(ValueError, match=r"cv=5 folds need at least 5 training stimuli, the loader has 3 recorded ones "
+                                         r"\(7 of its 10 have no recorded bin for any neuron\)"):
+        _ridge(5).solve(make_loader(data, batch_size=2))
