@@ -178,6 +178,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     path, a locked logdir, a diverged fit) ends in one line on stderr,
     ``strfsolver <command>: error: ...``, and exit status 2, as argparse
     does for bad arguments; anything else is a bug and keeps its traceback.
+    Ctrl-C (``KeyboardInterrupt``) ends in one line, ``strfsolver <command>:
+    interrupted``, and exit status 130 (128 + SIGINT, as shells report it);
+    files already written stay as they are, so a ``fit`` with a ``logdir``
+    continues with ``--resume`` and ``compare`` keeps its finished folds.
 
     Args:
         argv: Arguments without the program name; ``None`` reads ``sys.argv``.
@@ -188,6 +192,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except _user_errors() as error:
         print(f"strfsolver {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"strfsolver {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -185,6 +185,11 @@ def _open(path: PathLike):
     return archive
 
 
+def _few(keys: list, n: int = 4) -> str:
+    """The first ``n`` of ``keys`` (and how many more) for a message."""
+    return str(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
 def load_npz(path: PathLike) -> NeuralDataset:
     """Read a file written by :py:func:`save_npz` (or in the rectangular layout).
 
@@ -195,7 +200,8 @@ def load_npz(path: PathLike) -> NeuralDataset:
     Raises:
         ValueError: naming the file and the key for anything that does not
             follow the schema (a wrong type, a missing or extra stimulus, a
-            format or version this strfsolver does not read, pickled objects).
+            format or version this strfsolver does not read, pickled objects,
+            both layouts in one file).
     """
     with _open(path) as raw:
         archive = _Archive(raw, path)
@@ -211,6 +217,13 @@ def load_npz(path: PathLike) -> NeuralDataset:
         if "dt_ms" not in keys:
             raise ValueError(f"{path} has no 'dt_ms' entry; found keys {sorted(keys)}.")
         dt_ms = archive.scalar("dt_ms", "iuf", "a number (the bin width in milliseconds)")
+        indexed = sorted((k for k in keys if k == "n_stims" or _INDEXED.match(k)), key=lambda k: (k != "n_stims", len(k), k))
+        stacked = sorted(keys & {"stims", "responses"})
+        if indexed and stacked:
+            raise ValueError(
+                f"{path} holds both layouts: the indexed one ({_few(indexed)}) and the stacked one ({stacked}); "
+                "only one would be read, so the file is refused. Keep one layout."
+            )
         if "n_stims" in keys:
             stims, responses = _indexed_layout(archive)
         elif {"stims", "responses"} <= keys:

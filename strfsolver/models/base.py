@@ -417,7 +417,7 @@ class NeuralModel(nn.Module):
 
         Args:
             folder: The folder written by ``save_pretrained``, or a Hub id
-                ``"owner/name"`` (a string that is no existing folder), fetched
+                ``"owner/name"`` (a plain id that is no existing path), fetched
                 with the optional ``huggingface_hub`` package into its cache.
             device: Where to put the model.
             map_location: The same as ``device`` (torch's name for it); wins when given.
@@ -431,9 +431,12 @@ class NeuralModel(nn.Module):
         Raises:
             ValueError: missing files, a required argument not passed again,
                 an unknown name or weights that do not fit the rebuilt model.
-            ImportError: a Hub id without ``huggingface_hub``.
-            FileNotFoundError: a Hub id that can be neither found in the cache nor
-                downloaded (huggingface_hub's own error, e.g. offline).
+            FileNotFoundError: a path that does not exist locally: one that looks
+                local (starts with ``.``, ``/`` or ``~``, more than one ``/``, a
+                file extension) is never sent to the Hub, nor is any path when
+                ``huggingface_hub`` is not installed; or a Hub id that can be
+                neither found in the cache nor downloaded (huggingface_hub's own
+                error, e.g. offline).
         """
         device = check_device(device if map_location is None else map_location, "device" if map_location is None else "map_location")
         folder = _card.resolve_pretrained(folder, revision=revision, cache_dir=cache_dir)

@@ -132,26 +132,55 @@ def render_model_card(
 
 
 def resolve_pretrained(source: Union[str, os.PathLike], revision: Optional[str] = None, cache_dir: Optional[Union[str, os.PathLike]] = None) -> Path:
-    """The local folder of ``source``: an existing folder, or the snapshot of a Hub id ``"owner/name"``.
+    """The local folder of ``source``: an existing path, or the snapshot of a Hub id ``"owner/name"``.
+
+    Only a string that is a plain ``owner/name`` id, and no existing path, goes
+    to the Hub. A path that does not exist and looks local (starts with ``.``,
+    ``/`` or ``~``, has a separator beyond the one ``owner/name`` slash, a
+    backslash, or ends with a file extension such as ``.json``), any missing
+    ``os.PathLike``, and any missing path when ``huggingface_hub`` is not
+    installed are refused without a network call.
 
     Raises:
-        ValueError: if ``source`` is neither an existing folder nor a Hub id, or
-            ``revision`` is given with a local folder.
-        ImportError: for a Hub id without the ``huggingface_hub`` package.
+        FileNotFoundError: naming ``source``, which does not exist locally
+            (and is not a Hub id, or the Hub package is missing).
+        ValueError: ``revision`` given with a local folder.
     """
     path = Path(source)
-    if path.is_dir() or not isinstance(source, str) or not _HUB_ID.match(source):
+    if path.exists():
         if revision is not None and path.is_dir():
             raise ValueError(f"revision={short_repr(revision)} applies to Hub ids; {short_repr(source)} is a local folder.")
         return path
+    if not isinstance(source, str) or _looks_local(source):
+        raise FileNotFoundError(
+            f"{short_repr(str(source))} does not exist locally (no such folder); a saved model is read from the folder "
+            "save_pretrained wrote, and only a plain 'owner/name' id is looked up on the Hugging Face Hub."
+        )
     try:
         import huggingface_hub
     except ImportError as error:
-        raise ImportError(
-            f"{short_repr(source)} is not a local folder, so it is read as a Hugging Face Hub id, which needs the huggingface_hub "
-            f"package ({error}): pip install huggingface_hub"
-        ) from error
+        raise FileNotFoundError(
+            f"{short_repr(source)} does not exist locally (no such folder), and reading it as a Hugging Face Hub id "
+            f"needs the huggingface_hub package ({error}): pip install huggingface_hub"
+        ) from None
     folder = huggingface_hub.snapshot_download(
         repo_id=source, revision=revision, cache_dir=None if cache_dir is None else os.fspath(cache_dir)
     )
     return Path(folder)
+
+
+#: endings that name a file, not a Hub repository (whose names may hold dots, e.g. "lab/strf-1.0")
+_FILE_EXTENSIONS = frozenset(
+    ".json .safetensors .npz .npy .nwb .pt .pth .bin .ckpt .pkl .h5 .hdf5 .yaml .yml .csv .txt .md .zip .gz .tar".split()
+)
+
+
+def _looks_local(source: str) -> bool:
+    """Whether the string ``source`` is meant as a local path rather than a Hub id ``owner/name``."""
+    if source.startswith((".", "/", "~")) or "\\" in source or (os.altsep is not None and os.altsep in source):
+        return True
+    if os.sep != "/" and os.sep in source:
+        return True
+    if source.count("/") != 1 or not _HUB_ID.match(source):
+        return True
+    return Path(source).suffix.lower() in _FILE_EXTENSIONS

@@ -78,7 +78,9 @@ def ridge_features(model: nn.Module, loader: Iterable[Dict[str, Any]], prepare, 
         model: A model that passes :py:func:`check_ridge_model`.
         loader: Batches of whole stimuli.
         prepare: ``prepare(batch) -> batch`` (the solver's device and mask handling).
-        n_stims: Stimuli the loader holds (for pooling by fold), or ``None``.
+        n_stims: Stimuli with a recorded bin the loader holds (for pooling by
+            fold; see :py:func:`loader_stimulus_count`), or ``None``. Only
+            those are dealt into folds; a fold left without one is refused.
         folds: Pool the stimuli into this many contiguous groups (one per
             fold, the way :py:func:`~strfsolver.ridge.fit_ridge` splits ``cv=K``),
             or ``None`` for one group per stimulus.
@@ -88,9 +90,9 @@ def ridge_features(model: nn.Module, loader: Iterable[Dict[str, Any]], prepare, 
     model.eval()
     stats: Optional[RidgeStatistics] = None
     fold_of = None
-    if folds is not None and n_stims is not None:
+    if folds is not None and n_stims is not None and n_stims > 0:
         fold_of = np.concatenate([np.full(len(chunk), k) for k, chunk in enumerate(np.array_split(np.arange(n_stims), folds))])
-    index = 0
+    index = 0  # counts the stimuli with a recorded bin: only they are dealt into folds
     try:
         for batch in loader:
             batch = prepare(batch)
@@ -100,21 +102,41 @@ def ridge_features(model: nn.Module, loader: Iterable[Dict[str, Any]], prepare, 
                 stats = RidgeStatistics(model.n_lags, n_channels=features.shape[1], device=features.device, **options)
             for b in range(features.shape[0]):
                 bins = _recorded_length(targets[b])
-                group = None if fold_of is None else int(fold_of[index]) if index < len(fold_of) else None
                 if bins > 0:
+                    group = None if fold_of is None else int(fold_of[min(index, len(fold_of) - 1)])
                     stats.add(features[b, ..., :bins], targets[b, :, :bins], group=group)
-                index += 1
+                    index += 1
     finally:
         model.train(was_training)
     if stats is None or stats.n_stimuli == 0:
         raise ValueError("the training loader yielded no stimulus with a recorded bin.")
+    if fold_of is not None and stats.n_groups < folds:
+        raise ValueError(
+            f"cv={folds} folds need a training stimulus with a recorded bin in every fold, but the loader yielded "
+            f"{stats.n_stimuli} recorded training stimuli ({stats.n_groups} folds hold one); use fewer folds or cv='loso'."
+        )
     return stats
 
 
-def loader_stimulus_count(loader: Any) -> Optional[int]:
-    """Stimuli of the loader's dataset, or ``None`` when it does not say."""
+def loader_stimulus_count(loader: Any, recorded: bool = False) -> Optional[int]:
+    """Stimuli of the loader's dataset, or ``None`` when it does not say.
+
+    With ``recorded=True``, only the stimuli where some neuron has a recorded
+    (non-NaN) bin count: the others add nothing to the ridge statistics, so
+    they must not count toward its folds.
+    """
     dataset = getattr(loader, "dataset", None)
-    return len(dataset) if dataset is not None and hasattr(dataset, "__len__") else None
+    if dataset is None or not hasattr(dataset, "__len__"):
+        return None
+    if not recorded:
+        return len(dataset)
+    try:
+        responses = getattr(dataset, "responses", None)
+        if responses is None or len(responses) != len(dataset):
+            responses = [dataset[i]["responses"] for i in range(len(dataset))]
+        return sum(1 for r in responses if not bool(torch.as_tensor(r).isnan().all()))
+    except (TypeError, KeyError, IndexError, AttributeError):
+        return None  # a dataset that does not show its responses: ridge_features checks the folds it fills
 
 
 def write_solution(model: nn.Module, result: RidgeFit) -> None:
@@ -151,7 +173,7 @@ def ridge_initialize(model: nn.Module, loader: Iterable[Dict[str, Any]], prepare
 
     check_ridge_model(model, "init='ridge'", linear_only=False)
     prepare = prepare if prepare is not None else (lambda batch: batch)
-    n_stims = loader_stimulus_count(loader)
+    n_stims = loader_stimulus_count(loader, recorded=True)
     cv = options.pop("cv", 5 if n_stims is None or n_stims >= 5 else "loso")
     folds = cv if isinstance(cv, int) else None
     stats = ridge_features(model, loader, prepare, n_stims, folds)

@@ -183,10 +183,16 @@ class RidgeSolver(Solver):
         Returns:
             The :py:class:`~strfsolver.ridge.RidgeFit` (also ``ridge_``).
         """
-        n_stims = loader_stimulus_count(loader)
+        # stimuli where no neuron has a recorded bin add nothing to the statistics: they are no fold's stimulus
+        n_stims = loader_stimulus_count(loader, recorded=True)
         folds = self._folds()
         if isinstance(self.cv, (int, np.integer)) and not isinstance(self.cv, bool) and self.alpha is None and n_stims is not None and n_stims < self.cv:
-            raise ValueError(f"cv={self.cv} folds need at least {self.cv} training stimuli, the loader has {n_stims}; use fewer folds or cv='loso'.")
+            total = loader_stimulus_count(loader)
+            unrecorded = f" ({total - n_stims} of its {total} have no recorded bin for any neuron)" if total != n_stims else ""
+            raise ValueError(
+                f"cv={self.cv} folds need at least {self.cv} training stimuli, the loader has {n_stims} recorded ones{unrecorded}; "
+                "use fewer folds or cv='loso'."
+            )
         stats = ridge_features(self.model, loader, self.prepare, n_stims, folds, max_patterns=self.max_patterns, keep_data=self.cv == "gcv")
         grid = {"alphas": self.alphas, "relative_alphas": self.relative_alphas, "alpha": self.alpha}
         grid = {k: torch.as_tensor(np.asarray(v, dtype=float)) for k, v in grid.items() if v is not None}

@@ -83,9 +83,16 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     The file gets the mode the process's umask gives (0644 under 022); the
-    temporary file is removed if the write fails.
+    temporary file is removed if the write fails. A ``path`` that is a symbolic
+    link (or a chain of them, dangling or not) is written through: the link
+    stays a link and its final target receives the new content, atomically
+    (the temporary file sits beside the target, so the rename stays within
+    one file system).
     """
     path = Path(path)
+    if path.is_symlink():
+        # os.replace onto the link would replace the link itself with a regular file
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _open_temporary(path.parent, path.name)
     try:
@@ -125,10 +132,15 @@ def parse_json(text: Union[str, bytes], source: str) -> Any:
     safetensors headers, saved states, checkpoints): a document nested deeper
     than the interpreter's recursion limit is refused as "nested too deeply"
     rather than escaping as a ``RecursionError``; bytes that are not UTF-8 and
-    malformed JSON are refused naming the file.
+    malformed JSON are refused naming the file; so is an object that repeats
+    a key (``json.loads`` would keep the last one silently, e.g. one of two
+    tensors of the same name in a safetensors header).
     """
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as duplicate:
+        raise ValueError(f"{source} repeats the key {short_repr(duplicate.key)} in one JSON object; "
+                         "which of its values is meant is ambiguous, so the file is refused.") from None
     except RecursionError:
         raise ValueError(f"{source} is nested too deeply to read as JSON (deeper than {_recursion_limit()} levels); "
                          "strfsolver never writes such a file.") from None
@@ -136,6 +148,24 @@ def parse_json(text: Union[str, bytes], source: str) -> Any:
         raise ValueError(f"{source} is not UTF-8 text: {error}.") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{source} is not valid JSON: {error}.") from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list) -> dict:
+    """The ``object_pairs_hook`` of :py:func:`parse_json`: a dict, or :py:class:`_DuplicateKey` for a repeated key."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def _recursion_limit() -> int:

@@ -94,8 +94,11 @@ def test_overrides_and_errors_at_load(tmp_path, stims):
     assert NeuralModel.from_pretrained(tmp_path / "m", dt_ms=10.0).dt_ms == 10.0
     with pytest.raises(ValueError, match="do not fit"):
         NeuralModel.from_pretrained(tmp_path / "m", n_lags=L + 1)
-    with pytest.raises(ValueError, match="No config.json"):
+    with pytest.raises(FileNotFoundError, match="nothing' does not exist locally"):
         NeuralModel.from_pretrained(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="No config.json"):
+        NeuralModel.from_pretrained(tmp_path / "empty")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(ValueError, match="not written by"):

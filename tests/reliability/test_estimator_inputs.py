@@ -182,7 +182,7 @@ LOAD_CASES = [
     ("scores of other lengths", _edit_json(E, _set("fitted", "scores", {"cc": [0.1]})), E, r"field 'fitted.scores' must hold 3 values \(one per neuron\)"),
     ("feature names too few", _edit_json(E, _set("fitted", "feature_names_in_", ["a"])), E, r"field 'fitted.feature_names_in_' has 1 names for n_features_in_=6"),
     ("batch_size_ zero", _edit_json(E, _set("fitted", "batch_size_", 0)), E, r"field 'fitted.batch_size_' must be an integer >= 1, got 0"),
-    ("no model folder", _remove("model"), "model", r"No config.json in .*model"),
+    ("model folder missing", _remove("model"), "model", r"model' does not exist locally"),
     ("model config not JSON", _write(M, b"{"), M, r"config.json is not valid JSON"),
     ("model config other format", _edit_json(M, _set("format", "torch")), M, r"config.json was not written by NeuralModel.save_pretrained"),
     ("model name unknown", _edit_json(M, _set("name", "os.system")), M, r"config.json names the class .* under the registered name 'os.system', which strfsolver.models does not know"),
