@@ -79,8 +79,8 @@ def _as_float_array(value: Any, what: str) -> np.ndarray:
     if array.dtype.kind == "O":
         try:  # object arrays of numbers convert
             array = array.astype(np.float64)
-        except (ValueError, TypeError):
-            raise ValueError(f"{what} holds objects that are not numbers (e.g. {short_repr(array.flat[0])}); expected real numbers.") from None
+        except (ValueError, TypeError) as error:  # the same type as NumPy's, as scikit-learn's checks expect
+            raise type(error)(f"{what} holds objects that are not numbers ({error}); expected real numbers.") from None
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{what} must hold real numbers, got an array of dtype {array.dtype}; convert it to floats "
                          "(times, strings and bytes are not data).")
