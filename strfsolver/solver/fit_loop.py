@@ -78,6 +78,8 @@ class GradientEpoch:
     uses_optimizer = True
     #: whether the end-of-fit advice (:py:mod:`strfsolver.solver.diagnostics`) applies
     diagnosable = True
+    #: the epochs a fit takes at most, whatever ``max_epochs`` says (``None``: ``max_epochs``)
+    epochs = None
 
     def __call__(self, loop: "FitLoop", batches: Iterable[Batch], epoch: int) -> Tuple[Dict[str, Any], Dict[str, Tensor]]:
         solver, state, tracker = loop.solver, loop.state, loop.tracker
@@ -179,6 +181,8 @@ class FitLoop:
         self.logdir = None if logdir is None else Path(logdir)
         self.resume, self.validate_initial = resume, validate_initial
         self.epoch_runner = solver.epoch_runner()
+        if self.epoch_runner.epochs is not None:  # a closed-form solve is one epoch, whatever max_epochs says
+            self.max_epochs = min(self.max_epochs, self.epoch_runner.epochs)
         self.has_validation = valid_loader is not None
         with warnings.catch_warnings():
             if not self.epoch_runner.diagnosable:  # a closed-form solve has no early stopping to warn about

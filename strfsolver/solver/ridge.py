@@ -69,6 +69,7 @@ class ClosedFormEpoch:
 
     uses_optimizer = False
     diagnosable = False  # the advice reads learning curves, which a solve has not
+    epochs = 1
 
     def __call__(self, loop: Any, batches: Iterable[Dict[str, Any]], epoch: int) -> Tuple[Dict[str, Any], Dict[str, Tensor]]:
         solver = loop.solver
