@@ -36,6 +36,7 @@ from strfsolver.solver import evaluation as _evaluation
 from strfsolver.solver import recovery as _recovery
 from strfsolver.solver import schedules as _schedules
 from strfsolver.solver.batches import begin_sequence, model_dtype, prepare_batch
+from strfsolver.solver.compat import check_hook_names
 from strfsolver.solver.fitted import FittedAttributes
 from strfsolver.solver.fit_loop import FitLoop, GradientEpoch, restore_best
 from strfsolver.solver.logdir import claim_logdir
@@ -100,8 +101,7 @@ class Solver(FittedAttributes, abc.ABC):
     for a resume).
     """
 
-    #: The hooks a subclass may override (:data:`HOOKS`).
-    HOOKS: ClassVar[Tuple[str, ...]] = HOOKS
+    HOOKS: ClassVar[Tuple[str, ...]] = HOOKS  #: The hooks a subclass may override (:data:`HOOKS`).
     #: Whether the hooks read each repeat of ``batch["responses"]``. When False
     #: (and the criterion does not either), ``fit`` trains on each stimulus'
     #: PSTH, computed once, and caches a fixed-order validation loader's
@@ -206,6 +206,10 @@ class Solver(FittedAttributes, abc.ABC):
     )
 
     tqdm_on: Optional[bool] = field(default=None, doc="Deprecated name of ``progress`` (removed in the next release).")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        check_hook_names(cls, Solver)  # a method no fit calls is refused, not ignored
 
     def __post_init__(self):
         build_options(self)
@@ -316,9 +320,9 @@ class Solver(FittedAttributes, abc.ABC):
 
         Returns:
             The scalar to back-propagate, or a dict with it under ``"loss"``
-            and optionally ``"data_loss"`` (the scalar to report, when it is
-            not the same) and ``"neuron_loss"`` (``(N,)`` per-neuron values).
-            Default: ``criterion(pred, batch["responses"])``.
+            and optionally ``"data_loss"`` (the scalar to report, when it is not the same) and
+            ``"neuron_loss"`` (``(N,)``). Default: ``criterion(pred, batch["responses"])``.
+            Validation reports ``criterion``'s loss (``val_loss``), not this hook's.
         """
         return self.criterion(pred, batch["responses"])
 

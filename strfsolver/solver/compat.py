@@ -22,7 +22,11 @@ from typing import Any, Callable, Dict, Iterable
 
 from torch import Tensor
 
-__all__ = ["HookAliases"]
+__all__ = ["HookAliases", "check_hook_names", "REMOVED_HOOKS"]
+
+#: hook names of strfsolver 0.1 that no fit calls any more; a subclass defining one is refused
+REMOVED_HOOKS = ("_after_update", "_penalty", "_prepare", "_begin_sequence", "_validate", "_evaluate", "_to_device",
+                 "_ensure_optimizer", "_train_epoch", "_restore_best")
 
 
 def _positional_arity(function: Callable[..., Any]) -> int:
@@ -47,8 +51,9 @@ class HookAliases:
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
-        hook = cls.__dict__.get("on_epoch_end")
-        if hook is not None and _positional_arity(hook) >= 2:
+        # the override may come from any class of the MRO (a ported base class), not only this one
+        hook = getattr(cls, "on_epoch_end", None)
+        if hook is not None and not getattr(hook, "_takes_the_dict_alone", False) and _positional_arity(hook) >= 2:
             # the fit loop passes the dict alone; a flyvis/CEBRA-style override wants (epoch, dict)
             @functools.wraps(hook)
             def on_epoch_end(self, row: Dict[str, Any], *rest: Any) -> None:
@@ -56,6 +61,7 @@ class HookAliases:
                     return hook(self, row, *rest)
                 return hook(self, row["epoch"], row)
 
+            on_epoch_end._takes_the_dict_alone = True
             cls.on_epoch_end = on_epoch_end
 
     def _loss(self, pred: Tensor, batch: Dict[str, Any]) -> Any:
@@ -71,3 +77,31 @@ class HookAliases:
     def evaluate(self, loader: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
         """Loss and per-neuron metrics (CEBRA's and flyvis's name for :py:meth:`Solver.validation`)."""
         return super().validation(loader)
+
+
+def check_hook_names(cls: type, base: type) -> None:
+    """Refuse a solver class whose methods no fit would call: a removed hook name, or an alias
+    spelling (``compute_loss``, ``evaluate``, ``on_epoch_end(epoch, row)``) without
+    :py:class:`HookAliases` before ``base`` in its bases. Either would be ignored without a word,
+    and the fit would train something else than the class says.
+
+    Raises:
+        TypeError: naming the method and what to write instead.
+    """
+    removed = [name for name in REMOVED_HOOKS if name in cls.__dict__]
+    if removed:
+        raise TypeError(f"{cls.__name__} defines {removed}, which no fit calls any more; the hooks a solver may override "
+                        f"are {list(base.HOOKS)} (docs/howto/custom_solver.md).")
+    mro = cls.__mro__
+    aliased = HookAliases in mro and mro.index(HookAliases) < mro.index(base)
+    if HookAliases in mro and not aliased:
+        raise TypeError(f"{cls.__name__} has HookAliases after {base.__name__} among its bases, where it maps nothing; "
+                        f"put it first: class {cls.__name__}(HookAliases, ...).")
+    spelled = [name for name in ("compute_loss", "evaluate") if name in cls.__dict__]
+    hook = cls.__dict__.get("on_epoch_end")
+    if hook is not None and not getattr(hook, "_takes_the_dict_alone", False) and _positional_arity(hook) >= 2:
+        spelled.append("on_epoch_end(epoch, epoch_dict)")
+    if spelled and not aliased:
+        raise TypeError(f"{cls.__name__} defines {spelled}, the names of deepSTRF, CEBRA or flyvis, which a fit calls only "
+                        f"with the HookAliases mixin: class {cls.__name__}(HookAliases, ...) (or write _loss, validation, "
+                        "on_epoch_end(epoch_dict)).")

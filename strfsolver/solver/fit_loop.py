@@ -209,9 +209,12 @@ class FitLoop:
     def run(self) -> None:
         """Start (or resume), train until ``max_epochs`` or early stopping, restore the best state."""
         solver = self.solver
-        solver.logdir_, solver.monitor_, solver.mode_ = self.logdir, self.monitor, self.mode
-        if not (self.resume and self._resume()):
+        solver.logdir_ = self.logdir
+        # a closed-form solve has nothing to continue: it always solves afresh
+        if not (self.resume and self.epoch_runner.epochs is None and self._resume()):
             self._start_fresh()
+        # after a resume too: the fit goes on with this solver's monitor (warned when it changed)
+        solver.monitor_, solver.mode_ = self.monitor, self.mode
         state = self.state
         if state.best_model is None:
             state.best_model = copy_state(solver.model)
@@ -261,7 +264,8 @@ class FitLoop:
         if self.writer is not None:
             self._capture_loader_states()
             self.writer.after_epoch(solver, epoch, improved, finished=finished)
-            if self.keep_every is not None and state.epoch % self.keep_every == 0:
+            # a fit that ends by its runner's own epoch count keeps its last state whatever the period
+            if self.keep_every is not None and (state.epoch % self.keep_every == 0 or (finished and self.epoch_runner.epochs is not None)):
                 _recovery.save_indexed(self.logdir, state.epoch, solver.state_dict())
 
     def restore_best(self) -> None:

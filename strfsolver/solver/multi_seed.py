@@ -311,8 +311,9 @@ class MultiSeedSolver:
 
     def state_dict(self) -> Dict[str, Any]:
         """The fit's outcome, to put into another multi-seed solver of the same inner solver:
-        ``{"solver": "MultiSeedSolver", "inner": <inner solver name>, "result": MultiSeedResult or None}``
-        (each seed's own checkpoints are in ``logdir``)."""
+        ``{"solver": "MultiSeedSolver", "inner": <inner solver name>, "result": MultiSeedResult or None}``.
+        It lives in memory (the result holds tables and per-seed states, not a file format);
+        each seed's own checkpoints are the files, in ``logdir``."""
         return {"solver": type(self).__name__, "inner": self.solver, "result": self.result_}
 
     def load_state_dict(self, state: Dict[str, Any], strict: bool = True) -> None:

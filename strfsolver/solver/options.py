@@ -39,8 +39,10 @@ def refuse_unused(cls: type, values: Mapping[str, Any]) -> None:
     for name in getattr(cls, "unused_options", ()):
         if name not in values:
             continue
-        value = values[name]
-        if name not in defaults or not (value is defaults[name] or value == defaults[name]):
+        value, default = values[name], defaults.get(name)
+        # an empty list is "none" for options whose default is none or empty (penalties=[], schedule=[])
+        empty = isinstance(value, (list, tuple)) and not value and (default is None or (isinstance(default, (list, tuple)) and not default))
+        if name not in defaults or not (value is default or empty or value == default):
             raise ValueError(
                 f"the {cls.__name__} does not use {name} (got {name}={short_repr(value)}); leave it out. "
                 f"It does not use: {', '.join(cls.unused_options)}."
@@ -91,6 +93,7 @@ def build_options(solver: Any) -> None:
 
 def check_options(solver: Any) -> None:
     """Check the solver's plain option values (run at construction and again by every fit)."""
+    refuse_unused(type(solver), {name: getattr(solver, name) for name in type(solver).unused_options})
     optimizer = solver.optimizer
     if not (optimizer is None or isinstance(optimizer, torch.optim.Optimizer) or callable(optimizer)):
         raise ValueError(f"optimizer must be a torch.optim.Optimizer, a factory params -> optimizer, or None; got {short_repr(optimizer)}.")

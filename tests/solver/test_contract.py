@@ -71,7 +71,7 @@ def _non_default(field):
     if isinstance(default, (int, float)) and default is not None:
         return default + 1
     if default is None:
-        return {"optimizer": lambda params: torch.optim.SGD(params, lr=0.1), "init": "ridge", "schedule": []}.get(field.name, 0.5)
+        return {"optimizer": lambda params: torch.optim.SGD(params, lr=0.1), "init": "ridge", "schedule": ["a schedule"]}.get(field.name, 0.5)
     if isinstance(default, tuple):
         return ("l1",)
     return "something"
