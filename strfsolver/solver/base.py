@@ -183,7 +183,7 @@ class Solver(FittedAttributes, abc.ABC):
     grad_clip: Optional[float] = field(default=None, doc="Clip the gradients' global L2 norm to this value (> 0); ``None``: no clipping.")
     track_train_metrics: bool = field(
         default=False,
-        doc="Also accumulate ``metrics`` on the training batches (``train_<metric>``; this reads the repeats); "
+        doc="Also compute every metric of ``metrics``, custom ones included, on the training batches' predictions (``train_<metric>``; this reads the repeats); "
         "the train loss is always reported.",
     )
     loggers: Sequence[Callable[[Dict[str, Any]], Any]] = field(

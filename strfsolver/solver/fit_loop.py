@@ -35,6 +35,7 @@ from strfsolver.data import PaddedLoader, ValidationCache
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import recovery as _recovery
+from strfsolver.solver.custom_metrics import WholeSetCollector
 from strfsolver.solver.data_checks import check_fit_data, describe_non_finite, may_serve_empty_batches
 from strfsolver.solver.diagnostics import FitWarning, diagnose
 from strfsolver.solver.errors import TrainingDivergedError
@@ -70,7 +71,7 @@ class GradientEpoch:
     """The training part of an epoch for the gradient solvers: :py:meth:`Solver.step` on every batch.
 
     Returns the epoch dict's training entries (``train_loss``, ``train_penalty``,
-    ``train_<metric>``, ``lr``) and the per-neuron training values a ``train_``
+    ``train_<metric>`` of every metric, custom ones included, ``lr``) and the per-neuron training values a ``train_``
     monitor of a per-neuron tracker needs.
     """
 
@@ -85,6 +86,8 @@ class GradientEpoch:
         solver, state, tracker = loop.solver, loop.state, loop.tracker
         builtin = solver.builtin_metrics
         accumulator = MetricAccumulator(builtin) if solver.track_train_metrics and builtin else None
+        # custom metrics have no streamed form: they see the epoch's training predictions at once, as in validation
+        collector = WholeSetCollector(solver.metric_functions) if solver.track_train_metrics and solver.metric_functions else None
         neuron_loss = NeuronLossMean() if tracker is not None and loop.monitor == "train_loss" else None
         freezes = tracker is not None and tracker.mode == "freeze"
         loss_sum = penalty_sum = 0.0
@@ -114,12 +117,14 @@ class GradientEpoch:
             loss_sum += float(out.get("data_loss", loss)) * size
             penalty_sum += float(out.get("penalty", 0.0)) * size
             n_stims += size
-            if accumulator is not None or neuron_loss is not None:
+            if accumulator is not None or collector is not None or neuron_loss is not None:
                 if "pred" not in out:
                     raise ValueError("track_train_metrics=True (or a train_ monitor of a per-neuron solver) needs "
                                      "step() to return the batch's prediction under 'pred'.")
                 if accumulator is not None:
                     accumulator.update(out["pred"], batch["responses"])
+                if collector is not None:
+                    collector.update(out["pred"], batch["responses"])
                 if neuron_loss is not None:
                     values = out.get("neuron_loss")
                     if values is None:
@@ -140,6 +145,11 @@ class GradientEpoch:
         train_values: Dict[str, Tensor] = {}
         if accumulator is not None:
             train_values = accumulator.compute()
+        if collector is not None:
+            train_values.update(collector.compute())
+        if train_values:
+            # in the order of ``metrics``, built-in and custom alike
+            train_values = {name: train_values[name] for name in solver.metrics if name in train_values}
             row.update({f"train_{name}": float(values.nanmean()) for name, values in train_values.items()})
         if neuron_loss is not None:
             train_values["neuron_loss"] = neuron_loss.compute()

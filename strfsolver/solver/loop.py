@@ -273,7 +273,7 @@ def resolve_monitor(solver: Any, has_validation: bool) -> Tuple[str, str]:
     if has_validation or not monitor.startswith("val_"):
         return monitor, mode
     name = monitor[len("val_") :]
-    if name == "loss" or (solver.track_train_metrics and name in solver.builtin_metrics):
+    if name == "loss" or (solver.track_train_metrics and name in solver.metrics):
         fallback = ("train_" + name, mode)
     else:
         fallback = ("train_loss", "min")
@@ -292,7 +292,7 @@ def epoch_keys(solver: Any, has_validation: bool) -> List[str]:
     if solver.penalties:
         keys.append("train_penalty")
     if solver.track_train_metrics:
-        keys += [f"train_{name}" for name in solver.builtin_metrics]
+        keys += [f"train_{name}" for name in solver.metrics]
     if has_validation:
         keys += ["val_loss"] + [f"val_{name}" for name in solver.metrics]
     return sorted(keys)

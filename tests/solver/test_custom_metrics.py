@@ -53,3 +53,30 @@ def test_bad_custom_metrics_fail_early(new_model, loaders):
     solver = _solver(new_model(), metrics={"wrong": lambda p, r: p.nanmean()})
     with pytest.raises(ValueError, match="one value per neuron"):
         solver.validation(loaders[1])
+
+
+def test_track_train_metrics_computes_custom_metrics_on_the_training_predictions(loaders, new_model):
+    train, valid = loaders
+    metrics = ["cc", {"my_cc": lambda pred, resp: corrcoef(pred, resp)}]
+    solver = _solver(new_model(), metrics=metrics, track_train_metrics=True, monitor="val_cc")
+    history = solver.fit(train, valid, max_epochs=3).log
+    for row in history:
+        assert "train_my_cc" in row
+        # the whole-set custom twin of the streamed built-in gives its training value
+        assert row["train_my_cc"] == pytest.approx(row["train_cc"], abs=1e-6)
+    # and it may be the monitor, with or without validation data
+    solver = _solver(new_model(), metrics=metrics, track_train_metrics=True, monitor="train_my_cc", mode="max")
+    history = solver.fit(train, max_epochs=3).log
+    assert solver.monitor_ == "train_my_cc"
+    assert solver.best_score_ == pytest.approx(max(row["train_my_cc"] for row in history))
+    solver = _solver(new_model(), metrics=metrics, track_train_metrics=True, monitor="val_my_cc", mode="max")
+    with pytest.warns(UserWarning, match="'train_my_cc'"):
+        solver.fit(train, max_epochs=2)
+    assert solver.monitor_ == "train_my_cc"
+
+
+def test_custom_train_metric_is_absent_without_track_train_metrics(loaders, new_model):
+    train, valid = loaders
+    solver = _solver(new_model(), metrics=["cc", {"my_cc": lambda pred, resp: corrcoef(pred, resp)}], monitor="val_cc")
+    row = solver.fit(train, valid, max_epochs=1).log[-1]
+    assert "train_my_cc" not in row and "val_my_cc" in row
