@@ -14,7 +14,7 @@ import torch
 
 from strfsolver.utils.checks import is_count, short_repr
 
-__all__ = ["check_fit_data", "may_serve_empty_batches", "check_lags_fit_stimuli", "check_neurons_have_training_data", "describe_non_finite"]
+__all__ = ["declared_neurons", "check_fit_data", "may_serve_empty_batches", "check_lags_fit_stimuli", "check_neurons_have_training_data", "describe_non_finite"]
 
 
 def _dataset(loader: Any) -> Any:
@@ -23,12 +23,27 @@ def _dataset(loader: Any) -> Any:
     return dataset if all(hasattr(dataset, name) for name in ("n_neurons", "n_freqs", "responses")) else None
 
 
-def check_fit_data(model: Any, loader: Any, valid_loader: Optional[Any] = None, test_loader: Optional[Any] = None) -> None:
+def declared_neurons(model: Any) -> Optional[int]:
+    """The number of neurons a model declares: ``model.n_neurons``, or deepSTRF's ``model.O``
+    (its output count); ``None`` when it declares neither."""
+    for attribute in ("n_neurons", "O"):
+        value = getattr(model, attribute, None)
+        if is_count(value, 1):
+            return int(value)
+    return None
+
+
+def check_fit_data(model: Any, loader: Any, valid_loader: Optional[Any] = None, test_loader: Optional[Any] = None,
+                   n_neurons: Optional[int] = None) -> None:
     """Every check of the data against the model and against each other, run when a fit starts,
     before any work: lags against stimulus lengths, the neurons and bands of every loader against
     the training data's and the model's, and every neuron recorded in the training data.
 
     Loaders that do not serve a :py:class:`~strfsolver.data.NeuralDataset` are not inspected.
+
+    Args:
+        n_neurons: The neurons the solver knows the model to have where the model does not
+            declare them (:py:func:`declared_neurons`), e.g. from its per-neuron tensors' shapes.
 
     Raises:
         ValueError: naming the loader, the quantity and both values.
@@ -40,6 +55,8 @@ def check_fit_data(model: Any, loader: Any, valid_loader: Optional[Any] = None, 
     for label, attribute in (("neurons", "n_neurons"), ("frequency bands", "n_freqs")):
         expected = getattr(train, attribute)
         declared = getattr(model, attribute, None)
+        if attribute == "n_neurons":
+            declared = declared_neurons(model) or n_neurons
         if is_count(declared, 1) and declared != expected:
             raise ValueError(f"the model has {attribute}={declared} but the training data have {expected} {label}; "
                              f"build the model with {attribute}={expected}.")

@@ -178,7 +178,7 @@ class FitLoop:
                  valid_frequency: int = 1, save_hook: Optional[Callable[[int, Any], Any]] = None, resume: bool = False,
                  keep_every: Optional[int] = None, validate_initial: bool = False, test_loader: Optional[Iterable[Batch]] = None):
         self.solver, self.loader, self.valid_loader, self.test_loader = solver, loader, valid_loader, test_loader
-        check_fit_data(solver.model, loader, valid_loader, test_loader)
+        check_fit_data(solver.model, loader, valid_loader, test_loader, n_neurons=getattr(solver, "n_neurons_", None))
         self.empty_batches_possible = may_serve_empty_batches(loader)
         self.max_epochs = check_count(solver.max_epochs if max_epochs is None else max_epochs, "max_epochs", 1)
         self.valid_frequency = check_count(valid_frequency, "valid_frequency", 1)

@@ -19,8 +19,12 @@ neuron axis (:py:func:`~strfsolver.solver.neuron_stack.neuron_axes`): e.g.
 the STRFs ``(N, C, F, L)``, biases and activation parameters ``(N,)``, the
 readout weights ``(N, H)`` of ``"nrf"``/``"cnn2d"``. Everything else (a
 core, a prefilter) is shared and comes from the globally best epoch. For a
-model that is not a :py:class:`~strfsolver.models.NeuralModel`, name the
-per-neuron tensors and their axes with ``neuron_parameters``.
+model that is not a :py:class:`~strfsolver.models.NeuralModel` (any
+``nn.Module``), name the per-neuron tensors and their axes with
+``neuron_parameters``: the number of neurons is then the model's
+``n_neurons``, a deepSTRF-style ``model.O``, or else the size of the named
+tensors' neuron axes (which must agree), and is checked against the training
+data when the fit starts.
 
 Guarantee. When no parameter is shared (``"linear"``, ``"ln"``), neuron n's
 output depends on neuron n's slice only, so after the fit each neuron's
@@ -40,6 +44,7 @@ from literate_dataclasses import field
 from strfsolver.utils.checks import short_repr
 from strfsolver.solver._registry import register
 from strfsolver.solver.base import _solver_dataclass
+from strfsolver.solver.data_checks import declared_neurons
 from strfsolver.solver.loop import EarlyStopping
 from strfsolver.solver.neuron_stack import neuron_axes
 from strfsolver.solver.neurons import NeuronTracker
@@ -67,8 +72,9 @@ class PerCellBestSolver(PopulationSolver):
         (fields)
 
     Attributes: ``neuron_parameters_`` (the per-neuron tensors used,
-    ``{state_dict name: neuron axis}``), ``best_epochs_`` and
-    ``best_scores_`` (``(N,)``: each neuron's best epoch and value), and
+    ``{state_dict name: neuron axis}``), ``n_neurons_`` (the number of
+    neurons N), ``best_epochs_`` and ``best_scores_`` (``(N,)``: each
+    neuron's best epoch and value), and
     those of :py:class:`~strfsolver.solver.Solver`.
     """
 
@@ -86,24 +92,32 @@ class PerCellBestSolver(PopulationSolver):
         if self.neuron_parameters is None:
             axes = neuron_axes(self.model)
             self.neuron_parameters_ = {name: axis for name, axis in axes.items() if axis is not None and name in state}
+            self.n_neurons_ = int(self.model.n_neurons)
             return
         if not isinstance(self.neuron_parameters, dict):
             raise ValueError(f"neuron_parameters must be a dict {{name or pattern: neuron axis}} or None, got {short_repr(self.neuron_parameters)}.")
-        n_neurons = getattr(self.model, "n_neurons", None)
-        if not isinstance(n_neurons, int):
-            raise ValueError(f"per-cell-best needs model.n_neurons; {type(self.model).__name__} has none.")
-        resolved = {}
+        declared = declared_neurons(self.model)
+        resolved, sizes = {}, {}
         for pattern, axis in self.neuron_parameters.items():
             names = [name for name in state if fnmatch.fnmatchcase(name, pattern)]
             if not names:
                 raise ValueError(f"neuron_parameters names {short_repr(pattern)}, which matches none of the model's tensors {sorted(state)}.")
             for name in names:
                 shape = tuple(state[name].shape)
-                if isinstance(axis, bool) or not isinstance(axis, int) or not -len(shape) <= axis < len(shape) or shape[axis] != n_neurons:
-                    raise ValueError(
-                        f"neuron_parameters gives axis {short_repr(axis)} for {short_repr(name)} of shape {shape}; expected an axis of size N = {n_neurons}."
-                    )
-                resolved[name] = axis % len(shape)
+                valid = not isinstance(axis, bool) and isinstance(axis, int) and -len(shape) <= axis < len(shape)
+                if not valid or (declared is not None and shape[axis] != declared):
+                    expected = f"an axis of size N = {declared}" if declared is not None else "an axis of that tensor"
+                    raise ValueError(f"neuron_parameters gives axis {short_repr(axis)} for {short_repr(name)} of shape {shape}; expected {expected}.")
+                resolved[name], sizes[name] = axis % len(shape), shape[axis]
+        if len(set(sizes.values())) > 1:
+            listed = ", ".join(f"{short_repr(name)}: {size}" for name, size in sizes.items())
+            raise ValueError(f"the neuron_parameters tensors disagree on the number of neurons (the size of their neuron axis): {listed}; "
+                             "every per-neuron tensor must hold one slice per neuron along its axis.")
+        if declared is None and not sizes:
+            raise ValueError(f"neuron_parameters names no tensor and {type(self.model).__name__} declares no n_neurons (or O); "
+                             "name the per-neuron tensors, {name or pattern: neuron axis}.")
+        #: the neurons N: the model's declared count, or that of its per-neuron tensors (checked against the data at fit start)
+        self.n_neurons_: int = declared if declared is not None else next(iter(sizes.values()))
         self.neuron_parameters_: Dict[str, int] = resolved
 
     def _tracker(self, stopping: EarlyStopping) -> NeuronTracker:

@@ -80,3 +80,48 @@ def test_bad_neuron_parameters():
         PerCellBestSolver(model=model, neuron_parameters={"weight": 1})
     with pytest.raises(ValueError, match="n_neurons=1"):
         PerCellBestSolver(model=model)
+
+
+class PlainConv(torch.nn.Module):
+    """Any module: no n_neurons, no O; output (B, N, 1, T) with a per-neuron weight and bias."""
+
+    def __init__(self, n_freqs, n_lags, n_neurons):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(n_freqs, n_neurons, n_lags)
+        self.n_lags = n_lags
+
+    def forward(self, stims):
+        return self.conv(torch.nn.functional.pad(stims, (self.n_lags - 1, 0)))[:, :, None, :]
+
+
+def test_plain_module_neuron_count_from_the_named_tensors(split):
+    torch.manual_seed(0)
+    model = PlainConv(F, L, 10)
+    assert not hasattr(model, "n_neurons") and not hasattr(model, "O")
+    solver, per_epoch, states, final = fit_recording(model, split, lr=8e-2, max_epochs=8, patience=3,
+                                                     neuron_parameters={"conv.*": 0})
+    assert solver.neuron_parameters_ == {"conv.weight": 0, "conv.bias": 0} and solver.n_neurons_ == 10
+    # each neuron ends with its own best epoch's parameters, read from the validation history
+    best = per_epoch.argmax(dim=0)
+    assert solver.best_epochs_.tolist() == best.tolist() and len(set(best.tolist())) > 1
+    torch.testing.assert_close(final, per_epoch.max(dim=0).values, atol=1e-6, rtol=0)
+    state = model.state_dict()
+    for name in ("conv.weight", "conv.bias"):
+        expected = torch.stack([states[epoch][name][n] for n, epoch in enumerate(best.tolist())])
+        torch.testing.assert_close(state[name], expected)
+
+
+def test_plain_module_neuron_count_is_checked(split):
+    model = PlainConv(F, L, 10)
+    with pytest.raises(ValueError, match=r"disagree.*'conv.weight': 10.*'conv.bias': 8|disagree.*'conv.weight': 8.*'conv.bias': 10"):
+        PerCellBestSolver(model=model, neuron_parameters={"conv.weight": 1, "conv.bias": 0})
+    model.O = 9  # deepSTRF's output count is the model's declared number of neurons
+    with pytest.raises(ValueError, match="size N = 9"):
+        PerCellBestSolver(model=model, neuron_parameters={"conv.*": 0})
+    # the count of the tensors is checked against the data when the fit starts
+    model = PlainConv(F, L, 7)
+    solver = PerCellBestSolver(model=model, neuron_parameters={"conv.*": 0}, progress=False)
+    assert solver.n_neurons_ == 7
+    train, valid = split
+    with pytest.raises(ValueError, match="n_neurons=7 but the training data have 10"):
+        solver.fit(make_loader(train, batch_size=2), make_loader(valid, batch_size=4), max_epochs=1)
