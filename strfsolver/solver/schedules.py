@@ -488,6 +488,6 @@ def target_kind(solver: Any, target: str) -> str:
 # deprecated spellings of the *-second-half kinds (flyvis's *_half change in the first half)
 register("linear-half", deprecated=True)(LinearHalfSchedule)
 register("start-stop-exponential-half", deprecated=True)(StartStopExponentialHalfSchedule)
-from strfsolver.solver import flyvis_schedules  # noqa: E402,F401  (registers flyvis's schedule functions)
-
+# flyvis's schedule functions register themselves from strfsolver.solver.flyvis_schedules,
+# which strfsolver.solver imports (and which imports this module)
 registry.add_docstring(sys.modules[__name__])
