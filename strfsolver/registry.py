@@ -28,7 +28,8 @@ Example:
     >>> zoo.get_options()
     ['my-model']
 
-Names are lower case and hyphenated (``"single-cell"``). The registry keeps
+Names are lower case and hyphenated (``"single-cell"``); ``init`` also finds
+a name spelled with underscores (``"single_cell"``). The registry keeps
 the class itself, so an instance built by ``init`` is an ordinary instance of
 that class and pickles like one, parametrized names included.
 """
@@ -214,7 +215,8 @@ class _Registry:
                 f"{self.module_name}.init expects a registered name (a string), "
                 f"got {type(name).__name__}."
             )
-        entry = self.entries.get(name)
+        # flyvis's and Python's spellings: "exponential_half" builds "exponential-half"
+        entry = self.entries.get(name) or self.entries.get(name.replace("_", "-"))
         if entry is None:
             options = self.options()
             close = closest_name(name, options)

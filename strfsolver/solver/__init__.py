@@ -17,7 +17,8 @@
   (:py:class:`RidgeSolver`): linear STRFs in closed form, each neuron's
   penalty chosen by cross-validation over stimuli.
 - :py:mod:`~strfsolver.solver.schedules`: hyperparameter schedules over
-  epochs or steps.
+  epochs or steps; :py:mod:`~strfsolver.solver.flyvis_schedules`: flyvis's
+  schedule functions under flyvis's names, registered there.
 - :py:mod:`~strfsolver.solver.penalties`: regularization terms added to the loss.
 - :py:mod:`~strfsolver.loggers.files`: file loggers for the epoch dicts.
 - :py:mod:`~strfsolver.solver.checkpoint`: the checkpoint files.
@@ -37,6 +38,8 @@ registry.add_helper_functions(sys.modules[__name__])
 from strfsolver.solver.errors import TrainingDivergedError  # noqa: E402
 from strfsolver.solver.logdir import LogdirInUseError  # noqa: E402
 from strfsolver.solver import schedules  # noqa: E402
+from strfsolver.solver import flyvis_schedules  # noqa: E402  (registers flyvis's schedule functions in schedules)
+registry.add_docstring(schedules)  # the registered names, flyvis's included
 from strfsolver.solver import penalties  # noqa: E402
 from strfsolver.solver import checkpoint  # noqa: E402
 from strfsolver.solver.state import TrainingState, NeuronTrainingState  # noqa: E402
@@ -67,6 +70,7 @@ __all__ = [
     "TrainingDivergedError",
     "LogdirInUseError",
     "schedules",
+    "flyvis_schedules",
     "penalties",
     "checkpoint",
 ]

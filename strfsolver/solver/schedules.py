@@ -18,22 +18,25 @@ schedule and writes the value to its target:
   solver's penalties: that penalty's ``weight``;
 - otherwise an attribute of the solver, e.g. ``"grad_clip"``.
 
-The kinds, registered by name (``schedules.init("linear", ...)``):
+The kinds defined here, registered by name (``schedules.init("linear-ramp", ...)``):
 
-==================================  ==================================================
-``"constant"``                      ``value``
-``"linear"``                        ``start + (end - start) * min(t, duration) / duration``
-``"stepwise"``                      ``values[i]`` with ``i`` the number of ``milestones <= t``
-``"exponential"``                   ``start * gamma ** t``
-``"step-exponential"``              ``start * gamma ** (t // step_size)``
-``"start-stop-exponential"``        ``start * (stop / start) ** (min(t, duration) / duration)``
-``"linear-half"``                   ``start`` for the first half of ``duration``, then linear to ``end``
-``"start-stop-exponential-half"``   ``start`` for the first half, then geometric to ``stop``
-==================================  ==================================================
+=========================================  ==================================================
+``"constant"``                             ``value``
+``"linear-ramp"``                          ``start + (end - start) * min(t, duration) / duration``
+``"milestones"``                           ``values[i]`` with ``i`` the number of ``milestones <= t``
+``"exponential-rate"``                     ``start * gamma ** t``
+``"step-exponential"``                     ``start * gamma ** (t // step_size)``
+``"start-stop-exponential"``               ``start * (stop / start) ** (min(t, duration) / duration)``
+``"linear-second-half"``                   ``start`` for the first half of ``duration``, then linear to ``end``
+``"start-stop-exponential-second-half"``   ``start`` for the first half, then geometric to ``stop``
+=========================================  ==================================================
 
-The last three are flyvis's: a geometric path between two given values
-rather than a decay rate, and the ``*-half`` variants that hold the first
-value for the first half of the run before changing.
+None of these is flyvis's (``"start-stop-exponential"``: a geometric path
+between two values; ``*-second-half``: ``start`` held for the first half of
+``duration``). flyvis's schedule functions, under flyvis's names and
+parameters, are in :py:mod:`strfsolver.solver.flyvis_schedules`, registered
+here too: ``"linear"``, ``"stepwise"`` and ``"exponential"`` are now theirs
+(ours are ``"linear-ramp"``, ``"milestones"``, ``"exponential-rate"``).
 
 Schedules are pure functions of ``t``, so a resumed run re-derives every
 value from its restored counters. A ``torch.optim.lr_scheduler`` object can
@@ -43,7 +46,7 @@ checkpoints.
 Example:
 
     >>> from strfsolver.solver import schedules
-    >>> warmup = schedules.init("linear", start=0.0, end=1e-2, duration=4)
+    >>> warmup = schedules.init("linear-ramp", start=0.0, end=1e-2, duration=4)
     >>> [warmup(t) for t in range(6)]
     [0.0, 0.0025, 0.005, 0.0075, 0.01, 0.01]
     >>> schedules.init("step-exponential", start=1.0, gamma=0.5, step_size=2)(5)
@@ -67,21 +70,10 @@ from strfsolver.utils.checks import check_count, check_real, short_repr
 registry.add_helper_functions(sys.modules[__name__])
 
 __all__ = [
-    "Schedule",
-    "ConstantSchedule",
-    "LinearSchedule",
-    "StepwiseSchedule",
-    "ExponentialSchedule",
-    "StepExponentialSchedule",
-    "StartStopExponentialSchedule",
-    "LinearHalfSchedule",
-    "StartStopExponentialHalfSchedule",
-    "set_target",
-    "target_groups",
-    "TorchScheduler",
-    "check_schedules",
-    "target_kind",
-    "UNITS",
+    "Schedule", "ConstantSchedule", "LinearSchedule", "StepwiseSchedule", "ExponentialSchedule",
+    "StepExponentialSchedule", "StartStopExponentialSchedule", "LinearHalfSchedule",
+    "StartStopExponentialHalfSchedule", "set_target", "target_groups", "TorchScheduler",
+    "check_schedules", "target_kind", "UNITS",
 ]
 
 #: what a schedule's counter ``t`` counts
@@ -145,7 +137,7 @@ class ConstantSchedule(Schedule):
         return self.value
 
 
-@register("linear")
+@register("linear-ramp")
 @dataclass
 class LinearSchedule(Schedule):
     """A straight line from ``start`` to ``end`` over ``duration``, then ``end``.
@@ -164,16 +156,16 @@ class LinearSchedule(Schedule):
     unit: str = field(default="epoch", doc=_UNIT_DOC)
 
     def __post_init__(self):
-        self.start = check_real(self.start, "start", where="linear schedule: ")
-        self.end = check_real(self.end, "end", where="linear schedule: ")
-        self.duration = check_count(self.duration, "duration", 1, where="linear schedule: ")
+        self.start = check_real(self.start, "start", where="linear-ramp schedule: ")
+        self.end = check_real(self.end, "end", where="linear-ramp schedule: ")
+        self.duration = check_count(self.duration, "duration", 1, where="linear-ramp schedule: ")
         self._check_common()
 
     def at(self, t: int) -> float:
         return self.start + (self.end - self.start) * min(t, self.duration) / self.duration
 
 
-@register("stepwise")
+@register("milestones")
 @dataclass
 class StepwiseSchedule(Schedule):
     """Piecewise constant: ``values[0]`` until the first milestone, then the next value...
@@ -190,22 +182,22 @@ class StepwiseSchedule(Schedule):
     unit: str = field(default="epoch", doc=_UNIT_DOC)
 
     def __post_init__(self):
-        self.values = tuple(check_real(v, f"values[{i}]", where="stepwise schedule: ") for i, v in enumerate(self.values))
-        self.milestones = tuple(check_count(m, f"milestones[{i}]", 0, where="stepwise schedule: ") for i, m in enumerate(self.milestones))
+        self.values = tuple(check_real(v, f"values[{i}]", where="milestones schedule: ") for i, v in enumerate(self.values))
+        self.milestones = tuple(check_count(m, f"milestones[{i}]", 0, where="milestones schedule: ") for i, m in enumerate(self.milestones))
         if len(self.values) != len(self.milestones) + 1:
             raise ValueError(
-                f"stepwise schedule: expected len(values) == len(milestones) + 1, got {len(self.values)} "
+                f"milestones schedule: expected len(values) == len(milestones) + 1, got {len(self.values)} "
                 f"values {self.values} and {len(self.milestones)} milestones {self.milestones}."
             )
         if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
-            raise ValueError(f"stepwise schedule: milestones must be strictly increasing, got {self.milestones}.")
+            raise ValueError(f"milestones schedule: milestones must be strictly increasing, got {self.milestones}.")
         self._check_common()
 
     def at(self, t: int) -> float:
         return self.values[bisect.bisect_right(self.milestones, t)]
 
 
-@register("exponential")
+@register("exponential-rate")
 @dataclass
 class ExponentialSchedule(Schedule):
     """Geometric decay (or growth): ``value(t) = start * gamma ** t``.
@@ -220,10 +212,10 @@ class ExponentialSchedule(Schedule):
     unit: str = field(default="epoch", doc=_UNIT_DOC)
 
     def __post_init__(self):
-        self.start = check_real(self.start, "start", where="exponential schedule: ")
-        self.gamma = check_real(self.gamma, "gamma", where="exponential schedule: ")
+        self.start = check_real(self.start, "start", where="exponential-rate schedule: ")
+        self.gamma = check_real(self.gamma, "gamma", where="exponential-rate schedule: ")
         if self.gamma <= 0:
-            raise ValueError(f"exponential schedule: gamma must be > 0, got {short_repr(self.gamma)}.")
+            raise ValueError(f"exponential-rate schedule: gamma must be > 0, got {short_repr(self.gamma)}.")
         self._check_common()
 
     def at(self, t: int) -> float:
@@ -296,7 +288,7 @@ def _second_half(t: int, duration: int) -> tuple:
     return max(0, t - first), max(1, duration - first)
 
 
-@register("linear-half")
+@register("linear-second-half")
 @dataclass
 class LinearHalfSchedule(LinearSchedule):
     """``start`` for the first half of ``duration``, then a straight line to ``end`` over the second half.
@@ -310,7 +302,7 @@ class LinearHalfSchedule(LinearSchedule):
         return self.start + (self.end - self.start) * min(u, length) / length
 
 
-@register("start-stop-exponential-half")
+@register("start-stop-exponential-second-half")
 @dataclass
 class StartStopExponentialHalfSchedule(StartStopExponentialSchedule):
     """``start`` for the first half of ``duration``, then a geometric path to ``stop`` over the second half.
@@ -321,7 +313,7 @@ class StartStopExponentialHalfSchedule(StartStopExponentialSchedule):
 
     @staticmethod
     def _name() -> str:
-        return "start-stop-exponential-half"
+        return "start-stop-exponential-second-half"
 
     def at(self, t: int) -> float:
         u, length = _second_half(t, self.duration)
@@ -493,4 +485,9 @@ def target_kind(solver: Any, target: str) -> str:
     )
 
 
+# deprecated spellings of the *-second-half kinds (flyvis's *_half change in the first half)
+register("linear-half", deprecated=True)(LinearHalfSchedule)
+register("start-stop-exponential-half", deprecated=True)(StartStopExponentialHalfSchedule)
+# flyvis's schedule functions register themselves from strfsolver.solver.flyvis_schedules,
+# which strfsolver.solver imports (and which imports this module)
 registry.add_docstring(sys.modules[__name__])

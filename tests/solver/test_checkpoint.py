@@ -18,7 +18,7 @@ def _solver(model, **options):
         patience=None,
         progress=False,
         penalties=[penalties.init("l2-init", weight=1e-3)],
-        schedule=schedules.init("exponential", start=2e-2, gamma=0.9),
+        schedule=schedules.init("exponential-rate", start=2e-2, gamma=0.9),
     )
     settings.update(options)
     return PopulationSolver(**settings)

@@ -1,4 +1,4 @@
-"""flyvis-style schedules: start-to-stop exponential, *-half variants, per-parameter-group and model-attribute targets."""
+"""Start-to-stop exponential and *-second-half schedules, per-parameter-group and model-attribute targets."""
 
 import pytest
 import torch
@@ -10,12 +10,15 @@ from strfsolver.solver import PopulationSolver, schedules
 def test_start_stop_exponential_and_half_variants():
     path = schedules.init("start-stop-exponential", start=1e-2, stop=1e-4, duration=4)
     assert [path(t) for t in range(6)] == pytest.approx([1e-2, 10 ** -2.5, 1e-3, 10 ** -3.5, 1e-4, 1e-4])
-    half = schedules.init("start-stop-exponential-half", start=1e-2, stop=1e-4, duration=4)
+    half = schedules.init("start-stop-exponential-second-half", start=1e-2, stop=1e-4, duration=4)
     assert [half(t) for t in range(6)] == pytest.approx([1e-2, 1e-2, 1e-2, 1e-3, 1e-4, 1e-4])
-    linear = schedules.init("linear-half", start=1.0, end=0.0, duration=4)
+    linear = schedules.init("linear-second-half", start=1.0, end=0.0, duration=4)
     assert [linear(t) for t in range(6)] == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.0, 0.0])
     with pytest.raises(ValueError, match="stop"):
         schedules.init("start-stop-exponential", start=1.0, stop=0.0)
+    with pytest.warns(DeprecationWarning, match="linear-half"):  # the old spelling still builds the same schedule
+        old = schedules.init("linear-half", start=1.0, end=0.0, duration=4)
+    assert [old(t) for t in range(6)] == [linear(t) for t in range(6)]
 
 
 class Adapting(nn.Module):
@@ -54,7 +57,7 @@ def test_a_parameter_group_schedule_changes_only_its_group_and_model_attributes_
         progress=False,
         schedule=[
             schedules.init("start-stop-exponential", start=1e-1, stop=1e-3, duration=2, target="lr@readout"),
-            schedules.init("linear", start=1.0, end=0.5, duration=2, target="model.tau"),
+            schedules.init("linear-ramp", start=1.0, end=0.5, duration=2, target="model.tau"),
         ],
     )
     solver.fit(train, valid, max_epochs=3)

@@ -8,28 +8,30 @@ from strfsolver.solver import PopulationSolver, penalties, schedules
 
 def test_schedule_values():
     assert [schedules.init("constant", value=0.3)(t) for t in (0, 7)] == [0.3, 0.3]
-    linear = schedules.init("linear", start=1.0, end=0.0, duration=4)
+    linear = schedules.init("linear-ramp", start=1.0, end=0.0, duration=4)
     assert [linear(t) for t in range(6)] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
-    stepwise = schedules.init("stepwise", values=(3.0, 2.0, 1.0), milestones=(2, 5))
+    stepwise = schedules.init("milestones", values=(3.0, 2.0, 1.0), milestones=(2, 5))
     assert [stepwise(t) for t in range(7)] == [3.0, 3.0, 2.0, 2.0, 2.0, 1.0, 1.0]
-    exponential = schedules.init("exponential", start=2.0, gamma=0.5)
+    exponential = schedules.init("exponential-rate", start=2.0, gamma=0.5)
     assert [exponential(t) for t in range(4)] == [2.0, 1.0, 0.5, 0.25]
     step_exp = schedules.init("step-exponential", start=1.0, gamma=0.1, step_size=3)
     assert [step_exp(t) for t in range(7)] == [1.0, 1.0, 1.0, 0.1, 0.1, 0.1, pytest.approx(0.01, rel=1e-15)]
     assert schedules.get_options() == [
-        "constant", "exponential", "linear", "linear-half", "start-stop-exponential", "start-stop-exponential-half", "step-exponential", "stepwise",
+        "constant", "exponential", "exponential-half", "exponential-rate", "linear", "linear-ramp", "linear-second-half",
+        "milestones", "start-stop-exponential", "start-stop-exponential-second-half", "step-exponential", "steponential",
+        "stepwise", "stepwise-2ndhalf", "stepwise-half",
     ]
 
 
 def test_bad_schedules_are_refused():
     with pytest.raises(ValueError, match="len\\(values\\) == len\\(milestones\\) \\+ 1"):
-        schedules.init("stepwise", values=(1.0, 2.0), milestones=(1, 2))
+        schedules.init("milestones", values=(1.0, 2.0), milestones=(1, 2))
     with pytest.raises(ValueError, match="strictly increasing"):
-        schedules.init("stepwise", values=(1.0, 2.0, 3.0), milestones=(4, 4))
+        schedules.init("milestones", values=(1.0, 2.0, 3.0), milestones=(4, 4))
     with pytest.raises(ValueError, match="duration must be an integer >= 1"):
-        schedules.init("linear", duration=0)
+        schedules.init("linear-ramp", duration=0)
     with pytest.raises(ValueError, match="gamma must be > 0"):
-        schedules.init("exponential", gamma=0.0)
+        schedules.init("exponential-rate", gamma=0.0)
     with pytest.raises(ValueError, match="unit must be one of"):
         schedules.init("constant", unit="batch")
     with pytest.raises(ValueError, match="t must be an integer >= 0"):
@@ -37,7 +39,7 @@ def test_bad_schedules_are_refused():
 
 
 def test_epoch_schedule_sets_the_learning_rate_of_every_epoch(loaders, new_model):
-    schedule = schedules.init("stepwise", values=(1e-2, 5e-3, 1e-3), milestones=(2, 4))
+    schedule = schedules.init("milestones", values=(1e-2, 5e-3, 1e-3), milestones=(2, 4))
     solver = PopulationSolver(model=new_model(), schedule=schedule, max_epochs=6, patience=None, progress=False)
     history = solver.fit(*loaders).log
     assert [row["lr"] for row in history] == [1e-2, 1e-2, 5e-3, 5e-3, 1e-3, 1e-3]
@@ -46,7 +48,7 @@ def test_epoch_schedule_sets_the_learning_rate_of_every_epoch(loaders, new_model
 
 def test_step_schedule_follows_the_global_step(loaders, new_model):
     # 3 steps per epoch; the recorded lr is the one of each epoch's last step
-    schedule = schedules.init("linear", start=0.0, end=1e-2, duration=5, unit="step")
+    schedule = schedules.init("linear-ramp", start=0.0, end=1e-2, duration=5, unit="step")
     solver = PopulationSolver(model=new_model(), schedule=schedule, max_epochs=3, patience=None, progress=False)
     seen = []
     original = solver.step
@@ -72,8 +74,8 @@ def test_a_zero_learning_rate_leaves_the_parameters_alone(loaders, new_model):
 def test_schedules_for_a_penalty_weight_and_a_solver_attribute(loaders, new_model):
     smooth = penalties.init("smooth-strf", weight=0.0)
     plan = [
-        schedules.init("linear", start=0.0, end=1.0, duration=2, target="smooth-strf"),
-        schedules.init("exponential", start=8.0, gamma=0.5, target="grad_clip"),
+        schedules.init("linear-ramp", start=0.0, end=1.0, duration=2, target="smooth-strf"),
+        schedules.init("exponential-rate", start=8.0, gamma=0.5, target="grad_clip"),
         schedules.init("constant", value=0.0, target="weight_decay"),
     ]
     solver = PopulationSolver(model=new_model(), penalties=[smooth], schedule=plan, max_epochs=3, patience=None, progress=False)
