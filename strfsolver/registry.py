@@ -96,7 +96,10 @@ class _Entry:
             if key not in accepted:
                 close = difflib.get_close_matches(str(key), accepted, n=1)
                 hint = f"; did you mean {close[0]!r}" if close else ""
-                raise TypeError(f"{self.name!r} takes no option {str(key)[:60]!r}{hint}. Its options: {', '.join(accepted)}.")
+                # a class renamed from another's name says where the old one went (``renamed_options``)
+                moved = getattr(self.cls, "renamed_options", {}).get(key, "")
+                raise TypeError(f"{self.name!r} takes no option {str(key)[:60]!r}{hint}. Its options: {', '.join(accepted)}."
+                                + (f" {moved}" if moved else ""))
 
 
 class _Registry:

@@ -45,7 +45,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import ClassVar, Dict, Optional
 
 from literate_dataclasses import dataclass, field
 
@@ -68,6 +68,10 @@ def _linspace(start: float, stop: float, num: int, i: int) -> float:
         return i * delta + start
     step = delta / div
     return (i / div) * delta + start if step == 0 else i * step + start
+
+
+#: what a call with the options of strfsolver 0.1's schedule of the same name is told
+_MOVED = "strfsolver's own {} schedule of 0.1 ({}) is now called {!r}."
 
 
 @dataclass
@@ -128,6 +132,9 @@ class FlyvisLinear(FlyvisSchedule):
         (fields)
     """
 
+    #: the options of the schedule that had this name before 0.2, and where it went
+    renamed_options: ClassVar[Dict[str, str]] = dict.fromkeys(("end", "duration"), _MOVED.format("ramp", "start, end, duration", "linear-ramp"))
+
     flyvis_name = "linear"
 
     def at(self, t: int) -> float:
@@ -142,6 +149,9 @@ class FlyvisStepwise(FlyvisSchedule):
     Args:
         (fields)
     """
+
+    #: the options of the schedule that had this name before 0.2, and where it went
+    renamed_options: ClassVar[Dict[str, str]] = dict.fromkeys(("values", "milestones"), _MOVED.format("steps", "values, milestones", "milestones"))
 
     flyvis_name = "stepwise"
     uses_steps = True
@@ -159,6 +169,8 @@ class FlyvisStepwiseHalf(FlyvisStepwise):
     Args:
         (fields)
     """
+
+    renamed_options: ClassVar[Dict[str, str]] = {}
 
     flyvis_name = "stepwise_half"
     halves = 2
@@ -218,6 +230,9 @@ class FlyvisExponential(FlyvisSchedule):
         (fields)
     """
 
+    #: the options of the schedule that had this name before 0.2, and where it went
+    renamed_options: ClassVar[Dict[str, str]] = dict.fromkeys(("gamma",), _MOVED.format("exponential", "start, gamma", "exponential-rate"))
+
     flyvis_name = "exponential"
     epsilon = 1e-15
 
@@ -247,6 +262,8 @@ class FlyvisExponentialHalf(FlyvisExponential):
     Args:
         (fields)
     """
+
+    renamed_options: ClassVar[Dict[str, str]] = {}
 
     flyvis_name = "exponential_half"
     epsilon = 0.0

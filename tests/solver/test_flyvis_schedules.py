@@ -102,3 +102,13 @@ def test_a_flyvis_schedule_drives_the_learning_rate_of_a_fit(loaders, new_model)
     want = [reference_value("exponential_half", 1e-2, 1e-3, 1, 6, epoch) for epoch in range(7)]
     assert [row["lr"] for row in history] == pytest.approx(want, rel=1e-13)
     assert want[3:] == [1e-3] * 4 and want[0] == 1e-2  # decays over the first half, then holds stop
+
+
+@pytest.mark.parametrize("name, options, new", [
+    ("linear", dict(start=1.0, end=0.0, duration=5), "linear-ramp"),
+    ("stepwise", dict(values=[1.0, 0.5], milestones=[3]), "milestones"),
+    ("exponential", dict(start=1.0, gamma=0.9), "exponential-rate"),
+])
+def test_a_call_with_the_options_of_the_renamed_schedule_is_told_its_new_name(name, options, new):
+    with pytest.raises(TypeError, match=f"is now called '{new}'"):
+        schedules.init(name, target="lr", **options)
