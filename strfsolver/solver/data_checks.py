@@ -110,7 +110,8 @@ def describe_non_finite(batch: dict) -> Optional[str]:
         if bool(flags.any()):
             position = [int(i) for i in flags.nonzero()[0]]
             meta = batch.get("meta")
-            stimulus = meta[position[0]].get("index", position[0]) if isinstance(meta, list) and len(meta) > position[0] and isinstance(meta[position[0]], dict) else position[0]
+            item = meta[position[0]] if isinstance(meta, list) and len(meta) > position[0] else None
+            stimulus = item.get("index", position[0]) if isinstance(item, dict) else position[0]  # the dataset's index
             return (f"batch[{short_repr(name)}] holds {float(tensor[tuple(position)])} at {tuple(position)} (stimulus {stimulus}, "
                     f"bin {position[-1]}); every stimulus value must be finite, a response finite or NaN (not recorded)")
     return None

@@ -33,6 +33,7 @@ from strfsolver.utils import seeding as _random
 from strfsolver.utils.checks import all_finite, check_count, short_repr
 from strfsolver.data import PaddedLoader, ValidationCache
 from strfsolver.metrics import MetricAccumulator
+from strfsolver.nn.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import recovery as _recovery
 from strfsolver.solver.custom_metrics import WholeSetCollector
@@ -295,8 +296,6 @@ class FitLoop:
             if callable(getattr(penalty, "setup", None)):
                 penalty.setup(solver.model)
         if solver.standardize:
-            from strfsolver.nn.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
-
             if is_standardized(solver.model) is False:
                 set_standardization(solver.model, *stimulus_statistics(loader_stimuli(self.loader)))
         if solver.init == "ridge":

@@ -53,11 +53,11 @@ def build_options(solver: Any) -> None:
     """Resolve and check a new solver's options in place (its ``__post_init__``)."""
     defaults = {f.name: f.default for f in dataclasses.fields(solver)}
     for old, new in RENAMED.items():
-        given = getattr(solver, new)
-        # `is` cannot tell a given default from the default itself here: the default counts as not given
-        setattr(solver, new, renamed(None if given == defaults[new] else given, getattr(solver, old), new, old,
-                                     where=type(solver).__name__, stacklevel=5) if getattr(solver, old) is not None else given)
-        setattr(solver, old, None)
+        if getattr(solver, old) is not None:
+            # a new-name value equal to its default counts as not given (a dataclass cannot tell)
+            given = None if getattr(solver, new) == defaults[new] else getattr(solver, new)
+            setattr(solver, new, renamed(given, getattr(solver, old), new, old, where=type(solver).__name__, stacklevel=5))
+            setattr(solver, old, None)
     if not isinstance(solver.model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(solver.model).__name__}.")
     if solver.device is None:
@@ -65,6 +65,7 @@ def build_options(solver: Any) -> None:
         solver.device = first.device if first is not None else torch.device("cpu")
     solver.device = check_device(solver.device)
     solver.model.to(solver.device)
+    # before the options are resolved: an unused option is named as such, not as a bad value of it
     refuse_unused(type(solver), {name: getattr(solver, name) for name in type(solver).unused_options})
     if isinstance(solver.criterion, str):
         solver.criterion = _losses.init(solver.criterion)
