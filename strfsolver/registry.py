@@ -1,7 +1,7 @@
 """Registries: build solvers, models, prefilters and losses from a string name.
 
 A *registry* is an ordinary module that :py:func:`add_helper_functions` has
-equipped with four functions:
+equipped with these functions:
 
 ``register(name, base=None, override=False, deprecated=False)``
     Class decorator that makes the class buildable under ``name``.
@@ -12,6 +12,12 @@ equipped with four functions:
     Builds an instance of the class registered under ``name``.
 ``get_options(pattern=None, limit=None, expand_parametrized=True)``
     Lists the registered names, optionally filtered with a glob pattern.
+``alias(foreign, name=None, *, source, note="")``
+    Makes ``init`` also build ``name`` under another library's spelling
+    (deepSTRF's ``"LinearNonlinear"`` is ``"ln"``), or, with ``name=None``,
+    says that a foreign name has no counterpart here (a *false friend*).
+``get_aliases()``
+    Lists the aliases: ``{foreign name: (registered name or None, source, note)}``.
 
 Example:
 
@@ -29,7 +35,8 @@ Example:
     ['my-model']
 
 Names are lower case and hyphenated (``"single-cell"``); ``init`` also finds
-a name spelled with underscores (``"single_cell"``). The registry keeps
+a name spelled with underscores (``"single_cell"``) and the aliases (:py:class:`Aliases`, matched
+whatever their case, hyphens and underscores), which also come first in "did you mean". The registry keeps
 the class itself, so an instance built by ``init`` is an ordinary instance of
 that class and pickles like one, parametrized names included.
 """
@@ -45,20 +52,100 @@ import types
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-__all__ = ["add_helper_functions", "add_docstring", "is_registry", "closest_name"]
+__all__ = ["add_helper_functions", "add_docstring", "is_registry", "closest_name", "Aliases"]
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9\-\.]*$")
-_HELPERS = ("register", "parametrize", "init", "get_options")
+_HELPERS = ("register", "parametrize", "init", "get_options", "alias", "get_aliases")
 
 
 
-def closest_name(name: str, options: Iterable[str]) -> Optional[str]:
-    """The registered name a mistyped ``name`` most likely meant, or ``None``."""
-    options = list(options)
-    # names are lower-case: "LN" means "ln"
-    exact = [option for option in options if option.lower() == name.lower()]
-    close = exact or difflib.get_close_matches(name.lower(), options, n=1, cutoff=0.4)
-    return close[0] if close else None
+def _alias_key(name: str) -> str:
+    # "LinearNonlinear", "linear_nonlinear" and "linear-nonlinear" are one spelling
+    return re.sub(r"[-_\s]", "", name).lower()
+
+
+class Aliases:
+    """The names other libraries give to what a registry holds, and their false friends.
+
+    An alias maps a foreign spelling (deepSTRF's ``"LinearNonlinear"``) to a
+    registered name (``"ln"``); the lookup ignores case, hyphens and
+    underscores. An entry without a name records a foreign name that has no
+    counterpart here, with a note saying what to use instead, so that "did you
+    mean" never sends a user to a name that only looks alike (CEBRA's
+    ``"single-session"`` is not ``"single-cell"``). Registries hold one
+    (``alias``, ``get_aliases``); so does any name table outside a registry
+    (:py:func:`strfsolver.nn.activations.make_activation`).
+    """
+
+    def __init__(self, where: str):
+        self.where = where
+        self.entries: Dict[str, tuple] = {}  # key -> (foreign name, registered name or None, source, note)
+
+    def add(self, foreign: str, name: Optional[str] = None, *, source: str, note: str = "") -> None:
+        """Record ``foreign`` (from ``source``, e.g. ``"deepSTRF"``) as ``name``, or as a false friend when ``name`` is None."""
+        if not isinstance(foreign, str) or not foreign.strip():
+            raise ValueError(f"an alias must be a non-empty string, got {foreign!r}.")
+        if not isinstance(source, str) or not source:
+            raise ValueError(f"alias {foreign!r}: source must name the library it comes from, got {source!r}.")
+        if name is None and not note:
+            raise ValueError(f"alias {foreign!r} names nothing here; give a note saying what to use instead.")
+        key = _alias_key(foreign)
+        known = self.entries.get(key)
+        if known is not None and known[1] != name:
+            raise ValueError(f"{foreign!r} is already an alias of {known[1]!r} in {self.where} (as {known[0]!r}).")
+        self.entries[key] = (foreign, name, source, note)
+
+    def lookup(self, name: str) -> Optional[tuple]:
+        """``(foreign name, registered name or None, source, note)`` of the alias ``name`` spells, or None."""
+        return self.entries.get(_alias_key(name)) if isinstance(name, str) else None
+
+    def listing(self) -> Dict[str, tuple]:
+        """``{foreign name: (registered name or None, source, note)}``, sorted by foreign name."""
+        return {entry[0]: entry[1:] for entry in sorted(self.entries.values(), key=lambda e: e[0].lower())}
+
+    def nearest(self, name: str, options: Iterable[str]) -> Optional[tuple]:
+        """The alias entry or registered name an unknown ``name`` most likely meant: ``("alias", entry)``,
+        ``("name", registered name)`` or None. An alias beats string similarity; a near miss of an alias
+        counts as that alias."""
+        hit = self.lookup(name)
+        if hit is not None:
+            return ("alias", hit)
+        options = list(options)
+        # names are lower-case: "LN" means "ln"
+        exact = [option for option in options if option.lower() == name.lower()]
+        if exact:
+            return ("name", exact[0])
+        pool = options + [key for key in self.entries if key not in options]
+        close = difflib.get_close_matches(name.lower(), pool, n=1, cutoff=0.4)
+        if not close:
+            return None
+        return ("name", close[0]) if close[0] in options else ("alias", self.entries[close[0]])
+
+    def hint(self, name: str, options: Iterable[str]) -> str:
+        """What the unknown ``name`` most likely meant, as a sentence for an error message (empty if nothing is close)."""
+        nearest = self.nearest(name, options)
+        if nearest is None:
+            return ""
+        kind, value = nearest
+        if kind == "name":
+            return f" Did you mean {value!r}?"
+        foreign, target, source, note = value
+        if target is None:
+            return f" {foreign!r} is {source}'s name of something {self.where} does not have: {note}"
+        return f" Did you mean {target!r} ({source}'s {foreign!r})?"
+
+
+def closest_name(name: str, options: Iterable[str], aliases: Optional[Aliases] = None) -> Optional[str]:
+    """The registered name a mistyped ``name`` most likely meant, or ``None``.
+
+    With ``aliases``, an alias beats string similarity: ``"LinearNonlinear"``
+    means ``"ln"``, not ``"linear"``; a false friend (an alias of nothing) gives ``None``.
+    """
+    nearest = (aliases or Aliases("")).nearest(name, options)
+    if nearest is None:
+        return None
+    kind, value = nearest
+    return value if kind == "name" else value[1]
 
 class _Entry:
     """One registered name: the class and the keyword arguments fixed for it."""
@@ -108,6 +195,7 @@ class _Registry:
     def __init__(self, module_name: str):
         self.module_name = module_name
         self.entries: Dict[str, _Entry] = {}
+        self.aliases = Aliases(module_name)
 
     # --- registration -------------------------------------------------
     def _check_name(self, name: Any):
@@ -220,10 +308,12 @@ class _Registry:
             )
         # flyvis's and Python's spellings: "exponential_half" builds "exponential-half"
         entry = self.entries.get(name) or self.entries.get(name.replace("_", "-"))
+        alias = self.aliases.lookup(name) if entry is None else None
+        if alias is not None and alias[1] is not None:
+            entry = self.entries[alias[1]]  # another library's name: the same class and options
         if entry is None:
             options = self.options()
-            close = closest_name(name, options)
-            hint = f" Did you mean {close!r}?" if close else ""
+            hint = self.aliases.hint(name, options)
             raise ValueError(
                 f"Unknown name {name!r} in {self.module_name}.{hint} "
                 f"Options are: {', '.join(options) if options else '(none)'}."
@@ -238,7 +328,7 @@ class _Registry:
 
 
 def add_helper_functions(module: types.ModuleType, name: Optional[str] = None) -> types.ModuleType:
-    """Turn ``module`` into a registry by adding the four helper functions.
+    """Turn ``module`` into a registry by adding the helper functions.
 
     Args:
         module: The module (usually ``sys.modules[__name__]``) to equip.
@@ -302,7 +392,27 @@ def add_helper_functions(module: types.ModuleType, name: Optional[str] = None) -
         """
         return state.options(pattern, limit, expand_parametrized)
 
-    for helper in (register, parametrize, init, get_options):
+    def alias(foreign: str, name: Optional[str] = None, *, source: str, note: str = "") -> None:
+        """Build ``name`` also under ``foreign``, another library's spelling of it.
+
+        Args:
+            foreign: The other library's name (``"LinearNonlinear"``); looked up
+                whatever its case, hyphens and underscores.
+            name: The registered name it builds, with the same class and
+                options; ``None``: nothing here corresponds (a false friend),
+                and ``init(foreign)`` raises with ``note``.
+            source: The library it comes from (``"deepSTRF"``, ``"CEBRA"``, ``"flyvis"``).
+            note: Why, or what to use instead (required when ``name`` is None).
+        """
+        if name is not None and name not in state.entries:
+            raise ValueError(f"alias {foreign!r}: {name!r} is not registered in {public_name}; register it first.")
+        state.aliases.add(foreign, name, source=source, note=note)
+
+    def get_aliases() -> Dict[str, tuple]:
+        """Other libraries' names: ``{foreign name: (registered name or None, source, note)}``."""
+        return state.aliases.listing()
+
+    for helper in (register, parametrize, init, get_options, alias, get_aliases):
         helper.__module__ = public_name
         setattr(module, helper.__name__, helper)
     module._registry_state = state
@@ -322,12 +432,15 @@ def add_docstring(module: types.ModuleType) -> types.ModuleType:
     marker = "\nRegistered options:\n"
     doc = (module.__doc__ or "").split(marker)[0]
     lines = "\n".join(f"    - ``{name}``" for name in module.get_options())
-    module.__doc__ = f"{doc.rstrip()}\n{marker}\n{lines}\n"
+    known = [f"    - ``{foreign}`` ({source}): " + (f"``{name}``" if name is not None else f"none here; {note}")
+             for foreign, (name, source, note) in module.get_aliases().items()]
+    aliases = "\nAlso known as:\n\n" + "\n".join(known) + "\n" if known else ""
+    module.__doc__ = f"{doc.rstrip()}\n{marker}\n{lines}\n{aliases}"
     return module
 
 
 def is_registry(module: Any) -> bool:
-    """Whether ``module`` carries the four registry helper functions."""
+    """Whether ``module`` carries the registry helper functions."""
     return all(callable(getattr(module, name, None)) for name in _HELPERS) and hasattr(
         module, "_registry_state"
     )

@@ -91,13 +91,18 @@ def registered(registry_name: str, auto: bool = False) -> Callable[[Any, str], s
 
         from strfsolver.registry import closest_name
 
-        options = importlib.import_module(f"strfsolver.{registry_name}").get_options()
+        module = importlib.import_module(f"strfsolver.{registry_name}")
+        options = module.get_options()
         if not isinstance(value, str):
             _refuse(key, f"a registered {key} name ({', '.join(options)})", value)
         if auto and value == "auto":
             return value
+        aliases = module._registry_state.aliases
+        alias = aliases.lookup(value)
+        if alias is not None and alias[1] is not None:
+            return value  # another library's name of a registered one: init builds it
         if value not in options:
-            close = closest_name(value, options)
+            close = closest_name(value, options, aliases)
             hint = f"; did you mean {close!r}?" if close else ""
             raise ConfigError(f"config key {short_repr(key)}: unknown {key} {short_repr(value)}{hint} (options: {', '.join(options)})")
         return value

@@ -9,7 +9,7 @@ NaN positions out of its value and its gradient and reduces over neurons
 import sys
 
 from strfsolver import registry
-from strfsolver.losses._registry import _registry_state, get_options, init, parametrize, register  # noqa: F401
+from strfsolver.losses._registry import _registry_state, alias, get_aliases, get_options, init, parametrize, register  # noqa: F401
 
 from strfsolver.losses import functional  # noqa: E402
 from strfsolver.losses.functional import mse, poisson_nll  # noqa: E402

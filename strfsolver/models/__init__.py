@@ -6,7 +6,7 @@
 import sys
 
 from strfsolver import registry
-from strfsolver.models._registry import _registry_state, get_options, init, parametrize, register  # noqa: F401
+from strfsolver.models._registry import _registry_state, alias, get_aliases, get_options, init, parametrize, register  # noqa: F401
 
 from strfsolver.nn import activations, layers  # noqa: E402  (strfsolver.models.layers / .activations before)
 from strfsolver.models import readouts  # noqa: E402
@@ -70,5 +70,14 @@ __all__ = [
     "gradient_strf",
     "plot_strfs",
 ]
+
+# deepSTRF's model zoo under its class names (same class, same options); what it has and we do not, said so
+for _foreign, _name in (("Linear", "linear"), ("LinearNonlinear", "ln"), ("NetworkReceptiveField", "nrf"),
+                        ("ConvNet2D", "cnn2d"), ("Transformer", "transformer"), ("StateNet", "statenet")):
+    alias(_foreign, _name, source="deepSTRF")
+alias("DNet", None, source="deepSTRF", note="an NRF whose units decay with learned time constants; the nearest here is 'nrf' "
+      "(or 'statenet' for a recurrent core).")
+alias("ICNet", None, source="deepSTRF", note="an encoder-decoder of the waveform; strfsolver fits spectrograms: compute them first, "
+      "then use 'cnn2d', 'statenet' or 'transformer'.")
 
 registry.add_docstring(sys.modules[__name__])

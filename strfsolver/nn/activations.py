@@ -30,6 +30,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
+from strfsolver.registry import Aliases
 from strfsolver.utils.checks import short_repr
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "DoubleExponential",
     "make_activation",
     "ACTIVATIONS",
+    "ACTIVATION_ALIASES",
 ]
 
 
@@ -190,6 +192,13 @@ ACTIVATIONS = {
     "exp": "fixed exp(x), no parameters",
 }
 
+#: deepSTRF's class names of the same activations (and ours), which :py:func:`make_activation` also takes
+ACTIVATION_ALIASES = Aliases("strfsolver.nn.activations")
+for _foreign, _name in (("ParametricSoftplus", "softplus"), ("ParametricSigmoid", "sigmoid"),
+                        ("ParametricDoubleExponential", "double-exponential"), ("DoubleExponential", "double-exponential"),
+                        ("Identity", "identity"), ("ReLU", "relu")):
+    ACTIVATION_ALIASES.add(_foreign, _name, source="deepSTRF" if _foreign.startswith("Parametric") else "torch")
+
 
 def make_activation(
     name: Optional[Union[str, nn.Module]], n_neurons: int, non_negative: bool = True, baseline: Optional[bool] = None
@@ -204,6 +213,9 @@ def make_activation(
     """
     if isinstance(name, nn.Module):
         return name
+    alias = ACTIVATION_ALIASES.lookup(name) if isinstance(name, str) and name not in ACTIVATIONS else None
+    if alias is not None:
+        name = alias[1]
     if name is None or name == "identity":
         return nn.Identity()
     if name == "softplus":
@@ -216,4 +228,5 @@ def make_activation(
         return _Fixed(torch.relu, "relu")
     if name == "exp":
         return _Fixed(torch.exp, "exp")
-    raise ValueError(f"Unknown activation {short_repr(name)}; options are {sorted(ACTIVATIONS)} or an nn.Module.")
+    hint = ACTIVATION_ALIASES.hint(name, ACTIVATIONS) if isinstance(name, str) else ""
+    raise ValueError(f"Unknown activation {short_repr(name)}.{hint} Options are {sorted(ACTIVATIONS)} or an nn.Module.")

@@ -6,7 +6,7 @@
 import sys
 
 from strfsolver import registry
-from strfsolver.prefilters._registry import _registry_state, get_options, init, parametrize, register  # noqa: F401
+from strfsolver.prefilters._registry import _registry_state, alias, get_aliases, get_options, init, parametrize, register  # noqa: F401
 
 from strfsolver.prefilters import scales  # noqa: E402
 from strfsolver.prefilters.base import Prefilter  # noqa: E402
@@ -44,5 +44,12 @@ __all__ = [
     "tau_to_decay",
     "decay_to_tau",
 ]
+
+# deepSTRF's prefilter classes and its front ends from the waveform (which strfsolver leaves to the data preparation)
+alias("AdapTrans", "adaptrans", source="deepSTRF")
+alias("ICAdaptation", "icadaptation", source="deepSTRF")
+for _foreign in ("CausalMelSpectrogram", "CausalGammatone", "Gammatonegram", "CausalLEAF", "SincNet"):
+    alias(_foreign, None, source="deepSTRF", note="a waveform-to-spectrogram front end; strfsolver's prefilters act on "
+          "spectrograms: compute the spectrogram first, then prefilter it ('adaptrans', 'icadaptation').")
 
 registry.add_docstring(sys.modules[__name__])

@@ -31,7 +31,7 @@ import sys
 
 from strfsolver.utils.checks import short_repr
 from strfsolver import registry
-from strfsolver.solver._registry import _registry_state, get_options, init, parametrize, register  # noqa: F401
+from strfsolver.solver._registry import _registry_state, alias, get_aliases, get_options, init, parametrize, register  # noqa: F401
 
 registry.add_helper_functions(sys.modules[__name__])
 
@@ -74,6 +74,17 @@ __all__ = [
     "penalties",
     "checkpoint",
 ]
+
+# CEBRA's and flyvis's solver names: their objectives (a contrastive embedding, several tasks) are not
+# response prediction, so none is an alias; the note names what does the same job here
+_JOINT = "the solver that fits one recording's neurons jointly is 'population' ('single-cell' fits each neuron alone)."
+for _foreign in ("single-session", "single-session-aux", "single-session-hybrid", "single-session-full"):
+    alias(_foreign, None, source="CEBRA", note=f"a contrastive embedding of one session; {_JOINT}")
+for _foreign in ("multi-session", "multi-session-aux"):
+    alias(_foreign, None, source="CEBRA", note=f"one embedding shared across sessions; {_JOINT} "
+          "'multi-seed' repeats a fit over seeds, not sessions.")
+alias("MultiTaskSolver", None, source="flyvis", note=f"one network trained on several tasks; {_JOINT} "
+      "Its checkpoints, recover and schedules are every solver's here.")
 
 registry.add_docstring(sys.modules[__name__])
 
