@@ -17,8 +17,10 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from strfsolver import losses as _losses
+from strfsolver.data import PaddedLoader
 from strfsolver.utils.checks import check_count, check_device, check_real  # check_device: re-exported here
 from strfsolver.utils.deprecation import renamed
 from strfsolver.solver import penalties as _penalties
@@ -26,7 +28,7 @@ from strfsolver.solver.custom_metrics import split_metrics
 from strfsolver.solver.loop import monitor_mode
 from strfsolver.utils.checks import short_repr
 
-__all__ = ["build_options", "check_options", "check_device", "refuse_unused", "RENAMED"]
+__all__ = ["build_options", "check_options", "check_device", "refuse_unused", "refuse_data", "RENAMED"]
 
 #: options renamed in 0.2, accepted under the old name for one release (with a DeprecationWarning)
 RENAMED = {"tqdm_on": "progress"}
@@ -49,8 +51,27 @@ def refuse_unused(cls: type, values: Mapping[str, Any]) -> None:
             )
 
 
+def _is_data(value: Any) -> bool:
+    """Whether ``value`` is a loader or a dataset (what ``fit`` takes, never an option)."""
+    return isinstance(value, (PaddedLoader, DataLoader, Dataset))
+
+
+def refuse_data(solver: Any) -> None:
+    """Refuse a loader or dataset given as an option: ``PopulationSolver(model, train_loader, valid_loader)``
+    (deepSTRF's ``Fitter`` order) would otherwise make the loaders the criterion and the optimizer."""
+    for option in dataclasses.fields(solver):
+        value = getattr(solver, option.name)
+        if _is_data(value):
+            raise ValueError(
+                f"{type(solver).__name__}: {option.name} got a {type(value).__name__}; a solver is built from a model and "
+                "options, and the data go to fit: solver.fit(train_loader, valid_loader). For deepSTRF's "
+                "Fitter(model, train_loader, val_loader, ...) call, use strfsolver.compat.deepstrf.Fitter."
+            )
+
+
 def build_options(solver: Any) -> None:
     """Resolve and check a new solver's options in place (its ``__post_init__``)."""
+    refuse_data(solver)  # first: a loader in the criterion's place is named as a loader, not as a bad criterion
     defaults = {f.name: f.default for f in dataclasses.fields(solver)}
     for old, new in RENAMED.items():
         if getattr(solver, old) is not None:
