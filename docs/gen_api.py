@@ -29,6 +29,8 @@ HELPERS = {
     "parametrize": "parametrize(pattern, *, kwargs=(), **all_kwargs): class decorator registering one name per combination of keyword arguments.",
     "init": "init(name, *args, **kwargs): build an instance of the class registered as `name` (unknown names raise a `ValueError` listing the options).",
     "get_options": "get_options(pattern=None, limit=None, expand_parametrized=True): the registered names, optionally filtered by a glob pattern.",
+    "alias": "alias(foreign, name=None, *, source, note=''): build `name` also under another library's spelling, or say (name=None) that it has no counterpart here.",
+    "get_aliases": "get_aliases(): other libraries' names, {foreign: (registered name or None, source, note)}.",
 }
 SKIP_METHODS = {"extra_repr"}
 # constants without a ``#:`` comment in the source
@@ -224,7 +226,11 @@ def main():
         out += [f"## `{modname}`", "", first_line(module), ""]
         if modname in REGISTRIES:
             options = module.get_options()
-            out += [f"Registry: `register`, `parametrize`, `init`, `get_options` (see [`strfsolver.registry`](#strfsolverregistry)). Registered names: " + ", ".join(f"`{o}`" for o in options) + ".", ""]
+            out += [f"Registry: `register`, `parametrize`, `init`, `get_options`, `alias`, `get_aliases` (see [`strfsolver.registry`](#strfsolverregistry)). Registered names: " + ", ".join(f"`{o}`" for o in options) + ".", ""]
+            aliases = module.get_aliases()
+            if aliases:
+                known = [f"`{foreign}` ({source}): " + (f"`{name}`" if name is not None else "none here") for foreign, (name, source, _) in aliases.items()]
+                out += ["Other libraries' names: " + ", ".join(known) + ".", ""]
         pointers = []
         if out[-1] != "":
             out.append("")
