@@ -31,6 +31,7 @@ import contextlib
 import functools
 import inspect
 import numbers
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -44,7 +45,7 @@ from strfsolver.models import _registry as registry_module
 from strfsolver.models import model_card as _card
 from strfsolver.nn.standardize import StimulusStandardizer
 from strfsolver.utils import io
-from strfsolver.utils.checks import check_device, check_finite_weights, check_tensor_size, short_repr, to_json
+from strfsolver.utils.checks import check_device, check_finite_weights, check_tensor_size, short_repr
 
 __all__ = ["NeuralModel", "CONFIG_FILE", "WEIGHTS_FILE", "from_pretrained"]
 
@@ -333,6 +334,9 @@ class NeuralModel(nn.Module):
         scores: Optional[Dict[str, Any]] = None,
         data_shapes: Optional[Dict[str, Any]] = None,
         description: Optional[str] = None,
+        *,
+        metadata: Optional[Dict[str, Any]] = None,
+        model_card: Optional[str] = None,
     ) -> Path:
         """Write ``config.json`` (constructor arguments), ``model.safetensors`` (weights), a model
         card ``README.md`` and ``metadata.json`` to ``folder`` (:py:mod:`strfsolver.models.model_card`).
@@ -347,11 +351,15 @@ class NeuralModel(nn.Module):
             data_shapes: Sizes of the data fitted (default: the model's own
                 ``n_freqs``, ``n_neurons``, ``n_lags``, ``n_channels``, ``dt_ms``).
             description: A paragraph for the top of the card.
+            metadata: Your own JSON facts (dataset, scores, ...), kept in ``metadata.json`` and
+                given back by ``from_pretrained(..., return_metadata=True)`` (deepSTRF's ``metadata``).
+            model_card: Markdown for ``README.md`` instead of the generated card (deepSTRF's ``model_card``).
 
         Returns:
             The folder.
         """
         folder = Path(folder)
+        user_metadata = _card.check_user_metadata(metadata, model_card)  # before anything is written
         folder.mkdir(parents=True, exist_ok=True)
         arguments, pass_again = {}, {}
         for key, value in self.config.items():
@@ -382,21 +390,22 @@ class NeuralModel(nn.Module):
         }
         io.atomic_write_json(folder / CONFIG_FILE, config)
         shapes = dict(data_shapes) if data_shapes is not None else _card.data_shapes_of(self)
-        summary = _card.score_summary(scores)
-        n_parameters = sum(p.numel() for p in self.parameters())
-        card = _card.render_model_card(
-            config["name"], config["class"], arguments, shapes, summary, n_parameters, __version__, description
-        )
-        io.atomic_write_text(folder / _card.CARD_FILE, card)
-        metadata = {
-            "strfsolver_version": __version__,
-            "torch_version": torch.__version__,
-            "n_parameters": n_parameters,
-            "data_shapes": shapes,
-            "scores": summary,
-        }
-        io.atomic_write_json(folder / _card.METADATA_FILE, to_json(metadata, nonfinite="repr"))
+        _card.write_card(folder, config, shapes, scores, sum(p.numel() for p in self.parameters()), description,
+                         model_card=model_card, user_metadata=user_metadata)
         return folder
+
+    def push_to_hub(self, repo_id: str, *, metadata: Optional[Dict[str, Any]] = None, model_card: Optional[str] = None,
+                    private: bool = False, token: Optional[str] = None, commit_message: Optional[str] = None, **card) -> str:
+        """Upload :py:meth:`save_pretrained`'s folder to the Hugging Face Hub repository ``repo_id``
+        (created if missing) through the optional ``huggingface_hub`` package; returns the commit's URL.
+
+        ``metadata``, ``model_card`` and ``**card`` (``scores``, ``data_shapes``, ``description``) are
+        :py:meth:`save_pretrained`'s; ``private``, ``token`` and ``commit_message`` the Hub's.
+        See :py:func:`strfsolver.models.model_card.push_folder`."""
+        _card.check_hub_id(repo_id)
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, metadata=metadata, model_card=model_card, **card)
+            return _card.push_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
 
     @classmethod
     def from_pretrained(
@@ -408,6 +417,9 @@ class NeuralModel(nn.Module):
         strict: bool = True,
         revision: Optional[str] = None,
         cache_dir: Optional[Union[str, Path]] = None,
+        token: Optional[str] = None,
+        extra_kwargs: Optional[Dict[str, Any]] = None,
+        return_metadata: bool = False,
         **overrides,
     ) -> "NeuralModel":
         """Rebuild a model saved by :py:meth:`save_pretrained`, from a folder or the Hugging Face Hub.
@@ -425,6 +437,10 @@ class NeuralModel(nn.Module):
                 ``False`` loads those that match by name (shapes must still agree).
             revision: A Hub branch, tag or commit (Hub ids only).
             cache_dir: The Hub cache folder (default: huggingface_hub's own).
+            token: A Hub token for a private repository (Hub ids only).
+            extra_kwargs: Constructor arguments as a dict (deepSTRF's name), the same as ``**overrides``.
+            return_metadata: Return ``(model, metadata)``: the ``metadata`` given to
+                :py:meth:`save_pretrained` (``None`` if none was).
             **overrides: Constructor arguments replacing the saved ones; the
                 non-JSON arguments listed under ``"pass_again"`` are required.
 
@@ -439,7 +455,8 @@ class NeuralModel(nn.Module):
                 error, e.g. offline).
         """
         device = check_device(device if map_location is None else map_location, "device" if map_location is None else "map_location")
-        folder = _card.resolve_pretrained(folder, revision=revision, cache_dir=cache_dir)
+        overrides = _card.merge_overrides(extra_kwargs, overrides)
+        folder = _card.resolve_pretrained(folder, revision=revision, cache_dir=cache_dir, token=token)
         config_path = folder / CONFIG_FILE
         if not config_path.is_file():
             raise ValueError(f"No {CONFIG_FILE} in {folder}; expected a folder written by save_pretrained.")
@@ -480,10 +497,11 @@ class NeuralModel(nn.Module):
             model.load_state_dict(state, strict=strict)
         except RuntimeError as error:
             raise ValueError(f"the weights in {folder / WEIGHTS_FILE} do not fit the rebuilt {type(model).__name__}: {error}") from None
-        return model.to(device)
+        model.to(device)
+        return (model, _card.read_user_metadata(folder)) if return_metadata else model
 
 
 def from_pretrained(folder: Union[str, Path], device: Union[str, torch.device] = "cpu", **options) -> NeuralModel:
     """Shortcut for :py:meth:`NeuralModel.from_pretrained` (same options: ``map_location``,
-    ``strict``, ``revision``, ``cache_dir`` and constructor overrides)."""
+    ``strict``, ``revision``, ``cache_dir``, ``token``, ``extra_kwargs``, ``return_metadata`` and constructor overrides)."""
     return NeuralModel.from_pretrained(folder, device=device, **options)

@@ -14,7 +14,13 @@
 Hub id (``"owner/name"``); a Hub id is resolved through the optional
 ``huggingface_hub`` package (``pip install huggingface_hub``), which honours
 its own cache and offline settings (``HF_HUB_OFFLINE=1`` reads the local
-cache only).
+cache only). :py:meth:`~strfsolver.models.NeuralModel.push_to_hub` uploads
+the folder through the same package (:py:func:`push_folder`).
+
+As in deepSTRF, ``save_pretrained(..., metadata={...})`` keeps your own JSON
+facts (in ``metadata.json``, under :data:`USER_METADATA`) and
+``from_pretrained(..., return_metadata=True)`` gives them back;
+``extra_kwargs={...}`` passes constructor arguments again.
 """
 
 from __future__ import annotations
@@ -28,12 +34,19 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 import torch
-from strfsolver.utils.checks import short_repr
+from strfsolver._version import __version__
+from strfsolver.utils import io
+from strfsolver.utils.checks import short_repr, to_json
 
-__all__ = ["CARD_FILE", "METADATA_FILE", "score_summary", "render_model_card", "resolve_pretrained", "data_shapes_of"]
+__all__ = ["CARD_FILE", "METADATA_FILE", "USER_METADATA", "score_summary", "write_card", "render_model_card", "resolve_pretrained",
+           "data_shapes_of", "check_user_metadata", "read_user_metadata", "merge_overrides", "check_hub_id", "push_folder"]
 
 CARD_FILE = "README.md"
 METADATA_FILE = "metadata.json"
+#: the key of ``metadata.json`` holding the ``metadata`` given to ``save_pretrained``
+USER_METADATA = "user_metadata"
+#: the extra that brings ``huggingface_hub``
+HUB_EXTRA = "pip install 'strfsolver[hub]'"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SHAPE_ATTRIBUTES = ("n_channels", "n_freqs", "n_lags", "n_neurons", "dt_ms")
 
@@ -131,7 +144,103 @@ def render_model_card(
     return "\n".join(lines)
 
 
-def resolve_pretrained(source: Union[str, os.PathLike], revision: Optional[str] = None, cache_dir: Optional[Union[str, os.PathLike]] = None) -> Path:
+def write_card(folder: Path, config: Mapping[str, Any], shapes: Dict[str, Any], scores: Optional[Mapping[str, Any]],
+               n_parameters: int, description: Optional[str], *, model_card: Optional[str] = None, user_metadata: Any = None) -> None:
+    """Write ``README.md`` (the generated card, or ``model_card``) and ``metadata.json`` of a saved model
+    whose ``config.json`` holds ``config``."""
+    summary = score_summary(scores)
+    if model_card is None:
+        model_card = render_model_card(config["name"], config["class"], config["arguments"], shapes, summary, n_parameters,
+                                       __version__, description)
+    io.atomic_write_text(Path(folder) / CARD_FILE, model_card)
+    facts = {"strfsolver_version": __version__, "torch_version": torch.__version__, "n_parameters": n_parameters,
+             "data_shapes": shapes, "scores": summary}
+    if user_metadata is not None:
+        facts[USER_METADATA] = user_metadata
+    io.atomic_write_json(Path(folder) / METADATA_FILE, to_json(facts, nonfinite="repr"))
+
+
+def check_user_metadata(metadata: Any, model_card: Any) -> Optional[Any]:
+    """``save_pretrained``'s ``metadata`` as JSON, checked before anything is written.
+
+    Raises:
+        ValueError: for metadata that is not a dict of JSON values (naming the key), or a
+            ``model_card`` that is not a string.
+    """
+    if model_card is not None and not isinstance(model_card, str):
+        raise ValueError(f"model_card must be the Markdown text of README.md (a str), got {type(model_card).__name__}.")
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise ValueError(f"metadata must be a dict of JSON values, got {type(metadata).__name__}.")
+    try:
+        # a round trip: what from_pretrained gives back is what was given (tuples become lists, as in any JSON)
+        return json.loads(json.dumps(dict(metadata), allow_nan=True))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"metadata must be a dict of JSON values (numbers, strings, lists, dicts); {error}.") from None
+
+
+def read_user_metadata(folder: Path) -> Optional[Any]:
+    """The ``metadata`` given to ``save_pretrained`` for ``folder`` (``None`` if none was)."""
+    path = Path(folder) / METADATA_FILE
+    if not path.is_file():
+        return None
+    facts = json.loads(path.read_text(encoding="utf-8"))
+    return facts.get(USER_METADATA) if isinstance(facts, dict) else None
+
+
+def merge_overrides(extra_kwargs: Optional[Mapping[str, Any]], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """``from_pretrained``'s constructor arguments from ``extra_kwargs`` (deepSTRF's dict) and keywords.
+
+    Raises:
+        ValueError: for ``extra_kwargs`` that is not a dict, or an argument given both ways.
+    """
+    if extra_kwargs is None:
+        return dict(overrides)
+    if not isinstance(extra_kwargs, Mapping):
+        raise ValueError(f"extra_kwargs must be a dict of constructor arguments, got {type(extra_kwargs).__name__}.")
+    both = sorted(set(extra_kwargs) & set(overrides))
+    if both:
+        raise ValueError(f"{both} given both in extra_kwargs and as keywords; give each argument once.")
+    return {**extra_kwargs, **overrides}
+
+
+def check_hub_id(repo_id: Any) -> str:
+    """A Hub repository id ``"owner/name"``.
+
+    Raises:
+        ValueError: naming what came instead.
+    """
+    if not isinstance(repo_id, str) or not _HUB_ID.match(repo_id):
+        raise ValueError(f"repo_id must be a Hugging Face Hub id 'owner/name', got {short_repr(repo_id)}.")
+    return repo_id
+
+
+def push_folder(folder: Union[str, os.PathLike], repo_id: str, *, private: bool = False, token: Optional[str] = None,
+                commit_message: Optional[str] = None) -> str:
+    """Upload a ``save_pretrained`` folder to the Hub model repository ``repo_id``, creating it if missing.
+
+    Returns:
+        The URL of the commit.
+
+    Raises:
+        ImportError: without the optional ``huggingface_hub`` package (naming the extra).
+        ValueError: for a ``repo_id`` that is not ``"owner/name"``.
+    """
+    check_hub_id(repo_id)
+    try:
+        import huggingface_hub
+    except ImportError as error:
+        raise ImportError(f"push_to_hub needs the optional huggingface_hub package ({error}): {HUB_EXTRA}") from None
+    api = huggingface_hub.HfApi(token=token)
+    api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=os.fspath(folder), repo_type="model",
+                             commit_message=commit_message or "Upload a strfsolver model")
+    return str(getattr(info, "commit_url", info))
+
+
+def resolve_pretrained(source: Union[str, os.PathLike], revision: Optional[str] = None, cache_dir: Optional[Union[str, os.PathLike]] = None,
+                       token: Optional[str] = None) -> Path:
     """The local folder of ``source``: an existing path, or the snapshot of a Hub id ``"owner/name"``.
 
     Only a string that is a plain ``owner/name`` id, and no existing path, goes
@@ -163,8 +272,9 @@ def resolve_pretrained(source: Union[str, os.PathLike], revision: Optional[str] 
             f"{short_repr(source)} does not exist locally (no such folder), and reading it as a Hugging Face Hub id "
             f"needs the huggingface_hub package ({error}): pip install huggingface_hub"
         ) from None
+    extra = {} if token is None else {"token": token}
     folder = huggingface_hub.snapshot_download(
-        repo_id=source, revision=revision, cache_dir=None if cache_dir is None else os.fspath(cache_dir)
+        repo_id=source, revision=revision, cache_dir=None if cache_dir is None else os.fspath(cache_dir), **extra
     )
     return Path(folder)
 
