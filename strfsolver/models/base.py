@@ -351,8 +351,7 @@ class NeuralModel(nn.Module):
             data_shapes: Sizes of the data fitted (default: the model's own
                 ``n_freqs``, ``n_neurons``, ``n_lags``, ``n_channels``, ``dt_ms``).
             description: A paragraph for the top of the card.
-            metadata: Your own JSON facts (dataset, scores, ...), kept in ``metadata.json`` and
-                given back by ``from_pretrained(..., return_metadata=True)`` (deepSTRF's ``metadata``).
+            metadata: Your own JSON facts, kept in ``metadata.json`` for ``from_pretrained(..., return_metadata=True)``.
             model_card: Markdown for ``README.md`` instead of the generated card (deepSTRF's ``model_card``).
 
         Returns:
@@ -394,17 +393,12 @@ class NeuralModel(nn.Module):
                          model_card=model_card, user_metadata=user_metadata)
         return folder
 
-    def push_to_hub(self, repo_id: str, *, metadata: Optional[Dict[str, Any]] = None, model_card: Optional[str] = None,
-                    private: bool = False, token: Optional[str] = None, commit_message: Optional[str] = None, **card) -> str:
-        """Upload :py:meth:`save_pretrained`'s folder to the Hugging Face Hub repository ``repo_id``
-        (created if missing) through the optional ``huggingface_hub`` package; returns the commit's URL.
-
-        ``metadata``, ``model_card`` and ``**card`` (``scores``, ``data_shapes``, ``description``) are
-        :py:meth:`save_pretrained`'s; ``private``, ``token`` and ``commit_message`` the Hub's.
-        See :py:func:`strfsolver.models.model_card.push_folder`."""
+    def push_to_hub(self, repo_id: str, *, private: bool = False, token: Optional[str] = None, commit_message: Optional[str] = None, **saved) -> str:
+        """Upload :py:meth:`save_pretrained`'s folder (``**saved``: its ``metadata``, ``model_card``, ``scores``, ...) to
+        the Hub repository ``repo_id``, created if missing (:py:func:`~strfsolver.models.model_card.push_folder`); returns the commit's URL."""
         _card.check_hub_id(repo_id)
         with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, metadata=metadata, model_card=model_card, **card)
+            self.save_pretrained(folder, **saved)
             return _card.push_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
 
     @classmethod
@@ -437,10 +431,8 @@ class NeuralModel(nn.Module):
                 ``False`` loads those that match by name (shapes must still agree).
             revision: A Hub branch, tag or commit (Hub ids only).
             cache_dir: The Hub cache folder (default: huggingface_hub's own).
-            token: A Hub token for a private repository (Hub ids only).
-            extra_kwargs: Constructor arguments as a dict (deepSTRF's name), the same as ``**overrides``.
-            return_metadata: Return ``(model, metadata)``: the ``metadata`` given to
-                :py:meth:`save_pretrained` (``None`` if none was).
+            token, extra_kwargs: A Hub token (Hub ids only); constructor arguments as a dict, as ``**overrides``.
+            return_metadata: Return ``(model, the metadata given to save_pretrained or None)``.
             **overrides: Constructor arguments replacing the saved ones; the
                 non-JSON arguments listed under ``"pass_again"`` are required.
 
