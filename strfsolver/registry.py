@@ -12,7 +12,7 @@ equipped with these functions:
     Builds an instance of the class registered under ``name``.
 ``get_options(pattern=None, limit=None, expand_parametrized=True)``
     Lists the registered names, optionally filtered with a glob pattern.
-``alias(foreign, name=None, *, source, note="")``
+``alias(foreign, name=None, *, source, note="", arguments=None)``
     Makes ``init`` also build ``name`` under another library's spelling
     (deepSTRF's ``"LinearNonlinear"`` is ``"ln"``), or, with ``name=None``,
     says that a foreign name has no counterpart here (a *false friend*).
@@ -80,20 +80,40 @@ class Aliases:
     def __init__(self, where: str):
         self.where = where
         self.entries: Dict[str, tuple] = {}  # key -> (foreign name, registered name or None, source, note)
+        self.arguments: Dict[str, Dict[str, str]] = {}  # key -> {their keyword: ours}
 
-    def add(self, foreign: str, name: Optional[str] = None, *, source: str, note: str = "") -> None:
-        """Record ``foreign`` (from ``source``, e.g. ``"deepSTRF"``) as ``name``, or as a false friend when ``name`` is None."""
+    def add(self, foreign: str, name: Optional[str] = None, *, source: str, note: str = "",
+            arguments: Optional[Dict[str, str]] = None) -> None:
+        """Record ``foreign`` (from ``source``, e.g. ``"deepSTRF"``) as ``name``, or as a false friend when ``name`` is None;
+        ``arguments`` maps the other library's keyword names to ours (``{"out_neurons": "n_neurons"}``)."""
         if not isinstance(foreign, str) or not foreign.strip():
             raise ValueError(f"an alias must be a non-empty string, got {foreign!r}.")
         if not isinstance(source, str) or not source:
             raise ValueError(f"alias {foreign!r}: source must name the library it comes from, got {source!r}.")
         if name is None and not note:
             raise ValueError(f"alias {foreign!r} names nothing here; give a note saying what to use instead.")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in (arguments or {}).items()):
+            raise ValueError(f"alias {foreign!r}: arguments must map keyword names to keyword names, got {arguments!r}.")
         key = _alias_key(foreign)
         known = self.entries.get(key)
         if known is not None and known[1] != name:
             raise ValueError(f"{foreign!r} is already an alias of {known[1]!r} in {self.where} (as {known[0]!r}).")
         self.entries[key] = (foreign, name, source, note)
+        self.arguments[key] = dict(arguments or {})
+
+    def translate(self, name: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+        """``kwargs`` with the alias ``name``'s foreign keyword names replaced by ours.
+
+        Raises:
+            ValueError: if an argument is given under both names.
+        """
+        out = dict(kwargs)
+        for theirs, ours in self.arguments.get(_alias_key(name), {}).items():
+            if theirs in out:
+                if ours in out:
+                    raise ValueError(f"{theirs!r} is {name!r}'s name of {ours!r}; give one of them, not both.")
+                out[ours] = out.pop(theirs)
+        return out
 
     def lookup(self, name: str) -> Optional[tuple]:
         """``(foreign name, registered name or None, source, note)`` of the alias ``name`` spells, or None."""
@@ -311,6 +331,7 @@ class _Registry:
         alias = self.aliases.lookup(name) if entry is None else None
         if alias is not None and alias[1] is not None:
             entry = self.entries[alias[1]]  # another library's name: the same class and options
+            kwargs = self.aliases.translate(name, kwargs)
         if entry is None:
             options = self.options()
             hint = self.aliases.hint(name, options)
@@ -392,7 +413,7 @@ def add_helper_functions(module: types.ModuleType, name: Optional[str] = None) -
         """
         return state.options(pattern, limit, expand_parametrized)
 
-    def alias(foreign: str, name: Optional[str] = None, *, source: str, note: str = "") -> None:
+    def alias(foreign: str, name: Optional[str] = None, *, source: str, note: str = "", arguments: Optional[Dict[str, str]] = None) -> None:
         """Build ``name`` also under ``foreign``, another library's spelling of it.
 
         Args:
@@ -403,10 +424,12 @@ def add_helper_functions(module: types.ModuleType, name: Optional[str] = None) -
                 and ``init(foreign)`` raises with ``note``.
             source: The library it comes from (``"deepSTRF"``, ``"CEBRA"``, ``"flyvis"``).
             note: Why, or what to use instead (required when ``name`` is None).
+            arguments: The other library's keyword names of the same options, ``{theirs: ours}``,
+                renamed when the class is built under ``foreign``.
         """
         if name is not None and name not in state.entries:
             raise ValueError(f"alias {foreign!r}: {name!r} is not registered in {public_name}; register it first.")
-        state.aliases.add(foreign, name, source=source, note=note)
+        state.aliases.add(foreign, name, source=source, note=note, arguments=arguments)
 
     def get_aliases() -> Dict[str, tuple]:
         """Other libraries' names: ``{foreign name: (registered name or None, source, note)}``."""

@@ -2,6 +2,8 @@
 
 import types
 
+import torch
+
 import pytest
 
 import strfsolver
@@ -94,3 +96,22 @@ def test_config_files_take_the_aliases():
     assert registered("models")("LinearNonlinear", "model") == "LinearNonlinear"
     with pytest.raises(ConfigError, match="did you mean 'ln'"):
         registered("models")("LinearNonlinar", "model")
+
+
+def test_an_alias_takes_the_other_librarys_keyword_names():
+    strfsolver.set_random_seed(0)
+    theirs = strfsolver.models.init("LinearNonlinear", n_frequency_bands=5, temporal_window_size=3, out_neurons=2)
+    strfsolver.set_random_seed(0)
+    ours = strfsolver.models.init("ln", **SHAPE)
+    assert theirs.config == ours.config
+    assert all(torch.equal(a, b) for a, b in zip(theirs.state_dict().values(), ours.state_dict().values()))
+    with pytest.raises(ValueError, match="give one of them, not both"):
+        strfsolver.models.init("Linear", n_frequency_bands=5, n_freqs=5, n_lags=3, n_neurons=2)
+    with pytest.raises(TypeError, match="takes no option 'out_neurons'"):
+        strfsolver.models.init("ln", n_freqs=5, n_lags=3, out_neurons=2)   # ours keep our names only
+    adaptrans = strfsolver.prefilters.init("AdapTrans", n_frequency_bands=4, dt=5.0, min_freq=500.0, max_freq=8000.0, init_w=0.5)
+    same = strfsolver.prefilters.init("adaptrans", n_freqs=4, dt_ms=5.0, f_min=500.0, f_max=8000.0, w_init=0.5)
+    different = strfsolver.prefilters.init("adaptrans", n_freqs=4, dt_ms=5.0, f_min=500.0, f_max=8000.0, w_init=0.9)
+    theirs_state, same_state = adaptrans.state_dict(), same.state_dict()
+    assert theirs_state.keys() == same_state.keys() and all(torch.equal(theirs_state[k], same_state[k]) for k in same_state)
+    assert not all(torch.equal(theirs_state[k], v) for k, v in different.state_dict().items())

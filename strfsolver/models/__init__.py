@@ -71,10 +71,12 @@ __all__ = [
     "plot_strfs",
 ]
 
-# deepSTRF's model zoo under its class names (same class, same options); what it has and we do not, said so
+# deepSTRF's model zoo under its class names (same class, same options, the data sizes also under deepSTRF's
+# keywords); what it has and we do not, said so
+_DEEPSTRF_SIZES = {"n_frequency_bands": "n_freqs", "temporal_window_size": "n_lags", "out_neurons": "n_neurons"}
 for _foreign, _name in (("Linear", "linear"), ("LinearNonlinear", "ln"), ("NetworkReceptiveField", "nrf"),
                         ("ConvNet2D", "cnn2d"), ("Transformer", "transformer"), ("StateNet", "statenet")):
-    alias(_foreign, _name, source="deepSTRF")
+    alias(_foreign, _name, source="deepSTRF", arguments=_DEEPSTRF_SIZES)
 alias("DNet", None, source="deepSTRF", note="an NRF whose units decay with learned time constants; the nearest here is 'nrf' "
       "(or 'statenet' for a recurrent core).")
 alias("ICNet", None, source="deepSTRF", note="an encoder-decoder of the waveform; strfsolver fits spectrograms: compute them first, "

@@ -46,8 +46,10 @@ __all__ = [
 ]
 
 # deepSTRF's prefilter classes and its front ends from the waveform (which strfsolver leaves to the data preparation)
-alias("AdapTrans", "adaptrans", source="deepSTRF")
-alias("ICAdaptation", "icadaptation", source="deepSTRF")
+# make_prefiltering's keywords, for the same options
+_MAKE_PREFILTERING = {"n_frequency_bands": "n_freqs", "dt": "dt_ms", "min_freq": "f_min", "max_freq": "f_max"}
+alias("AdapTrans", "adaptrans", source="deepSTRF", arguments={**_MAKE_PREFILTERING, "init_w": "w_init"})
+alias("ICAdaptation", "icadaptation", source="deepSTRF", arguments=_MAKE_PREFILTERING)
 for _foreign in ("CausalMelSpectrogram", "CausalGammatone", "Gammatonegram", "CausalLEAF", "SincNet"):
     alias(_foreign, None, source="deepSTRF", note="a waveform-to-spectrogram front end; strfsolver's prefilters act on "
           "spectrograms: compute the spectrogram first, then prefilter it ('adaptrans', 'icadaptation').")
