@@ -96,9 +96,12 @@ def test_missing_required_key_and_unreadable_files(tmp_path, capsys):
 
 def test_list_prints_every_registry(capsys):
     assert cli.main(["list"]) == 0
-    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.strip().splitlines())
+    out = capsys.readouterr().out
+    lines = dict(line.split(":", 1) for line in out.strip().splitlines() if not line.strip().startswith("also:"))
     assert [n.strip() for n in lines["solver"].split(",")] == ["multi-seed", "per-cell-best", "population", "ridge", "single-cell"]
     assert "transformer" in lines["models"] and "willmore" in lines["prefilters"]
+    # other libraries' names of the same entries, under their registry
+    assert "models:" in out.split("LinearNonlinear=ln")[0].splitlines()[-2]
     assert [n.strip() for n in lines["losses"].split(",")] == ["mse", "poisson"]
 
 

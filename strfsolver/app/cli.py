@@ -153,7 +153,12 @@ def _list_options() -> str:
 
     lines = []
     for name in ("solver", "models", "prefilters", "losses"):
-        lines.append(f"{name + ':':<12}{', '.join(getattr(strfsolver, name).get_options())}")
+        registry = getattr(strfsolver, name)
+        lines.append(f"{name + ':':<12}{', '.join(registry.get_options())}")
+        # other libraries' names of the same entries (deepSTRF's zoo), which init and configs accept too
+        known = [f"{foreign}={target}" for foreign, (target, _, _) in registry.get_aliases().items() if target is not None]
+        if known:
+            lines.append(f"{'':<12}also: {', '.join(known)}")
     return "\n".join(lines)
 
 
