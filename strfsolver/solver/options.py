@@ -52,7 +52,9 @@ def refuse_unused(cls: type, values: Mapping[str, Any]) -> None:
 
 
 def _is_data(value: Any) -> bool:
-    """Whether ``value`` is a loader or a dataset (what ``fit`` takes, never an option)."""
+    """Whether ``value`` is a loader, a dataset or a list of batch dicts (what ``fit`` takes, never an option)."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, dict) and "stims" in item for item in value):
+        return True
     return isinstance(value, (PaddedLoader, DataLoader, Dataset))
 
 

@@ -28,7 +28,11 @@ def test_deepstrf_argument_order_is_refused_naming_fit_and_the_compat_fitter(loa
         strfsolver.solver.init("population", model=model(), optimizer=train_loader)
 
 
-def test_a_dataset_as_an_option_is_refused_too(loaders):
-    train, _, _ = loaders
+def test_a_dataset_or_a_list_of_batches_as_an_option_is_refused_too(loaders):
+    train, train_loader, _ = loaders
     with pytest.raises(ValueError, match="criterion got a .*Dataset"):
         strfsolver.solver.PopulationSolver(model(), train)
+    with pytest.raises(ValueError, match="criterion got a list.*solver.fit"):
+        strfsolver.solver.PopulationSolver(model(), list(train_loader))
+    # a list that is not batches is an ordinary option value, checked as such
+    assert strfsolver.solver.PopulationSolver(model(), metrics=["cc"], progress=False).metrics == ("cc",)
