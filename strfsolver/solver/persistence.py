@@ -84,6 +84,7 @@ def load_solver_state(solver: Any, state: Dict[str, Any], strict: bool = True) -
         solver.loader_states_ = dict(state.get("loaders", {}))
     if "history" in state:
         solver.log = [dict(row) for row in state["history"]]
+    solver.recovered_ = None  # a state loaded after a recover() replaces what the next fit would continue
 
 
 #: solver fields whose value a resumed fit takes from the checkpoint's optimizer, not from the solver
