@@ -405,7 +405,7 @@ class Solver(FittedAttributes, abc.ABC):
 
     def load_state_dict(self, state: Dict[str, Any], strict: bool = True) -> None:
         """Hook: restore what :py:meth:`state_dict` returned (RNG and loader states are restored by
-        ``fit(..., resume=True)`` only).
+        ``fit(..., resume=True)`` and a fit continuing a :py:meth:`recover` only).
 
         Args:
             state: A solver state.

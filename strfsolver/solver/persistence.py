@@ -56,7 +56,7 @@ def solver_state(solver: Any) -> Dict[str, Any]:
 
 def load_solver_state(solver: Any, state: Dict[str, Any], strict: bool = True) -> None:
     """Restore what :py:func:`solver_state` returned (RNG and loader states are restored by a
-    resumed fit only); see :py:meth:`Solver.load_state_dict <strfsolver.solver.Solver.load_state_dict>`."""
+    resumed or continued fit only); see :py:meth:`Solver.load_state_dict <strfsolver.solver.Solver.load_state_dict>`."""
     for key in REQUIRED_PARTS if strict else ():
         if key not in state:
             raise ValueError(f"the solver state has no {short_repr(key)} entry; it has {sorted(state)}.")

@@ -175,7 +175,7 @@ class Continuation:
 def recover(solver: Any, which: Union[str, int] = "best", parts: Sequence[str] = ("model",),
             logdir: Optional[Union[str, Path]] = None, *, monitor: Optional[str] = None, mode: Optional[str] = None,
             strict: bool = True) -> None:
-    """:py:meth:`Solver.recover <strfsolver.solver.Solver.recover>`: put chosen parts of a kept state into ``solver``.
+    """Put chosen parts of a kept state into ``solver``: the body of :py:meth:`strfsolver.solver.Solver.recover`.
 
     With the ``"progress"`` part, ``solver.recovered_`` becomes the :py:class:`Continuation`
     that the next ``fit`` continues from; otherwise it is ``None``.
