@@ -41,8 +41,8 @@ class PredictionStatistics:
         """Fold in one batch: ``pred`` ``(B, N, 1, T)`` and the prepared batch's responses (NaN where unrecorded)."""
         pred = pred.detach()
         recorded = recorded_bins(responses)
-        # float64 sums: an epoch of many bins must not lose the mean's digits
-        total = torch.where(recorded, pred, torch.zeros((), dtype=pred.dtype, device=pred.device)).sum(dtype=torch.float64)
+        # a batch's sum in its dtype, the epoch's in float64: an epoch of many bins must not lose the mean's digits
+        total = torch.where(recorded, pred, torch.zeros((), dtype=pred.dtype, device=pred.device)).sum().double()
         count = recorded.expand_as(pred).sum()
         low = torch.where(recorded, pred, torch.full((), math.inf, dtype=pred.dtype, device=pred.device)).amin()
         high = torch.where(recorded, pred, torch.full((), -math.inf, dtype=pred.dtype, device=pred.device)).amax()

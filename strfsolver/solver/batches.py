@@ -66,4 +66,7 @@ def recorded_bins(responses: Tensor) -> Tensor:
     """``(B, N, 1, T)`` bool: the bins of a prepared batch's ``(B, N, R, T)`` responses (or PSTH) that
     some repeat recorded; padding and cleared entries, NaN there, are out. It masks the predictions
     the same way wherever they are summarised (the activity penalty, the epoch's prediction statistics)."""
-    return responses.isfinite().any(dim=2, keepdim=True)
+    # NaN is the one mark of "not recorded" (datasets refuse infinities); x == x tests it several times
+    # faster than isfinite() on the CPU, which matters at every step
+    recorded = responses == responses
+    return recorded if recorded.shape[2] == 1 else recorded.any(dim=2, keepdim=True)
