@@ -537,8 +537,8 @@ class Solver(FittedAttributes, abc.ABC):
                 ``"schedulers"``, ``"penalties"``, ``"criterion"``, ``"progress"`` (the training state),
                 ``"monitor"``, ``"history"``, ``"loaders"``, ``"rng"``.
             logdir: The folder; default: that of the last ``fit(logdir=...)``.
-            monitor: With ``which="best"``: the best epoch of the history by this key (``mode`` as the
-                solver's ``mode``), not by the fit's monitor (:py:func:`~strfsolver.solver.recovery.best_checkpoint`).
+            monitor, mode: With ``which="best"``: the best epoch of the history by this key, not the fit's monitor
+                (``mode`` ``None``: from the key; :py:func:`~strfsolver.solver.recovery.best_checkpoint`).
             strict: Refuse a part the checkpoint lacks and model tensors missing or unknown; ``False`` loads what exists.
 
         Raises:

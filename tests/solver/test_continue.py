@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+import strfsolver
 from conftest import make_linear
 from strfsolver.data import make_loader
 from strfsolver.solver import PopulationSolver, checkpoint, penalties, recovery, schedules
@@ -161,3 +162,20 @@ def test_strict_refuses_missing_parts_and_tensors_and_loads_what_exists_otherwis
         gained.recover(1, parts=("model", "optimizer"), logdir=tmp_path, strict=False)
     assert all(torch.equal(gained.model.state_dict()[k], v) for k, v in state["model"].items())
     assert torch.equal(gained.model.gain, torch.full((6,), 2.0))
+
+
+@pytest.mark.parametrize("name", ["single-cell", "per-cell-best"])
+def test_per_neuron_solvers_continue_bit_for_bit_with_each_neurons_bookkeeping(name, splits, tmp_path):
+    def build(seed):
+        torch.manual_seed(seed)
+        model = strfsolver.models.init("ln", n_freqs=8, n_lags=6, n_neurons=6)
+        return strfsolver.solver.init(name, model=model, lr=2e-2, patience=3, progress=False)
+
+    full = build(0)
+    full.fit(*_loaders(splits), max_epochs=6, logdir=tmp_path, keep_every=1)
+    again = build(7)
+    again.recover(2, parts=recovery.PARTS, logdir=tmp_path)
+    again.fit(*_loaders(splits), max_epochs=6)
+    assert _same_parameters(again, full) and len(again.log) == len(full.log) > 3
+    assert torch.equal(again.best_epochs_, full.best_epochs_)
+    assert _rows(again.log) == _rows(full.log)
