@@ -195,8 +195,8 @@ def recover(solver: Any, which: Union[str, int] = "best", parts: Sequence[str] =
     if "model" in chosen:
         _checkpoint.check_model_state(solver.model, chosen["model"], strict=strict)
     solver.load_state_dict(chosen, strict=False)  # the parts chosen, each checked above
-    if "progress" in chosen:
-        solver.recovered_ = Continuation(path, solver.training_state_.epoch, chosen.get("rng"), chosen.get("loaders"))
+    continues = "progress" in chosen
+    solver.recovered_ = Continuation(path, solver.training_state_.epoch, chosen.get("rng"), chosen.get("loaders")) if continues else None
 
 
 def best_checkpoint(logdir: Union[str, Path], monitor: str, mode: str) -> Path:
