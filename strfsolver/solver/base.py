@@ -43,9 +43,10 @@ from strfsolver.solver.logdir import claim_logdir
 from strfsolver.solver.loop import EarlyStopping
 from strfsolver.solver.neurons import NeuronTracker
 from strfsolver.solver.options import build_options, check_options
+from strfsolver.solver.penalties import StepPredictions
 from strfsolver.solver.persistence import load_solver_state, solver_state
 from strfsolver.solver.state import TrainingState
-from strfsolver.solver.update import gradient_update, loss_parts, total_penalty
+from strfsolver.solver.update import check_optimizer_parameters, gradient_update, loss_parts, total_penalty
 
 __all__ = ["Solver", "DEFAULT_LR", "HOOKS"]
 
@@ -78,7 +79,8 @@ class Solver(FittedAttributes, abc.ABC):
     Epoch dicts (the :py:attr:`log`, one per epoch) hold plain values:
     ``epoch``, ``train_loss`` (the data loss, batch-size weighted mean over
     the epoch's steps), ``train_penalty`` (with penalties), ``train_<metric>``
-    (with ``track_train_metrics``), ``val_loss`` and ``val_<metric>`` (on
+    (with ``track_train_metrics``), ``pred_mean``/``pred_min``/``pred_max`` (the training
+    predictions', :py:mod:`strfsolver.solver.activity`), ``val_loss`` and ``val_<metric>`` (on
     validated epochs), ``lr`` (of the first parameter group, during the
     epoch's last step), ``seconds``, and on the last epoch ``stop_reason``
     (``"max_epochs"``, ``"patience"``, ``"all neurons stopped"`` or
@@ -97,8 +99,8 @@ class Solver(FittedAttributes, abc.ABC):
     sentences, also warned as :py:class:`~strfsolver.solver.diagnostics.FitWarning`),
     ``last_validation_`` (the dict of the last :py:meth:`validation` in
     :py:meth:`fit`), ``monitor_`` / ``mode_`` (the monitor actually used, see
-    ``monitor``), ``logdir_`` and ``loader_states_`` (the loaders' positions
-    for a resume).
+    ``monitor``), ``logdir_``, ``loader_states_`` (the loaders' positions
+    for a resume), ``time_trained_``; ``recovered_`` (what the next fit continues, see :py:meth:`recover`).
     """
 
     HOOKS: ClassVar[Tuple[str, ...]] = HOOKS  #: The hooks a subclass may override (:data:`HOOKS`).
@@ -220,7 +222,7 @@ class Solver(FittedAttributes, abc.ABC):
         self.diagnosis_: List[str] = []
         self.logdir_: Optional[Path] = None
         self.training_state_: TrainingState = self.state_class()
-        self.monitor_, self.mode_, self.loader_states_ = self.monitor, self.mode, {}
+        self.monitor_, self.mode_, self.loader_states_, self.recovered_ = self.monitor, self.mode, {}, None
         self._optimizer_checked = False
         self._validation_cache: Optional[ValidationCache] = None  # set by fit while it runs
 
@@ -261,14 +263,7 @@ class Solver(FittedAttributes, abc.ABC):
                 raise ValueError(f"the optimizer factory returned {type(built).__name__}, expected a torch.optim.Optimizer.")
             self.optimizer = built
         if not self._optimizer_checked:
-            own = {id(p) for p in self.parameters()}
-            foreign = sum(1 for group in self.optimizer.param_groups for p in group["params"] if id(p) not in own)
-            if foreign:
-                raise ValueError(
-                    f"the optimizer updates {foreign} tensor(s) that are not the model's trainable parameters, so "
-                    "training would leave the model unchanged; build it on solver.model.parameters() (or pass a "
-                    "factory params -> optimizer)."
-                )
+            check_optimizer_parameters(self.optimizer, self.parameters())
             self._optimizer_checked = True
         return self.optimizer
 
@@ -352,7 +347,8 @@ class Solver(FittedAttributes, abc.ABC):
         def forward():
             begin_sequence(self.model)
             pred = self._inference(batch)
-            return pred, loss_parts(self._loss(pred, batch)), total_penalty(self.penalties, self.model, dtype, self.device)
+            seen = StepPredictions(pred, batch["responses"], self.training_state_.step)  # for penalties on the predictions
+            return pred, loss_parts(self._loss(pred, batch)), total_penalty(self.penalties, self.model, dtype, self.device, seen)
 
         out = gradient_update(optimizer, forward, self.parameters, self._clip_gradients)
         detach = getattr(self.model, "detach", None)
@@ -409,7 +405,7 @@ class Solver(FittedAttributes, abc.ABC):
 
     def load_state_dict(self, state: Dict[str, Any], strict: bool = True) -> None:
         """Hook: restore what :py:meth:`state_dict` returned (RNG and loader states are restored by
-        ``fit(..., resume=True)`` only).
+        ``fit(..., resume=True)`` and a fit continuing a :py:meth:`recover` only).
 
         Args:
             state: A solver state.
@@ -442,6 +438,7 @@ class Solver(FittedAttributes, abc.ABC):
         keep_every: Optional[int] = None,
         validate_initial: bool = False,
         test_loader: Optional[Iterable[Batch]] = None,
+        overfit_batches: Optional[int] = None,
     ) -> "Solver":
         """Train for up to ``max_epochs`` epochs with early stopping; keep the best state.
 
@@ -471,6 +468,8 @@ class Solver(FittedAttributes, abc.ABC):
                 :py:attr:`history_neurons_`; the dict is kept in ``initial_validation_``).
             test_loader: Evaluated, with ``valid_loader``, on the best state when the fit ends
                 (``final_validation_``, the loggers' ``finalize``).
+            overfit_batches: Train on the loader's first this many batches only, the same in every epoch:
+                flyvis's overfit check (:py:mod:`strfsolver.solver.overfit`). ``None``: every batch.
 
         Returns:
             The solver itself; the epoch dicts are :py:attr:`log` (resumed epochs included).
@@ -485,7 +484,7 @@ class Solver(FittedAttributes, abc.ABC):
         check_options(self)  # options are attributes: a bad one is reported before any folder is touched
         loop = FitLoop(self, loader, valid_loader, max_epochs=max_epochs, logdir=logdir, save_frequency=save_frequency,
                        valid_frequency=valid_frequency, save_hook=save_hook, resume=resume, keep_every=keep_every,
-                       validate_initial=validate_initial, test_loader=test_loader)
+                       validate_initial=validate_initial, test_loader=test_loader, overfit_batches=overfit_batches)
         self._validation_cache = loop.validation_cache
         try:
             if logdir is None:
@@ -523,28 +522,28 @@ class Solver(FittedAttributes, abc.ABC):
             restore_best(self.model, self.training_state_, tracker)
         return self
 
-    def recover(self, which: Union[str, int] = "best", parts: Sequence[str] = ("model",),
-                logdir: Optional[Union[str, Path]] = None) -> "Solver":
+    def recover(self, which: Union[str, int] = "best", parts: Sequence[str] = ("model",), logdir: Optional[Union[str, Path]] = None,
+                *, monitor: Optional[str] = None, mode: Optional[str] = None, strict: bool = True) -> "Solver":
         """Put chosen parts of a kept state back into this solver (flyvis's ``recover``); returns the solver.
+
+        With ``"progress"`` among the parts, the next :py:meth:`fit` continues the recovered training
+        (epoch, step, history, best state; bit for bit with ``"loaders"`` and ``"rng"`` too) instead of
+        starting afresh (:py:mod:`strfsolver.solver.recovery`).
 
         Args:
             which: ``"best"``, ``"last"`` or the index of a checkpoint kept with
                 ``fit(..., keep_every=k)`` (the number of epochs done; 0 is the initial model).
-            parts: Some of :py:data:`strfsolver.solver.recovery.PARTS`: ``"model"``,
-                ``"optimizer"``, ``"schedulers"``, ``"penalties"``, ``"criterion"``,
-                ``"progress"`` (the training state), ``"monitor"``, ``"history"``, ``"loaders"``.
+            parts: Some of :py:data:`strfsolver.solver.recovery.PARTS`: ``"model"``, ``"optimizer"``,
+                ``"schedulers"``, ``"penalties"``, ``"criterion"``, ``"progress"`` (the training state),
+                ``"monitor"``, ``"history"``, ``"loaders"``, ``"rng"``.
             logdir: The folder; default: that of the last ``fit(logdir=...)``.
+            monitor, mode: With ``which="best"``: the best epoch of the history by this key, not the fit's monitor
+                (``mode`` ``None``: from the key; :py:func:`~strfsolver.solver.recovery.best_checkpoint`).
+            strict: Refuse a part the checkpoint lacks and model tensors missing or unknown; ``False`` loads what exists.
 
         Raises:
-            ValueError: for unknown parts, a ``which`` of another kind, or no logdir.
+            ValueError: for unknown or (``strict``) missing parts, a ``which`` of another kind, or no logdir.
             FileNotFoundError: if that checkpoint does not exist (the message lists those that do).
         """
-        logdir = self.logdir_ if logdir is None else Path(logdir)
-        if logdir is None:
-            raise ValueError("recover() needs logdir=..., or a fit(logdir=...) before it.")
-        state = _checkpoint.load_checkpoint(_recovery.checkpoint_path(logdir, which), device=self.device)
-        chosen = _recovery.select_parts(state, parts)
-        if "model" in chosen:
-            _checkpoint.check_model_state(self.model, chosen["model"], strict=True)
-        self.load_state_dict(chosen, strict=False)
+        _recovery.recover(self, which, parts, logdir, monitor=monitor, mode=mode, strict=strict)
         return self

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from strfsolver.data import check_batch, recorded_responses
 
-__all__ = ["model_dtype", "to_device", "prepare_batch", "begin_sequence", "PREPARED"]
+__all__ = ["model_dtype", "to_device", "prepare_batch", "begin_sequence", "recorded_bins", "PREPARED"]
 
 #: the key a prepared batch carries, so that preparing it again costs nothing
 PREPARED = "_prepared"
@@ -60,3 +60,13 @@ def begin_sequence(model: nn.Module) -> None:
     reset = getattr(model, "reset_state", None)
     if callable(reset):
         reset()
+
+
+def recorded_bins(responses: Tensor) -> Tensor:
+    """``(B, N, 1, T)`` bool: the bins of a prepared batch's ``(B, N, R, T)`` responses (or PSTH) that
+    some repeat recorded; padding and cleared entries, NaN there, are out. It masks the predictions
+    the same way wherever they are summarised (the activity penalty, the epoch's prediction statistics)."""
+    # NaN is the one mark of "not recorded" (datasets refuse infinities); x == x tests it several times
+    # faster than isfinite() on the CPU, which matters at every step
+    recorded = responses == responses
+    return recorded if recorded.shape[2] == 1 else recorded.any(dim=2, keepdim=True)

@@ -134,6 +134,9 @@ def _check_progress(progress: Any, source: str) -> None:
     score = progress.get("best_score")
     if score is not None and (isinstance(score, bool) or not isinstance(score, numbers.Real)):
         _fail(source, "progress.best_score", "a number or null", score)
+    trained = progress.get("time_trained", 0.0)
+    if isinstance(trained, bool) or not isinstance(trained, numbers.Real) or not trained >= 0:
+        _fail(source, "progress.time_trained", "a number of seconds >= 0", trained)
     if "stopped" in progress and not isinstance(progress["stopped"], bool):
         _fail(source, "progress.stopped", "true or false", progress["stopped"])
     reason = progress.get("stop_reason")

@@ -36,11 +36,13 @@ from strfsolver.metrics import MetricAccumulator
 from strfsolver.nn.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver import recovery as _recovery
+from strfsolver.solver.activity import PredictionStatistics
 from strfsolver.solver.custom_metrics import WholeSetCollector
 from strfsolver.solver.data_checks import check_fit_data, describe_non_finite, may_serve_empty_batches
 from strfsolver.solver.diagnostics import FitWarning, diagnose
 from strfsolver.solver.errors import TrainingDivergedError
 from strfsolver.solver.loop import CheckpointWriter, EarlyStopping, Reporter, ScheduleRunner, check_monitor_key, copy_state, resolve_monitor
+from strfsolver.solver.overfit import RepeatedBatches
 from strfsolver.solver.neurons import NeuronLossMean, NeuronTracker, append_epoch, bin_counts, neuron_losses, per_neuron_values, scores_of
 from strfsolver.solver.persistence import warn_changed_options
 from strfsolver.solver.schedules import check_schedules
@@ -72,7 +74,8 @@ class GradientEpoch:
     """The training part of an epoch for the gradient solvers: :py:meth:`Solver.step` on every batch.
 
     Returns the epoch dict's training entries (``train_loss``, ``train_penalty``,
-    ``train_<metric>`` of every metric, custom ones included, ``lr``) and the per-neuron training values a ``train_``
+    ``train_<metric>`` of every metric, custom ones included, ``pred_mean``/``pred_min``/``pred_max``
+    (:py:mod:`strfsolver.solver.activity`), ``lr``) and the per-neuron training values a ``train_``
     monitor of a per-neuron tracker needs.
     """
 
@@ -90,6 +93,7 @@ class GradientEpoch:
         # custom metrics have no streamed form: they see the epoch's training predictions at once, as in validation
         collector = WholeSetCollector(solver.metric_functions) if solver.track_train_metrics and solver.metric_functions else None
         neuron_loss = NeuronLossMean() if tracker is not None and loop.monitor == "train_loss" else None
+        activity = PredictionStatistics()
         freezes = tracker is not None and tracker.mode == "freeze"
         loss_sum = penalty_sum = 0.0
         n_stims, lr, index, loss = 0, solver.current_lr, 0, math.nan
@@ -118,6 +122,8 @@ class GradientEpoch:
             loss_sum += float(out.get("data_loss", loss)) * size
             penalty_sum += float(out.get("penalty", 0.0)) * size
             n_stims += size
+            if isinstance(out.get("pred"), Tensor):
+                activity.update(out["pred"], batch["responses"])
             if accumulator is not None or collector is not None or neuron_loss is not None:
                 if "pred" not in out:
                     raise ValueError("track_train_metrics=True (or a train_ monitor of a per-neuron solver) needs "
@@ -154,6 +160,7 @@ class GradientEpoch:
             row.update({f"train_{name}": float(values.nanmean()) for name, values in train_values.items()})
         if neuron_loss is not None:
             train_values["neuron_loss"] = neuron_loss.compute()
+        row.update(activity.compute())
         row["lr"] = lr
         return row, train_values
 
@@ -165,7 +172,7 @@ class FitLoop:
         solver: The solver to fit (its configuration and hooks).
         loader, valid_loader, test_loader: As in :py:meth:`Solver.fit`.
         max_epochs, save_frequency, valid_frequency, save_hook, resume,
-        keep_every, validate_initial, logdir: As in :py:meth:`Solver.fit`
+        keep_every, validate_initial, logdir, overfit_batches: As in :py:meth:`Solver.fit`
         (checked here, before anything runs).
 
     Attributes (for the length of the fit): ``state`` (the solver's
@@ -177,7 +184,8 @@ class FitLoop:
     def __init__(self, solver: Any, loader: Iterable[Batch], valid_loader: Optional[Iterable[Batch]] = None, *,
                  max_epochs: Optional[int] = None, logdir: Optional[Path] = None, save_frequency: Optional[int] = None,
                  valid_frequency: int = 1, save_hook: Optional[Callable[[int, Any], Any]] = None, resume: bool = False,
-                 keep_every: Optional[int] = None, validate_initial: bool = False, test_loader: Optional[Iterable[Batch]] = None):
+                 keep_every: Optional[int] = None, validate_initial: bool = False, test_loader: Optional[Iterable[Batch]] = None,
+                 overfit_batches: Optional[int] = None):
         self.solver, self.loader, self.valid_loader, self.test_loader = solver, loader, valid_loader, test_loader
         check_fit_data(solver.model, loader, valid_loader, test_loader, n_neurons=getattr(solver, "n_neurons_", None))
         self.empty_batches_possible = may_serve_empty_batches(loader)
@@ -191,6 +199,7 @@ class FitLoop:
             raise ValueError("keep_every needs a logdir to write the indexed checkpoints into.")
         self.logdir = None if logdir is None else Path(logdir)
         self.resume, self.validate_initial = resume, validate_initial
+        self.overfit_batches = check_count(overfit_batches, "overfit_batches", 1, allow_none=True)
         self.epoch_runner = solver.epoch_runner()
         if self.epoch_runner.epochs is not None:  # a closed-form solve is one epoch, whatever max_epochs says
             self.max_epochs = min(self.max_epochs, self.epoch_runner.epochs)
@@ -221,8 +230,10 @@ class FitLoop:
         """Start (or resume), train until ``max_epochs`` or early stopping, restore the best state."""
         solver = self.solver
         solver.logdir_ = self.logdir
+        recovered, solver.recovered_ = getattr(solver, "recovered_", None), None  # one fit continues a recover()
         # a closed-form solve has nothing to continue: it always solves afresh
-        if not (self.resume and self.epoch_runner.epochs is None and self._resume()):
+        continues = self.epoch_runner.epochs is None and ((self.resume and self._resume()) or self._continue(recovered))
+        if not continues:
             self._start_fresh()
         # after a resume too: the fit goes on with this solver's monitor (warned when it changed)
         solver.monitor_, solver.mode_ = self.monitor, self.mode
@@ -231,6 +242,8 @@ class FitLoop:
             state.best_model = copy_state(solver.model)
         self.tracker = solver._tracker(self.stopping)
         batches = self.loader.psth_view() if self._uses_psth(self.loader, training=True) else self.loader
+        if self.overfit_batches is not None:
+            batches = RepeatedBatches(batches, self.overfit_batches)
         self.reporter = Reporter(solver.loggers, solver.progress, self.max_epochs, state.epoch, self.monitor)
         final = None
         try:
@@ -261,6 +274,7 @@ class FitLoop:
             row.update({f"val_{name}": _nanmean(solver.last_validation_[name]) for name in solver.metrics})
             evaluated = True
         row["seconds"] = time.perf_counter() - start
+        state.time_trained += row["seconds"]
         improved = evaluated and self._end_evaluated_epoch(row, train_values)
         self.schedules.end_epoch()
         state.epoch = epoch + 1
@@ -311,16 +325,31 @@ class FitLoop:
         state = _checkpoint.load_checkpoint(path, device=solver.device)
         solver.load_state_dict(state)
         warn_changed_options(solver, state.get("options"), str(path))
+        self._go_on(state["rng"], state.get("loaders", {}))
+        return True
+
+    def _continue(self, recovered: Optional[_recovery.Continuation]) -> bool:
+        """Go on from what ``recover(..., parts=(..., "progress"))`` put back (:py:mod:`strfsolver.solver.recovery`)."""
+        if recovered is None:
+            return False
+        if self.logdir is not None:
+            _recovery.drop_later_states(self.logdir, recovered, self.state.best_epoch, self.state.best_score)
+        self._go_on(recovered.rng, recovered.loaders or {})
+        return True
+
+    def _go_on(self, rng: Optional[Dict[str, Any]], loader_states: Dict[str, Any]) -> None:
+        """What a resumed or continued fit sets before its first epoch: the RNG and loader states it goes on from."""
+        solver = self.solver
         if solver.log and not self.state.stopped:
             # the fit goes on: its last epoch so far is not where it ends
             solver.log[-1].pop("stop_reason", None)
             self.state.stop_reason = None
-        _random.set_rng_state(state["rng"])
+        if rng is not None:
+            _random.set_rng_state(rng)
         for key, value in (("train", self.loader), ("valid", self.valid_loader)):
-            saved = state.get("loaders", {}).get(key)
+            saved = loader_states.get(key)
             if saved is not None and callable(getattr(value, "load_state_dict", None)):
                 value.load_state_dict(saved)
-        return True
 
     def _uses_psth(self, loader: Any, training: bool) -> bool:
         solver = self.solver

@@ -42,6 +42,12 @@ class FittedAttributes:
         return None if value is None else value.detach().cpu().clone()
 
     @property
+    def time_trained_(self) -> float:
+        """Seconds this training has spent in its epochs (training and validation), summed over the fits
+        that resumed (``fit(..., resume=True)``) or continued (after :py:meth:`recover`) it; kept in checkpoints."""
+        return float(self.training_state_.time_trained)
+
+    @property
     def stop_reason_(self) -> Optional[str]:
         """Why the last fit ended: ``"max_epochs"``, ``"patience"``, ``"all neurons stopped"`` or ``"closed form"``."""
         return self.training_state_.stop_reason

@@ -3,8 +3,17 @@
 Each penalty is a callable ``penalty(model) -> scalar tensor`` equal to
 ``weight * value(model)``; :py:meth:`strfsolver.solver.Solver.step` adds the
 sum of the solver's penalties to the data loss before the backward pass.
-Every value is an exact, documented sum (no hidden factor of 1/2, no
-averaging), so a weight means the same thing for every model size.
+Every value of a parameter penalty is an exact, documented sum (no hidden
+factor of 1/2, no averaging), so a weight means the same thing for every
+model size.
+
+A penalty that judges what the model *predicts* rather than its parameters
+says so with the class attribute ``sees_predictions = True``
+(:py:class:`PredictionPenalty`): the solver then calls it as
+``penalty(model, predictions)`` at every step, with the batch's
+:py:class:`StepPredictions` (the prediction with its graph, which bins were
+recorded, the step index). Penalties and plain callables without the
+attribute keep being called with the model alone.
 
 Registered by name (``penalties.init("l2", weight=1e-3)``):
 
@@ -16,6 +25,10 @@ Registered by name (``penalties.init("l2", weight=1e-3)``):
 ``"l1-strf"``      ``sum |k|`` over the STRF kernels ``k``: sparse STRFs
 ``"smooth-strf"``  ``sum (diff_F^d k) ** 2 + sum (diff_L^d k) ** 2``: squared
                    ``d``-th differences along frequency and lag; smooth STRFs
+``"activity"``     flyvis's activity penalty, on the predictions: the mean over
+                   (stimulus, neuron) of ``(below * relu(b - m)) ** 2 +
+                   (above * relu(m - b)) ** 2``, ``m`` each one's mean prediction
+                   after its transient and ``b`` the ``baseline``
 =================  ================================================================
 
 Parameters are selected by their name in ``model.named_parameters()`` with
@@ -25,7 +38,8 @@ pattern is given, otherwise the selected parameters, read with frequency and
 lag as their last two axes.
 
 A penalty's weight can follow a schedule: use its :py:attr:`Penalty.name` as
-the schedule's target.
+the schedule's target; ``"<name>.<field>"`` targets another numeric field
+(``"activity.baseline"``, ``"activity.above_weight"``).
 
 Example:
 
@@ -47,18 +61,20 @@ import fnmatch
 import math
 import numbers
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import ClassVar, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from literate_dataclasses import dataclass, field
 from torch import Tensor, nn
 
-from strfsolver.utils.checks import short_repr
+from strfsolver.utils.checks import check_count, check_real, short_repr
 from strfsolver import registry
+from strfsolver.solver.batches import recorded_bins
 
 registry.add_helper_functions(sys.modules[__name__])
 
-__all__ = ["Penalty", "L2Penalty", "L2InitPenalty", "L1StrfPenalty", "SmoothStrfPenalty"]
+__all__ = ["Penalty", "PredictionPenalty", "StepPredictions", "L2Penalty", "L2InitPenalty", "L1StrfPenalty",
+           "SmoothStrfPenalty", "ActivityPenalty"]
 
 _WEIGHT_DOC = "Factor of the penalty in the loss (>= 0); a schedule can change it during training."
 _INCLUDE_DOC = "Glob patterns on parameter names (``model.named_parameters()``); a parameter is selected if it matches any."
@@ -85,6 +101,8 @@ class Penalty(abc.ABC):
 
     weight: float
     name: str
+    #: Whether the solver calls this penalty with the step's predictions, ``penalty(model, predictions)``.
+    sees_predictions: ClassVar[bool] = False
 
     def _check_common(self) -> None:
         kind = type(self).__name__
@@ -321,6 +339,104 @@ class SmoothStrfPenalty(_StrfKernels, Penalty):
         if not torch.is_tensor(total):
             total = torch.zeros((), device=k.device)
         return total
+
+
+class StepPredictions(NamedTuple):
+    """What a :py:class:`PredictionPenalty` receives with the model at each training step."""
+
+    #: ``(B, N, 1, T)`` the batch's prediction, with its graph (the penalty's gradient reaches the model)
+    pred: Tensor
+    #: ``(B, N, R, T)`` the batch's responses (NaN where nothing was recorded), or their PSTH ``(B, N, 1, T)``
+    responses: Tensor
+    #: gradient steps done before this one (the solver's ``training_state_.step``)
+    step: int
+
+    @property
+    def recorded(self) -> Tensor:
+        """``(B, N, 1, T)`` bool: the bins where the batch has a response in some repeat (padding excluded)."""
+        return recorded_bins(self.responses)
+
+
+class PredictionPenalty(Penalty):
+    """Base of the penalties on the predictions: ``penalty(model, predictions) = weight * value(model, predictions)``.
+
+    The solver calls them at every step with the batch's :py:class:`StepPredictions`.
+    """
+
+    sees_predictions: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def value(self, model: nn.Module, predictions: StepPredictions) -> Tensor:
+        """The unweighted penalty of one batch's predictions, a differentiable scalar tensor."""
+
+    def __call__(self, model: nn.Module, predictions: Optional[StepPredictions] = None) -> Tensor:
+        if not isinstance(predictions, StepPredictions):
+            raise ValueError(
+                f"{type(self).__name__} {short_repr(self.name)} penalizes predictions: call it as penalty(model, "
+                f"StepPredictions(pred, responses, step)) (a solver does at every step), got {type(predictions).__name__}."
+            )
+        return self.weight * self.value(model, predictions)
+
+
+@register("activity")
+@dataclass
+class ActivityPenalty(PredictionPenalty):
+    """flyvis's activity penalty: keep each neuron's mean prediction near a baseline, asymmetrically.
+
+    For every (stimulus, neuron) pair of the batch, ``m`` is the mean
+    prediction over its recorded bins after the first ``transient`` fraction
+    of them (the onset response, which flyvis leaves out too). The value is
+    the mean over pairs of ``(below_weight * relu(baseline - m)) ** 2 +
+    (above_weight * relu(m - baseline)) ** 2``: a silent neuron is pushed up
+    by ``below_weight``, an over-active one down by ``above_weight``
+    (flyvis's defaults: 1.0 and 0.1). From step ``stop_iter`` on (the
+    solver's gradient steps, flyvis's iterations) the penalty is off.
+
+    Args:
+        (fields)
+    """
+
+    baseline: float = field(doc="The activity level ``b`` the mean predictions are pulled towards, in the units of the predictions.")
+    weight: float = field(default=0.1, doc=_WEIGHT_DOC)
+    below_weight: float = field(default=1.0, doc="Factor of a mean below the baseline (>= 0), before squaring.")
+    above_weight: float = field(default=0.1, doc="Factor of a mean above the baseline (>= 0), before squaring.")
+    stop_iter: Optional[int] = field(default=None, doc="The step from which the penalty is off (>= 0); ``None``: never.")
+    transient: float = field(default=0.25, doc="Fraction of each stimulus' recorded bins left out at its start (in [0, 1)).")
+    name: str = field(default="activity", doc="Name of the penalty, e.g. a schedule's target.")
+
+    def __post_init__(self):
+        self._check_common()
+        where = "activity penalty: "
+        self.baseline = check_real(self.baseline, "baseline", where=where)
+        self.below_weight = check_real(self.below_weight, "below_weight", 0.0, where=where)
+        self.above_weight = check_real(self.above_weight, "above_weight", 0.0, where=where)
+        self.stop_iter = check_count(self.stop_iter, "stop_iter", 0, allow_none=True, where=where)
+        self.transient = check_real(self.transient, "transient", 0.0, 1.0, high_open=True, where=where)
+
+    def mean_activity(self, predictions: StepPredictions) -> Tuple[Tensor, Tensor]:
+        """``(B, N)`` each pair's mean prediction after its transient, and ``(B, N)`` whether it has a bin to average."""
+        pred, recorded = predictions.pred, predictions.recorded
+        if pred.shape != recorded.shape:
+            raise ValueError(f"activity penalty: the prediction has shape {tuple(pred.shape)}, expected (B, N, 1, T) "
+                             f"= {tuple(recorded.shape)} to match the responses.")
+        # the rank of each recorded bin among its pair's recorded bins, so holes in valid_mask are skipped, not counted
+        rank = recorded.cumsum(dim=-1)
+        count = recorded.sum(dim=-1, keepdim=True)
+        kept = recorded & (rank > torch.floor(count * self.transient))
+        n_kept = kept.sum(dim=(-2, -1))
+        # a pair without a kept bin divides 0 by 1: no NaN, whose gradient would poison the step
+        mean = torch.where(kept, pred, torch.zeros((), dtype=pred.dtype, device=pred.device)).sum(dim=(-2, -1)) / n_kept.clamp(min=1)
+        return mean, n_kept > 0
+
+    def value(self, model: nn.Module, predictions: StepPredictions) -> Tensor:
+        pred = predictions.pred
+        if self.stop_iter is not None and predictions.step >= self.stop_iter:
+            return torch.zeros((), dtype=pred.dtype, device=pred.device)
+        mean, has_bins = self.mean_activity(predictions)
+        below = torch.relu(self.baseline - mean) * self.below_weight
+        above = torch.relu(mean - self.baseline) * self.above_weight
+        per_pair = (below.square() + above.square()) * has_bins
+        return per_pair.sum() / has_bins.sum().clamp(min=1)
 
 
 registry.add_docstring(sys.modules[__name__])

@@ -56,7 +56,7 @@ def solver_state(solver: Any) -> Dict[str, Any]:
 
 def load_solver_state(solver: Any, state: Dict[str, Any], strict: bool = True) -> None:
     """Restore what :py:func:`solver_state` returned (RNG and loader states are restored by a
-    resumed fit only); see :py:meth:`Solver.load_state_dict <strfsolver.solver.Solver.load_state_dict>`."""
+    resumed or continued fit only); see :py:meth:`Solver.load_state_dict <strfsolver.solver.Solver.load_state_dict>`."""
     for key in REQUIRED_PARTS if strict else ():
         if key not in state:
             raise ValueError(f"the solver state has no {short_repr(key)} entry; it has {sorted(state)}.")
@@ -84,6 +84,7 @@ def load_solver_state(solver: Any, state: Dict[str, Any], strict: bool = True) -
         solver.loader_states_ = dict(state.get("loaders", {}))
     if "history" in state:
         solver.log = [dict(row) for row in state["history"]]
+    solver.recovered_ = None  # a state loaded after a recover() replaces what the next fit would continue
 
 
 #: solver fields whose value a resumed fit takes from the checkpoint's optimizer, not from the solver

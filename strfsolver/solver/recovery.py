@@ -8,28 +8,44 @@ under its index, the number of epochs done::
     logdir/checkpoints/000012.safetensors   the state after 12 epochs
 
 so a learning curve can be revisited at any kept point.
-:py:meth:`~strfsolver.solver.Solver.recover` puts chosen parts of one of
-these states (``"best"``, ``"last"`` or an index) back into a solver, e.g.
-the model alone to inspect it, or the model and optimizer to train on from
-there. :py:func:`find_fit_checkpoint` is where
+:py:meth:`~strfsolver.solver.Solver.recover` (:py:func:`recover`) puts chosen
+parts of one of these states (``"best"``, ``"last"``, an index, or the best
+epoch by another key of the history, :py:func:`best_checkpoint`) back into a
+solver, e.g. the model alone to inspect it.
+
+Recovering the ``"progress"`` part too (the training state) makes the next
+``fit`` *continue* from the recovered epoch instead of starting afresh
+(:py:class:`Continuation`, kept in ``solver.recovered_`` until that fit
+starts): it keeps the recovered history, counts on from its epoch and
+step, and, given the ``"loaders"`` and ``"rng"`` parts as well, ends with
+the same parameters, bit for bit on the CPU, as the run it was recovered
+from. A continued fit writing into that same logdir drops the states of
+the abandoned epochs after the recovered one (:py:func:`drop_later_states`).
+:py:func:`find_fit_checkpoint` is where
 :py:meth:`~strfsolver.solver.Solver.load` looks when it is given a folder alone.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
+import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from strfsolver.utils.checks import short_repr
 from strfsolver.solver import checkpoint as _checkpoint
+from strfsolver.solver.loop import monitor_mode
 
-__all__ = ["CHECKPOINT_FOLDER", "PARTS", "indexed_path", "save_indexed", "clear_indexed", "indexed_checkpoints", "checkpoint_path", "find_fit_checkpoint", "select_parts"]
+__all__ = ["CHECKPOINT_FOLDER", "PARTS", "Continuation", "recover", "best_checkpoint", "indexed_path", "save_indexed",
+           "clear_indexed", "drop_later_states", "indexed_checkpoints", "checkpoint_path", "find_fit_checkpoint", "select_parts"]
 
 #: the folder of the indexed checkpoints inside a logdir
 CHECKPOINT_FOLDER = "checkpoints"
-#: the parts of a solver state that can be recovered one by one
-PARTS = ("model", "optimizer", "schedulers", "penalties", "criterion", "progress", "monitor", "history", "loaders")
+#: the parts of a solver state that can be recovered one by one (``"rng"``: the random generators'
+#: states, put back when the next fit continues, as ``"loaders"`` are put into its loaders)
+PARTS = ("model", "optimizer", "schedulers", "penalties", "criterion", "progress", "monitor", "history", "loaders", "rng")
 _INDEX_NAME = re.compile(r"^(\d{6,})\.safetensors$")
 
 
@@ -108,11 +124,16 @@ def find_fit_checkpoint(logdir: Union[str, Path]) -> Path:
     )
 
 
-def select_parts(state: Dict[str, Any], parts: Sequence[str]) -> Dict[str, Any]:
-    """The entries of ``state`` that ``parts`` names (and its tags).
+def select_parts(state: Dict[str, Any], parts: Sequence[str], strict: bool = True) -> Dict[str, Any]:
+    """The entries of ``state`` that ``parts`` names.
+
+    Args:
+        state: A solver state.
+        parts: Names of :data:`PARTS`.
+        strict: Refuse a part the state lacks; ``False`` leaves it out (with a warning naming it).
 
     Raises:
-        ValueError: for a name that is not a recoverable part, or a part the state lacks.
+        ValueError: for a name that is not a recoverable part, or (``strict``) a part the state lacks.
     """
     if isinstance(parts, str):
         parts = (parts,)
@@ -121,5 +142,112 @@ def select_parts(state: Dict[str, Any], parts: Sequence[str]) -> Dict[str, Any]:
         raise ValueError(f"parts must name some of {PARTS}, got {short_repr(tuple(parts))}.")
     missing = [part for part in parts if part not in state]
     if missing:
-        raise ValueError(f"the checkpoint has no {missing} part; it has {sorted(k for k in state if k in PARTS)}.")
-    return {key: state[key] for key in parts}
+        message = f"the checkpoint has no {missing} part; it has {sorted(k for k in state if k in PARTS)}"
+        if strict:
+            raise ValueError(message + " (strict=False recovers the parts it has).")
+        warnings.warn(message + "; recovering the others.", UserWarning, stacklevel=4)
+    return {key: state[key] for key in parts if key in state}
+
+
+@dataclasses.dataclass
+class Continuation:
+    """What :py:func:`recover` put back for the next ``fit`` to continue from (``solver.recovered_``).
+
+    Attributes:
+        source: The checkpoint file it came from.
+        epoch: Epochs done in the recovered training state; the continued fit's first epoch has this index.
+        rng: The random generators' states to set when the fit starts (the ``"rng"`` part), or ``None``.
+        loaders: The loaders' states (``{"train": ..., "valid": ...}``, the ``"loaders"`` part), or ``None``.
+    """
+
+    source: Path
+    epoch: int
+    rng: Optional[Dict[str, Any]] = None
+    loaders: Optional[Dict[str, Any]] = None
+
+    @property
+    def logdir(self) -> Path:
+        """The fit folder the checkpoint belongs to (an indexed one lies in its ``checkpoints`` folder)."""
+        folder = self.source.parent
+        return folder.parent if folder.name == CHECKPOINT_FOLDER else folder
+
+
+def recover(solver: Any, which: Union[str, int] = "best", parts: Sequence[str] = ("model",),
+            logdir: Optional[Union[str, Path]] = None, *, monitor: Optional[str] = None, mode: Optional[str] = None,
+            strict: bool = True) -> None:
+    """Put chosen parts of a kept state into ``solver``: the body of :py:meth:`strfsolver.solver.Solver.recover`.
+
+    With the ``"progress"`` part, ``solver.recovered_`` becomes the :py:class:`Continuation`
+    that the next ``fit`` continues from; otherwise it is ``None``.
+    """
+    logdir = solver.logdir_ if logdir is None else Path(logdir)
+    if logdir is None:
+        raise ValueError("recover() needs logdir=..., or a fit(logdir=...) before it.")
+    if monitor is None:
+        path = checkpoint_path(logdir, which)
+    elif which != "best":
+        raise ValueError(f"monitor= picks the best epoch by that key: use it with which='best', got which={short_repr(which)}.")
+    else:
+        custom = tuple(getattr(solver, "metric_functions", {}) or ())
+        path = best_checkpoint(logdir, monitor, monitor_mode(monitor, mode, solver.metrics, custom))
+    state = _checkpoint.load_checkpoint(path, device=solver.device)
+    chosen = select_parts(state, parts, strict=strict)
+    if "model" in chosen:
+        _checkpoint.check_model_state(solver.model, chosen["model"], strict=strict)
+    solver.load_state_dict(chosen, strict=False)  # the parts chosen, each checked above
+    continues = "progress" in chosen
+    solver.recovered_ = Continuation(path, solver.training_state_.epoch, chosen.get("rng"), chosen.get("loaders")) if continues else None
+
+
+def best_checkpoint(logdir: Union[str, Path], monitor: str, mode: str) -> Path:
+    """The kept checkpoint of the best epoch of a fit's history by ``monitor`` (``mode`` ``"min"`` or ``"max"``).
+
+    The history is that of the fit's last state. Epoch ``e`` (its first best, skipping NaN) is the
+    state after ``e + 1`` epochs: the fit's best checkpoint when the fit's own best epoch is ``e``,
+    else the indexed checkpoint ``e + 1``.
+
+    Raises:
+        KeyError: if no epoch of the history has ``monitor`` (listing the keys it has).
+        FileNotFoundError: if that epoch's state was not kept, listing the indices that were.
+    """
+    logdir = Path(logdir)
+    last = _checkpoint.load_checkpoint(checkpoint_path(logdir, "last"))
+    rows = [row for row in last["history"] if isinstance(row.get(monitor), (int, float)) and not math.isnan(row[monitor])]
+    if not rows:
+        keys = sorted({key for row in last["history"] for key in row})
+        raise KeyError(f"no epoch of the history in {logdir} has a value of {short_repr(monitor)}; its keys are {keys}.")
+    pick = min if mode == "min" else max
+    best = pick(rows, key=lambda row: row[monitor])  # the first of equal values, as early stopping
+    epoch = int(best["epoch"])
+    best_file = logdir / _checkpoint.BEST
+    if best_file.is_file() and last["progress"].get("best_epoch") == epoch:
+        return best_file
+    path = indexed_path(logdir, epoch + 1)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the best epoch by {short_repr(monitor)} ({mode}) is {epoch} ({monitor} = {best[monitor]:.6g}), but its state "
+            f"(index {epoch + 1}: the state after epoch e has index e + 1) was not kept; the kept indices in {logdir} are "
+            f"{indexed_checkpoints(logdir)}. fit(..., keep_every=1) keeps every epoch's state."
+        )
+    return path
+
+
+def drop_later_states(logdir: Union[str, Path], continuation: Continuation, best_epoch: Optional[int],
+                      best_score: Optional[float]) -> None:
+    """Before a continued fit writes into ``logdir``: drop the states it would contradict.
+
+    In the folder the continuation came from, the indexed checkpoints after its epoch (an abandoned
+    future) go; in another folder, all of them (another run's). The best checkpoint stays only if
+    it is that of the continued training state (same best epoch and score); the fit writes a new
+    one at its next improvement.
+    """
+    logdir = Path(logdir)
+    same_run = logdir.resolve() == continuation.logdir.resolve()
+    for index in indexed_checkpoints(logdir):
+        if not same_run or index > continuation.epoch:
+            indexed_path(logdir, index).unlink(missing_ok=True)
+    best = logdir / _checkpoint.BEST
+    if best.is_file():
+        saved = _checkpoint.load_checkpoint(best)["progress"]
+        if (saved.get("best_epoch"), saved.get("best_score")) != (best_epoch, best_score):
+            best.unlink()

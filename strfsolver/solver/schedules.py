@@ -4,19 +4,10 @@ A schedule maps a counter ``t`` (the epoch index, or the index of the
 gradient step over the whole run, both from 0) to the value of one named
 hyperparameter, its :py:attr:`~Schedule.target`. Before every epoch (``unit
 = "epoch"``) or every step (``unit = "step"``) the solver evaluates each
-schedule and writes the value to its target:
-
-- ``"lr"``, or any other key of the optimizer's parameter groups
-  (``"weight_decay"``, ``"momentum"``...), in every group; ``"lr@readout"``
-  in the one group whose ``"name"`` is ``"readout"`` (``"lr@1"``: the group
-  of index 1), so the readout's rate can follow its own schedule, apart from
-  the core's;
-- ``"model.<attribute>"`` (a dotted path, e.g. ``"model.adaptation.tau"``):
-  an attribute of the model; a tensor (parameter or buffer) is filled with
-  the value in place, anything else is set;
-- the :py:attr:`~strfsolver.solver.penalties.Penalty.name` of one of the
-  solver's penalties: that penalty's ``weight``;
-- otherwise an attribute of the solver, e.g. ``"grad_clip"``.
+schedule and writes the value to its target: an optimizer hyperparameter
+(``"lr"``, ``"lr@readout"``), ``"model.<attribute>"``, a penalty's name (its
+weight) or ``"<name>.<field>"``, or a solver attribute; see
+:py:mod:`strfsolver.solver.targets`.
 
 The kinds defined here, registered by name (``schedules.init("linear-ramp", ...)``):
 
@@ -66,6 +57,7 @@ from literate_dataclasses import dataclass, field
 
 from strfsolver import registry
 from strfsolver.utils.checks import check_count, check_real, short_repr
+from strfsolver.solver.targets import set_target, target_groups, target_kind  # noqa: F401  (part of this module's API)
 
 registry.add_helper_functions(sys.modules[__name__])
 
@@ -389,101 +381,6 @@ def check_schedules(solver: Any) -> List[Any]:
             target_kind(solver, item.target)  # fail before training, not at the first step
         result.append(item)
     return result
-
-def _split_group(target: str):
-    key, _, group = target.partition("@")
-    return key, (group if group else None)
-
-
-def target_groups(solver: Any, target: str) -> List[dict]:
-    """The optimizer parameter groups an optimizer target sets: all, or the one ``"key@group"`` names
-    (by its ``"name"`` entry, else by index).
-
-    Raises:
-        ValueError: if no group has that name or index (listing them).
-    """
-    groups = solver.ensure_optimizer().param_groups
-    _, group = _split_group(target)
-    if group is None:
-        return list(groups)
-    named = [g for g in groups if g.get("name") == group]
-    if named:
-        return named
-    if group.isdigit() and int(group) < len(groups):
-        return [groups[int(group)]]
-    raise ValueError(
-        f"schedule target {short_repr(target)}: the optimizer has no parameter group named {short_repr(group)}; its groups are "
-        f"{[g.get('name', i) for i, g in enumerate(groups)]} (name one with a \"name\" key, or use its index)."
-    )
-
-
-def _model_owner(solver: Any, target: str):
-    """``(object, attribute name)`` of a ``"model.a.b"`` target.
-
-    Raises:
-        ValueError: if the path does not exist on the model.
-    """
-    path = target.split(".")[1:]
-    owner = solver.model
-    for i, name in enumerate(path):
-        if not name or name.startswith("_") or not hasattr(owner, name):
-            raise ValueError(
-                f"schedule target {short_repr(target)}: the model ({type(solver.model).__name__}) has no attribute "
-                f"{'.'.join(path[: i + 1])!r}."
-            )
-        if i + 1 < len(path):
-            owner = getattr(owner, name)
-    return owner, path[-1]
-
-
-def set_target(solver: Any, target: str, value: float) -> None:
-    """Write a schedule's value to what ``target`` names (see the module's docstring)."""
-    kind = target_kind(solver, target)
-    if kind == "optimizer":
-        key, _ = _split_group(target)
-        for group in target_groups(solver, target):
-            group[key] = value
-    elif kind == "model":
-        owner, name = _model_owner(solver, target)
-        current = getattr(owner, name)
-        if isinstance(current, torch.Tensor):
-            with torch.no_grad():
-                current.fill_(value)
-        else:
-            setattr(owner, name, value)
-    elif kind == "penalty":
-        for penalty in solver.penalties:
-            if getattr(penalty, "name", None) == target:
-                penalty.weight = value
-    else:
-        setattr(solver, target, value)
-
-
-def target_kind(solver: Any, target: str) -> str:
-    """What a schedule target names on a solver: ``"optimizer"``, ``"model"``, ``"penalty"`` or ``"solver"`` (an attribute)."""
-    groups = solver.ensure_optimizer().param_groups
-    key, group = _split_group(target)
-    if group is not None:
-        if key == "params" or key not in groups[0]:
-            raise ValueError(f"schedule target {short_repr(target)}: {short_repr(key)} is not a key of the optimizer's parameter groups.")
-        target_groups(solver, target)
-        return "optimizer"
-    if target.startswith("model."):
-        _model_owner(solver, target)
-        return "model"
-    if target != "params" and target in groups[0]:
-        return "optimizer"
-    if any(getattr(p, "name", None) == target for p in solver.penalties):
-        return "penalty"
-    if not target.startswith("_") and hasattr(solver, target) and target not in ("model", "optimizer", "criterion"):
-        return "solver"
-    options = sorted(k for k in groups[0] if k != "params") + [getattr(p, "name") for p in solver.penalties if hasattr(p, "name")]
-    raise ValueError(
-        f"schedule target {short_repr(target)} is neither an optimizer hyperparameter, a penalty name nor a solver "
-        f"attribute; options include {options}, 'lr@<group name or index>', 'model.<attribute>' and solver "
-        "attributes such as 'grad_clip'."
-    )
-
 
 # deprecated spellings of the *-second-half kinds (flyvis's *_half change in the first half)
 register("linear-half", deprecated=True)(LinearHalfSchedule)

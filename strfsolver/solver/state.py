@@ -39,6 +39,8 @@ class TrainingState:
         best_model: The model's state at ``best_epoch`` (detached copies).
         neuron_history: Every validated epoch's per-neuron values
             (:py:mod:`strfsolver.solver.neurons`), ``None`` before one.
+        time_trained: Seconds spent in the epochs (training and validation) of this training,
+            summed over the fits that resumed or continued it.
     """
 
     epoch: int = 0
@@ -50,6 +52,7 @@ class TrainingState:
     stop_reason: Optional[str] = None
     best_model: Optional[Dict[str, Tensor]] = None
     neuron_history: Optional[Dict[str, Tensor]] = None
+    time_trained: float = 0.0
 
     def state_dict(self) -> Dict[str, Any]:
         """The fields as a dict (tensors are not copied)."""

@@ -26,8 +26,9 @@ import torch
 from torch import Tensor, nn
 
 from strfsolver.utils.checks import all_finite
+from strfsolver.solver.penalties import StepPredictions
 
-__all__ = ["needs_closure", "loss_parts", "total_penalty", "gradient_update"]
+__all__ = ["needs_closure", "check_optimizer_parameters", "loss_parts", "total_penalty", "gradient_update"]
 
 #: what ``forward()`` returns: prediction, loss parts (see :py:func:`loss_parts`), penalty or None
 Forward = Callable[[], Tuple[Tensor, Dict[str, Tensor], Optional[Tensor]]]
@@ -40,6 +41,22 @@ def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
     except (TypeError, ValueError):
         return False
     return parameter is not None and parameter.default is inspect.Parameter.empty
+
+
+def check_optimizer_parameters(optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter]) -> None:
+    """Refuse an optimizer that updates tensors other than ``parameters`` (the solver's trainable ones).
+
+    Raises:
+        ValueError: naming how many tensors it updates that are not the model's.
+    """
+    own = {id(p) for p in parameters}
+    foreign = sum(1 for group in optimizer.param_groups for p in group["params"] if id(p) not in own)
+    if foreign:
+        raise ValueError(
+            f"the optimizer updates {foreign} tensor(s) that are not the model's trainable parameters, so "
+            "training would leave the model unchanged; build it on solver.model.parameters() (or pass a "
+            "factory params -> optimizer)."
+        )
 
 
 def loss_parts(value: Union[Tensor, Dict[str, Tensor]]) -> Dict[str, Tensor]:
@@ -57,13 +74,19 @@ def loss_parts(value: Union[Tensor, Dict[str, Tensor]]) -> Dict[str, Tensor]:
     return parts
 
 
-def total_penalty(penalties: List[Any], model: nn.Module, dtype: torch.dtype, device: torch.device) -> Optional[Tensor]:
-    """The sum of every penalty of ``model`` as a scalar tensor; ``None`` without penalties."""
+def total_penalty(penalties: List[Any], model: nn.Module, dtype: torch.dtype, device: torch.device,
+                  predictions: Optional[StepPredictions] = None) -> Optional[Tensor]:
+    """The sum of every penalty of ``model`` as a scalar tensor; ``None`` without penalties.
+
+    A penalty with ``sees_predictions`` (:py:class:`~strfsolver.solver.penalties.PredictionPenalty`)
+    is called as ``penalty(model, predictions)``, every other one as ``penalty(model)``.
+    """
     if not penalties:
         return None
-    total = penalties[0](model)
-    for penalty in penalties[1:]:
-        total = total + penalty(model)
+    terms = [penalty(model, predictions) if getattr(penalty, "sees_predictions", False) else penalty(model) for penalty in penalties]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
     return torch.as_tensor(total, dtype=dtype, device=device)
 
 

@@ -95,7 +95,8 @@ def test_loggers_and_the_epoch_hook(loaders, new_model, tmp_path):
     assert recorder.final["best_epoch"] == solver.best_epoch_
     assert recorder.final["val_cc_norm"] == history[solver.best_epoch_]["val_cc_norm"]
     lines = (tmp_path / "h.csv").read_text().splitlines()
-    assert lines[0].split(",") == ["epoch", "train_loss", "lr", "seconds", "val_loss", "val_cc", "val_cc_norm", "stop_reason"]
+    assert lines[0].split(",") == ["epoch", "train_loss", "pred_mean", "pred_min", "pred_max", "lr", "seconds", "val_loss", "val_cc",
+                                   "val_cc_norm", "stop_reason"]
     assert len(lines) == 4 and lines[1].endswith(",,,,")  # epoch 0 was not validated
     assert lines[-1].endswith(",max_epochs")  # the last epoch says why the fit ended
     lines = (tmp_path / "h.jsonl").read_text().splitlines()
