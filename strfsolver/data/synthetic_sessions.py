@@ -32,6 +32,7 @@ from torch import Tensor
 
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
+from strfsolver.data.sessions import check_session_name
 from strfsolver.data.synthetic import MEAN_RATE_HZ, _calibrate_bias, _causal_drive, _check_times, poisson_responses
 from strfsolver.data.synthetic_draws import STIMULUS_FAMILIES, draw_strfs
 from strfsolver.utils.checks import as_float32, check_count, check_real, check_tensor_size, short_repr
@@ -54,8 +55,7 @@ def _session_sizes(value, name: str, sessions: Sequence[str] = ()) -> Dict[str, 
         if not value:
             raise ValueError(f"{name} must name at least one session, got an empty mapping.")
         for key in value:
-            if not isinstance(key, str) or not key:
-                raise ValueError(f"session names must be non-empty strings, got {short_repr(key)} in {name}.")
+            check_session_name(key, name)
         sizes = {key: check_count(count, f"{name}[{key!r}]", 1) for key, count in value.items()}
     elif isinstance(value, (list, tuple)):
         if not value:

@@ -31,20 +31,10 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, T
 
 from torch import Tensor, nn
 
+from strfsolver.data.sessions import check_session_name
 from strfsolver.utils.checks import is_count, short_repr
 
-__all__ = ["SessionReadouts", "SessionModelMixin", "session_sizes", "check_session_name", "init_with_sessions"]
-
-
-def check_session_name(name: Any) -> str:
-    """``name`` if it can name a session (a non-empty string without ``"."``, torch's module-name rule).
-
-    Raises:
-        ValueError: naming what came instead.
-    """
-    if not isinstance(name, str) or not name or "." in name:
-        raise ValueError(f"a session name must be a non-empty string without '.', got {short_repr(name)}.")
-    return name
+__all__ = ["SessionReadouts", "SessionModelMixin", "session_sizes", "init_with_sessions"]
 
 
 def session_sizes(value: Any) -> Optional[Dict[str, int]]:
@@ -59,7 +49,7 @@ def session_sizes(value: Any) -> Optional[Dict[str, int]]:
         raise ValueError("n_neurons must name at least one session, got an empty mapping.")
     sizes = {}
     for name, count in value.items():
-        check_session_name(name)
+        check_session_name(name, "n_neurons")
         if not is_count(count, 1):
             raise ValueError(f"n_neurons[{name!r}] must be an integer >= 1, got {short_repr(count)}.")
         sizes[name] = int(count)
