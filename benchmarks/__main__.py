@@ -27,6 +27,7 @@ BENCHMARKS = {
     # the full size takes half an hour on 2 cores: python benchmarks/bench_ridge.py
     "ridge": ["bench_ridge.py", "--quick"],
     "compare": ["bench_compare.py", "--quick"],
+    "multi_session": ["bench_multi_session.py", "--quick"],
 }
 
 
