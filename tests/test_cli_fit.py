@@ -97,7 +97,7 @@ def test_missing_required_key_and_unreadable_files(tmp_path, capsys):
 def test_list_prints_every_registry(capsys):
     assert cli.main(["list"]) == 0
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.strip().splitlines())
-    assert [n.strip() for n in lines["solver"].split(",")] == ["multi-seed", "per-cell-best", "population", "ridge", "single-cell"]
+    assert [n.strip() for n in lines["solver"].split(",")] == ["multi-seed", "multi-session", "per-cell-best", "population", "ridge", "single-cell"]
     assert "transformer" in lines["models"] and "willmore" in lines["prefilters"]
     assert [n.strip() for n in lines["losses"].split(",")] == ["mse", "poisson"]
 

@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from strfsolver.app.config_schema import COMPARE_SCHEMA, ConfigError, defaults, validate_keys
-from strfsolver.app.fit_config import _load_data, load_config
+from strfsolver.app.fit_config import load_config
+from strfsolver.app.fit_data import load_data
 from strfsolver.utils.checks import short_repr
 from strfsolver.utils.deprecation import renamed
 
@@ -130,7 +131,7 @@ def run_compare(
         raise ConfigError(f"--logdir {short_repr(str(out))} is a file; the comparison writes a folder of tables, figures and report.html")
     if not Path(full["data"]).is_file():
         raise ConfigError(f"config key 'data': no file at {full['data']}")
-    dataset = _load_data(dict(full))
+    dataset = load_data(dict(full))
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     print_fn(f"comparing {', '.join(full['specs'])} on {dataset.n_neurons} neurons and {dataset.n_stims} stimuli, {full['cv_splitter']!r}")
