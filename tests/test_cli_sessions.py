@@ -57,3 +57,18 @@ def test_bad_session_configs_are_refused_before_anything_is_written(folder, entr
     with pytest.raises(ConfigError, match=message):
         run_fit(write_config(folder, **entries), progress=False, print_fn=lambda *_: None)
     assert not (folder / "results").exists()
+
+
+def test_compare_of_a_shared_core_with_per_session_models(folder):
+    nrf = {"model": "nrf", "model_options": {"n_lags": 4, "n_hidden": 2}, "solver_options": {"max_epochs": 2}}
+    config = {"sessions": {"a": "a.npz", "b": "b.npz"}, "logdir": "compared", "cv": 2, "n_boot": 100,
+              "models": {"shared": {"sessions": "shared", **nrf}, "alone": {"sessions": "per-session", **nrf}}}
+    (folder / "compare.json").write_text(json.dumps(config))
+    assert cli.main(["compare", str(folder / "compare.json"), "--no-progress", "--no-plots"]) == 0
+    rows = list(csv.DictReader((folder / "compared" / "scores.csv").open()))
+    assert len(rows) == 14 and {r["session"] for r in rows} == {"a", "b"} and {r["model"] for r in rows} == {"shared", "alone"}
+    pairs = list(csv.DictReader((folder / "compared" / "pairs.csv").open()))
+    assert [(p["model_a"], p["model_b"]) for p in pairs] == [("shared", "alone"), ("alone", "shared")]
+    config["models"]["alone"]["sessions"] = "each"
+    (folder / "compare.json").write_text(json.dumps(config))
+    assert cli.main(["compare", str(folder / "compare.json"), "--no-progress", "--no-plots"]) == 2

@@ -6,6 +6,9 @@ A config is a JSON or YAML file with these keys; ``data`` and ``models`` are req
 key                meaning (default)
 =================  =========================================================
 ``data``           path of a ``.npz`` or ``.nwb`` file, as for ``strfsolver fit``
+``sessions``       instead of ``data``: ``{session name: data file}``, to compare
+                   a core shared by the sessions with per-session models
+                   (:py:mod:`strfsolver.app.compare_sessions`)
 ``data_options``   keyword arguments of ``from_nwb`` (``{}``)
 ``logdir``         the folder the comparison writes into (``--logdir`` on
                    the command line wins); ``out``, its old name, is taken
@@ -69,6 +72,9 @@ def validate_compare_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     from strfsolver.model_selection.folds import as_spec, expand_grid
 
     full = validate_keys(config, COMPARE_SCHEMA)
+    if full["data"] is None or full["sessions"] is not None:
+        raise ConfigError("config key 'data' is required" if full["sessions"] is None else
+                          "config keys 'data' and 'sessions' exclude each other: give one of them")
     specs = {}
     for name, spec in full["models"].items():
         spec["model_options"] = dict({"n_lags": 20}, **spec.get("model_options", {}))
@@ -121,6 +127,10 @@ def run_compare(
     out = renamed(logdir, out, "logdir", "out", where="run_compare()")
     if not isinstance(config, Mapping):
         config = load_config(config)
+    if config.get("sessions") is not None and config.get("data") is None:  # several recordings: strfsolver.app.compare_sessions
+        from strfsolver.app.compare_sessions import run_compare_sessions
+
+        return run_compare_sessions(config, logdir, print_fn=print_fn)
     full = validate_compare_config(config)
     if out is None:
         out = full["logdir"]

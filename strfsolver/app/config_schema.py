@@ -72,6 +72,11 @@ def data_file(value: Any, key: str) -> str:
     return value
 
 
+def optional_data_path(value: Any, key: str) -> Optional[str]:
+    """``None`` (the config names its data another way) or a path to a .npz or .nwb file (maybe not there yet)."""
+    return None if value is None else _data_path(value, key)
+
+
 def optional_data_file(value: Any, key: str) -> Optional[str]:
     """``None`` (the config names its data another way) or :py:func:`data_file`."""
     return None if value is None else data_file(value, key)
@@ -270,7 +275,9 @@ FIT_SCHEMA: Dict[str, Key] = {
 
 #: the keys of a ``strfsolver compare`` config (docs: :py:mod:`strfsolver.app.compare_config`)
 COMPARE_SCHEMA: Dict[str, Key] = {
-    "data": Key(REQUIRED, _data_path),  # its existence is checked when the comparison runs
+    # this, or "sessions" (strfsolver.app.compare_sessions): compare_config checks that one of them is given
+    "data": Key(None, optional_data_path),  # its existence is checked when the comparison runs
+    "sessions": Key(None, session_files),
     "models": Key(REQUIRED, model_specs),
     "data_options": Key({}, mapping),
     "logdir": Key(None, folder),
