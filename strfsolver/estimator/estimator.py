@@ -28,7 +28,7 @@ scikit-learn tools (``clone``, ``Pipeline``, ``GridSearchCV``...) need it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from strfsolver.estimator.inputs import (
     _unpack_dataset,
     read_inputs,
 )
-from strfsolver.estimator.sessions import fit_sessions
+from strfsolver.estimator.sessions import fit_sessions, is_sessions
 from strfsolver.estimator.params import check_params, fit_loggers, fitter_stop_reason, renamed_params, solver_options
 from strfsolver.estimator.sklearn_compat import _FallbackBaseEstimator, _FallbackNotFittedError, _FallbackRegressorMixin
 from strfsolver.utils.checks import short_repr
@@ -278,7 +278,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             ValueError: for malformed inputs (the message names the stimulus
                 and both shapes) or invalid parameters.
         """
-        if isinstance(X, Mapping):  # {session: NeuralDataset}: a shared core, a readout per session
+        if is_sessions(X):  # {session: NeuralDataset}: a shared core, a readout per session
             return fit_sessions(self, X, y, X_val)
         model_kwargs, settings = check_params(self), renamed_params(self)
         neuron_ids = getattr(X, "neuron_ids", None) if y is None else None  # a NeuralDataset names its neurons

@@ -16,10 +16,17 @@ from typing import Any, Dict, Mapping, Optional
 import numpy as np
 
 from strfsolver.data import check_sessions, session_loaders
+from strfsolver.estimator.inputs import _is_sparse
 from strfsolver.estimator.params import check_params, fit_loggers, renamed_params, solver_options
 from strfsolver.utils.checks import short_repr
 
-__all__ = ["fit_sessions", "session_scores"]
+__all__ = ["fit_sessions", "session_scores", "is_sessions"]
+
+
+def is_sessions(X: Any) -> bool:
+    """Whether ``fit``'s ``X`` is ``{session: data}`` (a mapping that is no sparse matrix: scipy's
+    dictionary-of-keys format is a dict too, and is refused as sparse input)."""
+    return isinstance(X, Mapping) and not _is_sparse(X)
 
 
 def _split(datasets: Dict[str, Any], valid: Optional[Mapping[str, Any]], val_fraction: Any, rng: np.random.Generator):
