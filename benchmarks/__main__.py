@@ -28,6 +28,7 @@ BENCHMARKS = {
     "ridge": ["bench_ridge.py", "--quick"],
     "compare": ["bench_compare.py", "--quick"],
     "prediction_stats": ["bench_prediction_stats.py"],
+    "multi_session": ["bench_multi_session.py", "--quick"],
 }
 
 

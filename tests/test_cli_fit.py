@@ -98,7 +98,7 @@ def test_list_prints_every_registry(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     lines = dict(line.split(":", 1) for line in out.strip().splitlines() if not line.strip().startswith("also:"))
-    assert [n.strip() for n in lines["solver"].split(",")] == ["multi-seed", "per-cell-best", "population", "ridge", "single-cell"]
+    assert [n.strip() for n in lines["solver"].split(",")] == ["multi-seed", "multi-session", "per-cell-best", "population", "ridge", "single-cell"]
     assert "transformer" in lines["models"] and "willmore" in lines["prefilters"]
     # other libraries' names of the same entries, under their registry
     assert "models:" in out.split("LinearNonlinear=ln")[0].splitlines()[-2]

@@ -6,6 +6,9 @@ A config is a JSON or YAML file with these keys; ``data`` and ``models`` are req
 key                meaning (default)
 =================  =========================================================
 ``data``           path of a ``.npz`` or ``.nwb`` file, as for ``strfsolver fit``
+``sessions``       instead of ``data``: ``{session name: data file}``, to compare
+                   a core shared by the sessions with per-session models
+                   (:py:mod:`strfsolver.app.compare_sessions`)
 ``data_options``   keyword arguments of ``from_nwb`` (``{}``)
 ``logdir``         the folder the comparison writes into (``--logdir`` on
                    the command line wins); ``out``, its old name, is taken
@@ -42,7 +45,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from strfsolver.app.config_schema import COMPARE_SCHEMA, ConfigError, defaults, validate_keys
-from strfsolver.app.fit_config import _load_data, load_config
+from strfsolver.app.fit_config import load_config
+from strfsolver.app.fit_data import load_data
 from strfsolver.utils.checks import short_repr
 from strfsolver.utils.deprecation import renamed
 
@@ -68,6 +72,9 @@ def validate_compare_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     from strfsolver.model_selection.folds import as_spec, expand_grid
 
     full = validate_keys(config, COMPARE_SCHEMA)
+    if full["data"] is None or full["sessions"] is not None:
+        raise ConfigError("config key 'data' is required" if full["sessions"] is None else
+                          "config keys 'data' and 'sessions' exclude each other: give one of them")
     specs = {}
     for name, spec in full["models"].items():
         spec["model_options"] = dict({"n_lags": 20}, **spec.get("model_options", {}))
@@ -120,6 +127,10 @@ def run_compare(
     out = renamed(logdir, out, "logdir", "out", where="run_compare()")
     if not isinstance(config, Mapping):
         config = load_config(config)
+    if config.get("sessions") is not None and config.get("data") is None:  # several recordings: strfsolver.app.compare_sessions
+        from strfsolver.app.compare_sessions import run_compare_sessions
+
+        return run_compare_sessions(config, logdir, print_fn=print_fn)
     full = validate_compare_config(config)
     if out is None:
         out = full["logdir"]
@@ -130,7 +141,7 @@ def run_compare(
         raise ConfigError(f"--logdir {short_repr(str(out))} is a file; the comparison writes a folder of tables, figures and report.html")
     if not Path(full["data"]).is_file():
         raise ConfigError(f"config key 'data': no file at {full['data']}")
-    dataset = _load_data(dict(full))
+    dataset = load_data(dict(full))
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     print_fn(f"comparing {', '.join(full['specs'])} on {dataset.n_neurons} neurons and {dataset.n_stims} stimuli, {full['cv_splitter']!r}")

@@ -72,6 +72,29 @@ def data_file(value: Any, key: str) -> str:
     return value
 
 
+def optional_data_path(value: Any, key: str) -> Optional[str]:
+    """``None`` (the config names its data another way) or a path to a .npz or .nwb file (maybe not there yet)."""
+    return None if value is None else _data_path(value, key)
+
+
+def optional_data_file(value: Any, key: str) -> Optional[str]:
+    """``None`` (the config names its data another way) or :py:func:`data_file`."""
+    return None if value is None else data_file(value, key)
+
+
+def session_files(value: Any, key: str) -> Optional[Dict[str, str]]:
+    """``None``, or a non-empty mapping of session names to existing .npz or .nwb files."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value:
+        _refuse(key, "a non-empty mapping {session name: data file}", value)
+    for name, path in value.items():
+        if not isinstance(name, str) or not name or "." in name:
+            raise ConfigError(f"config key {short_repr(key)}: a session name must be a non-empty string without '.', got {short_repr(name)}")
+        data_file(path, f"{key}.{name}")
+    return dict(value)
+
+
 def folder(value: Any, key: str) -> Optional[str]:
     """A folder path (that may not exist yet, but is not a file); ``None`` where the default is ``None``."""
     if value is None:
@@ -234,7 +257,8 @@ def anything(value: Any, key: str) -> Any:
 
 #: the keys of a ``strfsolver fit`` config (docs: :py:mod:`strfsolver.app.fit_config`)
 FIT_SCHEMA: Dict[str, Key] = {
-    "data": Key(REQUIRED, data_file),
+    "data": Key(None, optional_data_file),  # this, or "sessions": fit_config checks that one of them is given
+    "sessions": Key(None, session_files),
     "logdir": Key(REQUIRED, folder),
     "data_options": Key({}, mapping),
     "model": Key("auto", registered("models", auto=True)),
@@ -256,7 +280,9 @@ FIT_SCHEMA: Dict[str, Key] = {
 
 #: the keys of a ``strfsolver compare`` config (docs: :py:mod:`strfsolver.app.compare_config`)
 COMPARE_SCHEMA: Dict[str, Key] = {
-    "data": Key(REQUIRED, _data_path),  # its existence is checked when the comparison runs
+    # this, or "sessions" (strfsolver.app.compare_sessions): compare_config checks that one of them is given
+    "data": Key(None, optional_data_path),  # its existence is checked when the comparison runs
+    "sessions": Key(None, session_files),
     "models": Key(REQUIRED, model_specs),
     "data_options": Key({}, mapping),
     "logdir": Key(None, folder),

@@ -1,7 +1,7 @@
 """``strfsolver fit CONFIG``: fit a model to a data file described by a config.
 
 A config is a JSON or YAML file (YAML needs ``pip install strfsolver[yaml]``)
-with these keys; only ``data`` and ``logdir`` are required:
+with these keys; only ``data`` (or ``sessions``) and ``logdir`` are required:
 
 =================  =========================================================
 key                meaning (default)
@@ -9,6 +9,9 @@ key                meaning (default)
 ``data``           path of a ``.npz`` (:py:func:`strfsolver.data.load_npz`)
                    or ``.nwb`` file (:py:func:`strfsolver.data.from_nwb`),
                    relative to the config file
+``sessions``       instead of ``data``: ``{session name: data file}`` of several
+                   recordings, fitted with one shared core and a readout per
+                   session (:py:mod:`strfsolver.app.sessions_fit`)
 ``data_options``   keyword arguments of ``from_nwb`` (``{}``)
 ``logdir``         the folder the fit writes into, relative to the config
                    file (``out``, its old name, is taken for one release)
@@ -65,6 +68,7 @@ from strfsolver.utils.io import atomic_write_text
 from strfsolver.app.config_schema import (
     FIT_SCHEMA, RENAMED_KEYS, ConfigError, complete, defaults, read_config_file, validate_keys,
 )
+from strfsolver.app.fit_data import load_data, select_stimuli, split_data  # noqa: F401  (select_stimuli: a public name here)
 from strfsolver.app.report import has_matplotlib, plot_learning_curves, rows_to_csv, summary_lines
 from strfsolver.loggers.files import history_to_csv
 
@@ -88,6 +92,9 @@ def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:
     for key in ("data", "logdir", *RENAMED_KEYS):
         if isinstance(config.get(key), str) and not os.path.isabs(config[key]):
             config[key] = str(path.parent / config[key])
+    if isinstance(config.get("sessions"), dict):
+        config["sessions"] = {name: str(path.parent / file) if isinstance(file, str) and not os.path.isabs(file) else file
+                              for name, file in config["sessions"].items()}
     return config
 
 
@@ -99,6 +106,9 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         A complete config (a new dict).
     """
     full = validate_keys(config, FIT_SCHEMA)
+    if (full["data"] is None) == (full["sessions"] is None):
+        raise ConfigError("config key 'data' is required (or 'sessions': {name: data file} of several recordings), and not both"
+                          if full["data"] is None else "config keys 'data' and 'sessions' exclude each other: give one of them")
     if full["solver"] == "multi-seed":
         raise ConfigError("config key 'solver': name the inner solver; several seeds are asked for with 'seeds'")
     if full["valid_fraction"] != "auto" and full["valid_fraction"] + full["test_fraction"] >= 1:
@@ -109,93 +119,6 @@ def validate_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         instead = {"model": "'model'", "criterion": "'loss'", "device": "'device'"}[key]
         raise ConfigError(f"config key 'solver_options' may not set {short_repr(key)}: use the config key {instead} instead")
     return full
-
-
-def select_stimuli(dataset, chosen, key: str):
-    """Positions of the stimuli ``chosen`` names (``meta["name"]``) or positions; raises ConfigError naming ``key``."""
-    names = [str(m.get("name", "")) for m in dataset.meta]
-    positions = []
-    for item in chosen:
-        if isinstance(item, int):
-            if not -dataset.n_stims <= item < dataset.n_stims:
-                raise ConfigError(f"config key {short_repr(key)}: stimulus {item} is out of range; the data have {dataset.n_stims} stimuli")
-            positions.append(item % dataset.n_stims)
-        elif isinstance(item, str) and names.count(item) > 1:
-            matches = [i for i, name in enumerate(names) if name == item]
-            raise ConfigError(
-                f"config key {short_repr(key)}: {len(matches)} stimuli are named {short_repr(item)} (positions {matches[:10]}); "
-                "name them by position instead"
-            )
-        elif item in names:
-            positions.append(names.index(item))
-        else:
-            import difflib
-
-            close = difflib.get_close_matches(item, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"config key {short_repr(key)}: no stimulus named {short_repr(item)}{hint}")
-    if len(set(positions)) != len(positions):
-        raise ConfigError(f"config key {short_repr(key)} names a stimulus twice: {short_repr(chosen)}")
-    return positions
-
-
-def _split(dataset, config: Mapping[str, Any]):
-    """Training, validation and test data: named stimuli where the config names them, fractions otherwise."""
-    from strfsolver.workflow.experiment import choose_valid_count
-
-    if config["valid_stimuli"] is None and config["test_stimuli"] is None:
-        valid_fraction = config["valid_fraction"]
-        if valid_fraction == "auto":
-            # counted on the stimuli left after the test share, so a test split does not shrink validation
-            kept = len(dataset) - round(config["test_fraction"] * len(dataset))
-            valid_fraction = choose_valid_count(kept) / len(dataset) if kept >= 2 else 0.5
-        fractions = [1 - valid_fraction - config["test_fraction"], valid_fraction]
-        if config["test_fraction"] > 0:
-            fractions.append(config["test_fraction"])
-        try:
-            parts = dataset.split(fractions, seed=config["split_seed"])
-        except ValueError as error:
-            raise ConfigError(f"config keys 'valid_fraction'/'test_fraction': {error}") from None
-        return parts[0], parts[1], (parts[2] if len(parts) > 2 else None)
-    import numpy as np
-
-    test = [] if config["test_stimuli"] is None else select_stimuli(dataset, config["test_stimuli"], "test_stimuli")
-    rest = [i for i in range(dataset.n_stims) if i not in test]
-    if config["valid_stimuli"] is not None:
-        valid = select_stimuli(dataset, config["valid_stimuli"], "valid_stimuli")
-        both = sorted(set(valid) & set(test))
-        if both:
-            raise ConfigError(f"config keys 'valid_stimuli' and 'test_stimuli' share stimulus {both[0]}")
-    else:
-        # the validation share of the stimuli left after the named test ones, drawn with split_seed
-        if config["valid_fraction"] == "auto":
-            n_valid = max(1, choose_valid_count(len(rest))) if len(rest) >= 2 else 1
-        else:
-            n_valid = max(1, int(round(config["valid_fraction"] * dataset.n_stims)))
-        order = np.random.default_rng(config["split_seed"]).permutation(len(rest))
-        valid = [rest[i] for i in sorted(order[:n_valid].tolist())]
-    train = [i for i in rest if i not in valid]
-    if not train:
-        raise ConfigError("config keys 'valid_stimuli'/'test_stimuli' leave no stimulus to train on")
-    return dataset.subset(train), dataset.subset(sorted(valid)), (dataset.subset(sorted(test)) if test else None)
-
-
-def _load_data(config: Mapping[str, Any]):
-    from strfsolver.data import from_nwb, load_npz
-
-    path = Path(config["data"])
-    try:
-        if path.suffix.lower() == ".npz":
-            if config["data_options"]:
-                raise ConfigError("config key 'data_options' applies to .nwb files only")
-            return load_npz(path)
-        return from_nwb(path, **config["data_options"])
-    except ConfigError:
-        raise
-    except TypeError as error:
-        raise ConfigError(f"config key 'data_options': {error}") from None
-    except (ValueError, ImportError) as error:
-        raise ConfigError(f"config key 'data': {str(error).splitlines()[0]}") from None
 
 
 def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: bool = True, plots: bool = True, resume: bool = False, print_fn: Callable[[str], Any] = print) -> Dict[str, Any]:
@@ -221,12 +144,16 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     if not isinstance(config, Mapping):
         config = load_config(config)
     config = validate_config(config)
-    dataset = _load_data(config)
+    if config["sessions"] is not None:  # several recordings: one shared core (strfsolver.app.sessions_fit)
+        from strfsolver.app.sessions_fit import run_sessions_fit
+
+        return run_sessions_fit(config, progress=progress, resume=resume, print_fn=print_fn)
+    dataset = load_data(config)
     if config["freqs_hz"] is not None and len(config["freqs_hz"]) != dataset.n_freqs:
         raise ConfigError(f"config key 'freqs_hz' has {len(config['freqs_hz'])} frequencies but the data have {dataset.n_freqs} bands")
     out = Path(config["logdir"])
 
-    train, valid, test = _split(dataset, config)
+    train, valid, test = split_data(dataset, config)
 
     model_options = dict(config["model_options"])
     model_options.setdefault("n_lags", 20)

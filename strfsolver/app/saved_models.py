@@ -43,14 +43,14 @@ def load_saved_model(folder: Union[str, os.PathLike], device: str = "cpu"):
 
 
 def _load(data: Union[str, os.PathLike], data_options: Optional[Mapping[str, Any]]):
-    from strfsolver.app.fit_config import _load_data
+    from strfsolver.app.fit_data import load_data
 
     path = Path(data)
     if path.suffix.lower() not in (".npz", ".nwb"):
         raise ConfigError(f"data must be a .npz or .nwb file, got {short_repr(str(path))}")
     if not path.is_file():
         raise ConfigError(f"no data file at {path}")
-    return _load_data({"data": str(path), "data_options": dict(data_options or {})})
+    return load_data({"data": str(path), "data_options": dict(data_options or {})})
 
 
 @torch.no_grad()

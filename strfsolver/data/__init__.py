@@ -6,6 +6,11 @@
   device and serves the same batches by indexing, with a seeded, resumable shuffle;
 - :py:func:`synthetic_population` / :py:class:`SyntheticPopulation`: ground-truth
   LNP neurons with spectrogram-like stimuli and Poisson responses;
+- :py:func:`synthetic_multisession` / :py:class:`SyntheticSessions`: sessions, each with its
+  own stimuli and neurons, whose neurons mix shared rectified subunits (multi-session fits);
+- :py:mod:`~strfsolver.data.sessions`: several recording sessions as a mapping
+  ``{session: NeuralDataset}`` (:py:func:`check_sessions`, :py:func:`split_sessions`,
+  :py:func:`session_loaders`) and :py:class:`SessionBatches`, their loaders interleaved;
 - :py:func:`save_npz` / :py:func:`load_npz`: a documented, pickle-free file format;
 - :py:func:`from_nwb`: stimuli and spike times (or binned responses) from NWB files.
 """
@@ -16,6 +21,8 @@ from strfsolver.data.loader import PaddedLoader, PsthView, make_loader
 from strfsolver.data.files import load_npz, save_npz
 from strfsolver.data.nwb import from_nwb
 from strfsolver.data.synthetic import NONLINEARITIES, SyntheticPopulation, synthetic_population
+from strfsolver.data.sessions import SessionBatches, check_sessions, session_loaders, split_sessions
+from strfsolver.data.synthetic_sessions import SyntheticSessions, synthetic_multisession
 from strfsolver.data.views import ValidationCache
 
 __all__ = [
@@ -30,6 +37,12 @@ __all__ = [
     "SyntheticPopulation",
     "synthetic_population",
     "NONLINEARITIES",
+    "SyntheticSessions",
+    "SessionBatches",
+    "check_sessions",
+    "split_sessions",
+    "session_loaders",
+    "synthetic_multisession",
     "save_npz",
     "load_npz",
     "from_nwb",

@@ -97,6 +97,20 @@ def _causal_drive(strfs: Tensor, stims: Tensor) -> Tensor:
     return nnf.conv1d(x, weight)
 
 
+def poisson_responses(rates: List[Tensor], n_repeats: int, noise: float, rng: np.random.Generator) -> List[np.ndarray]:
+    """``(N, R, T_i)`` float32 Poisson counts of every stimulus' ``(N, T_i)`` rates, with the
+    per-repeat log-normal gain of the module documentation (mean 1; half shared by all neurons
+    in a repeat, half private) at log-standard deviation ``0.25 * noise``."""
+    sigma = GAIN_SD_PER_NOISE * noise
+    responses = []
+    for rate in rates:
+        shared = rng.standard_normal((1, n_repeats, 1))
+        own = rng.standard_normal((rate.shape[0], n_repeats, 1))
+        gain_r = np.exp(sigma * math.sqrt(0.5) * (shared + own) - sigma**2 / 2)
+        responses.append(rng.poisson(gain_r * rate.double().numpy()[:, None, :]).astype(np.float32))
+    return responses
+
+
 def _calibrate_bias(nonlinearity, drive: Tensor, target: Tensor) -> Tensor:
     """Per-neuron bias b with mean_t nonlinearity(drive + b) = target, by bisection.
 
@@ -376,14 +390,7 @@ def synthetic_population(
                 f"(min {float(rate.min()):g}); Poisson counts need rates >= 0."
             )
 
-    noise_rng = np.random.default_rng(noise_seq)
-    sigma = GAIN_SD_PER_NOISE * noise
-    responses = []
-    for rate in rates:
-        shared = noise_rng.standard_normal((1, n_repeats, 1))
-        own = noise_rng.standard_normal((n_neurons, n_repeats, 1))
-        gain_r = np.exp(sigma * math.sqrt(0.5) * (shared + own) - sigma**2 / 2)
-        responses.append(noise_rng.poisson(gain_r * rate.double().numpy()[:, None, :]).astype(np.float32))
+    responses = poisson_responses(rates, n_repeats, noise, np.random.default_rng(noise_seq))
     population.dataset = NeuralDataset(
         stims32, responses, dt_ms, meta=[{"index": i, "source": "synthetic", "seed": seed} for i in range(n_stims)]
     )

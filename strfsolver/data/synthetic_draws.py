@@ -1,6 +1,8 @@
-"""The random draws of the synthetic population: spectrogram-like stimuli and ground-truth STRFs.
+"""The random draws of the synthetic data: stimuli and ground-truth STRFs.
 
-:py:func:`draw_spectrogram` draws one stimulus, :py:func:`draw_strfs` the
+:py:func:`draw_spectrogram` draws one stimulus of the package's default
+family, :py:func:`draw_ripples` one of another (moving ripples, in dB),
+:py:func:`draw_strfs` the
 receptive fields of a population, each from the NumPy generator it is given;
 :py:mod:`strfsolver.data.synthetic` turns them into responses.
 """
@@ -11,7 +13,7 @@ import math
 
 import numpy as np
 
-__all__ = ["FREQ_RANGE_HZ", "draw_spectrogram", "draw_strfs"]
+__all__ = ["FREQ_RANGE_HZ", "STIMULUS_FAMILIES", "draw_spectrogram", "draw_ripples", "draw_strfs"]
 
 # -- frequency axis and stimulus statistics ---------------------------------------------
 #: lowest and highest band centre of the synthetic spectrograms (5 octaves, log-spaced)
@@ -90,6 +92,37 @@ def draw_spectrogram(rng: np.random.Generator, n_freqs: int, n_bins: int, dt_ms:
     compressed = np.log1p(power / _COMPRESSION_REF) / math.log1p(1 / _COMPRESSION_REF)
     # a filterbank smears energy over neighbouring bands and bins
     return _smooth(_smooth(compressed, 0.7, axis=0), 0.7, axis=1)
+
+
+def _slow_values(rng: np.random.Generator, n_bins: int, dt_ms: float, low: float, high: float, knot_ms: float) -> np.ndarray:
+    """``(T,)`` values in ``[low, high]`` drifting slowly: uniform draws every ``knot_ms``, linearly interpolated."""
+    knots = max(2, int(math.ceil(n_bins * dt_ms / knot_ms)) + 1)
+    values = rng.uniform(low, high, knots)
+    return np.interp(np.arange(n_bins) * dt_ms / knot_ms, np.arange(knots), values)
+
+
+def draw_ripples(rng: np.random.Generator, n_freqs: int, n_bins: int, dt_ms: float, n_components: int = 6) -> np.ndarray:
+    """One ``(F, T)`` dynamic moving-ripple spectrogram, in dB (about 60 +- 30).
+
+    The sum of ``n_components`` ripples ``cos(phi_k(t) + 2 pi Omega_k(t) x_f + theta_k)``
+    over the bands' positions ``x_f`` in octaves (5 octaves), each with a
+    velocity ``phi_k'(t) / 2 pi`` drifting in [-16, 16] Hz and a density
+    ``Omega_k(t)`` drifting in [0, 2] cycles per octave (new values every 250
+    ms, interpolated). A family unlike :py:func:`draw_spectrogram`'s sound
+    events: dense, never silent, on another scale and in other units.
+    """
+    octave = np.linspace(0.0, _OCTAVES, n_freqs)[:, None]
+    total = np.zeros((n_freqs, n_bins))
+    for _ in range(n_components):
+        velocity = _slow_values(rng, n_bins, dt_ms, -16.0, 16.0, 250.0)  # Hz
+        density = _slow_values(rng, n_bins, dt_ms, 0.0, 2.0, 250.0)  # cycles per octave
+        phase = 2 * math.pi * np.cumsum(velocity) * dt_ms / 1000 + rng.uniform(0, 2 * math.pi)
+        total += np.cos(phase[None, :] + 2 * math.pi * density[None, :] * octave)
+    return 60.0 + 15.0 * total / math.sqrt(n_components / 2)
+
+
+#: stimulus families of the synthetic generators: name -> ``draw(rng, n_freqs, n_bins, dt_ms) -> (F, T)``
+STIMULUS_FAMILIES = {"spectrogram": draw_spectrogram, "ripples": draw_ripples}
 
 
 # -- receptive fields ---------------------------------------------------------------------------------

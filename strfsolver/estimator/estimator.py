@@ -47,6 +47,7 @@ from strfsolver.estimator.inputs import (
     _unpack_dataset,
     read_inputs,
 )
+from strfsolver.estimator.sessions import fit_sessions, is_sessions
 from strfsolver.estimator.params import check_params, fit_loggers, fitter_stop_reason, renamed_params, solver_options
 from strfsolver.estimator.sklearn_compat import _FallbackBaseEstimator, _FallbackNotFittedError, _FallbackRegressorMixin
 from strfsolver.utils.checks import short_repr
@@ -261,7 +262,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         Args:
             X: ``(n_times, n_freqs)`` array or a list of them (one per
                 stimulus), or a :py:class:`~strfsolver.data.NeuralDataset`
-                (e.g. from :py:func:`strfsolver.data.load_npz`) with ``y=None``.
+                (e.g. from :py:func:`strfsolver.data.load_npz`) with ``y=None``, or
+                ``{session: NeuralDataset}`` (one shared core: :py:mod:`strfsolver.estimator.sessions`).
             y: ``(n_times, n_neurons)``, ``(n_repeats, n_times, n_neurons)``
                 or ``(n_times,)`` per stimulus, a list for a list ``X``; NaN
                 marks missing data.
@@ -276,6 +278,8 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             ValueError: for malformed inputs (the message names the stimulus
                 and both shapes) or invalid parameters.
         """
+        if is_sessions(X):  # {session: NeuralDataset}: a shared core, a readout per session
+            return fit_sessions(self, X, y, X_val)
         model_kwargs, settings = check_params(self), renamed_params(self)
         neuron_ids = getattr(X, "neuron_ids", None) if y is None else None  # a NeuralDataset names its neurons
         X, y, dt_ms = _unpack_dataset(X, y, "X", "y")
@@ -338,15 +342,12 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
 
             import pandas as pd
 
-            self.model_ = net
-            self.solver_ = fitter
-            self.dt_ms_ = dt_ms
-            self.n_features_in_ = data.n_freqs
+            self.model_, self.solver_ = net, fitter
+            self.dt_ms_, self.n_features_in_ = dt_ms, data.n_freqs
             self._set_feature_names(data.feature_names)
             self.n_neurons_ = data.n_neurons
             self._y_1d = data.y_1d
-            self.n_iter_ = len(log)
-            self.best_epoch_ = best_epoch
+            self.n_iter_, self.best_epoch_ = len(log), best_epoch
             self.monitor_ = monitor
             self.validation_split_ = split
             self.history_ = pd.DataFrame([dict(row) for row in log])

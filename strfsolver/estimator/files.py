@@ -54,6 +54,9 @@ def _savable_model(model):
 def save_estimator(estimator, path: Union[str, Path]) -> Path:
     """Write the fitted ``estimator`` to the folder ``path``; see :py:meth:`STRFEstimator.save`."""
     folder = Path(path)
+    if isinstance(estimator.n_neurons_, dict):
+        raise ValueError("save() stores estimators of one session; save a multi-session fit's model with "
+                         "est.model_.save_pretrained(folder) (every session's readout) and its tables with est.scores_.to_csv(...).")
     params = _current_names(estimator.get_params(deep=False))
     for key, value in params.items():
         try:

@@ -43,6 +43,7 @@ from strfsolver import prefilters
 from strfsolver._version import __version__
 from strfsolver.models import _registry as registry_module
 from strfsolver.models import model_card as _card
+from strfsolver.models.sessions import SessionModelMixin, init_with_sessions
 from strfsolver.nn.standardize import StimulusStandardizer
 from strfsolver.utils import io
 from strfsolver.utils.checks import check_device, check_finite_weights, check_tensor_size, short_repr
@@ -100,6 +101,8 @@ def _capture_init(init):
         if "_init_arguments" not in self.__dict__:
             # object.__setattr__: nn.Module is not initialised yet at this point
             object.__setattr__(self, "_init_arguments", _bound_arguments(signature, args, kwargs))
+            if init_with_sessions(self, init, signature, args, kwargs):  # n_neurons={session: N_s, ...}
+                return
         init(self, *args, **kwargs)
 
     wrapper._captures_arguments = True
@@ -110,8 +113,11 @@ def _registry_entries():
     return registry_module._registry_state.entries
 
 
-class NeuralModel(nn.Module):
+class NeuralModel(SessionModelMixin, nn.Module):
     """Base class of encoding models: ``(B, F, T)`` or ``(B, C, F, T)`` -> ``(B, N, 1, T)``.
+
+    Built with ``n_neurons={session: N_s, ...}`` a model has one readout per session and a shared
+    rest; ``model(stims, session=s)`` gives ``(B, N_s, 1, T)`` (:py:mod:`strfsolver.models.sessions`).
 
     Args:
         n_freqs: Frequency bands ``F`` of the stimuli.
@@ -302,16 +308,18 @@ class NeuralModel(nn.Module):
         param = next(self.parameters(), None)
         device = param.device if param is not None else None
         blank = torch.zeros(1, self.n_channels, self.n_freqs, n_times, device=device)
-        with self.stateless():
-            out = self(blank)
-        if not isinstance(out, Tensor) or tuple(out.shape) != (1, self.n_neurons, 1, n_times):
-            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(
-                f"{type(self).__name__} returned {shape} for a (1, {self.n_channels}, {self.n_freqs}, {n_times}) "
-                f"stimulus; expected (B, N, 1, T) = (1, {self.n_neurons}, 1, {n_times})."
-            )
-        if not bool(torch.isfinite(out).all()):
-            raise ValueError(f"{type(self).__name__} returned non-finite values for a blank stimulus.")
+        counts = self.n_neurons if self.sessions else {None: self.n_neurons}
+        for session, n_neurons in counts.items():
+            with self.stateless():
+                out = self(blank, session=session)
+            if not isinstance(out, Tensor) or tuple(out.shape) != (1, n_neurons, 1, n_times):
+                shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                raise ValueError(
+                    f"{type(self).__name__} returned {shape} for a (1, {self.n_channels}, {self.n_freqs}, {n_times}) "
+                    f"stimulus; expected (B, N, 1, T) = (1, {n_neurons}, 1, {n_times})."
+                )
+            if not bool(torch.isfinite(out).all()):
+                raise ValueError(f"{type(self).__name__} returned non-finite values for a blank stimulus.")
         return self
 
     # ------------------------------------------------------------------ saving

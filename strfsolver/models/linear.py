@@ -83,7 +83,10 @@ class STRFModel(NeuralModel):
     def strf(self) -> Tensor:
         """``(N, C', F', L)`` STRFs in the units of the stimulus: the weights on the standardized
         features divided by each band's scale, so a fitted STRF compares with one of the raw
-        stimulus whatever its units (in the prefiltered space when a prefilter is used)."""
+        stimulus whatever its units (in the prefiltered space when a prefilter is used).
+        A model with sessions gives ``{session: (N_s, C', F', L)}``."""
+        if self.needs_session():
+            return self.for_each_session(self.strf)
         kernel = self.readout.strf()
         if isinstance(self.wav2spec, nn.Identity) and isinstance(self.prefiltering, nn.Identity):
             return kernel / self.standardize.scale.to(kernel).unsqueeze(0).unsqueeze(-1)
@@ -92,6 +95,8 @@ class STRFModel(NeuralModel):
     def feature_strf(self) -> Tensor:
         """``(N, C', F', L)`` weights on the features the STRF sees (standardized, prefiltered):
         what is trained, and what the STRF penalties act on (the same at any stimulus scale)."""
+        if self.needs_session():
+            return self.for_each_session(self.feature_strf)
         return self.readout.strf()
 
     @property

@@ -13,7 +13,10 @@
   fits trained at once; ``"per-cell-best"`` (:py:class:`PerCellBestSolver`):
   joint training, each neuron's readout from its own best epoch;
   ``"multi-seed"`` (:py:class:`MultiSeedSolver`): another solver under
-  several seeds, on any ``concurrent.futures`` executor; ``"ridge"``
+  several seeds, on any ``concurrent.futures`` executor; ``"multi-session"``
+  (:py:class:`MultiSessionSolver`): a shared core and one readout per
+  recording session, trained on all sessions at once or, for a new session,
+  its readout alone; ``"ridge"``
   (:py:class:`RidgeSolver`): linear STRFs in closed form, each neuron's
   penalty chosen by cross-validation over stimuli.
 - :py:mod:`~strfsolver.solver.schedules`: hyperparameter schedules over
@@ -52,6 +55,7 @@ from strfsolver.solver.single_cell import NeuronStack, SingleCellSolver  # noqa:
 from strfsolver.solver.per_cell_best import PerCellBestSolver  # noqa: E402
 from strfsolver.solver.ridge import RidgeSolver  # noqa: E402
 from strfsolver.solver.multi_seed import MultiSeedSolver, MultiSeedResult  # noqa: E402
+from strfsolver.solver.multi_session import MultiSessionSolver  # noqa: E402
 
 __all__ = [
     "Solver",
@@ -67,6 +71,7 @@ __all__ = [
     "RidgeSolver",
     "MultiSeedSolver",
     "MultiSeedResult",
+    "MultiSessionSolver",
     "TrainingDivergedError",
     "LogdirInUseError",
     "schedules",
