@@ -44,7 +44,7 @@ def test_did_you_mean_prefers_an_alias_over_string_similarity():
         strfsolver.models.init("transfomer")
 
 
-@pytest.mark.parametrize("foreign", ["single-session", "single_session", "SingleSession", "multi-session", "single-sesion"])
+@pytest.mark.parametrize("foreign", ["single-session", "single_session", "SingleSession", "multi-session-aux", "single-sesion"])
 def test_cebra_solver_names_are_not_sent_to_single_cell(foreign):
     with pytest.raises(ValueError) as error:
         strfsolver.solver.init(foreign)

@@ -43,6 +43,7 @@ from strfsolver import prefilters
 from strfsolver._version import __version__
 from strfsolver.models import _registry as registry_module
 from strfsolver.models import model_card as _card
+from strfsolver.models.init_arguments import NOT_JSON, bound_arguments, to_json
 from strfsolver.models.sessions import SessionModelMixin, init_with_sessions
 from strfsolver.nn.standardize import StimulusStandardizer
 from strfsolver.utils import io
@@ -54,44 +55,6 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 _FORMAT = "strfsolver-model"
 _FORMAT_VERSION = 1
-_NOT_JSON = object()
-
-
-def _to_json(value: Any) -> Any:
-    """JSON form of a constructor argument, or ``_NOT_JSON``."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        items = [_to_json(v) for v in value]
-        return _NOT_JSON if any(v is _NOT_JSON for v in items) else items
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        items = {k: _to_json(v) for k, v in value.items()}
-        return _NOT_JSON if any(v is _NOT_JSON for v in items.values()) else items
-    return _NOT_JSON
-
-
-def _bound_arguments(signature: inspect.Signature, args: tuple, kwargs: dict) -> Dict[str, Any]:
-    bound = signature.bind(None, *args, **kwargs)
-    bound.apply_defaults()
-    arguments: Dict[str, Any] = {}
-    for index, (name, value) in enumerate(bound.arguments.items()):
-        if index == 0:  # self
-            continue
-        kind = signature.parameters[name].kind
-        if kind is inspect.Parameter.VAR_KEYWORD:
-            arguments.update(value)
-        elif kind is inspect.Parameter.VAR_POSITIONAL:
-            if value:
-                arguments["*" + name] = list(value)
-        else:
-            arguments[name] = value
-    return arguments
-
-
 def _capture_init(init):
     """Wrap ``__init__`` so the outermost call records its arguments on the instance."""
     signature = inspect.signature(init)
@@ -100,7 +63,7 @@ def _capture_init(init):
     def wrapper(self, *args, **kwargs):
         if "_init_arguments" not in self.__dict__:
             # object.__setattr__: nn.Module is not initialised yet at this point
-            object.__setattr__(self, "_init_arguments", _bound_arguments(signature, args, kwargs))
+            object.__setattr__(self, "_init_arguments", bound_arguments(signature, args, kwargs))
             if init_with_sessions(self, init, signature, args, kwargs):  # n_neurons={session: N_s, ...}
                 return
         init(self, *args, **kwargs)
@@ -370,8 +333,8 @@ class NeuralModel(SessionModelMixin, nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         arguments, pass_again = {}, {}
         for key, value in self.config.items():
-            converted = _to_json(value)
-            if converted is _NOT_JSON:
+            converted = to_json(value)
+            if converted is NOT_JSON:
                 pass_again[key] = type(value).__name__
             else:
                 arguments[key] = converted

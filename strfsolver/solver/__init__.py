@@ -85,9 +85,10 @@ __all__ = [
 _JOINT = "the solver that fits one recording's neurons jointly is 'population' ('single-cell' fits each neuron alone)."
 for _foreign in ("single-session", "single-session-aux", "single-session-hybrid", "single-session-full"):
     alias(_foreign, None, source="CEBRA", note=f"a contrastive embedding of one session; {_JOINT}")
-for _foreign in ("multi-session", "multi-session-aux"):
-    alias(_foreign, None, source="CEBRA", note=f"one embedding shared across sessions; {_JOINT} "
-          "'multi-seed' repeats a fit over seeds, not sessions.")
+# CEBRA's "multi-session" shares one embedding across sessions; strfsolver's own "multi-session" (registered
+# above) shares one encoding core across recordings: the same idea for response prediction, so no note there
+alias("multi-session-aux", None, source="CEBRA", note="a contrastive embedding shared across sessions, with auxiliary "
+      f"variables; 'multi-session' fits one encoding core shared by several recordings, with a readout per session; {_JOINT}")
 alias("MultiTaskSolver", None, source="flyvis", note=f"one network trained on several tasks; {_JOINT} "
       "Its checkpoints, recover and schedules are every solver's here.")
 
