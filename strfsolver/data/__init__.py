@@ -10,8 +10,8 @@
 - :py:func:`from_nwb`: stimuli and spike times (or binned responses) from NWB files.
 """
 
-from strfsolver.data.dataset import NeuralDataset
-from strfsolver.data.collate import check_batch, neural_collate, recorded_responses
+from strfsolver.data.dataset import REPEATS, NeuralDataset, SummarisedRepeatsError
+from strfsolver.data.collate import check_batch, metric_responses, neural_collate, recorded_responses
 from strfsolver.data.loader import PaddedLoader, PsthView, make_loader
 from strfsolver.data.files import load_npz, save_npz
 from strfsolver.data.nwb import from_nwb
@@ -21,6 +21,9 @@ from strfsolver.data.views import ValidationCache
 __all__ = [
     "check_batch",
     "NeuralDataset",
+    "REPEATS",
+    "SummarisedRepeatsError",
+    "metric_responses",
     "neural_collate",
     "recorded_responses",
     "PsthView",
