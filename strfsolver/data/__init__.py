@@ -7,6 +7,8 @@
 - :py:func:`synthetic_population` / :py:class:`SyntheticPopulation`: ground-truth
   LNP neurons with spectrogram-like stimuli and Poisson responses;
 - :py:func:`save_npz` / :py:func:`load_npz`: a documented, pickle-free file format;
+- :py:class:`FolderWriter` / :py:func:`open_folder`: a folder of ``.npy`` files, written
+  piecewise and read per batch, for data larger than memory;
 - :py:func:`from_nwb`: stimuli and spike times (or binned responses) from NWB files.
 """
 
@@ -14,6 +16,7 @@ from strfsolver.data.dataset import REPEATS, NeuralDataset, SummarisedRepeatsErr
 from strfsolver.data.collate import check_batch, metric_responses, neural_collate, recorded_responses
 from strfsolver.data.loader import PaddedLoader, PsthView, make_loader
 from strfsolver.data.files import load_npz, save_npz
+from strfsolver.data.folder import FolderWriter, open_folder, save_folder
 from strfsolver.data.nwb import from_nwb
 from strfsolver.data.synthetic import NONLINEARITIES, SyntheticPopulation, synthetic_population
 from strfsolver.data.views import ValidationCache
@@ -35,5 +38,8 @@ __all__ = [
     "NONLINEARITIES",
     "save_npz",
     "load_npz",
+    "FolderWriter",
+    "open_folder",
+    "save_folder",
     "from_nwb",
 ]

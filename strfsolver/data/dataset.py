@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from strfsolver.data.inputs import Index, _as_list, _check_dt, _resolve_index, _shape, _to_float_tensor
+from strfsolver.data.inputs import Index, _as_list, _check_dt, _resolve_index, _shape, _to_float_tensor, shape_of, take
 from strfsolver.metrics import RepeatStatistics, psth, repeat_statistics
 from strfsolver.utils.checks import check_choice, check_seed, short_repr
 
@@ -221,13 +221,12 @@ class NeuralDataset(torch.utils.data.Dataset):
     def _parts(self, stimuli: List[int], neurons: Optional[Tensor] = None) -> "NeuralDataset":
         """The stimuli ``stimuli`` (and neurons ``neurons``), sharing this dataset's tensors where they can."""
         index = torch.tensor(stimuli, dtype=torch.long)
-        responses = [self._responses[i] for i in stimuli]
+        responses = take(self._responses, stimuli, neurons)
         summary = None if self._summary is None else self._summary.index_select(0, index)
-        if neurons is not None:
-            responses = [r.index_select(0, neurons) for r in responses]
-            summary = None if summary is None else summary.index_select(1, neurons)
+        if neurons is not None and summary is not None:
+            summary = summary.index_select(1, neurons)
         counts = None if self._repeat_counts is None else [self._repeat_counts[i] for i in stimuli]
-        part = NeuralDataset._trusted([self._stims[i] for i in stimuli], responses, self._dt_ms,
+        part = NeuralDataset._trusted(take(self._stims, stimuli), responses, self._dt_ms,
                                       [self._meta[i] for i in stimuli], summary, counts)
         if self._recorded is not None:
             recorded = self._recorded.index_select(0, index)
@@ -367,33 +366,33 @@ class NeuralDataset(torch.utils.data.Dataset):
 
     @property
     def n_neurons(self) -> int:
-        return int(self._responses[0].shape[0])
+        return int(shape_of(self._responses, 0)[0])
 
     @property
     def n_freqs(self) -> int:
-        return int(self._stims[0].shape[-2])
+        return int(shape_of(self._stims, 0)[-2])
 
     @property
     def n_channels(self) -> int:
         """C for ``(C, F, T)`` stimuli, 1 for ``(F, T)`` ones."""
-        return int(self._stims[0].shape[0]) if self._stims[0].ndim == 3 else 1
+        return int(shape_of(self._stims, 0)[0]) if self.stim_ndim == 3 else 1
 
     @property
     def stim_ndim(self) -> int:
         """2 for ``(F, T)`` stimuli, 3 for ``(C, F, T)`` ones."""
-        return self._stims[0].ndim
+        return len(shape_of(self._stims, 0))
 
     @property
     def lengths(self) -> List[int]:
         """``T_i``, the number of time bins of each stimulus."""
-        return [int(s.shape[-1]) for s in self._stims]
+        return [int(shape_of(self._stims, i)[-1]) for i in range(len(self._stims))]
 
     @property
     def n_repeats(self) -> List[int]:
         """``R_i``, the number of repeats of each stimulus (as recorded, also when summarised)."""
         if self._repeat_counts is not None:
             return list(self._repeat_counts)
-        return [int(r.shape[1]) for r in self._responses]
+        return [int(shape_of(self._responses, i)[1]) for i in range(len(self._responses))]
 
     def __len__(self) -> int:
         return len(self._stims)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, List, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -108,3 +108,17 @@ def _resolve_index(index: Index, size: int, what: str) -> List[int]:
             f"(valid: {-size} to {size - 1})."
         )
     return [int(i) % size for i in array]
+
+
+def shape_of(arrays: Sequence[Tensor], i: int) -> tuple:
+    """The shape of item ``i`` of a list of tensors, or of an on-disk sequence without reading its data."""
+    shape = getattr(arrays, "shape_of", None)
+    return tuple(shape(i)) if shape is not None else tuple(arrays[i].shape)
+
+
+def take(arrays: Sequence[Tensor], stimuli: List[int], neurons: Optional[Tensor] = None) -> Sequence[Tensor]:
+    """Items ``stimuli`` (rows ``neurons`` of each): shared tensors of a list, or a smaller on-disk sequence."""
+    if hasattr(arrays, "take"):
+        return arrays.take(stimuli, neurons)
+    picked = [arrays[i] for i in stimuli]
+    return picked if neurons is None else [a.index_select(0, neurons) for a in picked]
