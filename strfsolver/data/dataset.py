@@ -32,7 +32,6 @@ __all__ = ["NeuralDataset", "REPEATS", "SummarisedRepeatsError"]
 REPEATS = ("all", "summary")
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence]
-
 # a few parts per million: fractions written as 0.7 + 0.2 + 0.1 must pass
 _FRACTION_TOLERANCE = 1e-6
 
@@ -233,6 +232,13 @@ class NeuralDataset(torch.utils.data.Dataset):
             part._recorded = recorded if neurons is None else recorded.index_select(1, neurons)
         return part
 
+    def summarised(self) -> "NeuralDataset":
+        """This dataset with ``repeats="summary"``: each stimulus' PSTH and repeat statistics (itself if it is one)."""
+        if self._summary is not None:
+            return self
+        summary = NeuralDataset._trusted(self._stims, self.psths, self._dt_ms, self._meta, self.repeat_statistics, self.n_repeats)
+        return summary._with_ids(self._neuron_ids)
+
     @property
     def on_disk(self) -> bool:
         """Whether the arrays stay on disk and are read per stimulus (:py:func:`strfsolver.data.open_folder`)."""
@@ -255,18 +261,13 @@ class NeuralDataset(torch.utils.data.Dataset):
         parts = _as_list(parts, "parts")
         if not parts:
             raise ValueError("concat needs at least one dataset, got an empty list.")
-        for k, part in enumerate(parts):
-            if not isinstance(part, NeuralDataset):
-                raise ValueError(f"concat: part {k} is a {type(part).__name__}; expected a NeuralDataset.")
-            if part.on_disk:
-                raise ValueError(f"concat: part {k} is on disk; add its stimuli to one folder with strfsolver.data.FolderWriter instead.")
         first = parts[0]
-        layout = tuple(first._stims[0].shape[:-1])
-        for k, part in enumerate(parts[1:], start=1):
-            checks = (("dt_ms", part.dt_ms, first.dt_ms), ("repeats", part.repeats, first.repeats),
-                      ("n_neurons", part.n_neurons, first.n_neurons), ("neuron_ids", part.neuron_ids, first.neuron_ids),
-                      ("stimulus layout (C, F) / (F,)", tuple(part._stims[0].shape[:-1]), layout))
-            for name, got, expected in checks:
+        for k, part in enumerate(parts):
+            if not isinstance(part, NeuralDataset) or part.on_disk:
+                what = "on disk (add its stimuli to one strfsolver.data.FolderWriter)" if isinstance(part, NeuralDataset) else f"a {type(part).__name__}"
+                raise ValueError(f"concat: part {k} is {what}; expected an in-memory NeuralDataset.")
+            for name in ("dt_ms", "repeats", "n_neurons", "neuron_ids", "n_channels", "n_freqs", "stim_ndim"):
+                got, expected = getattr(part, name), getattr(first, name)
                 if got != expected:
                     raise ValueError(f"concat: part {k} has {name} {short_repr(got)} but part 0 has {short_repr(expected)}; "
                                      "every part must match.")

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 
 from strfsolver.metrics.checks import _check_responses, _shape
+from strfsolver.metrics.formulas import _finalize
 from strfsolver.metrics.statistics import _PairMoments, _pool_rows, _row_stats, _Stats
 
 __all__ = ["RepeatStatistics", "SummarisedResponses", "repeat_statistics"]
@@ -70,6 +71,15 @@ class RepeatStatistics(NamedTuple):
         rows = {"has_repeats": self.has_repeats, "weight": self.weight, "signal": self.signal,
                 "total": self.total, "halves": halves}
         return _pool_rows(rows)
+
+    def response_metrics(self, names=("snr",)) -> dict:
+        """Metrics of the responses alone (``signal_power``, ``noise_power``, ``total_power``, ``snr``),
+        ``{name: (N,) float64}`` over all stimuli."""
+        allowed = ("signal_power", "noise_power", "total_power", "snr")
+        unknown = [name for name in names if name not in allowed]
+        if unknown:
+            raise ValueError(f"response_metrics computes {list(allowed)}, which need no prediction; got {unknown}.")
+        return _finalize(self.pooled(), names, 0.0)
 
 
 @torch.no_grad()
