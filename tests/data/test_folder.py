@@ -137,3 +137,18 @@ def test_training_from_a_folder_larger_than_the_memory_limit(tmp_path):
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["epochs"] == 1 and result["val_cc"] > 0.1
     assert not result["loaded_whole"]
+
+
+def test_ridge_statistics_stream_from_a_folder(tmp_path):
+    stims, responses = _arrays(seed=4, lengths=(40, 35, 50, 45, 30, 55), repeats=(3, 2, 4, 3, 2, 3))
+    memory = NeuralDataset(stims, responses, dt_ms=5)
+    disk = open_folder(save_folder(tmp_path / "d", memory))
+    fits = []
+    for data in (memory, disk):
+        train, valid = data.split(0.67, seed=2)
+        solver = strfsolver.solver.init("ridge", model=strfsolver.models.init("linear", n_neurons=4, n_freqs=5, n_lags=3), cv=2, progress=False)
+        solver.fit(make_loader(train, batch_size=2), make_loader(valid, batch_size=2))
+        fits.append((solver.alphas_.numpy(), solver.model.strf().detach().numpy(), solver.log[-1]["val_cc"]))
+    np.testing.assert_array_equal(fits[0][0], fits[1][0])
+    np.testing.assert_allclose(fits[0][1], fits[1][1], rtol=1e-5, atol=1e-7)
+    assert fits[0][2] == pytest.approx(fits[1][2], abs=1e-6)

@@ -147,3 +147,20 @@ def test_what_reads_repeats_refuses_summarised_data_up_front():
         custom.fit(make_loader(NeuralDataset(stims, responses, dt_ms=5), batch_size=3), loader)
     with pytest.raises(ValueError, match="custom metrics"):
         custom.validation(loader)
+
+
+def test_an_experiment_summarises_the_data_when_nothing_reads_repeats():
+    from strfsolver.workflow.experiment import ExperimentSpec, build_experiment
+
+    stims, responses = _arrays(seed=9)
+    train, valid = NeuralDataset(stims, responses, dt_ms=5).split(0.67, seed=0)
+    plain = build_experiment(ExperimentSpec(model="ln", model_options={"n_lags": 3}, solver="population", repeats="auto"), train, valid)
+    assert (plain.train.repeats, plain.valid.repeats) == ("summary", "summary")
+    custom = {"metrics": ("cc", {"mine": lambda p, r: strfsolver.metrics.corrcoef(p, r)})}
+    reading = build_experiment(ExperimentSpec(model="ln", model_options={"n_lags": 3}, solver="population",
+                                              solver_options=custom, repeats="auto"), train, valid)
+    assert (reading.train.repeats, reading.valid.repeats) == ("all", "all")
+    several = build_experiment(ExperimentSpec(model="ln", model_options={"n_lags": 3}, seeds=[0, 1], repeats="auto"), train, valid)
+    assert several.train.repeats == "summary"
+    with pytest.raises(ValueError, match="repeats must be one of"):
+        ExperimentSpec(repeats="some")
