@@ -123,11 +123,13 @@ def test_a_fit_on_summarised_data_matches_the_all_repeats_fit():
     for repeats in ("all", "summary"):
         train, valid = NeuralDataset(stims, responses, dt_ms=5, repeats=repeats).split(0.67, seed=0)
         torch.manual_seed(0)
-        solver = _solver(metrics=("cc", "cc_norm", "cc_norm_hsu"))
+        # train metrics read the training batches' repeat statistics too
+        solver = _solver(metrics=("cc", "cc_norm", "cc_norm_hsu"), track_train_metrics=True)
         solver.fit(make_loader(train, batch_size=2, shuffle=True), make_loader(valid, batch_size=2))
         logs[repeats] = solver.log
     for a, b in zip(logs["all"], logs["summary"]):
-        for key in ("train_loss", "val_loss", "val_cc_norm", "val_cc_norm_hsu"):
+        assert a["train_cc_norm"] != a["train_cc"]
+        for key in ("train_loss", "train_cc_norm", "train_cc_norm_hsu", "val_loss", "val_cc_norm", "val_cc_norm_hsu"):
             assert abs(a[key] - b[key]) < 1e-5, key
 
 
