@@ -132,3 +132,21 @@ def test_fit_reports_the_metrics_the_config_asks_for(tmp_path, data_file, capsys
     rows = list(csv.DictReader((tmp_path / "results" / "summary.csv").open()))
     assert {"cc", "fve", "snr"} <= set(rows[0]) and "cc_norm" not in rows[0]
     assert (tmp_path / "results" / "model").is_dir()
+
+
+def test_fit_on_a_dataset_folder_gives_the_scores_of_the_data_file(tmp_path):
+    # the .npz is loaded and summarised (nothing reads each repeat); the folder stays on disk with every repeat
+    import numpy as np
+
+    from strfsolver.data import save_folder
+
+    population = synthetic_population(n_neurons=3, n_stims=8, n_repeats=6, n_freqs=6, n_lags=4, n_times=150, seed=5)
+    save_npz(tmp_path / "data.npz", population.dataset)
+    save_folder(tmp_path / "folder", population.dataset)
+    scores = []
+    for data, logdir in (("data.npz", "from_file"), ("folder", "from_folder")):
+        config = write_config(tmp_path, data=data, logdir=logdir, solver="population", seeds=[1])
+        assert cli.main(["fit", str(config), "--no-progress", "--no-plots"]) == 0
+        scores.append([[float(r["cc_norm"]), float(r["snr"])] for r in csv.DictReader((tmp_path / logdir / "summary.csv").open())])
+    np.testing.assert_allclose(scores[0], scores[1], rtol=1e-5, atol=1e-6)
+    assert all(snr > 0.1 and cc_norm > 0.2 for cc_norm, snr in scores[0])

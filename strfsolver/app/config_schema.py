@@ -58,16 +58,17 @@ def mapping(value: Any, key: str) -> Dict[str, Any]:
 
 def _data_path(value: Any, key: str) -> str:
     if not isinstance(value, (str, os.PathLike)) or isinstance(value, bool):
-        _refuse(key, "a path to a .npz or .nwb file", value)
-    if Path(value).suffix.lower() not in (".npz", ".nwb"):
-        raise ConfigError(f"config key {short_repr(key)} must name a .npz or .nwb file, got {short_repr(str(value))}")
+        _refuse(key, "a path to a .npz or .nwb file or a dataset folder", value)
+    if Path(value).suffix.lower() not in (".npz", ".nwb") and not Path(value).is_dir():
+        raise ConfigError(f"config key {short_repr(key)} must name a .npz or .nwb file or a dataset folder "
+                          f"(strfsolver.data.FolderWriter), got {short_repr(str(value))}")
     return value
 
 
 def data_file(value: Any, key: str) -> str:
-    """A path to an existing .npz or .nwb file."""
+    """A path to an existing .npz or .nwb file, or a dataset folder."""
     _data_path(value, key)
-    if not Path(value).is_file():
+    if not Path(value).is_file() and not Path(value).is_dir():
         raise ConfigError(f"config key {short_repr(key)}: no file at {Path(value)}")
     return value
 

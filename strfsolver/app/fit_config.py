@@ -8,7 +8,8 @@ key                meaning (default)
 =================  =========================================================
 ``data``           path of a ``.npz`` (:py:func:`strfsolver.data.load_npz`)
                    or ``.nwb`` file (:py:func:`strfsolver.data.from_nwb`),
-                   relative to the config file
+                   or a dataset folder (:py:func:`strfsolver.data.open_folder`:
+                   read per batch, never loaded whole), relative to the config file
 ``sessions``       instead of ``data``: ``{session name: data file}`` of several
                    recordings, fitted with one shared core and a readout per
                    session (:py:mod:`strfsolver.app.sessions_fit`)
@@ -135,9 +136,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
         ``{"summary": rows, "result": MultiSeedResult, "files": {name: path}, "seconds": float}``.
     """
     from strfsolver import solver
-    from strfsolver.data import neural_collate
-    from strfsolver.workflow.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver
-    from strfsolver.metrics import snr as snr_metric
+    from strfsolver.workflow.experiment import ExperimentSpec, build_experiment, choose_model, resolve_solver, stimulus_responses
     from strfsolver.solver.loop import check_monitor_key
 
     start = time.perf_counter()
@@ -157,7 +156,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
 
     model_options = dict(config["model_options"])
     model_options.setdefault("n_lags", 20)
-    model_name = choose_model(train.responses) if config["model"] == "auto" else config["model"]
+    model_name = choose_model(stimulus_responses(train)) if config["model"] == "auto" else config["model"]
     inner = resolve_solver(config["solver"], model_name)
     solver_options = dict(config["solver_options"], solver=inner)
     if config["loggers"]:
@@ -169,7 +168,7 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     spec = ExperimentSpec(
         model=model_name, model_options=model_options, solver="multi-seed", solver_options=solver_options,
         loss=config["loss"], batch_size=config["batch_size"], seeds=seeds, progress=progress, logdir=out / "seeds",
-        device=config["device"],
+        device=config["device"], repeats="auto",
     )
     experiment = build_experiment(spec, train, valid, test, seed=config["split_seed"])
     # the multi-seed runner builds its models and solvers late: build one of each now to check the options
@@ -190,10 +189,14 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     except ValueError as error:
         raise ConfigError(f"config key 'solver_options': {str(error).splitlines()[0]}") from None
     model_factory = experiment.model_factory
+    # the experiment summarised the repeats when nothing reads them: hold on to its datasets only
+    train, valid, test = experiment.train, experiment.valid, experiment.test
+    n_neurons, neuron_ids, dt_ms = dataset.n_neurons, dataset.neuron_ids, dataset.dt_ms
+    del dataset
     # created once the config has passed every check, so that a refused one leaves nothing behind
     out.mkdir(parents=True, exist_ok=True)
     print_fn(
-        f"fitting {model_name!r} to {dataset.n_neurons} neurons with the {inner!r} solver: "
+        f"fitting {model_name!r} to {n_neurons} neurons with the {inner!r} solver: "
         f"{len(train)} training, {len(valid)} validation"
         + (f", {len(test)} test" if test is not None else "")
         + f" stimuli, seeds {seeds}"
@@ -201,13 +204,12 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
     result = experiment.fit(resume=resume).solver.result_
 
     # per-neuron table: mean and spread over seeds (the multi-seed summary), plus the data's own SNR
-    valid_batch = neural_collate([valid[i] for i in range(len(valid))])
-    data_snr = snr_metric(valid_batch["responses"].double())
+    data_snr = valid.repeat_statistics.response_metrics(("snr",))["snr"]
     one_repeat = max(valid.n_repeats) < 2
     summary = result.summary.set_index(["split", "metric", "neuron"])
     splits = ["valid"] + (["test"] if test is not None else [])
     rows = []
-    for n, neuron_id in enumerate(dataset.neuron_ids):
+    for n, neuron_id in enumerate(neuron_ids):
         row: Dict[str, Any] = {"neuron": n, "neuron_id": neuron_id}
         for split in splits:
             prefix = "" if split == "valid" else "test_"
@@ -245,8 +247,8 @@ def run_fit(config: Union[Mapping[str, Any], str, os.PathLike], *, progress: boo
             strfs = best_model.strf().detach().cpu()
             # a prefilter may change the bands the STRF spans: label in kHz only when they are the data's
             freqs = config["freqs_hz"] if config["freqs_hz"] is not None and len(config["freqs_hz"]) == strfs.shape[-2] else None
-            for index, path in enumerate(save_strf_pages(out / "strfs.png", strfs, dt_ms=dataset.dt_ms, freqs_hz=freqs,
-                                                         titles=[f"neuron {i}" for i in dataset.neuron_ids])):
+            for index, path in enumerate(save_strf_pages(out / "strfs.png", strfs, dt_ms=dt_ms, freqs_hz=freqs,
+                                                         titles=[f"neuron {i}" for i in neuron_ids])):
                 files["strfs" if index == 0 else f"strfs_{index + 1}"] = path
     elif plots:
         print_fn("note: matplotlib is not installed, so the figures were skipped (pip install strfsolver[plot]).")

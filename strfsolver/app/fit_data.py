@@ -87,11 +87,15 @@ def split_data(dataset, config: Mapping[str, Any]):
 
 
 def load_data(config: Mapping[str, Any]):
-    """The dataset of the config's ``data`` file (with ``data_options`` for an NWB file); ConfigError naming the key."""
-    from strfsolver.data import from_nwb, load_npz
+    """The dataset of the config's ``data`` file or dataset folder (with ``data_options`` for an NWB file); ConfigError naming the key."""
+    from strfsolver.data import from_nwb, load_npz, open_folder
 
     path = Path(config["data"])
     try:
+        if path.is_dir():
+            if config["data_options"]:
+                raise ConfigError("config key 'data_options' applies to .nwb files only")
+            return open_folder(path)
         if path.suffix.lower() == ".npz":
             if config["data_options"]:
                 raise ConfigError("config key 'data_options' applies to .nwb files only")

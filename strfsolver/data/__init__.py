@@ -12,13 +12,16 @@
   ``{session: NeuralDataset}`` (:py:func:`check_sessions`, :py:func:`split_sessions`,
   :py:func:`session_loaders`) and :py:class:`SessionBatches`, their loaders interleaved;
 - :py:func:`save_npz` / :py:func:`load_npz`: a documented, pickle-free file format;
+- :py:class:`FolderWriter` / :py:func:`open_folder`: a folder of ``.npy`` files, written
+  piecewise and read per batch, for data larger than memory;
 - :py:func:`from_nwb`: stimuli and spike times (or binned responses) from NWB files.
 """
 
-from strfsolver.data.dataset import NeuralDataset
-from strfsolver.data.collate import check_batch, neural_collate, recorded_responses
+from strfsolver.data.dataset import REPEATS, NeuralDataset, SummarisedRepeatsError
+from strfsolver.data.collate import check_batch, metric_responses, neural_collate, recorded_responses
 from strfsolver.data.loader import PaddedLoader, PsthView, make_loader
 from strfsolver.data.files import load_npz, save_npz
+from strfsolver.data.folder import FolderWriter, open_folder, save_folder
 from strfsolver.data.nwb import from_nwb
 from strfsolver.data.synthetic import NONLINEARITIES, SyntheticPopulation, synthetic_population
 from strfsolver.data.sessions import SessionBatches, check_sessions, session_loaders, split_sessions
@@ -28,6 +31,9 @@ from strfsolver.data.views import ValidationCache
 __all__ = [
     "check_batch",
     "NeuralDataset",
+    "REPEATS",
+    "SummarisedRepeatsError",
+    "metric_responses",
     "neural_collate",
     "recorded_responses",
     "PsthView",
@@ -45,5 +51,8 @@ __all__ = [
     "synthetic_multisession",
     "save_npz",
     "load_npz",
+    "FolderWriter",
+    "open_folder",
+    "save_folder",
     "from_nwb",
 ]

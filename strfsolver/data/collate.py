@@ -7,7 +7,9 @@ from typing import Any, Dict, List, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["neural_collate", "check_batch"]
+from strfsolver.metrics import RepeatStatistics, SummarisedResponses
+
+__all__ = ["neural_collate", "check_batch", "recorded_responses", "metric_responses"]
 
 
 def check_batch(batch: Any) -> Dict[str, Any]:
@@ -44,7 +46,10 @@ def neural_collate(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     Returns:
         ``{"stims": (B, F, T) or (B, C, F, T), "responses": (B, N, R, T),
         "valid_mask": (B, N, R, T) bool, "meta": list of B dicts}`` with
-        ``T = max T_b``, ``R = max R_b`` and ``valid_mask = ~isnan(responses)``.
+        ``T = max T_b``, ``R = max R_b`` and ``valid_mask = ~isnan(responses)``;
+        items of a summarised dataset (with ``"repeat_stats"``) add the
+        ``(B, N)`` :py:class:`~strfsolver.metrics.RepeatStatistics` under
+        ``"repeat_stats"`` (see :py:func:`metric_responses`).
 
     Raises:
         ValueError: On an empty list, a missing key or items whose shapes do
@@ -85,7 +90,14 @@ def neural_collate(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         stims[b, ..., : stim.shape[-1]] = stim
         responses[b, :, : response.shape[1], : response.shape[2]] = response
     meta: List[Dict[str, Any]] = [item.get("meta", {}) for item in items]
-    return {"stims": stims, "responses": responses, "valid_mask": ~responses.isnan(), "meta": meta}
+    batch = {"stims": stims, "responses": responses, "valid_mask": ~responses.isnan(), "meta": meta}
+    summarised = ["repeat_stats" in item for item in items]
+    if any(summarised):
+        if not all(summarised):
+            raise ValueError(f"items {[b for b, s in enumerate(summarised) if not s][:4]} hold every repeat but others hold "
+                             "their summary ('repeat_stats'); a batch takes items of one kind.")
+        batch["repeat_stats"] = RepeatStatistics(*(torch.stack(fields) for fields in zip(*(item["repeat_stats"] for item in items))))
+    return batch
 
 
 def recorded_responses(batch: Dict[str, Any]) -> Tensor:
@@ -106,3 +118,18 @@ def recorded_responses(batch: Dict[str, Any]) -> Tensor:
             f"batch['valid_mask'] must be a bool tensor of the responses' shape {tuple(responses.shape)}, got {shape}."
         )
     return responses.masked_fill(~mask, float("nan"))
+
+
+def metric_responses(batch: Dict[str, Any]):
+    """What a metric reads of a batch: its responses, or for a summarised batch its
+    :py:class:`~strfsolver.metrics.SummarisedResponses` (PSTH and repeat statistics).
+
+    Every built-in metric takes either (:py:meth:`~strfsolver.metrics.MetricAccumulator.update`);
+    a summarised batch's ``responses`` alone is its PSTH, one repeat, from which no
+    noise ceiling can be estimated, so code that scores a batch passes this instead.
+    """
+    responses = recorded_responses(batch)
+    stats = batch.get("repeat_stats")
+    if stats is None:
+        return responses
+    return SummarisedResponses(responses, stats.to(responses.device)).check()

@@ -1,8 +1,15 @@
-"""A validated, in-memory set of stimuli and the responses they evoked.
+"""A validated set of stimuli and the responses they evoked.
 
 Shapes follow docs/conventions.md §1: stimulus ``i`` is ``(F, T_i)`` (or
 ``(C, F, T_i)`` with C channels), its responses ``(N, R_i, T_i)`` with N
 neurons, R_i repeats and NaN wherever nothing was recorded.
+
+A dataset keeps every repeat (``repeats="all"``) or, with
+``repeats="summary"``, each stimulus' PSTH and the per-neuron statistics of its
+repeats that the built-in metrics read
+(:py:class:`~strfsolver.metrics.RepeatStatistics`): R times less memory, the
+same losses and metrics. Its arrays live in memory, or on disk read per
+stimulus (:py:func:`strfsolver.data.open_folder`).
 """
 
 from __future__ import annotations
@@ -15,95 +22,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from strfsolver.utils.checks import as_float32, check_seed, short_repr
+from strfsolver.data.inputs import Index, _as_list, _check_dt, _resolve_index, _shape, _to_float_tensor, shape_of, take
+from strfsolver.metrics import RepeatStatistics, psth, repeat_statistics
+from strfsolver.utils.checks import check_choice, check_seed, short_repr
 
-__all__ = ["NeuralDataset"]
+__all__ = ["NeuralDataset", "REPEATS", "SummarisedRepeatsError"]
+
+#: what a dataset keeps of the repeats: every one, or their summary
+REPEATS = ("all", "summary")
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence]
-Index = Union[int, slice, Sequence[int], np.ndarray, Tensor]
-
 # a few parts per million: fractions written as 0.7 + 0.2 + 0.1 must pass
 _FRACTION_TOLERANCE = 1e-6
-_PLURAL = {"stimulus": "stimuli"}
 
 
-def _shape(value: Tensor) -> tuple:
-    return tuple(value.shape)
-
-
-def _to_float_tensor(value: Any, what: str) -> Tensor:
-    """A float32, contiguous CPU copy of ``value``; never aliases the caller's memory,
-    so later edits to the caller's array cannot undo the validation."""
-    if isinstance(value, Tensor):
-        tensor = value.detach()
-    else:
-        try:
-            array = np.asarray(value)
-        except Exception as error:  # ragged nested lists, objects
-            raise ValueError(f"{what} could not be read as a numeric array: {error}") from None
-        if array.dtype.kind not in "biuf":
-            raise ValueError(
-                f"{what} must be a real-valued numeric array or tensor, got an array of dtype {array.dtype}."
-            )
-        # torch cannot wrap negatively strided or non-native byte order arrays
-        tensor = torch.from_numpy(np.ascontiguousarray(as_float32(array, what)))
-    if tensor.is_complex():
-        raise ValueError(f"{what} must be real-valued, got dtype {tensor.dtype}.")
-    return as_float32(tensor, what).to(device="cpu", copy=True).contiguous()
-
-
-def _as_list(value: Any, name: str) -> list:
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    kind = type(value).__name__
-    shape = f" of shape {tuple(value.shape)}" if hasattr(value, "shape") else ""
-    raise ValueError(
-        f"{name} must be a list with one array per stimulus, got a {kind}{shape}; "
-        f"wrap a single stimulus as [{name[:-1] if name.endswith('s') else name}]."
-    )
-
-
-def _check_dt(dt_ms: Any) -> float:
-    if isinstance(dt_ms, bool) or not isinstance(dt_ms, numbers.Real):
-        raise ValueError(f"dt_ms must be a positive number of milliseconds, got {short_repr(dt_ms)}.")
-    value = float(dt_ms)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"dt_ms must be a positive, finite number of milliseconds, got {short_repr(dt_ms)}.")
-    return value
-
-
-def _resolve_index(index: Index, size: int, what: str) -> List[int]:
-    """Turn an int, slice, boolean mask or integer sequence into a list of
-    non-negative positions below ``size``, with an error naming the bad entry."""
-    if isinstance(index, slice):
-        return list(range(size))[index]
-    if isinstance(index, bool):
-        raise ValueError(f"{what} index must be integers, a boolean mask or a slice, got {short_repr(index)}.")
-    if isinstance(index, numbers.Integral):
-        index = [int(index)]
-    if isinstance(index, Tensor):
-        index = index.detach().cpu().numpy()
-    array = np.asarray(index)
-    if array.ndim != 1:
-        raise ValueError(f"{what} index must be one-dimensional, got shape {array.shape}.")
-    if array.dtype == np.bool_:
-        if array.shape[0] != size:
-            raise ValueError(
-                f"a boolean {what} mask must have one entry per {what} ({size}), got {array.shape[0]}."
-            )
-        return np.flatnonzero(array).tolist()
-    if array.size == 0:
-        return []
-    if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{what} index must be integers, got values of dtype {array.dtype}.")
-    bad = (array < -size) | (array >= size)
-    if bad.any():
-        first = int(array[np.flatnonzero(bad)[0]])
-        raise ValueError(
-            f"{what} index {first} is out of range: there are {size} {_PLURAL.get(what, what + 's')} "
-            f"(valid: {-size} to {size - 1})."
-        )
-    return [int(i) % size for i in array]
+class SummarisedRepeatsError(ValueError):
+    """Every repeat was asked of a dataset that keeps only their summary (``repeats="summary"``)."""
 
 
 class NeuralDataset(torch.utils.data.Dataset):
@@ -111,8 +45,10 @@ class NeuralDataset(torch.utils.data.Dataset):
 
     Every stimulus has its own length ``T_i`` and number of repeats ``R_i``; all
     share the number of frequency bands ``F`` (and channels ``C``) and of neurons
-    ``N``. Inputs may be NumPy arrays or tensors; they are copied into float32
-    CPU tensors.
+    ``N``. Inputs may be NumPy arrays or tensors; they are stored as float32
+    CPU tensors. An input that is one already (float32, C-contiguous, on the
+    CPU) is used in place, not copied: edit it afterwards and the dataset sees
+    the edit, unchecked.
 
     Args:
         stims: A list of ``(F, T_i)`` or ``(C, F, T_i)`` stimuli (spectrograms),
@@ -125,6 +61,12 @@ class NeuralDataset(torch.utils.data.Dataset):
             Defaults to ``{"index": i}``.
         neuron_ids: Optional list of N neuron identifiers (strings); defaults
             to ``"0" .. "N-1"``. They follow :py:meth:`select_neurons`.
+        repeats: ``"all"`` keeps every repeat; ``"summary"`` keeps, per
+            stimulus, its PSTH and the :py:class:`~strfsolver.metrics.RepeatStatistics`
+            every built-in metric needs (signal and noise power, both
+            ``cc_norm``), and drops the repeats: losses and metrics are the same,
+            while :py:attr:`responses` (and a loss or metric that reads each
+            repeat) is refused.
 
     Raises:
         ValueError: On any inconsistency, naming the stimulus and both shapes.
@@ -136,7 +78,8 @@ class NeuralDataset(torch.utils.data.Dataset):
         torch.Size([3, 2, 50])
     """
 
-    def __init__(self, stims: Sequence[ArrayLike], responses: Sequence[ArrayLike], dt_ms: float, meta: Optional[Sequence[Dict[str, Any]]] = None, neuron_ids: Optional[Sequence[Any]] = None):
+    def __init__(self, stims: Sequence[ArrayLike], responses: Sequence[ArrayLike], dt_ms: float, meta: Optional[Sequence[Dict[str, Any]]] = None, neuron_ids: Optional[Sequence[Any]] = None, repeats: str = "all"):
+        self._repeats_kept = check_choice(repeats, "repeats", REPEATS)
         stims = _as_list(stims, "stims")
         responses = _as_list(responses, "responses")
         if len(stims) == 0:
@@ -151,8 +94,18 @@ class NeuralDataset(torch.utils.data.Dataset):
         for i, stim in enumerate(stims):
             self._stims.append(self._check_stim(i, stim))
         self._responses: List[Tensor] = []
+        summarised = self._repeats_kept == "summary"
+        rows, self._repeat_counts = [], None if not summarised else []
         for i, response in enumerate(responses):
-            self._responses.append(self._check_response(i, response))
+            checked = self._check_response(i, response)
+            if summarised:
+                # one stimulus' repeats at a time: they are never all in memory at once
+                self._repeat_counts.append(int(checked.shape[1]))
+                rows.append(repeat_statistics(checked.unsqueeze(0)))
+                checked = psth(checked.unsqueeze(0))[0]
+            self._responses.append(checked)
+        self._summary: Optional[RepeatStatistics] = RepeatStatistics.cat(rows) if summarised else None
+        self._recorded: Optional[Tensor] = None  # (S, N), known without reading the data (on disk)
         if all(bool(r.isnan().all()) for r in self._responses):
             raise ValueError(
                 f"responses are NaN everywhere (all {len(self._responses)} stimuli): nothing was recorded, so there "
@@ -248,25 +201,133 @@ class NeuralDataset(torch.utils.data.Dataset):
         return [dict(entry) for entry in meta]
 
     @classmethod
-    def _trusted(cls, stims: List[Tensor], responses: List[Tensor], dt_ms: float, meta: List[dict]) -> "NeuralDataset":
-        """Build from tensors that already passed validation (subsets share them, no copy)."""
+    def _trusted(cls, stims: Sequence[Tensor], responses: Sequence[Tensor], dt_ms: float, meta: List[dict],
+                 summary: Optional[RepeatStatistics] = None, repeat_counts: Optional[List[int]] = None) -> "NeuralDataset":
+        """Build from tensors that already passed validation (subsets share them, no copy).
+
+        With ``summary`` (the ``(S, N)`` repeat statistics) and ``repeat_counts``,
+        ``responses`` are the ``(N, 1, T_i)`` PSTHs of a summarised dataset.
+        """
         self = cls.__new__(cls)
         self._stims, self._responses, self._dt_ms = stims, responses, dt_ms
         self._meta = [dict(m) for m in meta]
         self._neuron_ids = None
+        self._summary, self._repeat_counts = summary, repeat_counts
+        self._repeats_kept = "all" if summary is None else "summary"
+        self._recorded = None
         return self
+
+    def _parts(self, stimuli: List[int], neurons: Optional[Tensor] = None) -> "NeuralDataset":
+        """The stimuli ``stimuli`` (and neurons ``neurons``), sharing this dataset's tensors where they can."""
+        index = torch.tensor(stimuli, dtype=torch.long)
+        responses = take(self._responses, stimuli, neurons)
+        summary = None if self._summary is None else self._summary.index_select(0, index)
+        if neurons is not None and summary is not None:
+            summary = summary.index_select(1, neurons)
+        counts = None if self._repeat_counts is None else [self._repeat_counts[i] for i in stimuli]
+        part = NeuralDataset._trusted(take(self._stims, stimuli), responses, self._dt_ms,
+                                      [self._meta[i] for i in stimuli], summary, counts)
+        if self._recorded is not None:
+            recorded = self._recorded.index_select(0, index)
+            part._recorded = recorded if neurons is None else recorded.index_select(1, neurons)
+        return part
+
+    def summarised(self) -> "NeuralDataset":
+        """This dataset with ``repeats="summary"``: each stimulus' PSTH and repeat statistics (itself if it is one)."""
+        if self._summary is not None:
+            return self
+        summary = NeuralDataset._trusted(self._stims, self.psths, self._dt_ms, self._meta, self.repeat_statistics, self.n_repeats)
+        return summary._with_ids(self._neuron_ids)
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the arrays stay on disk and are read per stimulus (:py:func:`strfsolver.data.open_folder`)."""
+        return not isinstance(self._responses, list)
+
+    @classmethod
+    def concat(cls, parts: Sequence["NeuralDataset"]) -> "NeuralDataset":
+        """The stimuli of ``parts``, in order, as one dataset; their tensors are shared, not copied.
+
+        Build a large dataset piecewise (one file or stimulus at a time, each
+        part summarised with ``repeats="summary"`` as it is read) so that the
+        data are never held twice. Every stimulus' ``meta["index"]`` becomes
+        its position in the result.
+
+        Raises:
+            ValueError: for an empty list, a part that is not an in-memory
+                :py:class:`NeuralDataset`, or parts that differ in bin width,
+                neurons (count or ids), stimulus layout or what they keep of the repeats.
+        """
+        parts = _as_list(parts, "parts")
+        if not parts:
+            raise ValueError("concat needs at least one dataset, got an empty list.")
+        first = parts[0]
+        for k, part in enumerate(parts):
+            if not isinstance(part, NeuralDataset) or part.on_disk:
+                what = "on disk (add its stimuli to one strfsolver.data.FolderWriter)" if isinstance(part, NeuralDataset) else f"a {type(part).__name__}"
+                raise ValueError(f"concat: part {k} is {what}; expected an in-memory NeuralDataset.")
+            for name in ("dt_ms", "repeats", "n_neurons", "neuron_ids", "n_channels", "n_freqs", "stim_ndim"):
+                got, expected = getattr(part, name), getattr(first, name)
+                if got != expected:
+                    raise ValueError(f"concat: part {k} has {name} {short_repr(got)} but part 0 has {short_repr(expected)}; "
+                                     "every part must match.")
+        meta = [dict(m, index=i) for i, m in enumerate(m for part in parts for m in part._meta)]
+        summary = None if first._summary is None else RepeatStatistics.cat([part._summary for part in parts])
+        counts = None if first._repeat_counts is None else [c for part in parts for c in part._repeat_counts]
+        whole = NeuralDataset._trusted([s for part in parts for s in part._stims], [r for part in parts for r in part._responses],
+                                       first.dt_ms, meta, summary, counts)
+        return whole._with_ids(first._neuron_ids)
 
     # -- contents ------------------------------------------------------------------
 
     @property
     def stims(self) -> List[Tensor]:
-        """The stimuli, ``(F, T_i)`` or ``(C, F, T_i)`` float32 tensors."""
-        return list(self._stims)
+        """The stimuli, ``(F, T_i)`` or ``(C, F, T_i)`` float32 tensors; on disk, a
+        sequence that reads each stimulus when it is indexed."""
+        return list(self._stims) if not self.on_disk else self._stims
 
     @property
     def responses(self) -> List[Tensor]:
-        """The responses, ``(N, R_i, T_i)`` float32 tensors (NaN = missing)."""
-        return list(self._responses)
+        """The responses, ``(N, R_i, T_i)`` float32 tensors (NaN = missing); on disk, a
+        sequence that reads each stimulus when it is indexed.
+
+        Raises:
+            SummarisedRepeatsError: for a summarised dataset, which keeps no
+                repeat (use :py:attr:`psths` and :py:attr:`repeat_statistics`).
+        """
+        if self._summary is not None:
+            raise SummarisedRepeatsError(
+                "this dataset was built with repeats='summary': it keeps each stimulus' PSTH (dataset.psths) and "
+                "the statistics of its repeats (dataset.repeat_statistics), not the repeats; build it with "
+                "repeats='all' for code that reads every repeat."
+            )
+        return list(self._responses) if not self.on_disk else self._responses
+
+    @property
+    def repeats(self) -> str:
+        """What this dataset keeps of the repeats: ``"all"`` or ``"summary"``."""
+        return self._repeats_kept
+
+    @property
+    def psths(self) -> List[Tensor]:
+        """Each stimulus' PSTH, ``(N, 1, T_i)`` float32 (NaN where no repeat was recorded)."""
+        if self._summary is not None:
+            return list(self._responses)
+        return [psth(r.unsqueeze(0))[0] for r in self._responses]
+
+    @property
+    def repeat_statistics(self) -> RepeatStatistics:
+        """The ``(S, N)`` :py:class:`~strfsolver.metrics.RepeatStatistics` of the repeats (kept, or computed now)."""
+        if self._summary is not None:
+            return self._summary
+        return RepeatStatistics.cat([repeat_statistics(r.unsqueeze(0)) for r in self._responses])
+
+    @property
+    def recorded(self) -> Tensor:
+        """``(S, N)`` bool: whether neuron n has a recorded bin in stimulus s."""
+        if self._recorded is not None:
+            return self._recorded
+        return torch.stack([~r.isnan().flatten(1).all(1) for r in self._responses])
 
     @property
     def neuron_ids(self) -> List[str]:
@@ -306,51 +367,61 @@ class NeuralDataset(torch.utils.data.Dataset):
 
     @property
     def n_neurons(self) -> int:
-        return int(self._responses[0].shape[0])
+        return int(shape_of(self._responses, 0)[0])
 
     @property
     def n_freqs(self) -> int:
-        return int(self._stims[0].shape[-2])
+        return int(shape_of(self._stims, 0)[-2])
 
     @property
     def n_channels(self) -> int:
         """C for ``(C, F, T)`` stimuli, 1 for ``(F, T)`` ones."""
-        return int(self._stims[0].shape[0]) if self._stims[0].ndim == 3 else 1
+        return int(shape_of(self._stims, 0)[0]) if self.stim_ndim == 3 else 1
 
     @property
     def stim_ndim(self) -> int:
         """2 for ``(F, T)`` stimuli, 3 for ``(C, F, T)`` ones."""
-        return self._stims[0].ndim
+        return len(shape_of(self._stims, 0))
 
     @property
     def lengths(self) -> List[int]:
         """``T_i``, the number of time bins of each stimulus."""
-        return [int(s.shape[-1]) for s in self._stims]
+        return [int(shape_of(self._stims, i)[-1]) for i in range(len(self._stims))]
 
     @property
     def n_repeats(self) -> List[int]:
-        """``R_i``, the number of repeats of each stimulus."""
-        return [int(r.shape[1]) for r in self._responses]
+        """``R_i``, the number of repeats of each stimulus (as recorded, also when summarised)."""
+        if self._repeat_counts is not None:
+            return list(self._repeat_counts)
+        return [int(shape_of(self._responses, i)[1]) for i in range(len(self._responses))]
 
     def __len__(self) -> int:
         return len(self._stims)
 
     def __getitem__(self, i: int) -> Dict[str, Any]:
-        """One stimulus: ``{"stim": (F, T) or (C, F, T), "response": (N, R, T), "meta": dict}``."""
+        """One stimulus: ``{"stim": (F, T) or (C, F, T), "response": (N, R, T), "meta": dict}``.
+
+        A summarised dataset's item holds the PSTH ``(N, 1, T)`` as
+        ``"response"`` and the stimulus' ``(N,)`` statistics under ``"repeat_stats"``.
+        """
         if isinstance(i, bool) or not isinstance(i, numbers.Integral):
             raise TypeError(f"NeuralDataset indices must be integers, got {type(i).__name__}; use subset() for several.")
         n = len(self._stims)
         if not -n <= i < n:
             raise IndexError(f"stimulus index {i} is out of range for a dataset of {n} stimuli.")
         i = int(i) % n
-        return {"stim": self._stims[i], "response": self._responses[i], "meta": dict(self._meta[i])}
+        item = {"stim": self._stims[i], "response": self._responses[i], "meta": dict(self._meta[i])}
+        if self._summary is not None:
+            item["repeat_stats"] = RepeatStatistics(*(field[i] for field in self._summary))
+        return item
 
     def __repr__(self) -> str:
         shape = "C, F" if self.stim_ndim == 3 else "F"
         return (
             f"NeuralDataset(n_stims={self.n_stims}, n_neurons={self.n_neurons}, n_freqs={self.n_freqs}, "
             f"stims=({shape}, T), T in [{min(self.lengths)}, {max(self.lengths)}], "
-            f"R in [{min(self.n_repeats)}, {max(self.n_repeats)}], dt_ms={self.dt_ms:g})"
+            f"R in [{min(self.n_repeats)}, {max(self.n_repeats)}], dt_ms={self.dt_ms:g}"
+            + (", repeats='summary')" if self._summary is not None else ")")
         )
 
     # -- derived datasets --------------------------------------------------------------
@@ -363,12 +434,7 @@ class NeuralDataset(torch.utils.data.Dataset):
         picked = _resolve_index(indices, self.n_stims, "stimulus")
         if not picked:
             raise ValueError(f"subset({short_repr(indices)}) selects no stimulus; a dataset needs at least one.")
-        return NeuralDataset._trusted(
-            [self._stims[i] for i in picked],
-            [self._responses[i] for i in picked],
-            self._dt_ms,
-            [self._meta[i] for i in picked],
-        )._with_ids(self._neuron_ids)
+        return self._parts(picked)._with_ids(self._neuron_ids)
 
     def split(self, fractions: Union[float, Sequence[float]], seed: int = 0) -> List["NeuralDataset"]:
         """Split by stimulus (never inside one) into parts of the given fractions.
@@ -425,12 +491,9 @@ class NeuralDataset(torch.utils.data.Dataset):
         if not picked:
             raise ValueError(f"select_neurons({short_repr(idx)}) selects no neuron; a dataset needs at least one.")
         index = torch.tensor(picked, dtype=torch.long)
-        return NeuralDataset._trusted(
-            list(self._stims),
-            [r.index_select(0, index) for r in self._responses],
-            self._dt_ms,
-            self._meta,
-        )._with_ids(None if self._neuron_ids is None else [self._neuron_ids[i] for i in picked])
+        return self._parts(list(range(self.n_stims)), index)._with_ids(
+            None if self._neuron_ids is None else [self._neuron_ids[i] for i in picked]
+        )
 
     def _with_ids(self, ids: Optional[List[str]]) -> "NeuralDataset":
         self._neuron_ids = None if ids is None else list(ids)

@@ -6,6 +6,9 @@ padded tensors for every batch, item by item, on the CPU. A
 directly on the target device; a batch is then one ``index_select`` per
 tensor, trimmed to the batch's longest stimulus and largest repeat count so
 that it equals, value for value, what ``neural_collate`` would have built.
+A dataset on disk is never padded whole: each batch is read and padded on its
+own (:py:attr:`PaddedLoader.streams`), and so is a summarised one on the
+CPU, whose PSTHs are small enough that a padded copy would only double them.
 :py:class:`PsthView` serves a loader's batches with PSTHs in place of the
 repeats (:py:mod:`strfsolver.data.views` says when a solver uses it).
 """
@@ -20,7 +23,7 @@ from torch import Tensor
 
 from strfsolver.data.collate import neural_collate
 from strfsolver.data.dataset import NeuralDataset
-from strfsolver.metrics import psth
+from strfsolver.metrics import RepeatStatistics, psth
 from strfsolver.utils.checks import check_count, check_device, check_flag, check_seed
 from strfsolver.utils.checks import short_repr
 
@@ -80,8 +83,12 @@ class PaddedLoader:
         self._padded = None
         # batch extents are computed on the host: no device sync per batch
         self._lengths = torch.tensor(dataset.lengths, dtype=torch.long)
-        self._repeats = torch.tensor(dataset.n_repeats, dtype=torch.long)
+        summarised = dataset.repeats == "summary"
+        self._repeats = torch.tensor([1] * len(dataset) if summarised else dataset.n_repeats, dtype=torch.long)
         self._meta = dataset.meta
+        self._repeat_stats: RepeatStatistics = dataset.repeat_statistics.to(self.device) if summarised else None
+        #: whether each batch is read from the dataset when served, rather than cut from one padded copy of it
+        self.streams = dataset.on_disk or (summarised and self.device.type == "cpu")
 
     def _pad(self):
         if self._padded is None:
@@ -121,6 +128,10 @@ class PaddedLoader:
         n = len(self.dataset)
         if int(index.min()) < 0 or int(index.max()) >= n:
             raise ValueError(f"stimulus indices must lie in [0, {n - 1}], got {index.tolist()}.")
+        if self.streams:
+            batch = neural_collate([self.dataset[i] for i in index.tolist()])
+            return {key: value.to(self.device) if isinstance(value, (Tensor, RepeatStatistics)) else value
+                    for key, value in batch.items()}
         bins = int(self._lengths[index].max())
         repeats = int(self._repeats[index].max())
         on_device = index.to(self.device, non_blocking=True)
@@ -130,7 +141,10 @@ class PaddedLoader:
         responses = padded_responses[:, :, :repeats, :bins].index_select(0, on_device)
         valid = padded_valid[:, :, :repeats, :bins].index_select(0, on_device)
         meta = [dict(self._meta[i]) for i in index.tolist()]
-        return {"stims": stims, "responses": responses, "valid_mask": valid, "meta": meta}
+        batch = {"stims": stims, "responses": responses, "valid_mask": valid, "meta": meta}
+        if self._repeat_stats is not None:
+            batch["repeat_stats"] = self._repeat_stats.index_select(0, on_device)
+        return batch
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         order = self.order(self.epoch)
@@ -189,10 +203,12 @@ def make_loader(dataset: NeuralDataset, batch_size: int = 1, shuffle: bool = Fal
     return PaddedLoader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, device=device, drop_last=drop_last)
 
 
-def _psth_dataset(dataset: NeuralDataset) -> NeuralDataset:
-    # the stimuli passed validation already: share them rather than copy and re-check
-    responses = [psth(r.unsqueeze(0))[0] for r in dataset.responses]
-    return NeuralDataset._trusted(dataset.stims, responses, dataset.dt_ms, dataset.meta)
+def _psth_batch(batch: Dict[str, Any]) -> Dict[str, Any]:
+    """A streamed batch with its PSTH in place of its repeats (a summarised one is one already)."""
+    if "repeat_stats" in batch:
+        return batch
+    mean = psth(batch["responses"])
+    return dict(batch, responses=mean, valid_mask=~mean.isnan())
 
 
 class PsthView:
@@ -202,7 +218,9 @@ class PsthView:
     loader's epoch counter (the view has no state of its own); its batches
     are those of the loader with ``responses`` and ``valid_mask`` of shape
     ``(B, N, 1, T)``. The PSTHs are computed and padded once, when the view
-    is built.
+    is built; a loader that streams (:py:attr:`PaddedLoader.streams`) has each
+    batch's PSTH computed as it is read, and a summarised dataset's batches
+    are served as they are.
 
     Args:
         loader: The loader to view.
@@ -212,9 +230,11 @@ class PsthView:
         if not isinstance(loader, PaddedLoader):
             raise ValueError(f"a PSTH view needs a strfsolver.data.PaddedLoader, got {type(loader).__name__}.")
         self.loader = loader
-        self._psths = PaddedLoader(
-            _psth_dataset(loader.dataset), batch_size=loader.batch_size, device=loader.device, drop_last=loader.drop_last
-        )
+        self._psths = None
+        if not loader.streams:
+            dataset = loader.dataset  # its stimuli passed validation already: shared, not copied and checked again
+            psths = NeuralDataset._trusted(dataset.stims, dataset.psths, dataset.dt_ms, dataset.meta)
+            self._psths = PaddedLoader(psths, batch_size=loader.batch_size, device=loader.device, drop_last=loader.drop_last)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -225,6 +245,8 @@ class PsthView:
         loader.set_epoch(loader.epoch + 1)
         size = loader.batch_size
         stop = len(loader) * size
+        if self._psths is None:
+            return (_psth_batch(loader.batch(order[start : min(start + size, len(order))])) for start in range(0, stop, size))
         return (self._psths.batch(order[start : min(start + size, len(order))]) for start in range(0, stop, size))
 
     def state_dict(self) -> Dict[str, int]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from strfsolver.data.collate import recorded_responses
+from strfsolver.data.collate import metric_responses, recorded_responses
 from strfsolver.data.loader import PaddedLoader, PsthView  # noqa: F401  (PsthView lives beside the loader it views)
 from strfsolver.metrics import MetricAccumulator, ResponseSummary
 
@@ -57,8 +57,9 @@ class ValidationCache:
 
     @staticmethod
     def applies_to(loader: Any) -> bool:
-        """Whether ``loader`` serves the same batches every epoch (a PaddedLoader in fixed order)."""
-        return isinstance(loader, PaddedLoader) and not loader.shuffle
+        """Whether ``loader`` serves the same batches every epoch (a PaddedLoader in fixed order) and
+        a cache saves work: a summarised dataset's batches carry their summaries already."""
+        return isinstance(loader, PaddedLoader) and not loader.shuffle and loader.dataset.repeats != "summary"
 
     def batches(self) -> Iterator[Tuple[Dict[str, Any], ResponseSummary]]:
         """``(batch, summary)`` pairs of one validation pass; the batch's ``responses`` is its PSTH."""
@@ -67,7 +68,7 @@ class ValidationCache:
             entries = []
             for batch in self.loader:
                 batch = self.prepare(batch)
-                summary = accumulator.summarize(batch["responses"])
+                summary = accumulator.summarize(metric_responses(batch))
                 psth = summary.psth.to(batch["responses"].dtype)  # the summary's is float64, for the scores
                 entries.append((dict(batch, responses=psth, valid_mask=~psth.isnan()), summary))
             self._entries = entries

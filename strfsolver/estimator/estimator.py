@@ -330,9 +330,11 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
                 solver_options=options, loss=self.loss, batch_size=self.batch_size, device=self.device,
                 progress=bool(settings["progress"]), loggers=loggers,
                 # one fit per seed; the estimator keeps the best seed's model
-                seeds=[seed, seed + 1, seed + 2] if solver_name == "multi-seed" else None,
+                seeds=[seed, seed + 1, seed + 2] if solver_name == "multi-seed" else None, repeats="auto",
             )
-            experiment = build_experiment(spec, train_set, valid_set, seed=seed).fit()
+            experiment = build_experiment(spec, train_set, valid_set, seed=seed)
+            del train_set, valid_set  # the experiment holds what the fit needs (summarised when nothing reads each repeat)
+            experiment.fit()
             fitter = experiment.solver
             net, log, best_epoch = experiment.model, experiment.history, experiment.best_epoch
             self._predictor = fitter

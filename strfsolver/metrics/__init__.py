@@ -79,6 +79,7 @@ Example:
 
 from strfsolver.metrics.accumulator import MetricAccumulator, ResponseSummary
 from strfsolver.metrics.checks import REDUCTIONS
+from strfsolver.metrics.summaries import RepeatStatistics, SummarisedResponses, repeat_statistics
 # private helpers that strfsolver.losses and strfsolver.solver import from here
 from strfsolver.metrics.checks import _check_inputs, _check_reduction, _reduce  # noqa: F401
 from strfsolver.metrics.formulas import METRICS, available_metrics
@@ -101,6 +102,9 @@ __all__ = [
     "available_metrics",
     "psth",
     "ResponseSummary",
+    "RepeatStatistics",
+    "SummarisedResponses",
+    "repeat_statistics",
     "corrcoef",
     "normalized_corrcoef",
     "signal_power",

@@ -10,6 +10,7 @@ from strfsolver.metrics.checks import _check_inputs, _check_responses, _shape
 from strfsolver.metrics.formulas import METRICS, _eps, _finalize, _needs, available_metrics
 from strfsolver.metrics.functional import psth
 from strfsolver.metrics.statistics import _merge_stats, _stats, _Stats
+from strfsolver.metrics.summaries import SummarisedResponses
 
 __all__ = ["ResponseSummary", "MetricAccumulator"]
 
@@ -20,8 +21,9 @@ class ResponseSummary(NamedTuple):
     """The prediction-free part of a batch, from :py:meth:`MetricAccumulator.summarize`.
 
     Attributes:
-        psth: ``(B, N, 1, T)`` float64 (exact for float32 responses), NaN
-            where no repeat is valid.
+        psth: ``(B, N, 1, T)``, NaN where no repeat is valid: float64 (exact
+            for float32 responses) when computed from the repeats, the stored
+            float32 PSTH for a summarised dataset's batch.
         stats: Per-neuron statistics of the responses alone (signal and
             noise power, split halves), float64.
         metrics: The metric names it serves.
@@ -93,11 +95,17 @@ class MetricAccumulator:
         touching only ``(B, N, 1, T)`` tensors.
 
         Args:
-            responses: ``(B, N, R, T)``, NaN where missing.
+            responses: ``(B, N, R, T)``, NaN where missing, or the
+                :py:class:`~strfsolver.metrics.SummarisedResponses` of a
+                summarised dataset's batch (its PSTH is kept as it is).
 
         Returns:
             A :py:class:`ResponseSummary` for this accumulator's metrics.
         """
+        if isinstance(responses, SummarisedResponses):
+            summarised = responses.check()
+            stats = summarised.stats.to(summarised.psth.device).pooled()
+            return ResponseSummary(summarised.psth.detach(), stats, self.metrics)
         responses = _check_responses(responses).detach()
         need = _needs(self.metrics)
         response_need = dict(need, pairs=False, residual=False)
@@ -117,10 +125,15 @@ class MetricAccumulator:
 
         Args:
             pred: ``(B, N, 1, T)`` predictions (detached here).
-            responses: ``(B, N, R, T)``, NaN where missing.
+            responses: ``(B, N, R, T)``, NaN where missing; or a
+                :py:class:`ResponseSummary` of them from :meth:`summarize`;
+                or a summarised dataset's
+                :py:class:`~strfsolver.metrics.SummarisedResponses`.
             mask: Optional bool ``(B, N, 1, T)`` or ``(B, N, T)``.
         """
         summary = None
+        if isinstance(responses, SummarisedResponses):
+            responses = self.summarize(responses)
         if isinstance(responses, ResponseSummary):
             summary = responses
             if summary.metrics != self.metrics:

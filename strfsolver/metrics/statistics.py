@@ -236,7 +236,7 @@ def _block_stats(
     return out
 
 
-def _stats(
+def _row_stats(
     pred: Optional[Tensor],
     responses: Tensor,
     mask: Optional[Tensor],
@@ -246,23 +246,12 @@ def _stats(
     halves: bool = False,
     repeats: bool = False,
     stats_dtype: Optional[torch.dtype] = None,
-) -> _Stats:
-    """Per-neuron sufficient statistics of validated inputs.
+) -> Dict[str, object]:
+    """Statistics of each (stimulus, neuron) row, ``(B, N)`` per field, before pooling over stimuli.
 
-    Args:
-        pred: ``(B, N, 1, T)`` (needed with ``pairs``).
-        responses: ``(B, N, R, T)``.
-        mask: ``(B, N, T)`` bool or None.
-        pairs: (pred, PSTH) moments.
-        residual: sum of squared residuals (with ``pairs``).
-        power: signal / total / noise power sums.
-        halves: split-half PSTH moments (Hsu).
-        repeats: whether each neuron has a stimulus with 2 valid repeats.
-        stats_dtype: dtype of the returned statistics, and of the
-            arithmetic when it is wider than the inputs': each block of
-            (stimulus, neuron) rows is converted to it (float32 responses
-            of 1e4 + a small signal then score as their float64 copy does),
-            centred on its own means, and pooled; default: the inputs' dtype.
+    The arguments are those of :func:`_stats`. Rows are what a summarised
+    dataset keeps per stimulus (:py:class:`~strfsolver.metrics.RepeatStatistics`):
+    pooling them with :func:`_pool_rows` gives what :func:`_stats` returns.
     """
     batch, neurons, n_rep, bins = responses.shape
     rows = batch * neurons
@@ -299,27 +288,60 @@ def _stats(
         out = torch.cat(tensors).view(batch, neurons)
         return out if out.dtype == torch.bool else out.to(stats_dtype)
 
-    def gather(key):
-        first = blocks[0][key]
-        if isinstance(first, _PairMoments):
-            fields = [rows_of([b[key][i] for b in blocks]) for i in range(len(first))]
-            return _combine_groups(_PairMoments(*fields))
-        return rows_of([b[key] for b in blocks])
+    out: Dict[str, object] = {}
+    for key, value in blocks[0].items():
+        if isinstance(value, _PairMoments):
+            out[key] = _PairMoments(*(rows_of([b[key][i] for b in blocks]) for i in range(len(value))))
+        else:
+            out[key] = rows_of([b[key] for b in blocks])
+    return out
 
-    pair_stats = gather("pairs") if pairs else None
-    ss_res = gather("ss_res").sum(0) if need["residual"] else None
-    half_stats = gather("halves") if halves else None
-    has_repeats = gather("has_repeats").any(0) if (repeats or power) else None
+
+def _pool_rows(rows: Dict[str, object]) -> _Stats:
+    """Pool the ``(B, N)`` rows of :func:`_row_stats` over stimuli into per-neuron :class:`_Stats`, exactly."""
+    pair_stats = _combine_groups(rows["pairs"]) if "pairs" in rows else None
+    ss_res = rows["ss_res"].sum(0) if "ss_res" in rows else None
+    half_stats = _combine_groups(rows["halves"]) if "halves" in rows else None
+    has_repeats = rows["has_repeats"].any(0) if "has_repeats" in rows else None
     weight = signal = total = noise = None
-    if power:
-        w = gather("weight")
-        sp = gather("signal")
-        tp = gather("total")
+    if "signal" in rows:
+        w, sp, tp = rows["weight"], rows["signal"], rows["total"]
         weight = w.sum(0)
         signal = (w * sp).sum(0)
         total = (w * tp).sum(0)
         noise = (w * (tp - sp)).sum(0)
     return _Stats(pair_stats, ss_res, half_stats, has_repeats, weight, signal, total, noise)
+
+
+def _stats(
+    pred: Optional[Tensor],
+    responses: Tensor,
+    mask: Optional[Tensor],
+    pairs: bool = False,
+    residual: bool = False,
+    power: bool = False,
+    halves: bool = False,
+    repeats: bool = False,
+    stats_dtype: Optional[torch.dtype] = None,
+) -> _Stats:
+    """Per-neuron sufficient statistics of validated inputs.
+
+    Args:
+        pred: ``(B, N, 1, T)`` (needed with ``pairs``).
+        responses: ``(B, N, R, T)``.
+        mask: ``(B, N, T)`` bool or None.
+        pairs: (pred, PSTH) moments.
+        residual: sum of squared residuals (with ``pairs``).
+        power: signal / total / noise power sums.
+        halves: split-half PSTH moments (Hsu).
+        repeats: whether each neuron has a stimulus with 2 valid repeats.
+        stats_dtype: dtype of the returned statistics, and of the
+            arithmetic when it is wider than the inputs': each block of
+            (stimulus, neuron) rows is converted to it (float32 responses
+            of 1e4 + a small signal then score as their float64 copy does),
+            centred on its own means, and pooled; default: the inputs' dtype.
+    """
+    return _pool_rows(_row_stats(pred, responses, mask, pairs, residual, power, halves, repeats, stats_dtype))
 
 
 def _merge_stats(a: _Stats, b: _Stats) -> _Stats:

@@ -130,6 +130,9 @@ def loader_stimulus_count(loader: Any, recorded: bool = False) -> Optional[int]:
         return None
     if not recorded:
         return len(dataset)
+    table = getattr(dataset, "recorded", None)  # a NeuralDataset's (S, N) table: summarised or on-disk data have no repeats to scan
+    if isinstance(table, torch.Tensor):
+        return int(table.any(1).sum())
     try:
         responses = getattr(dataset, "responses", None)
         if responses is None or len(responses) != len(dataset):

@@ -20,7 +20,16 @@ __all__ = ["declared_neurons", "check_fit_data", "may_serve_empty_batches", "che
 def _dataset(loader: Any) -> Any:
     """The :py:class:`~strfsolver.data.NeuralDataset` a loader serves, or ``None`` when it does not say."""
     dataset = getattr(loader, "dataset", None)
-    return dataset if all(hasattr(dataset, name) for name in ("n_neurons", "n_freqs", "responses")) else None
+    return dataset if all(hasattr(dataset, name) for name in ("n_neurons", "n_freqs", "lengths")) else None
+
+
+def _recorded(dataset: Any):
+    """``(S, N)`` bool, neuron n recorded in stimulus s: the dataset's own table (kept for data on
+    disk or summarised, so that no check reads the responses), else computed one stimulus at a time."""
+    recorded = getattr(dataset, "recorded", None)
+    if recorded is not None:
+        return recorded
+    return torch.stack([~responses.isnan().flatten(1).all(1) for responses in dataset.responses])
 
 
 def declared_neurons(model: Any) -> Optional[int]:
@@ -75,11 +84,9 @@ def check_neurons_have_training_data(dataset: Any) -> None:
     Raises:
         ValueError: naming the neurons (index and id).
     """
-    recorded = torch.zeros(dataset.n_neurons, dtype=torch.bool)
-    for responses in dataset.responses:  # one stimulus at a time: (N, R, T)
-        recorded |= ~responses.isnan().flatten(1).all(1)
-        if bool(recorded.all()):
-            return
+    recorded = _recorded(dataset).any(0)
+    if bool(recorded.all()):
+        return
     missing = (~recorded).nonzero().flatten().tolist()
     ids = dataset.neuron_ids
     named = ", ".join(f"{n} ({short_repr(ids[n])})" for n in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
@@ -96,7 +103,7 @@ def may_serve_empty_batches(loader: Any) -> bool:
     dataset = _dataset(loader)
     if dataset is None:
         return True
-    return not all(bool((~responses.isnan()).any()) for responses in dataset.responses)
+    return not bool(_recorded(dataset).any(1).all())
 
 
 def describe_non_finite(batch: dict) -> Optional[str]:

@@ -16,11 +16,12 @@ from torch import Tensor
 
 from strfsolver import losses as _losses
 from strfsolver.utils.checks import as_float32, check_count
-from strfsolver.data import ValidationCache
+from strfsolver.data import ValidationCache, metric_responses
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.solver.batches import begin_sequence, model_dtype
 from strfsolver.solver.custom_metrics import WholeSetCollector
 from strfsolver.solver.neurons import NeuronLossMean, bin_counts, neuron_losses
+from strfsolver.solver.repeat_readers import check_repeats_available
 from strfsolver.solver.state import NeuronTrainingState
 
 __all__ = ["evaluate", "predict"]
@@ -29,6 +30,7 @@ __all__ = ["evaluate", "predict"]
 @torch.no_grad()
 def evaluate(solver: Any, loader: Iterable[Dict[str, Any]], cache: Optional[ValidationCache] = None) -> Dict[str, Any]:
     """What :py:meth:`Solver.validation` returns, from a loader or from a fit's validation cache."""
+    check_repeats_available(solver, loader)
     was_training = solver.model.training
     solver.model.eval()
     accumulator = MetricAccumulator(solver.builtin_metrics) if solver.builtin_metrics else None
@@ -50,7 +52,7 @@ def evaluate(solver: Any, loader: Iterable[Dict[str, Any]], cache: Optional[Vali
                 loss_sum += solver.criterion(pred, responses).detach().double() * size
             n_stims += size
             if accumulator is not None:
-                accumulator.update(pred, summary if summary is not None else responses)
+                accumulator.update(pred, summary if summary is not None else metric_responses(batch))
             if collector is not None:
                 collector.update(pred, responses)
     finally:

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from strfsolver.utils import seeding as _random
 from strfsolver.utils.checks import all_finite, check_count, short_repr
-from strfsolver.data import PaddedLoader, ValidationCache
+from strfsolver.data import PaddedLoader, ValidationCache, metric_responses
 from strfsolver.metrics import MetricAccumulator
 from strfsolver.nn.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
 from strfsolver.solver import checkpoint as _checkpoint
@@ -45,6 +45,7 @@ from strfsolver.solver.loop import CheckpointWriter, EarlyStopping, Reporter, Sc
 from strfsolver.solver.overfit import RepeatedBatches
 from strfsolver.solver.neurons import NeuronLossMean, NeuronTracker, append_epoch, bin_counts, neuron_losses, per_neuron_values, scores_of
 from strfsolver.solver.persistence import warn_changed_options
+from strfsolver.solver.repeat_readers import check_repeats_available
 from strfsolver.solver.schedules import check_schedules
 from strfsolver.solver.state import TrainingState
 
@@ -129,7 +130,7 @@ class GradientEpoch:
                     raise ValueError("track_train_metrics=True (or a train_ monitor of a per-neuron solver) needs "
                                      "step() to return the batch's prediction under 'pred'.")
                 if accumulator is not None:
-                    accumulator.update(out["pred"], batch["responses"])
+                    accumulator.update(out["pred"], metric_responses(batch))
                 if collector is not None:
                     collector.update(out["pred"], batch["responses"])
                 if neuron_loss is not None:
@@ -188,6 +189,7 @@ class FitLoop:
                  overfit_batches: Optional[int] = None):
         self.solver, self.loader, self.valid_loader, self.test_loader = solver, loader, valid_loader, test_loader
         check_fit_data(solver.model, loader, valid_loader, test_loader, n_neurons=getattr(solver, "n_neurons_", None))
+        check_repeats_available(solver, loader, valid_loader, test_loader)
         self.empty_batches_possible = may_serve_empty_batches(loader)
         self.max_epochs = check_count(solver.max_epochs if max_epochs is None else max_epochs, "max_epochs", 1)
         self.valid_frequency = check_count(valid_frequency, "valid_frequency", 1)

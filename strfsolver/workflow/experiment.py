@@ -24,24 +24,36 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from strfsolver.utils.checks import check_count, check_device, check_seed
-from strfsolver.data import NeuralDataset, make_loader
-from strfsolver.metrics import MetricAccumulator
+from strfsolver.utils.checks import check_choice, check_count, check_device, check_seed
+from strfsolver.data import NeuralDataset, make_loader, metric_responses, neural_collate
+from strfsolver.metrics import MetricAccumulator, SummarisedResponses
 from strfsolver.utils.deprecation import renamed
 from strfsolver.utils.seeding import seeded
 from strfsolver.utils.checks import short_repr
 
 __all__ = ["ExperimentSpec", "Experiment", "build_experiment", "evaluate", "resolve_solver", "choose_model", "choose_batch_size",
-           "choose_valid_count", "choose_valid_fraction", "score_predictions", "SCORE_METRICS"]
+           "choose_valid_count", "choose_valid_fraction", "score_predictions", "stimulus_responses", "SCORE_METRICS"]
 
 #: the per-neuron metrics of :py:meth:`Experiment.scores` and the estimator's ``scores_``
 SCORE_METRICS = ("cc", "cc_norm", "cc_norm_hsu", "fve", "signal_power", "noise_power", "snr")
+
+
+def stimulus_responses(dataset: NeuralDataset, for_metrics: bool = False) -> Iterable[Any]:
+    """Each stimulus' responses, read one at a time (a dataset on disk is never loaded whole): its
+    repeats ``(N, R, T)``, or a summarised dataset's PSTH ``(N, 1, T)``; with ``for_metrics``, what a
+    metric reads (:py:func:`strfsolver.data.metric_responses`: the summary with its repeat statistics)."""
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if for_metrics and "repeat_stats" in item:
+            yield metric_responses(neural_collate([item]))
+        else:
+            yield item["response"]
 
 
 def choose_model(responses: Sequence[Any]) -> str:
@@ -109,6 +121,12 @@ class ExperimentSpec:
             multi-seed folders; ``None`` writes nothing.
         output_dir: Old name of ``logdir``, taken for one release (with a
             ``DeprecationWarning``); ``None`` once the spec is built.
+        repeats: What the fit keeps of the repeats: ``"all"`` (the datasets as
+            given), ``"summary"`` (each in-memory dataset summarised:
+            ``NeuralDataset.summarised``) or ``"auto"``: summarised when
+            nothing in the solver reads each repeat
+            (:py:func:`strfsolver.solver.repeat_readers.repeat_readers`), which
+            holds R times less in memory for the same fit and scores.
     """
 
     model: str = "auto"
@@ -123,8 +141,10 @@ class ExperimentSpec:
     loggers: Sequence[Any] = ()
     logdir: Optional[Union[str, Path]] = None
     output_dir: Optional[Union[str, Path]] = dataclasses.field(default=None, repr=False)
+    repeats: str = "all"
 
     def __post_init__(self) -> None:
+        check_choice(self.repeats, "repeats", ("all", "summary", "auto"), where="ExperimentSpec: ")
         self.logdir = renamed(self.logdir, self.output_dir, "logdir", "output_dir", where="ExperimentSpec", stacklevel=4)
         self.output_dir = None
 
@@ -162,7 +182,7 @@ class Experiment:
         from strfsolver import solver as _solvers
 
         self.spec, self.train, self.valid, self.test, self.seed = spec, train, valid, test, seed
-        self.model_name = choose_model(train.responses) if spec.model == "auto" else spec.model
+        self.model_name = choose_model(stimulus_responses(train)) if spec.model == "auto" else spec.model
         self.batch_size = choose_batch_size(len(train)) if spec.batch_size == "auto" else spec.batch_size
         self.solver_name = resolve_solver(spec.solver, self.model_name)
         shapes = dict(n_freqs=train.n_freqs, n_neurons=train.n_neurons)
@@ -196,10 +216,28 @@ class Experiment:
                 model = model_factory(seeds[0])
             self.solver = _solvers.init(self.solver_name, model=model, criterion=spec.loss, device=spec.device, loggers=list(spec.loggers), **options)
         check_count(self.batch_size, "batch_size", 1)
+        if spec.repeats == "summary" or (spec.repeats == "auto" and not self._reads_repeats()):
+            # a dataset on disk is read per batch already: summarising it would load its PSTHs whole
+            train, valid, test = (d if d is None or d.on_disk else d.summarised() for d in (train, valid, test))
+            self.train, self.valid, self.test = train, valid, test
         self.train_loader = make_loader(train, batch_size=self.batch_size, shuffle=True, seed=seed, device=spec.device)
         self.valid_loader = None if valid is None else make_loader(valid, batch_size=self.batch_size, device=spec.device)
         self.test_loader = None if test is None else make_loader(test, batch_size=self.batch_size, device=spec.device)
         self._warn_about_the_data(model_factory, model_options)
+
+    def _reads_repeats(self) -> bool:
+        """Whether the solver (for several seeds: a probe of the solver each seed builds) reads each repeat."""
+        from strfsolver import solver as _solvers
+        from strfsolver.solver.repeat_readers import repeat_readers
+
+        probe = self.solver
+        if not hasattr(probe, "criterion_reads_repeats"):  # the multi-seed runner builds its solvers late, in its workers
+            try:
+                with seeded(probe.seeds_[0]):
+                    probe = _solvers.init(probe.solver, model=probe.model_factory(probe.seeds_[0]), **probe.solver_kwargs)
+            except (TypeError, ValueError, KeyError):
+                return True  # bad options: keep the data as given; the error is raised, with its message, where the solvers are built
+        return bool(repeat_readers(probe))
 
     def _warn_about_the_data(self, model_factory, model_options: Dict[str, Any]) -> None:
         """Say so when the data and the choices do not go together; each costs fit quality silently otherwise."""
@@ -215,7 +253,7 @@ class Experiment:
                 f"batch_size={self.batch_size} holds all {len(train)} training stimuli: one gradient step per epoch. "
                 f"Use batch_size='auto' ({choose_batch_size(len(train))} here) or a smaller one.", UserWarning, stacklevel=4,
             )
-        if choose_model(train.responses) == "linear":
+        if choose_model(stimulus_responses(train)) == "linear":
             with seeded(0):
                 probe = model_factory(0)
             activation = getattr(getattr(probe, "readout", None), "activation", None)
@@ -265,7 +303,7 @@ class Experiment:
         dataset = {"train": self.train, "valid": self.valid, "test": self.test}.get(split)
         if dataset is None:
             raise ValueError(f"the experiment has no {short_repr(split)} data; splits: train, valid, test (when given).")
-        return evaluate(self.solver, dataset.stims, dataset.responses, metrics, batch_size=self.batch_size)
+        return evaluate(self.solver, dataset.stims, stimulus_responses(dataset, for_metrics=True), metrics, batch_size=self.batch_size)
 
 
 def build_experiment(
@@ -330,7 +368,8 @@ def score_predictions(
 
     Args:
         preds: One ``(N, 1, T_i)`` or ``(N, T_i)`` prediction per stimulus (tensors or arrays).
-        responses: The ``(N, R_i, T_i)`` responses, NaN where missing.
+        responses: The ``(N, R_i, T_i)`` responses, NaN where missing, or
+            a summarised stimulus' :py:class:`~strfsolver.metrics.SummarisedResponses`.
         metrics: Names of :py:class:`~strfsolver.metrics.MetricAccumulator`.
 
     Returns:
@@ -341,5 +380,8 @@ def score_predictions(
         pred = torch.as_tensor(np.asarray(pred.detach().cpu() if isinstance(pred, torch.Tensor) else pred))
         if pred.ndim == 2:
             pred = pred[:, None]
+        if isinstance(response, SummarisedResponses):  # one stimulus of a summarised dataset
+            accumulator.update(pred[None].to(response.psth.dtype), response)
+            continue
         accumulator.update(pred[None], torch.tensor(np.asarray(response), dtype=pred.dtype)[None])
     return {name: values.cpu().numpy() for name, values in accumulator.compute().items()}

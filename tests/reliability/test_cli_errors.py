@@ -69,7 +69,7 @@ CONFIG_CASES = [
     ("no logdir", removed("logdir"), "config key 'logdir' is required"),
     ("missing data file", changed(data="/nonexistent/data.npz"), "config key 'data': no file at /nonexistent/data.npz"),
     ("data of another kind", with_file("data.csv", b"a,b\n"), "config key 'data' must name a .npz or .nwb file"),
-    ("data a number", changed(data=5), "config key 'data' must be a path to a .npz or .nwb file, got int 5"),
+    ("data a number", changed(data=5), "config key 'data' must be a path to a .npz or .nwb file or a dataset folder, got int 5"),
     ("logdir a file", with_file("taken", b"keep", key="logdir"), "config key 'logdir' must be a folder, but"),
     ("corrupt npz", with_file("broken.npz", b"PK\x03\x04 no archive"), "config key 'data': "),
     ("corrupt nwb", with_file("broken.nwb", b"garbage"), "config key 'data': "),
