@@ -50,6 +50,7 @@ from strfsolver.estimator.inputs import (
 from strfsolver.estimator.sessions import fit_sessions, is_sessions
 from strfsolver.estimator.params import check_params, fit_loggers, fitter_stop_reason, renamed_params, solver_options
 from strfsolver.estimator.sklearn_compat import _FallbackBaseEstimator, _FallbackNotFittedError, _FallbackRegressorMixin
+from strfsolver.models.interpret import linear_strfs
 from strfsolver.utils.checks import short_repr
 
 # scikit-learn is optional: the estimator works without it. The choice is made
@@ -357,7 +358,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
             self.scores_ = self._score_table(scored.stims, scored.responses, "validation" if val is not None else "training")
             if neuron_ids is not None:
                 self.scores_.insert(0, "neuron_id", list(neuron_ids))
-            self.strfs_ = self._strfs()
+            self.strfs_ = linear_strfs(self.model_)
         return self
 
     # ------------------------------------------------------------------ prediction
@@ -443,18 +444,6 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         return self._score_table(data.stims, data.responses, "given")
 
     # ------------------------------------------------------------------ STRFs and figures
-    def _strfs(self) -> Optional[np.ndarray]:
-        has_strf = getattr(self.model_, "has_strf", None)
-        if has_strf is False or not callable(getattr(self.model_, "strf", None)):
-            return None
-        try:
-            # wrappers (the single-cell solver's neuron stack) have strf() without the has_strf flag
-            with torch.no_grad():
-                strfs = self.model_.strf().detach().cpu().double().numpy()
-        except NotImplementedError:
-            return None
-        return strfs[:, 0] if strfs.shape[1] == 1 else strfs
-
     def plot_strfs(self, **kwargs):
         """Draw :py:attr:`strfs_` with :py:func:`strfsolver.models.plot_strfs`
         (needs matplotlib); keyword arguments go to it. Returns the figure."""

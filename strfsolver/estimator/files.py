@@ -25,6 +25,7 @@ from strfsolver.utils.checks import short_repr, to_json
 from strfsolver.utils.folders import recover_folder, write_folder
 from strfsolver.utils.io import atomic_write_json, file_sha256, read_json
 from strfsolver.models.base import CONFIG_FILE, WEIGHTS_FILE
+from strfsolver.models.interpret import linear_strfs
 from strfsolver.estimator.params import RENAMED_PARAMS
 
 # the way in is STRFEstimator.save / STRFEstimator.load, documented there
@@ -179,7 +180,7 @@ def load_estimator(cls, path: Union[str, Path], device: Optional[str] = None):
     estimator.history_ = pd.DataFrame(fitted["history"])
     estimator.scores_ = pd.DataFrame(fitted["scores"], index=pd.RangeIndex(estimator.n_neurons_, name="neuron"))
     estimator.scores_.attrs["data"] = fitted.get("scores_data")
-    estimator.strfs_ = estimator._strfs()
+    estimator.strfs_ = linear_strfs(estimator.model_)
     return estimator
 
 

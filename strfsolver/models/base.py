@@ -43,7 +43,7 @@ from strfsolver import prefilters
 from strfsolver._version import __version__
 from strfsolver.models import _registry as registry_module
 from strfsolver.models import model_card as _card
-from strfsolver.models.init_arguments import NOT_JSON, bound_arguments, to_json
+from strfsolver.models.init_arguments import NOT_JSON, argument_to_json, bound_arguments
 from strfsolver.models.sessions import SessionModelMixin, init_with_sessions
 from strfsolver.nn.standardize import StimulusStandardizer
 from strfsolver.utils import io
@@ -333,7 +333,7 @@ class NeuralModel(SessionModelMixin, nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         arguments, pass_again = {}, {}
         for key, value in self.config.items():
-            converted = to_json(value)
+            converted = argument_to_json(value)
             if converted is NOT_JSON:
                 pass_again[key] = type(value).__name__
             else:

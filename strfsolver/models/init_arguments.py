@@ -2,7 +2,7 @@
 
 Every subclass ``__init__`` is wrapped so that the outermost call records
 its bound arguments (:py:func:`bound_arguments`); ``save_pretrained`` writes
-those that have a JSON form (:py:func:`to_json`) to ``config.json`` and lists
+those that have a JSON form (:py:func:`argument_to_json`; unlike :py:func:`strfsolver.utils.checks.to_json`, a tensor or module has none) to ``config.json`` and lists
 the others (``NOT_JSON``) as arguments to pass again.
 """
 
@@ -12,13 +12,13 @@ import inspect
 import numbers
 from typing import Any, Dict
 
-__all__ = ["NOT_JSON", "to_json", "bound_arguments"]
+__all__ = ["NOT_JSON", "argument_to_json", "bound_arguments"]
 
-#: what :py:func:`to_json` returns for a value without a JSON form (a module, a tensor, ...)
+#: what :py:func:`argument_to_json` returns for a value without a JSON form (a module, a tensor, ...)
 NOT_JSON = object()
 
 
-def to_json(value: Any) -> Any:
+def argument_to_json(value: Any) -> Any:
     """JSON form of a constructor argument, or ``NOT_JSON``."""
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -27,10 +27,10 @@ def to_json(value: Any) -> Any:
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, (list, tuple)):
-        items = [to_json(v) for v in value]
+        items = [argument_to_json(v) for v in value]
         return NOT_JSON if any(v is NOT_JSON for v in items) else items
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        items = {k: to_json(v) for k, v in value.items()}
+        items = {k: argument_to_json(v) for k, v in value.items()}
         return NOT_JSON if any(v is NOT_JSON for v in items.values()) else items
     return NOT_JSON
 

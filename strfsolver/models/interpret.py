@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Union
 
+import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["gradient_strf"]
+__all__ = ["gradient_strf", "linear_strfs"]
 
 
 def _as_list(model, stims) -> List[Tensor]:
@@ -113,3 +114,20 @@ def gradient_strf(
     if total is None:
         raise ValueError(f"gradient_strf needs at least one stimulus of >= n_lags = {n_lags} bins; got lengths {[s.shape[-1] for s in stim_list]}.")
     return total / count
+
+
+def linear_strfs(model: nn.Module) -> Optional[np.ndarray]:
+    """The model's linear STRFs as float64 numpy, ``(N, F, L)`` (``(N, C, F, L)`` with several
+    channels), or ``None`` for a model without one (``has_strf`` False, or ``strf()`` missing or
+    not implemented)."""
+    has_strf = getattr(model, "has_strf", None)
+    if has_strf is False or not callable(getattr(model, "strf", None)):
+        return None
+    try:
+        # wrappers (the single-cell solver's neuron stack) have strf() without the has_strf flag
+        with torch.no_grad():
+            strfs = model.strf().detach().cpu().double().numpy()
+    except NotImplementedError:
+        return None
+    return strfs[:, 0] if strfs.shape[1] == 1 else strfs
+

@@ -45,6 +45,7 @@ from strfsolver.solver.neurons import NeuronTracker
 from strfsolver.solver.options import build_options, check_options
 from strfsolver.solver.penalties import StepPredictions
 from strfsolver.solver.persistence import load_solver_state, solver_state
+from strfsolver.solver.repeat_readers import refuse_summary_to_readers
 from strfsolver.solver.state import TrainingState
 from strfsolver.solver.update import check_optimizer_parameters, gradient_update, loss_parts, total_penalty
 
@@ -286,8 +287,8 @@ class Solver(FittedAttributes, abc.ABC):
 
     def prepare(self, batch: Batch) -> Batch:
         """The batch on :py:attr:`device`, stimuli in the model's dtype, and ``responses`` NaN where
-        ``valid_mask`` clears them (:py:func:`strfsolver.solver.batches.prepare_batch`; idempotent)."""
-        return prepare_batch(batch, self.device, model_dtype(self.model))
+        ``valid_mask`` clears them (:py:func:`strfsolver.solver.batches.prepare_batch`; idempotent); a summarised batch is refused when anything here reads every repeat."""
+        return prepare_batch(refuse_summary_to_readers(self, batch), self.device, model_dtype(self.model))
 
     # ------------------------------------------------------------------
     # the hooks (HOOKS)

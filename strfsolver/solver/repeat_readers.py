@@ -18,9 +18,9 @@ names nobody.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
-__all__ = ["repeat_readers", "check_repeats_available"]
+__all__ = ["repeat_readers", "check_repeats_available", "refuse_summary_to_readers"]
 
 
 def repeat_readers(solver: Any) -> List[str]:
@@ -37,7 +37,34 @@ def repeat_readers(solver: Any) -> List[str]:
 
 
 def _summarised(loader: Any) -> bool:
+    """Whether a loader (or a mapping of loaders, or batches interleaving several) serves a summarised dataset."""
+    loaders = getattr(loader, "loaders", loader)  # SessionBatches interleaves {session: loader}
+    if isinstance(loaders, Mapping):
+        return any(_summarised(each) for each in loaders.values())
     return getattr(getattr(loader, "dataset", None), "repeats", "all") == "summary"
+
+
+def _refusal(what: str, readers: List[str]) -> ValueError:
+    return ValueError(
+        f"the {what} keep only a summary of the repeats (repeats='summary'), but {'; '.join(readers)} read every "
+        "repeat and would see one PSTH instead. Build the datasets with repeats='all', or use built-in losses and "
+        "metrics only."
+    )
+
+
+def refuse_summary_to_readers(solver: Any, batch: Dict[str, Any]) -> Dict[str, Any]:
+    """``batch`` as it is, unless it is summarised (it carries ``"repeat_stats"``) and something in
+    ``solver`` reads every repeat: the per-batch form of :py:func:`check_repeats_available`, which
+    :py:meth:`Solver.prepare` applies to every batch, so that no loader wrapping can slip one through.
+
+    Raises:
+        ValueError: naming the readers.
+    """
+    if isinstance(batch, Mapping) and "repeat_stats" in batch:
+        readers = repeat_readers(solver)
+        if readers:
+            raise _refusal("batch's responses", readers)
+    return batch
 
 
 def check_repeats_available(solver: Any, loader: Any, valid_loader: Optional[Any] = None, test_loader: Optional[Any] = None) -> None:
@@ -52,8 +79,4 @@ def check_repeats_available(solver: Any, loader: Any, valid_loader: Optional[Any
         return
     readers = repeat_readers(solver)
     if readers:
-        raise ValueError(
-            f"the {' and '.join(summarised)} data keep only a summary of the repeats (repeats='summary'), but "
-            f"{'; '.join(readers)} read every repeat and would see one PSTH instead. Build the datasets with "
-            "repeats='all', or use built-in losses and metrics only."
-        )
+        raise _refusal(f"{' and '.join(summarised)} data", readers)

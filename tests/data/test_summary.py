@@ -166,3 +166,19 @@ def test_an_experiment_summarises_the_data_when_nothing_reads_repeats():
     assert several.train.repeats == "summary"
     with pytest.raises(ValueError, match="repeats must be one of"):
         ExperimentSpec(repeats="some")
+
+
+def test_summarised_batches_reach_no_repeat_reader_however_the_loader_is_wrapped():
+    """One check per batch (Solver.prepare): loaders of other kinds and the multi-session solver's
+    interleaved sessions are refused too, not only make_loader over a NeuralDataset."""
+    stims, responses = _arrays()
+    summary = NeuralDataset(stims, responses, dt_ms=5, repeats="summary")
+    wrapped = torch.utils.data.DataLoader(torch.utils.data.Subset(summary, [0, 1, 2]), batch_size=3, collate_fn=neural_collate)
+    with pytest.raises(ValueError, match="batch's responses keep only a summary.*criterion '_RepeatLoss'"):
+        _solver(criterion=_RepeatLoss()).fit(wrapped)
+    model = strfsolver.models.init("linear", n_freqs=6, n_lags=3, n_neurons={"a": 5, "b": 5})
+    sessions = strfsolver.solver.init("multi-session", model=model, criterion=_RepeatLoss(), max_epochs=1, progress=False)
+    with pytest.raises(ValueError, match="keep only a summary.*criterion '_RepeatLoss'"):
+        sessions.fit({"a": make_loader(summary, batch_size=3), "b": make_loader(summary, batch_size=3)})
+    # with the built-in losses the same wrapped summary trains
+    assert _solver().fit(wrapped).log[-1]["train_loss"] > 0
