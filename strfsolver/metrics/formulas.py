@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Dict, Iterable, List
 
 import torch
@@ -64,7 +66,10 @@ def _schoppe(m: _PairMoments, signal: Tensor, eps: float) -> Tensor:
 
 def _hsu(raw: Tensor, half: _PairMoments, eps: float) -> Tensor:
     cc_half = _correlation(half, eps)
-    ok = cc_half > 0  # False for NaN too
+    # a split-half correlation within rounding of zero (integer counts can make its covariance exactly 0)
+    # leaves the ceiling undefined, as a negative one does: its sign and size are the summation order's,
+    # and dividing by its root would give values like 1e7 that differ between batchings
+    ok = cc_half > math.sqrt(eps)  # False for NaN too
     safe = torch.where(ok, cc_half, 1.0)
     ceiling = (2 * safe / (1 + safe)).sqrt()  # Spearman-Brown, halves -> all repeats
     return torch.where(ok, raw / ceiling, _nan_like(raw))

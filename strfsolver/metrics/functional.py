@@ -106,7 +106,7 @@ def normalized_corrcoef(
     two half-PSTHs over all ``(b, t)`` where both are valid; the
     Spearman-Brown correction gives ``CCmax = sqrt(2 CC_half / (1 + CC_half))``
     (the correlation a PSTH of all repeats would reach with the noise-free
-    response). NaN where ``CC_half <= 0``.
+    response). NaN where ``CC_half <= 0`` or within rounding of zero (below ``sqrt(eps)``).
 
     A neuron without any stimulus with at least two valid repeats has no
     ceiling to estimate: its raw :func:`corrcoef` is returned, for both

@@ -539,3 +539,17 @@ def test_response_summaries_give_the_same_statistics_as_the_responses():
         torch.testing.assert_close(cached.compute()[name], direct.compute()[name], rtol=1e-12, atol=1e-12, equal_nan=True)
     with pytest.raises(ValueError, match="summary was made for the metrics"):
         MetricAccumulator(("cc",)).update(pred[:2], summary)
+
+
+def test_hsu_split_half_correlation_within_rounding_of_zero_gives_nan_in_every_batching():
+    """Integer counts whose two half-PSTHs have a covariance of exactly 0: the ceiling is undefined, and
+    the rounding noise that stands in for CC_half (1e-15) must not become a cc_norm_hsu of 1e7."""
+    # halves [1, 2, 1, 2] (even repeats) and [1, 1, 2, 2] (odd repeats): covariance exactly 0
+    responses = torch.tensor([[1.0, 2, 1, 2], [1, 1, 2, 2]], dtype=torch.float64).reshape(1, 1, 2, 4)
+    responses = responses.repeat(1, 1, 2, 1)  # 4 repeats: even [1,2,1,2] x2, odd [1,1,2,2] x2
+    pred = torch.tensor([0.5, 1.0, 2.0, 1.5], dtype=torch.float64).reshape(1, 1, 1, 4)
+    assert torch.isnan(metrics.normalized_corrcoef(pred, responses, "hsu")).all()
+    # the seeded case that found it: one neuron's halves uncorrelated to the last digit
+    pred, responses = make_case(1357, B=1, N=4, R=5, T=24)
+    whole = metrics.normalized_corrcoef(pred, responses, "hsu")
+    assert torch.isnan(whole[2]) and torch.isfinite(whole[[0, 1, 3]]).all()
