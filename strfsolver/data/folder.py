@@ -140,6 +140,8 @@ class FolderWriter:
     def add(self, stim: Any, response: Any, meta: Optional[Dict[str, Any]] = None) -> None:
         """Add one stimulus ``(F, T)`` (or ``(C, F, T)``) and its responses ``(N, R, T)``."""
         piece = NeuralDataset([stim], [response], self.dt_ms, meta=None if meta is None else [meta], repeats=self.repeats)
+        if self.neuron_ids is not None and piece.n_neurons == len(self.neuron_ids):
+            piece.neuron_ids = self.neuron_ids  # a bare array's neurons are the folder's, in its order
         self.add_dataset(piece)
 
     def add_dataset(self, dataset: NeuralDataset) -> None:
@@ -154,13 +156,25 @@ class FolderWriter:
             raise ValueError(f"the dataset has dt_ms={dataset.dt_ms:g} but this folder's is {float(self.dt_ms):g}.")
         layout = (dataset.stim_ndim, dataset.n_channels, dataset.n_freqs)
         if self._layout is None:
-            self._layout, self._n_neurons = layout, dataset.n_neurons
             if self.neuron_ids is not None and len(self.neuron_ids) != dataset.n_neurons:
                 raise ValueError(f"neuron_ids has {len(self.neuron_ids)} entries but the data have {dataset.n_neurons} neurons.")
+            self._layout, self._n_neurons = layout, dataset.n_neurons
         elif layout != self._layout or dataset.n_neurons != self._n_neurons:
             raise ValueError(
                 f"this part has {dataset.n_neurons} neurons and stimuli of (ndim, C, F) = {layout}, but the folder's "
                 f"first part had {self._n_neurons} and {self._layout}; every part must match."
+            )
+        # the folder's neuron axis is labelled once (the writer's ids, else the first part's); a part whose
+        # neurons are in another order would be written under the wrong labels, so it is refused, as concat does
+        part_ids = [str(n) for n in dataset.neuron_ids]
+        if self.neuron_ids is None:
+            self.neuron_ids = part_ids
+        elif part_ids != self.neuron_ids:
+            first = next(i for i, (a, b) in enumerate(zip(part_ids, self.neuron_ids)) if a != b)
+            raise ValueError(
+                f"this part's neurons are {short_repr(part_ids)} but the folder's are {short_repr(self.neuron_ids)} "
+                f"(position {first}: {part_ids[first]!r} against {self.neuron_ids[first]!r}); put the part's neurons in the "
+                "folder's order first (dataset.select_neurons) or give both the same neuron_ids."
             )
         summarised = self.repeats == "summary"
         arrays = dataset.psths if summarised else dataset.responses

@@ -152,3 +152,26 @@ def test_ridge_statistics_stream_from_a_folder(tmp_path):
     np.testing.assert_array_equal(fits[0][0], fits[1][0])
     np.testing.assert_allclose(fits[0][1], fits[1][1], rtol=1e-5, atol=1e-7)
     assert fits[0][2] == pytest.approx(fits[1][2], abs=1e-6)
+
+
+def test_a_part_with_its_neurons_in_another_order_is_refused_not_mislabelled(tmp_path):
+    rng = np.random.default_rng(3)
+    stims = [rng.standard_normal((4, 20)) for _ in range(2)]
+    responses = [rng.poisson(2.0, (3, 2, 20)).astype(float) for _ in range(2)]
+    part = NeuralDataset(stims, responses, dt_ms=5, neuron_ids=["c", "b", "a"])
+    with pytest.raises(ValueError, match=r"position 0: 'c' against 'a'.*select_neurons"):
+        FolderWriter(tmp_path / "labelled", dt_ms=5, neuron_ids=["a", "b", "c"]).add_dataset(part)
+    # two parts in different orders: the second is refused, the first labels the folder
+    writer = FolderWriter(tmp_path / "parts", dt_ms=5)
+    writer.add_dataset(part)
+    with pytest.raises(ValueError, match="folder's order"):
+        writer.add_dataset(NeuralDataset(stims, responses, dt_ms=5, neuron_ids=["a", "b", "c"]))
+    # the same part reordered to the folder's labels is accepted, and every label keeps its neuron
+    writer.add_dataset(NeuralDataset(stims, [r[::-1] for r in responses], dt_ms=5, neuron_ids=["a", "b", "c"]).select_neurons([2, 1, 0]))
+    folder = open_folder(writer.close())
+    assert folder.neuron_ids == ["c", "b", "a"]
+    assert np.array_equal(folder.responses[2].numpy(), folder.responses[0].numpy())
+    # add() labels each stimulus with the writer's ids
+    with FolderWriter(tmp_path / "single", dt_ms=5, neuron_ids=["x", "y", "z"]) as single:
+        single.add(stims[0], responses[0])
+    assert open_folder(tmp_path / "single").neuron_ids == ["x", "y", "z"]
