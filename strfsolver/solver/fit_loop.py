@@ -334,6 +334,9 @@ class FitLoop:
         """Go on from what ``recover(..., parts=(..., "progress"))`` put back (:py:mod:`strfsolver.solver.recovery`)."""
         if recovered is None:
             return False
+        # the epochs after the recovered one are abandoned: a log not recovered with it (the "history"
+        # part) may still hold them, from this solver's own earlier fit
+        self.solver.log = [row for row in self.solver.log if row.get("epoch", -1) < recovered.epoch]
         if self.logdir is not None:
             _recovery.drop_later_states(self.logdir, recovered, self.state.best_epoch, self.state.best_score)
         self._go_on(recovered.rng, recovered.loaders or {})

@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from strfsolver.utils.checks import short_repr
 from strfsolver.solver import checkpoint as _checkpoint
 from strfsolver.solver.loop import monitor_mode
+from strfsolver.solver.state import NeuronTrainingState
 
 __all__ = ["CHECKPOINT_FOLDER", "PARTS", "Continuation", "recover", "best_checkpoint", "indexed_path", "save_indexed",
            "clear_indexed", "drop_later_states", "indexed_checkpoints", "checkpoint_path", "find_fit_checkpoint", "select_parts"]
@@ -195,8 +196,26 @@ def recover(solver: Any, which: Union[str, int] = "best", parts: Sequence[str] =
     if "model" in chosen:
         _checkpoint.check_model_state(solver.model, chosen["model"], strict=strict)
     solver.load_state_dict(chosen, strict=False)  # the parts chosen, each checked above
+    if which == "best" and monitor is None and "model" in chosen:
+        overlay_neuron_bests(solver, logdir)
     continues = "progress" in chosen
     solver.recovered_ = Continuation(path, solver.training_state_.epoch, chosen.get("rng"), chosen.get("loaders")) if continues else None
+
+
+def overlay_neuron_bests(solver: Any, logdir: Union[str, Path]) -> None:
+    """Give each neuron of ``solver.model`` its own best state, as a per-neuron fit (``"per-cell-best"``)
+    ends: the best checkpoint holds the epoch best over all neurons, and each neuron's own best, which
+    later epochs may still have improved, is in the last state's training progress. Nothing for a
+    solver whose neurons share one early stopping, or a fit without a last state."""
+    if not issubclass(solver.state_class, NeuronTrainingState):
+        return
+    last = Path(logdir) / _checkpoint.LAST
+    if not last.is_file():
+        return
+    progress = solver.state_class()
+    progress.load_state_dict(_checkpoint.load_checkpoint(last, device=solver.device)["progress"])
+    if progress.neuron_best_model is not None:
+        solver.model.load_state_dict(progress.neuron_best_model, strict=False)
 
 
 def best_checkpoint(logdir: Union[str, Path], monitor: str, mode: str) -> Path:

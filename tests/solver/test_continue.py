@@ -179,3 +179,29 @@ def test_per_neuron_solvers_continue_bit_for_bit_with_each_neurons_bookkeeping(n
     assert _same_parameters(again, full) and len(again.log) == len(full.log) > 3
     assert torch.equal(again.best_epochs_, full.best_epochs_)
     assert _rows(again.log) == _rows(full.log)
+
+
+def test_recover_best_of_a_per_neuron_fit_gives_the_model_the_fit_ended_with(splits, tmp_path):
+    """"best" of "per-cell-best" is each neuron at its own best epoch, as fit and load(logdir) leave it,
+    not the best checkpoint alone (the epoch best over all neurons)."""
+    def build():
+        torch.manual_seed(0)
+        model = strfsolver.models.init("ln", n_freqs=8, n_lags=6, n_neurons=6)
+        return strfsolver.solver.init("per-cell-best", model=model, lr=5e-2, patience=None, progress=False)
+
+    fitted = build().fit(*_loaders(splits), max_epochs=8, logdir=tmp_path)
+    assert len(set(fitted.best_epochs_.tolist())) > 1  # the neurons peaked at different epochs
+    recovered = build()
+    recovered.recover("best", logdir=tmp_path)
+    assert _same_parameters(recovered, fitted)
+    epoch_best = build()
+    epoch_best.load(tmp_path, filename=checkpoint.BEST)  # the file alone: one epoch for every neuron
+    assert not _same_parameters(epoch_best, fitted)
+
+
+def test_a_continued_fit_drops_the_abandoned_epochs_of_a_log_not_recovered(splits, tmp_path):
+    whole = _solver()
+    whole.fit(*_loaders(splits), max_epochs=4, logdir=tmp_path, keep_every=1)
+    whole.recover(2, parts=("model", "optimizer", "progress"), logdir=tmp_path)  # the same solver, without "history"
+    whole.fit(*_loaders(splits), max_epochs=4)
+    assert [row["epoch"] for row in whole.log] == [0, 1, 2, 3]
