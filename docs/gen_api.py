@@ -95,7 +95,7 @@ def fmt_default(value):
     if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
         return value.__name__
     text = repr(value)
-    return text if len(text) <= 40 else type(value).__name__ + "(...)"
+    return text if len(text) <= 40 and " at 0x" not in text else type(value).__name__ + "(...)"
 
 
 def signature(obj):
@@ -185,7 +185,8 @@ def describe(module, name, obj, qualified):
             doc = constant_doc(other, name)
     doc = doc or CONSTANTS.get(name, "")
     text = repr(obj)
-    value = f" = `{text}`" if len(text) <= 100 and name != "HAS_SKLEARN" else ""  # HAS_SKLEARN depends on the machine
+    # an object without a repr of its own shows its memory address, which changes every run
+    value = f" = `{text}`" if len(text) <= 100 and name != "HAS_SKLEARN" and " at 0x" not in text else ""  # HAS_SKLEARN depends on the machine
     return [f"- `{name}`{value}{': ' + doc if doc else ''}"]
 
 
