@@ -162,3 +162,85 @@ def test_bad_arguments_are_refused_up_front(data):
         Fitter(nn.Sequential(ln()), train_loader, valid_loader, track_per_cell_best=True)
     with pytest.raises(ValueError, match="patience"):
         Fitter(ln(), train_loader, valid_loader, patience=0)
+
+
+def test_loss_fn_set_after_construction_is_what_fit_trains_on(data):
+    train_loader, valid_loader, _ = loaders(data)
+    model = ln()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    fitter = Fitter(model, train_loader, valid_loader, max_epochs=2, log_fn=quiet, optimizer=torch.optim.SGD(model.parameters(), lr=0.5))
+    fitter.loss_fn = lambda pred, responses: 0.0 * pred.sum()  # deepSTRF reads it at fit time: no gradient, no change
+    history = fitter.fit()
+    assert [row["train_loss"] for row in history] == [0.0, 0.0]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, start[key]), key
+
+    fitter.loss_fn = strfsolver.compat.deepstrf.mse_loss  # and back: training moves the weights again, same optimizer
+    fitter.fit()
+    assert any(not torch.equal(value, start[key]) for key, value in model.state_dict().items())
+    assert isinstance(fitter.optimizer, torch.optim.SGD) and fitter.solver.optimizer is fitter.optimizer
+
+
+def test_optimizer_set_after_construction_is_the_one_used(data):
+    train_loader, valid_loader, _ = loaders(data)
+    model = ln()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    fitter = Fitter(model, train_loader, valid_loader, max_epochs=2, log_fn=quiet)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.0)  # AdamW (the default) would move the weights
+    fitter.optimizer = sgd
+    fitter.fit()
+    assert fitter.optimizer is sgd and fitter.solver.optimizer is sgd
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, start[key]), key
+
+
+def test_val_metrics_set_after_construction_are_reported(data):
+    train_loader, valid_loader, _ = loaders(data)
+    fitter = Fitter(ln(), train_loader, valid_loader, max_epochs=2, log_fn=quiet, monitor="val_loss", mode="min")
+    fitter.val_metrics = {"neg_cc": lambda pred, responses: -corrcoef(pred, responses)}
+    history = fitter.fit()
+    assert set(history[0]) == {"epoch", "train_loss", "val_loss", "val_neg_cc", "train_neg_cc"}
+    assert torch.allclose(history[-1]["val_neg_cc"], -corrcoef_of(fitter, valid_loader), equal_nan=True)
+    fitter.val_metrics["one"] = lambda pred, responses: torch.ones(pred.shape[1], dtype=torch.float64)  # changed in place
+    assert torch.equal(fitter.fit()[0]["val_one"], torch.ones(N, dtype=torch.float64))
+
+
+def test_ckpt_path_holds_the_population_best_while_per_cell_best_overlays_the_model(data, tmp_path):
+    train_loader, valid_loader, _ = loaders(data)
+    path = tmp_path / "best.pt"
+    fitter = Fitter(DeepStyle(), train_loader, valid_loader, max_epochs=8, patience=8, log_fn=quiet, track_per_cell_best=True, ckpt_path=path)
+    history = fitter.fit()
+    per_epoch = torch.stack([row["val_cc_norm"] for row in history])
+    population_best = max(range(len(history)), key=lambda e: float(per_epoch[e].nanmean()))
+    final = fitter.evaluate(valid_loader)["cc_norm"]
+    fitter.model.load_state_dict(torch.load(path))
+    saved = fitter.evaluate(valid_loader)["cc_norm"]
+    assert torch.allclose(saved, per_epoch[population_best], atol=1e-6, equal_nan=True)
+    assert not torch.allclose(saved, final, atol=1e-6, equal_nan=True)  # the docstring's point: they differ
+
+
+def test_user_metric_names_never_collapse_into_one(data):
+    train_loader, valid_loader, _ = loaders(data)
+    one = lambda pred, responses: torch.full((pred.shape[1],), 1.0, dtype=torch.float64)
+    two = lambda pred, responses: torch.full((pred.shape[1],), 2.0, dtype=torch.float64)
+    fitter = Fitter(ln(), train_loader, valid_loader, max_epochs=1, log_fn=quiet, monitor="val_loss", mode="min",
+                    val_metrics={"cc": one, "cc@val_metrics": two, "x@val_metrics": two})
+    row = fitter.fit()[0]
+    assert torch.equal(row["val_cc"], torch.ones(N, dtype=torch.float64))
+    assert torch.equal(row["val_cc@val_metrics"], torch.full((N,), 2.0, dtype=torch.float64))
+    assert torch.equal(row["train_cc"], torch.ones(N, dtype=torch.float64))
+    assert torch.equal(fitter.evaluate(valid_loader)["cc"], torch.ones(N, dtype=torch.float64))
+    assert len(set(fitter._names.values())) == 3
+
+
+def test_empty_val_metrics_reports_no_metrics_as_deepstrf(data):
+    train_loader, valid_loader, _ = loaders(data)
+    fitter = Fitter(ln(), train_loader, valid_loader, max_epochs=3, patience=1, log_fn=quiet, val_metrics={}, monitor="val_loss", mode="min")
+    history = fitter.fit()
+    assert set(history[0]) == {"epoch", "train_loss", "val_loss"}
+    assert set(fitter.evaluate(valid_loader)) == {"loss"}
+    for monitor in ("val_cc_norm", "val_@val_metrics"):  # no metric to monitor, not even the solver's placeholder
+        with pytest.raises(KeyError, match=r"available keys: \['train_loss', 'val_loss'\]"):
+            Fitter(ln(), train_loader, valid_loader, max_epochs=1, log_fn=quiet, val_metrics={}, monitor=monitor).fit()
+    with pytest.raises(ValueError, match="val_metrics"):
+        Fitter(ln(), train_loader, valid_loader, val_metrics={"": corrcoef})

@@ -14,12 +14,18 @@ does otherwise by default, set here explicitly:
 - the stimuli are fed as they are (``standardize=False``), without a progress bar;
 - ``max_epochs=1000``, ``patience=10``, ``monitor="val_cc_norm"``;
 - with ``ckpt_path``, the best state (a plain ``state_dict``, ``torch.save``)
-  is written to that file at every improvement, and it is the state the model
-  ends in (the solver keeps and restores the same state);
+  is written to that file at every improvement; without ``track_per_cell_best``
+  it is the state the model ends in (the solver keeps and restores the same
+  state); with it, the model ends in that state with each neuron's readout
+  overlaid from its own best epoch, so the file (the population's best state,
+  as deepSTRF writes it) and the final model differ;
 - with ``track_per_cell_best``, each neuron's readout comes from its own best
   epoch: for a strfsolver model the per-neuron tensors are found as
   ``"per-cell-best"`` finds them; for a deepSTRF-style model, they are the
-  tensors of ``model.readout`` whose first axis has ``model.O`` entries.
+  tensors of ``model.readout`` whose first axis has ``model.O`` entries;
+- ``loss_fn``, ``optimizer`` and ``val_metrics`` may be set as attributes
+  after construction, as in deepSTRF: ``fit()`` rebuilds the solver with them;
+  ``val_metrics={}`` reports no metrics (monitor ``"val_loss"`` then).
 """
 
 from __future__ import annotations
@@ -46,7 +52,10 @@ __all__ = ["Fitter", "mse_loss", "print_epoch", "to_scalar"]
 #: deepSTRF's default validation metrics, built in here (same formulas: Pearson r and Schoppe's cc_norm)
 DEFAULT_METRICS = ("cc", "cc_norm")
 #: suffix of the internal name of a user metric that has a built-in metric's name (``{"cc": my_cc}``)
+#: or contains this suffix (so that two user names never share an internal name)
 _OWN = "@val_metrics"
+#: internal name of the placeholder metric of ``val_metrics={}`` (no user name maps to it; never reported)
+_NONE = _OWN
 
 
 def to_scalar(value: Any) -> float:
@@ -61,6 +70,20 @@ def print_epoch(epoch_dict: Mapping[str, Any]) -> None:
     fields = [f"epoch {int(epoch_dict['epoch']):4d}"]
     fields += [f"{key}={to_scalar(value):.4f}" for key, value in epoch_dict.items() if key != "epoch"]
     print(" | ".join(fields))
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    """``loss_fn``, ``optimizer`` and metric items of two configurations are the same objects."""
+    if a[0] is not b[0] or a[1] is not b[1] or (a[2] is None) != (b[2] is None):
+        return False
+    if a[2] is None:
+        return True
+    return len(a[2]) == len(b[2]) and all(x[0] == y[0] and x[1] is y[1] for x, y in zip(a[2], b[2]))
+
+
+def _no_metric(pred: Tensor, responses: Tensor) -> Tensor:
+    """The placeholder of ``val_metrics={}``: zeros, one per neuron."""
+    return torch.zeros(pred.shape[1], dtype=torch.float64)
 
 
 class _KeepTrainValues(GradientEpoch):
@@ -90,13 +113,15 @@ class Fitter:
         device: Where to train (default ``"cpu"``, as deepSTRF).
         max_epochs, patience, monitor, mode: Early stopping, as in deepSTRF (the monitored
             value is the ``nanmean`` over neurons; ``patience`` counts epochs without improvement).
-        ckpt_path: File for the best ``state_dict`` (``torch.save``), written at every improvement.
+        ckpt_path: File for the best ``state_dict`` (``torch.save``), written at every improvement
+            (the model's final state unless ``track_per_cell_best`` overlays each neuron's own best).
         log_fn: ``log_fn(epoch_dict)`` after every epoch (default :py:func:`print_epoch`).
         track_train_metrics: Also compute ``val_metrics`` on each epoch's training predictions.
         track_per_cell_best: Each neuron's readout from its own best epoch (``"per-cell-best"``).
 
-    Attributes: ``solver`` (the registered solver doing the work), ``optimizer``,
-    ``history`` (the last fit's epoch dicts) and the arguments.
+    Attributes: ``solver`` (the registered solver doing the work), ``optimizer`` (the one it
+    uses), ``history`` (the last fit's epoch dicts) and the arguments; ``loss_fn``, ``optimizer``
+    and ``val_metrics`` set after construction are taken by the next ``fit()``.
     """
 
     def __init__(
@@ -120,8 +145,6 @@ class Fitter:
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {short_repr(mode)}.")
-        if not callable(loss_fn):
-            raise ValueError(f"loss_fn must be a callable (pred, responses) -> loss, got {short_repr(loss_fn)}.")
         if not callable(log_fn):
             raise ValueError(f"log_fn must be a callable epoch_dict -> None, got {short_repr(log_fn)}.")
         if val_metrics is not None and not isinstance(val_metrics, Mapping):
@@ -136,9 +159,9 @@ class Fitter:
         self.track_train_metrics, self.track_per_cell_best = track_train_metrics, track_per_cell_best
         self.history: List[Dict[str, Any]] = []
         self._train_values: Dict[str, Tensor] = {}
-        self._names = self._metric_names()
-        self.solver = self._build_solver(optimizer)
-        self.optimizer = self.solver.ensure_optimizer()
+        self.optimizer = optimizer
+        self._built_with: Optional[tuple] = None
+        self._ensure_solver()
 
     # --- deepSTRF's hooks: override in a subclass, as there -------------------
     def compute_loss(self, pred: Tensor, responses: Tensor) -> Tensor:
@@ -158,8 +181,12 @@ class Fitter:
             ``val_<metric>`` and with ``track_train_metrics`` ``train_<metric>``
             (``(N,)`` tensors on the CPU).
         """
-        solver = self.solver
-        # deepSTRF's attributes may have been changed since construction: the solver takes them now
+        # deepSTRF reads its attributes at fit time: a changed loss_fn, optimizer or val_metrics rebuilds the solver
+        solver = self._ensure_solver()
+        keys = ["train_loss", "val_loss"] + [f"{split}_{name}" for split in ("val", "train") for name in self._names
+                                              if split == "val" or self.track_train_metrics]
+        if self.monitor not in keys:  # deepSTRF's KeyError, before the first epoch rather than after it
+            raise KeyError(f"monitor key {short_repr(self.monitor)} not in epoch dict; available keys: {sorted(keys)}")
         solver.patience, solver.track_train_metrics = self.patience, self.track_train_metrics
         solver.monitor, solver.mode = self._internal_key(self.monitor), self.mode
         self.history = []
@@ -173,11 +200,41 @@ class Fitter:
 
     # --- translation ----------------------------------------------------------
     def _metric_names(self) -> Dict[str, str]:
-        """deepSTRF's metric name -> the solver's (a user's ``cc`` is not the built-in ``cc``)."""
+        """deepSTRF's metric name -> the solver's (a user's ``cc`` is not the built-in ``cc``).
+
+        One-to-one: a user name that is built in or contains ``_OWN`` gets ``_OWN`` appended, any other is
+        kept; a kept name has no ``_OWN``, so it never equals an appended one, and no name maps to ``_NONE``.
+        """
         if self.val_metrics is None:
             return {name: name for name in DEFAULT_METRICS}
         builtin = set(available_metrics())
-        return {name: f"{name}{_OWN}" if name in builtin else name for name in self.val_metrics}
+        return {name: f"{name}{_OWN}" if name in builtin or _OWN in name else name for name in self.val_metrics}
+
+    def _configuration(self) -> tuple:
+        """What the solver is built from and deepSTRF reads at fit time (compared by identity)."""
+        metrics = None if self.val_metrics is None else tuple(self.val_metrics.items())
+        return (self.loss_fn, self.optimizer, metrics)
+
+    def _ensure_solver(self):
+        """The solver, (re)built when ``loss_fn``, ``optimizer`` or ``val_metrics`` differ from its build's."""
+        now = self._configuration()
+        if self._built_with is not None and _same(now, self._built_with):
+            return self.solver
+        if not callable(self.loss_fn):
+            raise ValueError(f"loss_fn must be a callable (pred, responses) -> loss, got {short_repr(self.loss_fn)}.")
+        if self.val_metrics is not None:
+            if not isinstance(self.val_metrics, Mapping):
+                raise ValueError(f"val_metrics must be a dict name -> callable(pred, responses) -> (N,), got {short_repr(self.val_metrics)}.")
+            for name, function in self.val_metrics.items():
+                if not isinstance(name, str) or not name:
+                    raise ValueError(f"val_metrics: every metric name must be a non-empty string, got {short_repr(name)}.")
+                if not callable(function):
+                    raise ValueError(f"val_metrics: {short_repr(name)} must map to a callable (pred, responses) -> (N,), got {short_repr(function)}.")
+        self._names = self._metric_names()
+        self.solver = self._build_solver(self.optimizer)
+        self.optimizer = self.solver.ensure_optimizer()  # the optimizer actually used (AdamW built here when None)
+        self._built_with = self._configuration()
+        return self.solver
 
     def _internal_key(self, key: str) -> str:
         for prefix in ("val_", "train_"):
@@ -188,6 +245,8 @@ class Fitter:
     def _build_solver(self, optimizer: Optional[torch.optim.Optimizer]):
         if self.val_metrics is None:
             metrics: Any = DEFAULT_METRICS
+        elif not self.val_metrics:  # deepSTRF's "no metrics": the solver needs one, a placeholder never reported
+            metrics = {_NONE: _no_metric}
         else:
             metrics = {self._names[name]: function for name, function in self.val_metrics.items()}
         default_loss = self.loss_fn is mse_loss and type(self).compute_loss is Fitter.compute_loss
