@@ -81,51 +81,53 @@ def ready_batches(loader, device) -> List[tuple]:
     return out
 
 
-#: cProfile entries summed into each phase of the profile (cumulative time of the named functions)
+#: the phases of the profile: (label, function, calling function or None, file of the function);
+#: the time is the function's cumulative time, counted only under that caller when one is named
 PHASES = [
-    ("training: model forward", ["_inference"], "step"),
-    ("training: loss", ["forward (strfsolver/losses/regression.py)"], "step"),
-    ("training: backward", ["run_backward"], "step"),
-    ("training: optimizer step", ["_overflow"], "step"),
-    ("training: finite checks", ["all_finite"], None),
-    ("training: batch preparation", ["prepare_batch"], None),
-    ("training: loader (PSTH view)", ["__iter__ (strfsolver/data/loader.py)"], None),
-    ("validation (all)", ["evaluate"], None),
-    ("validation: model", ["_inference"], "evaluate"),
-    ("validation: metrics", ["update (strfsolver/metrics/accumulator.py)"], "evaluate"),
-    ("validation: per-neuron loss", ["neuron_losses"], "evaluate"),
-    ("best-state copy", ["copy_state"], None),
+    ("training (all)", "__call__", None, "solver/fit_loop.py"),
+    ("  loader: PSTH batches", "batch", None, "data/loader.py"),
+    ("  batch preparation (device, NaN mask)", "prepare_batch", None, "solver/batches.py"),
+    ("  model forward", "_inference", "forward", "solver/population.py"),
+    ("  loss", "_loss", None, "solver/base.py"),
+    ("  backward", "backward", None, "torch/_tensor.py"),
+    ("  optimizer step", "_overflow", None, "solver/update.py"),
+    ("  finite checks", "all_finite", None, "utils/checks.py"),
+    ("validation (all)", "evaluate", None, "solver/evaluation.py"),
+    ("  model forward ", "_inference", "evaluate", "solver/population.py"),
+    ("  per-neuron loss", "neuron_losses", "evaluate", "solver/neurons.py"),
+    ("  metrics (streamed statistics)", "update", None, "metrics/accumulator.py"),
+    ("best-state copy", "copy_state", None, "solver/loop.py"),
 ]
 
 
 def profile_epoch(solver, train, valid) -> Dict[str, float]:
-    """One more epoch under cProfile: ``{phase: seconds}`` (see :data:`PHASES`) and the total."""
+    """Epoch 1 of a 2-epoch fit under cProfile, split into :data:`PHASES`: ``{label: seconds}``.
+
+    A logger switches the profiler on at the end of epoch 0 (after the
+    padding and the caches are built) and off at the end of epoch 1.
+    """
     profiler = cProfile.Profile()
-    start = time.perf_counter()
-    profiler.enable()
-    solver.fit(train, valid, max_epochs=1)
-    profiler.disable()
-    total = time.perf_counter() - start
+
+    def switch(row):
+        (profiler.enable if row["epoch"] == 0 else profiler.disable)()
+
+    solver.loggers = [switch]
+    solver.fit(train, valid, max_epochs=2)
     stats = pstats.Stats(profiler).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
 
-    def label(key):
-        file, _, name = key
-        short = file.split("strfsolver/", 1)[-1] if "strfsolver/" in file else file
-        return name, f"{name} (strfsolver/{short})"
-
-    def cumulative(patterns, within=None):
-        seconds = 0.0
-        for key, (_, _, _, ct, callers) in stats.items():
-            name, long = label(key)
-            if not any(p == name or p == long for p in patterns):
+    def seconds(name, caller, file):
+        total = 0.0
+        for (path, _, function), (_, _, _, ct, callers) in stats.items():
+            if function != name or not path.endswith(file):
                 continue
-            if within is not None and not any(within == c[2] for c in callers):
-                continue
-            seconds += ct
-        return seconds
+            if caller is None:
+                total += ct
+            else:
+                total += sum(entry[3] for key, entry in callers.items() if key[2] == caller)
+        return total
 
-    out = {name: cumulative(patterns, within) for name, patterns, within in PHASES}
-    out["whole fit() call (1 epoch, setup included)"] = total
+    out = {label: seconds(*spec) for label, *spec in PHASES}
+    out["epoch (log)"] = solver.log[-1]["seconds"]
     return out
 
 
@@ -160,22 +162,32 @@ def main(argv=None):
     solver = strfsolver.solver.init("population", model=model, patience=None, progress=False)
     batches = ready_batches(make_loader(train_set, batch_size=args.batch_size, device=device), device)
     twin = copy.deepcopy(model)  # the bare pass trains nothing: it must not touch the solver's model
-    bare: List[float] = []
-    solver.loggers = [lambda row: bare.append(bare_pass(twin, batches))]
+    rounds: List[Dict[str, float]] = []
+    clock = {"cpu": time.process_time()}
+
+    def bare_round(row):
+        """Called at the end of every epoch: the epoch's CPU time so far, then one bare pass."""
+        cpu = time.process_time()
+        epoch_cpu = cpu - clock["cpu"]
+        wall = bare_pass(twin, batches)
+        rounds.append({"epoch": row["seconds"], "epoch_cpu": epoch_cpu, "bare": wall, "bare_cpu": time.process_time() - cpu})
+        clock["cpu"] = time.process_time()
+
+    solver.loggers = [bare_round]
     solver.fit(train, valid, max_epochs=args.rounds + 1)  # epoch 0 warms up (pads the loaders, builds the caches)
-    epochs = [row["seconds"] for row in solver.log[1:]]
-    bare = bare[1:]
-    ratios = [e / b for e, b in zip(epochs, bare)]
+    rounds = rounds[1:]
+    column = lambda key: [r[key] for r in rounds]  # noqa: E731
     fmt = lambda xs: f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})"  # noqa: E731
-    print(f"\n{len(epochs)} rounds, median (min-max):")
-    print(f"  population epoch (train + validation)  {fmt(epochs)} s")
-    print(f"  bare forward + backward (training)     {fmt(bare)} s")
-    print(f"  ratio epoch / bare                     {fmt(ratios)}   target <= 2")
+    print(f"\n{len(rounds)} rounds, median (min-max); wall-clock seconds, and CPU seconds of this process (less "
+          "sensitive to other jobs on a shared machine):")
+    print(f"  population epoch (train + validation)  wall {fmt(column('epoch'))} s   CPU {fmt(column('epoch_cpu'))} s")
+    print(f"  bare forward + backward (training)     wall {fmt(column('bare'))} s   CPU {fmt(column('bare_cpu'))} s")
+    print(f"  ratio epoch / bare                     wall {fmt([r['epoch'] / r['bare'] for r in rounds])}     "
+          f"CPU {fmt([r['epoch_cpu'] / r['bare_cpu'] for r in rounds])}   target <= 2")
     print(f"  final val cc_norm {solver.log[-1]['val_cc_norm']:.6f}, train loss {solver.log[-1]['train_loss']:.6f}")
     if args.profile:
-        solver.loggers = []
         phases = profile_epoch(solver, train, valid)
-        print("\nprofile of one more epoch (cProfile, cumulative seconds; profiling slows it down):")
+        print("\nprofile of one epoch (cProfile, cumulative seconds; profiling slows it down):")
         for name, seconds in phases.items():
             print(f"  {name:<44}{seconds:8.3f}")
     return 0
