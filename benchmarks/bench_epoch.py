@@ -106,7 +106,7 @@ def profile_epoch(solver, train, valid) -> Dict[str, float]:
     A logger switches the profiler on at the end of epoch 0 (after the
     padding and the caches are built) and off at the end of epoch 1.
     """
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)  # CPU time: other jobs on a shared machine do not count
 
     def switch(row):
         (profiler.enable if row["epoch"] == 0 else profiler.disable)()
@@ -127,7 +127,7 @@ def profile_epoch(solver, train, valid) -> Dict[str, float]:
         return total
 
     out = {label: seconds(*spec) for label, *spec in PHASES}
-    out["epoch (log)"] = solver.log[-1]["seconds"]
+    out["epoch (all, CPU)"] = sum(entry[2] for entry in stats.values())
     return out
 
 
@@ -174,8 +174,10 @@ def main(argv=None):
         clock["cpu"] = time.process_time()
 
     solver.loggers = [bare_round]
+    start = time.perf_counter()
     solver.fit(train, valid, max_epochs=args.rounds + 1)  # epoch 0 warms up (pads the loaders, builds the caches)
-    rounds = rounds[1:]
+    outside = time.perf_counter() - start - sum(row["seconds"] for row in solver.log) - sum(r["bare"] for r in rounds)
+    first, rounds = rounds[0], rounds[1:]
     column = lambda key: [r[key] for r in rounds]  # noqa: E731
     fmt = lambda xs: f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})"  # noqa: E731
     print(f"\n{len(rounds)} rounds, median (min-max); wall-clock seconds, and CPU seconds of this process (less "
@@ -185,9 +187,11 @@ def main(argv=None):
     print(f"  ratio epoch / bare                     wall {fmt([r['epoch'] / r['bare'] for r in rounds])}     "
           f"CPU {fmt([r['epoch_cpu'] / r['bare_cpu'] for r in rounds])}   target <= 2")
     print(f"  final val cc_norm {solver.log[-1]['val_cc_norm']:.6f}, train loss {solver.log[-1]['train_loss']:.6f}")
+    print(f"  once per fit: first epoch {first['epoch']:.3f} s (PSTHs of the training set, validation summaries); outside the "
+          f"epochs {outside:.3f} s (data checks, standardization, the end-of-fit diagnosis on the training set's repeats)")
     if args.profile:
         phases = profile_epoch(solver, train, valid)
-        print("\nprofile of one epoch (cProfile, cumulative seconds; profiling slows it down):")
+        print("\nprofile of one epoch (cProfile, cumulative CPU seconds of this process; profiling slows it down):")
         for name, seconds in phases.items():
             print(f"  {name:<44}{seconds:8.3f}")
     return 0

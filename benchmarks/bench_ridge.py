@@ -249,6 +249,8 @@ def run_strfsolver_phases(train, test, n_lags, grid):
         (solve, "_refit", "refit"),
         (torch.linalg, "cholesky_ex", "cholesky"),
         (torch, "cholesky_solve", "cholesky_solve"),
+        (torch.linalg, "solve_triangular", "triangular solves"),
+        (torch.linalg, "eigh", "eigh"),
         (crossval, "heldout_moments", "heldout scoring"),
     ]
     originals = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in patches]
@@ -496,7 +498,7 @@ def report(n_neurons, sizes, results, args):
         parts = [("statistics (stream, lag-structured Grams)", stats), ("alpha search (4 folds x grid)", fit - refit), ("refit (chosen alphas)", refit),
                  ("rest of fit (training-set scoring, state)", total - stats - fit)]
         print(f"strfsolver phases (separate run, {total:.2f} s in all): " + "; ".join(f"{name} {sec:.2f} s" for name, sec in parts))
-        print("  of which " + "; ".join(f"{name} {phases[name]:.2f} s" for name in ("cholesky", "cholesky_solve", "heldout scoring") if name in phases))
+        print("  of which " + "; ".join(f"{name} {phases[name]:.2f} s" for name in ("cholesky", "cholesky_solve", "triangular solves", "eigh", "heldout scoring") if name in phases))
     checks = []
     if ref_cc is not None:
         gap = abs(float(np.nanmedian(strf["cc"])) - float(np.nanmedian(ref_cc)))

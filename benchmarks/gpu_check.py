@@ -46,9 +46,9 @@ import bench_epoch  # noqa: E402
 import bench_ridge  # noqa: E402
 
 EPOCH = dict(bench_epoch.FULL)
-EPOCH_QUICK = dict(bench_epoch.QUICK, stimuli=10, bins=300)
+EPOCH_QUICK = dict(neurons=32, bands=16, lags=10, stimuli=10, bins=200, repeats=4)
 RIDGE = dict(n_freqs=128, n_lags=30, n_stims=10, min_len=4500, max_len=5500, neurons=500)
-RIDGE_QUICK = dict(n_freqs=16, n_lags=8, n_stims=10, min_len=300, max_len=400, neurons=20)
+RIDGE_QUICK = dict(n_freqs=12, n_lags=6, n_stims=10, min_len=200, max_len=300, neurons=10)
 
 
 def synchronize(device: torch.device) -> None:
@@ -127,7 +127,7 @@ def check_multi_session():
 
 
 def check_deep(device, quick, epochs, bf16):
-    sizes = dict(EPOCH_QUICK if quick else EPOCH, neurons=32 if quick else 100)
+    sizes = dict(EPOCH_QUICK if quick else EPOCH, neurons=16 if quick else 100)
     data = bench_epoch.make_data(**sizes)
     runs = [("float32", None)]
     if bf16:
