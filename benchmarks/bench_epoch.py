@@ -175,6 +175,9 @@ def main(argv=None):
 
     solver.loggers = [bare_round]
     start = time.perf_counter()
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])  # a process's first optimizer imports torch._dynamo: once, not per fit
+    print(f"first optimizer of the process (imports torch._dynamo): {time.perf_counter() - start:.2f} s", flush=True)
+    start = time.perf_counter()
     solver.fit(train, valid, max_epochs=args.rounds + 1)  # epoch 0 warms up (pads the loaders, builds the caches)
     outside = time.perf_counter() - start - sum(row["seconds"] for row in solver.log) - sum(r["bare"] for r in rounds)
     first, rounds = rounds[0], rounds[1:]

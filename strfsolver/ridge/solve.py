@@ -303,6 +303,13 @@ def fit_ridge(
     Neurons recorded at different sets of bins (e.g. different stimuli) form
     different signatures, each with its own factorizations.
 
+    **Memory.** Besides the statistics' own Grams (one per group, and their
+    total, cached while the folds need it), a fold holds its training Gram
+    (the total minus the held-out groups, centered in place) and its held-out
+    Gram, and every Cholesky factors into one reused buffer: four Gram-sized
+    tensors beyond the groups' for complete data, whatever the number of alphas (``eigh`` keeps
+    the eigenvectors in place of the training Gram).
+
     **Precision.** A fold's training statistics are the total minus its
     held-out groups (or the sum of its training groups, whichever has fewer
     terms), and centering subtracts ``n mu mu^T``: both cancel digits, about
