@@ -15,9 +15,10 @@ It prints, for the chosen device:
 2. **ridge**: ``solver.init("ridge")`` on ``benchmarks/bench_ridge.py``'s
    speech-sized data (128 bands x 30 lags, 8 training stimuli, N = 500):
    fit seconds and the median held-out correlation on its 2 test stimuli;
-3. **multi-session**: a fit of the ``"multi-session"`` solver when it is
-   registered (``strfsolver.solver.get_options()``), else a line saying it
-   is skipped;
+3. **multi-session**: not written yet. No ``"multi-session"`` solver was
+   registered (``strfsolver.solver.get_options()``) when this script was
+   written: it prints that it skips the check, or, once the solver exists,
+   that its check is still to be added here;
 4. **deep model**: ``"cnn2d"`` on the epoch data (fewer neurons), seconds per
    epoch and validation ``cc_norm``, in float32 and, with ``--bf16``, under
    ``torch.autocast(dtype=torch.bfloat16)``.
