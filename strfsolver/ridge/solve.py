@@ -305,10 +305,11 @@ def fit_ridge(
 
     **Memory.** Besides the statistics' own Grams (one per group, and their
     total, cached while the folds need it), a fold holds its training Gram
-    (the total minus the held-out groups, centered in place) and its held-out
-    Gram, and every Cholesky factors into one reused buffer: four Gram-sized
-    tensors beyond the groups' for complete data, whatever the number of alphas (``eigh`` keeps
-    the eigenvectors in place of the training Gram).
+    (the total minus the held-out groups, centered in place) and its
+    held-out Gram, and every Cholesky factors into one reused buffer: for
+    complete data, four Gram-sized tensors beyond the groups', whatever the
+    number of alphas (``eigh`` keeps the eigenvectors in place of the
+    training Gram).
 
     **Precision.** A fold's training statistics are the total minus its
     held-out groups (or the sum of its training groups, whichever has fewer
