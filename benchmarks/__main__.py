@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "metrics": ["bench_metrics.py"],
     "population": ["bench_population.py"],
+    "epoch": ["bench_epoch.py", "--quick"],
     "single_cell": ["bench_single_cell.py"],
     "multi_seed": ["bench_multi_seed.py"],
     "solvers": ["bench_solvers.py"],

@@ -8,9 +8,10 @@ when given); ``reduction`` then takes the nanmean (``"mean"``) or nansum
 (``"sum"``) over neurons, or returns the ``(N,)`` per-neuron values
 (``"none"``; NaN for a neuron without any valid position).
 
-Invalid positions are replaced *before* any arithmetic, so a NaN in the
-responses (or garbage in ``pred`` at padded bins) reaches neither the value
-nor the gradient: the gradient there is exactly zero.
+Invalid positions are replaced (by a ``where``) before anything derived
+from them is reduced or fed to a function that could overflow, so a NaN in
+the responses (or garbage in ``pred`` at padded bins) reaches neither the
+value nor the gradient: the gradient there is exactly zero.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ __all__ = ["mse", "poisson_nll"]
 Tensor = torch.Tensor
 
 
-def _target_and_valid(pred, responses, mask) -> Tuple[Tensor, Tensor, Tensor]:
-    """(pred (B, N, T), PSTH zero-filled (B, N, T), valid (B, N, T))."""
+def _target_and_valid(pred, responses, mask, fill: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
+    """(pred (B, N, T), PSTH (B, N, T), valid (B, N, T)); the PSTH zero-filled where not valid
+    unless ``fill=False`` (a caller that masks every value it derives from it saves that pass)."""
     pred, responses, mask = _check_inputs(pred, responses, mask)
     target = psth(responses)[:, :, 0]
     valid = ~torch.isnan(target)
     if mask is not None:
         valid = valid & mask
-    return pred[:, :, 0], torch.where(valid, target, 0.0), valid
+    return pred[:, :, 0], torch.where(valid, target, 0.0) if fill else target, valid
 
 
 def _per_neuron_mean(values: Tensor, valid: Tensor) -> Tensor:
@@ -64,7 +66,8 @@ def mse(
         A scalar, or ``(N,)`` with ``"none"``.
     """
     _check_reduction(reduction)
-    pred, target, valid = _target_and_valid(pred, responses, mask)
+    pred, target, valid = _target_and_valid(pred, responses, mask, fill=False)
+    # the where picks only valid differences (a NaN target elsewhere reaches neither value nor gradient)
     residual = torch.where(valid, pred - target, 0.0)
     return _reduce(_per_neuron_mean(residual * residual, valid), reduction)
 

@@ -82,6 +82,9 @@ class Sums:
         from_total, terms = self._plan(groups)
         if not from_total:
             return self._add_bins(terms, signature)
+        if not terms:  # every group (the refit): the cached total itself, handed over without a copy
+            cached = self._bin_totals.pop(signature, None)
+            return cached if cached is not None else self._add_bins(range(self.stats.n_groups), signature)
         if signature not in self._bin_totals:
             self._bin_totals[signature] = self._add_bins(range(self.stats.n_groups), signature)
         return self._add_bins(terms, signature, self._bin_totals[signature], -1)
@@ -135,12 +138,17 @@ def gather(sums: Sums, groups) -> Part:
 
 
 def centered(part: Part, neurons, gram, total, count, fit_intercept):
-    """``(gram_c (D, D), cross_c (D, n), mu (D,) or None, ybar (n,))`` of one class of a part."""
+    """``(gram_c (D, D), cross_c (D, n), mu (D,) or None, ybar (n,))`` of one class of a part.
+
+    The class's Gram is centered **in place** (no second Gram-sized tensor):
+    every part's Grams are its own (:func:`gather` builds them fresh), and a
+    part is centered once; gather the groups again for another use.
+    """
     target_sum = part.target_sum[neurons]
     if not fit_intercept:
         return gram, part.cross[:, neurons], None, torch.zeros_like(target_sum)
     mu = total / count
-    gram_c = gram - count * torch.outer(mu, mu)
+    gram_c = gram.addr_(mu, mu, alpha=-count)
     cross_c = part.cross[:, neurons] - torch.outer(mu, target_sum)
     return gram_c, cross_c, mu, target_sum / count
 

@@ -182,6 +182,24 @@ def test_a_neuron_missing_a_whole_stimulus_fits_as_without_it():
     torch.testing.assert_close(cv.coef[0], cv_without.coef[0], rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("options", [dict(cv=3), dict(cv="loso", method="eigh"), dict(cv="gcv"), dict(alpha=2.0), dict(cv=3, penalty="laplacian")])
+def test_fitting_leaves_the_statistics_unchanged_and_repeats_exactly(options):
+    # the search centers and factors its Grams in place: never those the statistics hold
+    stimuli, _ = make_stimuli([20, 15, 18, 22, 17], seed=21)
+    stimuli[1][1][2, 3:8] = math.nan  # a partial class
+    stimuli[3][1][1] = math.nan  # a neuron missing a stimulus
+    stats = accumulate(stimuli, 3, keep_data=True)
+    held = [t.clone() for g in stats.groups for c in [g.all_bins, *g.classes] for t in (c.gram, c.total)]
+    held += [t.clone() for g in stats.groups for t in (g.cross, g.target_sum, g.target_sq)]
+    first, second = fit_ridge(stats, **options), fit_ridge(stats, **options)
+    now = [t for g in stats.groups for c in [g.all_bins, *g.classes] for t in (c.gram, c.total)]
+    now += [t for g in stats.groups for t in (g.cross, g.target_sum, g.target_sq)]
+    assert all(torch.equal(a, b) for a, b in zip(held, now))
+    assert torch.equal(first.coef, second.coef) and torch.equal(first.intercept, second.intercept)
+    if first.cv_scores is not None:
+        assert torch.equal(first.cv_scores.nan_to_num(-9.0), second.cv_scores.nan_to_num(-9.0))
+
+
 def test_pooling_stimuli_into_groups_equals_folds_over_those_stimuli():
     stimuli, _ = make_stimuli([20, 15, 18, 22, 17, 19], seed=15)
     stimuli[1][1][2, 3:8] = math.nan
