@@ -15,10 +15,11 @@ It prints, for the chosen device:
 2. **ridge**: ``solver.init("ridge")`` on ``benchmarks/bench_ridge.py``'s
    speech-sized data (128 bands x 30 lags, 8 training stimuli, N = 500):
    fit seconds and the median held-out correlation on its 2 test stimuli;
-3. **multi-session**: not written yet. No ``"multi-session"`` solver was
-   registered (``strfsolver.solver.get_options()``) when this script was
-   written: it prints that it skips the check, or, once the solver exists,
-   that its check is still to be added here;
+3. **multi-session**: an ``"nrf"`` core shared by 8 sessions of 50 neurons
+   (``synthetic_multisession`` on moving ripples, 20 stimuli of 1,000 bins
+   each), seconds per epoch and median test ``cc_norm``, then a ninth
+   session's readout alone on that core (``train="readout"``) and its
+   median test ``cc_norm``;
 4. **deep model**: ``"cnn2d"`` on the epoch data (fewer neurons), seconds per
    epoch and validation ``cc_norm``, in float32 and, with ``--bf16``, under
    ``torch.autocast(dtype=torch.bfloat16)``.
@@ -50,6 +51,8 @@ EPOCH = dict(bench_epoch.FULL)
 EPOCH_QUICK = dict(neurons=32, bands=16, lags=10, stimuli=10, bins=200, repeats=4)
 RIDGE = dict(n_freqs=128, n_lags=30, n_stims=10, min_len=4500, max_len=5500, neurons=500)
 RIDGE_QUICK = dict(n_freqs=12, n_lags=6, n_stims=10, min_len=200, max_len=300, neurons=10)
+MULTI = dict(sessions=8, neurons=50, stimuli=20, bins=1000, bands=32, lags=15)
+MULTI_QUICK = dict(sessions=2, neurons=6, stimuli=6, bins=120, bands=8, lags=6)
 
 
 def synchronize(device: torch.device) -> None:
@@ -118,13 +121,36 @@ def check_ridge(device, quick):
           f"median relative alpha {float(solver.relative_alphas_.median()):.3g}", flush=True)
 
 
-def check_multi_session():
+def check_multi_session(device, quick, epochs):
+    """A shared ``"nrf"`` core over several sessions (``synthetic_multisession`` on moving ripples), then
+    one new session's readout alone on that core; seconds per epoch and median test ``cc_norm``."""
     import strfsolver
+    from strfsolver.data import session_loaders, split_sessions, synthetic_multisession
 
-    if "multi-session" not in strfsolver.solver.get_options():
-        print("3. multi-session: skipped, no \"multi-session\" solver in strfsolver.solver.get_options() yet", flush=True)
-        return
-    print("3. multi-session: the solver is registered, but this script does not fit it yet: add its check here", flush=True)
+    sizes = MULTI_QUICK if quick else MULTI
+    names = [f"s{i}" for i in range(sizes["sessions"] + 1)]
+    truth = synthetic_multisession(n_neurons={name: sizes["neurons"] for name in names}, n_stims=sizes["stimuli"],
+                                   n_subunits=4, n_freqs=sizes["bands"], n_lags=sizes["lags"], n_times=sizes["bins"],
+                                   dt_ms=10.0, stimuli="ripples", seed=0)
+    fitted, new = {name: truth.datasets[name] for name in names[:-1]}, names[-1]
+    train, valid, test = split_sessions(fitted, [0.6, 0.2, 0.2], seed=0)
+    strfsolver.set_random_seed(0)
+    model = strfsolver.models.init("nrf", n_freqs=sizes["bands"], n_lags=sizes["lags"], n_hidden=4, hidden_activation="relu",
+                                   n_neurons={name: data.n_neurons for name, data in fitted.items()}).to(device)
+    solver = strfsolver.solver.init("multi-session", model=model, patience=None, progress=False)
+    loaders = lambda part, **options: session_loaders(part, batch_size=2, device=device, **options)  # noqa: E731
+    solver.fit(loaders(train, shuffle=True), loaders(valid), max_epochs=epochs)
+    seconds = statistics.median(row["seconds"] for row in solver.log[1:]) if len(solver.log) > 1 else solver.log[0]["seconds"]
+    scores = solver.validation(loaders(test))
+    shared = float(torch.cat([values["cc_norm"] for values in scores.values()]).nanmedian())
+    new_train, new_valid, new_test = split_sessions({new: truth.datasets[new]}, [0.6, 0.2, 0.2], seed=0)
+    model.add_session(new, n_neurons=truth.datasets[new].n_neurons)
+    model.to(device)
+    solver.fit(loaders(new_train, shuffle=True), loaders(new_valid), train="readout", max_epochs=epochs)
+    transfer = float(solver.validation(loaders(new_test))[new]["cc_norm"].nanmedian())
+    print(f"3. multi-session, nrf core, {sizes['sessions']} sessions x {sizes['neurons']} neurons, {sizes['stimuli']} ripple stimuli "
+          f"of {sizes['bins']} bins each: {seconds:.3f} s / epoch, median test cc_norm {shared:.4f}; a new session's readout alone "
+          f"on that core: median test cc_norm {transfer:.4f}", flush=True)
 
 
 def check_deep(device, quick, epochs, bf16):
@@ -166,7 +192,7 @@ def main(argv=None) -> int:
     if "ridge" not in args.skip:
         check_ridge(device, args.quick)
     if "multi-session" not in args.skip:
-        check_multi_session()
+        check_multi_session(device, args.quick, epochs)
     if "deep" not in args.skip:
         check_deep(device, args.quick, epochs, args.bf16)
     return 0
