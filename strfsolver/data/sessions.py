@@ -7,7 +7,8 @@ order: each session has its own stimuli and its own neurons, and all share
 the stimulus format (bands, channels, bin width). The functions here keep
 the sessions apart while treating them alike:
 
-- :py:func:`check_sessions`: the one check of such a mapping;
+- :py:func:`check_sessions`: the one check of such a mapping (its format part, :py:func:`check_same_format`,
+  also checks the loaders of a ``"multi-session"`` fit);
 - :py:func:`split_sessions`: each session split by stimulus, into parts that
   are again mappings (``train["s0"]`` is session s0's training part);
 - :py:func:`session_loaders`: one :py:class:`~strfsolver.data.PaddedLoader` per session;

@@ -126,7 +126,7 @@ class MultiSessionSolver(Solver):
         readout = getattr(self.model, "readout", None)
         session = session if session is not None else getattr(readout, "active", None)
         responses = batch.get("responses")
-        if session is None or not isinstance(responses, Tensor) or responses.dim() < 2:
+        if session is None or not isinstance(self.model.n_neurons, Mapping) or not isinstance(responses, Tensor) or responses.dim() < 2:
             return
         expected = self.model.n_neurons[session]
         if responses.shape[1] != expected:
