@@ -29,7 +29,10 @@ def test_one_table_over_all_sessions_with_a_session_column(truth):
     pred = est.solver_.transform(torch.stack(data.stims), session="b")
     expected = torch.corrcoef(torch.stack([pred[:, 2, 0].flatten(), torch.stack(data.responses)[:, 2].mean(1).flatten()]))[0, 1]
     assert float(table[table.session == "b"]["cc"].iloc[2]) == pytest.approx(float(expected), abs=1e-5)
-    assert est.strfs_["a"].shape == (4, 1, 8, 5) and est.strfs_["b"].shape == (6, 1, 8, 5)
+    # each session's STRFs shaped as a one-session fit's strfs_, (N_s, F, L)
+    assert est.strfs_["a"].shape == (4, 8, 5) and est.strfs_["b"].shape == (6, 8, 5)
+    with est.model_.using_session("b"):
+        assert np.allclose(est.strfs_["b"], est.model_.strf()[:, 0].detach().numpy())
     assert len(est.history_) == est.n_iter_ <= 3
     again = estimator().fit(truth.datasets)
     assert np.array_equal(again.scores_["cc"].to_numpy(), table["cc"].to_numpy(), equal_nan=True)
@@ -50,3 +53,13 @@ def test_given_validation_sessions_and_refusals(truth):
         est.predict(truth.datasets["a"])
     with pytest.raises(ValueError, match="est.model_.save_pretrained"):
         est.save("unused_folder")
+
+
+def test_summarised_sessions_are_scored_from_their_summaries(truth):
+    full = estimator(model="auto").fit(truth.datasets)
+    summarised = estimator(model="auto").fit({s: d.summarised() for s, d in truth.datasets.items()})
+    assert summarised.model_name_ == full.model_name_ == "ln"
+    # the noise-ceiling metrics follow from each stimulus' PSTH and repeat statistics alone
+    for metric in ("cc", "cc_norm", "snr"):
+        assert np.allclose(summarised.scores_[metric].to_numpy(), full.scores_[metric].to_numpy(), equal_nan=True, atol=1e-6)
+    assert list(summarised.scores_["session"]) == ["a"] * 4 + ["b"] * 6

@@ -7,7 +7,8 @@ order: each session has its own stimuli and its own neurons, and all share
 the stimulus format (bands, channels, bin width). The functions here keep
 the sessions apart while treating them alike:
 
-- :py:func:`check_sessions`: the one check of such a mapping;
+- :py:func:`check_sessions`: the one check of such a mapping (its format part, :py:func:`check_same_format`,
+  also checks the loaders of a ``"multi-session"`` fit);
 - :py:func:`split_sessions`: each session split by stimulus, into parts that
   are again mappings (``train["s0"]`` is session s0's training part);
 - :py:func:`session_loaders`: one :py:class:`~strfsolver.data.PaddedLoader` per session;
@@ -27,10 +28,13 @@ from strfsolver.data.dataset import NeuralDataset
 from strfsolver.data.loader import PaddedLoader, make_loader
 from strfsolver.utils.checks import check_count, check_flag, check_seed, short_repr
 
-__all__ = ["check_session_name", "check_sessions", "split_sessions", "session_loaders", "SessionBatches", "SESSION"]
+__all__ = ["check_session_name", "check_sessions", "check_same_format", "SESSION_FORMAT", "split_sessions", "session_loaders", "SessionBatches", "SESSION"]
 
 #: the batch key naming the session a batch of :py:class:`SessionBatches` comes from
 SESSION = "session"
+
+#: what every session's data share: frequency bands, channels, stimulus layout and bin width
+SESSION_FORMAT = ("n_freqs", "n_channels", "stim_ndim", "dt_ms")
 
 
 def check_session_name(name: Any, what: str = "") -> str:
@@ -60,13 +64,28 @@ def check_sessions(datasets: Any, what: str = "the sessions") -> Dict[str, Neura
         if not isinstance(dataset, NeuralDataset):
             raise ValueError(f"{what}: session {name!r} must be a strfsolver.data.NeuralDataset, got {type(dataset).__name__}.")
         checked[name] = dataset
-    first_name, first = next(iter(checked.items()))
-    for name, dataset in checked.items():
-        for attribute in ("n_freqs", "n_channels", "stim_ndim", "dt_ms"):
-            if getattr(dataset, attribute) != getattr(first, attribute):
-                raise ValueError(f"{what}: session {name!r} has {attribute}={getattr(dataset, attribute)} but session "
-                                 f"{first_name!r} has {getattr(first, attribute)}; one model reads every session's stimuli alike.")
+    check_same_format({f"session {name!r}": dataset for name, dataset in checked.items()}, what)
     return checked
+
+
+def check_same_format(datasets: Mapping[str, Any], what: str = "the sessions") -> None:
+    """Refuse data of several sessions whose stimulus formats differ: each of :data:`SESSION_FORMAT`
+    (bands, channels, stimulus layout, bin width) must be the same in every dataset that has it
+    (one without an attribute, such as a loader that serves no dataset, is not compared on it).
+
+    Args:
+        datasets: ``{label: dataset}``, the label naming the data in the message (``"session 's0'"``).
+
+    Raises:
+        ValueError: naming the two datasets, the attribute and both values.
+    """
+    for attribute in SESSION_FORMAT:
+        having = [(label, getattr(data, attribute)) for label, data in datasets.items() if getattr(data, attribute, None) is not None]
+        for label, value in having[1:]:
+            first_label, first = having[0]
+            if value != first:
+                raise ValueError(f"{what}: {label} has {attribute}={value} but {first_label} has {first}; "
+                                 "one model reads every session's stimuli alike.")
 
 
 def split_sessions(datasets: Mapping[str, NeuralDataset], fractions: Union[float, Sequence[float]], seed: int = 0) -> List[Dict[str, NeuralDataset]]:

@@ -143,7 +143,7 @@ class STRFEstimator(_RegressorMixin, _BaseEstimator):
         strfs_: ``(n_neurons, n_freqs, n_lags)`` STRFs for models with
             STRFs (``model.has_strf``), else ``None``. A model whose
             prefilter yields ``C > 1`` channels gives
-            ``(n_neurons, C, F', n_lags)`` instead.
+            ``(n_neurons, C, F', n_lags)`` instead. Fitted on sessions: ``{session: (N_s, F, L)}``.
         history_: ``pandas.DataFrame``, one row per epoch (``train_loss``,
             ``val_loss``, ``val_cc``, ``val_cc_norm``, ``lr``, ``seconds``...).
         scores_: ``pandas.DataFrame``, one row per neuron (index

@@ -17,6 +17,7 @@ import numpy as np
 
 from strfsolver.data import check_sessions, session_loaders
 from strfsolver.estimator.inputs import _is_sparse
+from strfsolver.models.interpret import linear_strfs
 from strfsolver.estimator.params import check_params, fit_loggers, renamed_params, solver_options
 from strfsolver.utils.checks import short_repr
 
@@ -52,6 +53,21 @@ def _split(datasets: Dict[str, Any], valid: Optional[Mapping[str, Any]], val_fra
     return train, held, positions
 
 
+def _scored_responses(dataset: Any):
+    """Each stimulus' responses as the metrics read them: its repeats, or for a summarised dataset
+    (``repeats="summary"``) its :py:class:`~strfsolver.metrics.SummarisedResponses` (PSTH and
+    repeat statistics), from which the same noise-ceiling metrics follow."""
+    import torch
+
+    from strfsolver.metrics import SummarisedResponses
+
+    if dataset.repeats != "summary":
+        return dataset.responses
+    stats = dataset.repeat_statistics
+    return [SummarisedResponses(psth[None], stats.index_select(0, torch.tensor([i]))).check()
+            for i, psth in enumerate(dataset.psths)]
+
+
 def session_scores(solver: Any, datasets: Mapping[str, Any], batch_size: int):
     """One ``pandas.DataFrame`` row per neuron of every session: ``session``, ``neuron`` (its index in
     the session), ``neuron_id`` and :py:data:`~strfsolver.workflow.experiment.SCORE_METRICS` of the
@@ -63,7 +79,7 @@ def session_scores(solver: Any, datasets: Mapping[str, Any], batch_size: int):
     tables = []
     for name, dataset in datasets.items():
         preds = solver.transform(list(dataset.stims), batch_size=batch_size, session=name)
-        values = score_predictions(preds, dataset.responses, SCORE_METRICS)
+        values = score_predictions(preds, _scored_responses(dataset), SCORE_METRICS)
         table = pd.DataFrame({"session": name, "neuron": np.arange(dataset.n_neurons), "neuron_id": list(dataset.neuron_ids), **values})
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
@@ -91,7 +107,9 @@ def fit_sessions(estimator: Any, X: Mapping[str, Any], y: Any = None, X_val: Opt
         train, valid, split = _split(datasets, X_val, estimator.val_fraction, np.random.default_rng(seed))
         dt_ms = float(model_kwargs.setdefault("dt_ms", next(iter(datasets.values())).dt_ms))
         first = next(iter(datasets.values()))
-        model_name = choose_model([r for d in train.values() for r in d.responses]) if estimator.model == "auto" else estimator.model
+        # a summarised session keeps its PSTHs, not the repeats: their sign decides for it
+        model_name = (choose_model([r for d in train.values() for r in (d.psths if d.repeats == "summary" else d.responses)])
+                      if estimator.model == "auto" else estimator.model)
         batch_size = choose_batch_size(min(d.n_stims for d in train.values())) if estimator.batch_size == "auto" else estimator.batch_size
         model = models.init(model_name, n_freqs=first.n_freqs, n_lags=estimator.n_lags,
                             n_neurons={name: d.n_neurons for name, d in datasets.items()},
@@ -116,6 +134,6 @@ def fit_sessions(estimator: Any, X: Mapping[str, Any], y: Any = None, X_val: Opt
     with torch.no_grad():
         estimator.scores_ = session_scores(solver, valid if valid is not None else train, batch_size)
     estimator.scores_.attrs["data"] = "validation" if valid is not None else "training"
-    has_strf = getattr(model, "has_strf", False)
-    estimator.strfs_ = {name: s.detach().cpu().numpy() for name, s in model.strf().items()} if has_strf else None
+    # {session: (N_s, F, L)}, each as a one-session fit's strfs_ (models.interpret.linear_strfs)
+    estimator.strfs_ = linear_strfs(model)
     return estimator

@@ -18,7 +18,7 @@ the last time point of the chunk, which a causal model allows.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -68,6 +68,10 @@ def gradient_strf(
     Raises:
         ValueError: when no stimulus is at least ``n_lags`` bins long.
     """
+    needs_session = getattr(model, "needs_session", None)
+    if callable(needs_session) and needs_session():
+        raise ValueError(f"this model has one readout per session ({list(model.sessions)}); compute each session's STRF "
+                         "inside `with model.using_session(name):`.")
     n_lags = int(n_lags or model.n_lags)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -116,10 +120,16 @@ def gradient_strf(
     return total / count
 
 
-def linear_strfs(model: nn.Module) -> Optional[np.ndarray]:
+def linear_strfs(model: nn.Module) -> Union[np.ndarray, Dict[str, np.ndarray], None]:
     """The model's linear STRFs as float64 numpy, ``(N, F, L)`` (``(N, C, F, L)`` with several
     channels), or ``None`` for a model without one (``has_strf`` False, or ``strf()`` missing or
-    not implemented)."""
+    not implemented). For a model with one readout per session
+    (:py:mod:`strfsolver.models.sessions`) and none active, ``{session: (N_s, F, L)}``, each
+    session's STRFs through its own readout."""
+    needs_session = getattr(model, "needs_session", None)
+    if callable(needs_session) and needs_session():
+        strfs = model.for_each_session(lambda: linear_strfs(model))
+        return None if any(v is None for v in strfs.values()) else strfs
     has_strf = getattr(model, "has_strf", None)
     if has_strf is False or not callable(getattr(model, "strf", None)):
         return None

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from strfsolver.data.sessions import check_session_name
 from strfsolver.utils.checks import is_count, short_repr
 
-__all__ = ["SessionReadouts", "SessionModelMixin", "session_sizes", "init_with_sessions"]
+__all__ = ["SessionReadouts", "SessionModelMixin", "session_sizes", "check_readout_name", "init_with_sessions"]
 
 
 def session_sizes(value: Any) -> Optional[Dict[str, int]]:
@@ -49,11 +49,29 @@ def session_sizes(value: Any) -> Optional[Dict[str, int]]:
         raise ValueError("n_neurons must name at least one session, got an empty mapping.")
     sizes = {}
     for name, count in value.items():
-        check_session_name(name, "n_neurons")
+        check_readout_name(name, "n_neurons")
         if not is_count(count, 1):
             raise ValueError(f"n_neurons[{name!r}] must be an integer >= 1, got {short_repr(count)}.")
         sizes[name] = int(count)
     return sizes
+
+
+def check_readout_name(name: Any, what: str = "") -> str:
+    """``name`` if it can name a session of a model: a session name
+    (:py:func:`~strfsolver.data.sessions.check_session_name`) that is no attribute of the readouts'
+    container (:py:class:`SessionReadouts`, an ``nn.ModuleDict``: ``keys``, ``forward``, ``training``,
+    ``active``, ...), under which torch could not keep a readout.
+
+    Raises:
+        ValueError: naming the session and the rule.
+    """
+    check_session_name(name, what)
+    if hasattr(_PROBE, name):
+        raise ValueError(f"{what + ': ' if what else ''}session {name!r} cannot name a readout: it is an attribute of the "
+                         "model's readouts (a torch.nn.ModuleDict: keys, items, values, forward, training, active, current, ...); "
+                         "a session name must be a non-empty string without '.' that is none of those, e.g. "
+                         f"{'s_' + name!r}.")
+    return name
 
 
 def init_with_sessions(model: Any, init: Callable[..., None], signature: inspect.Signature, args: tuple, kwargs: dict) -> bool:
@@ -107,6 +125,9 @@ class SessionReadouts(nn.ModuleDict):
             return getattr(self.current(), name)
 
 
+_PROBE = SessionReadouts({})  # an empty container: the attributes no session name may shadow
+
+
 class SessionModelMixin:
     """Sessions of a :py:class:`~strfsolver.models.NeuralModel`: one readout each, a shared rest.
 
@@ -151,7 +172,7 @@ class SessionModelMixin:
         if not self.sessions:
             raise ValueError(f"this {type(self).__name__} has one readout and no sessions; build it with "
                              "n_neurons={session: N, ...} to add sessions.")
-        check_session_name(name)
+        check_readout_name(name)
         if name in self.readout:
             raise ValueError(f"the model has a session {name!r} already; its sessions are {list(self.sessions)}.")
         if not is_count(n_neurons, 1):

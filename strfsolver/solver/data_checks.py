@@ -8,7 +8,7 @@ model stops before its first epoch instead of finishing silently.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 
@@ -55,8 +55,14 @@ def check_fit_data(model: Any, loader: Any, valid_loader: Optional[Any] = None, 
             declare them (:py:func:`declared_neurons`), e.g. from its per-neuron tensors' shapes.
 
     Raises:
-        ValueError: naming the loader, the quantity and both values.
+        ValueError: naming the loader, the quantity and both values; for a mapping (``{session:
+            loader}``, data of several sessions) in place of a loader.
     """
+    for name, given in (("training", loader), ("validation", valid_loader), ("test", test_loader)):
+        if isinstance(given, Mapping):
+            raise ValueError(f"the {name} data are a mapping with keys {short_repr(list(given))}, not one loader; a "
+                             "{session: loader} mapping of several recording sessions needs the 'multi-session' solver "
+                             "(strfsolver.solver.init('multi-session', model=...), a model built with n_neurons={session: N}).")
     check_lags_fit_stimuli(model, loader)
     train = _dataset(loader)
     if train is None:

@@ -39,13 +39,14 @@ from torch import Tensor
 
 from strfsolver.utils.checks import check_choice, check_seed, is_count, short_repr
 from strfsolver.data import PaddedLoader, SessionBatches, ValidationCache
+from strfsolver.data.sessions import check_same_format
 from strfsolver.nn.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
 from strfsolver.solver._registry import register
 from strfsolver.solver.base import Solver, _solver_dataclass
 from strfsolver.solver.data_checks import check_fit_data
 from strfsolver.solver.evaluation import evaluate
 
-__all__ = ["MultiSessionSolver", "TRAIN_PARTS", "concatenate_sessions"]
+__all__ = ["MultiSessionSolver", "TRAIN_PARTS", "concatenate_sessions", "served_dataset"]
 
 #: what ``fit(..., train=...)`` trains: everything, or the named sessions' readouts alone
 TRAIN_PARTS = ("all", "readout")
@@ -67,6 +68,15 @@ def concatenate_sessions(per_session: Mapping[str, Dict[str, Any]], criterion: A
     else:
         out["loss"] = float(np.dot(losses, counts) / sum(counts))
     return out
+
+
+def served_dataset(loader: Any) -> Any:
+    """The dataset a loader serves, through any ``torch.utils.data.Subset`` (whose neurons and
+    stimulus format are its dataset's); ``None`` for a loader that does not say."""
+    dataset = getattr(loader, "dataset", None)
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    return dataset
 
 
 @register("multi-session")
@@ -106,7 +116,23 @@ class MultiSessionSolver(Solver):
     # ------------------------------------------------------------------ hooks
     def _inference(self, batch: Dict[str, Any]) -> Tensor:
         # a batch of SessionBatches names its session; validation and transform set the active one
-        return self.model(batch["stims"], session=batch.get("session"))
+        session = batch.get("session")
+        self._check_batch_neurons(batch, session)
+        return self.model(batch["stims"], session=session)
+
+    def _check_batch_neurons(self, batch: Dict[str, Any], session: Optional[str]) -> None:
+        """Refuse a batch whose responses have another neuron count than its session's readout (data
+        whose loader does not say its count, checked when a fit starts, meet this at their first batch)."""
+        readout = getattr(self.model, "readout", None)
+        session = session if session is not None else getattr(readout, "active", None)
+        responses = batch.get("responses")
+        if session is None or not isinstance(self.model.n_neurons, Mapping) or not isinstance(responses, Tensor) or responses.dim() < 2:
+            return
+        expected = self.model.n_neurons[session]
+        if responses.shape[1] != expected:
+            raise ValueError(f"session {session!r}: a batch has responses of shape {tuple(responses.shape)}, {responses.shape[1]} "
+                             f"neurons, but the session's readout has {expected}; the readout of a session must have as "
+                             "many neurons as its data (model.add_session for another recording).")
 
     def step(self, batch: Dict[str, Any]) -> Dict[str, Any]:
         """One update on one session's batch, its readout active (penalties see that readout)."""
@@ -161,8 +187,12 @@ class MultiSessionSolver(Solver):
 
         Raises:
             ValueError: before anything runs, naming the session: a session unknown to the model,
-                data whose neuron count differs from the session's readout, validation or test
-                sessions other than the training ones, or options that need one session.
+                data whose neuron count differs from the session's readout, sessions whose data
+                differ in bin width (``dt_ms``), bands or channels (:py:func:`~strfsolver.data.sessions.check_same_format`;
+                a loader that serves no dataset is not compared), validation or test sessions other
+                than the training ones, or options that need one session. A loader that does not say
+                its neuron count (no ``dataset``, or one without ``n_neurons``) is refused at its
+                first batch whose responses do not match, naming the session.
         """
         check_choice(train, "train", TRAIN_PARTS)
         if not isinstance(loader, Mapping):
@@ -180,6 +210,9 @@ class MultiSessionSolver(Solver):
         others = {}
         for what, given in (("validation", valid_loader), ("test", test_loader)):
             others[what] = None if given is None else self._check_loaders(given, what, sessions=list(loaders))
+        formats = {f"session {name!r}" + ("" if what == "training" else f" ({what} data)"): served_dataset(l)
+                   for what, given in (("training", loaders), *others.items()) for name, l in (given or {}).items()}
+        check_same_format(formats, "the multi-session fit")
         for name in loaders:
             self._check_data(name, loaders[name], *(None if v is None else v[name] for v in others.values()))
         self.fit_sessions_ = {name: self.model.n_neurons[name] for name in loaders}
@@ -235,7 +268,7 @@ class MultiSessionSolver(Solver):
                 raise ValueError(f"the {what} data name session {short_repr(name)}, which is unknown to the model; its "
                                  f"sessions are {list(known)} (add one with model.add_session({name!r}, n_neurons=N)).")
         for name, loader in loaders.items():
-            count, expected = getattr(getattr(loader, "dataset", None), "n_neurons", None), self.model.n_neurons[name]
+            count, expected = getattr(served_dataset(loader), "n_neurons", None), self.model.n_neurons[name]
             if is_count(count, 1) and count != expected:
                 raise ValueError(f"session {name!r}: the model's readout has {expected} neurons but the {what} data have {count}; "
                                  f"the readout of a session must have as many neurons as its data (model.add_session for another recording).")

@@ -88,6 +88,11 @@ class PerCellBestSolver(PopulationSolver):
 
     def __post_init__(self):
         super().__post_init__()
+        sessions = tuple(getattr(self.model, "sessions", ()) or ())
+        if sessions:
+            raise ValueError(f"'per-cell-best' fits the neurons of one recording, but this {type(self.model).__name__} has one "
+                             f"readout per session {list(sessions)} (n_neurons={short_repr(self.model.n_neurons)}); fit it with "
+                             "the 'multi-session' solver, or build the model with an integer n_neurons.")
         state = self.model.state_dict()
         if self.neuron_parameters is None:
             axes = neuron_axes(self.model)

@@ -118,3 +118,27 @@ def test_models_that_cannot_share_their_core_are_refused():
         CoreSizedByNeurons(4, 3, {"a": 2, "b": 3})
     with pytest.raises(ValueError, match="NoReadout has no readout module"):
         NoReadout(4, 3, {"a": 2, "b": 3})
+
+
+@pytest.mark.parametrize("name", ["active", "training", "keys", "forward", "update", "type", "current", "_modules"])
+def test_a_session_name_that_the_readouts_container_uses_is_refused_with_the_rule(name):
+    with pytest.raises(ValueError, match=rf"session '{name}' cannot name a readout.*non-empty string without '\.'"):
+        build(n_neurons={"s0": 3, name: 5})
+    model = build()
+    with pytest.raises(ValueError, match=rf"session '{name}' cannot name a readout"):
+        model.add_session(name, n_neurons=2)
+    assert model.sessions == ("s0", "s1")
+
+
+def test_linear_strfs_of_a_sessions_model_are_one_array_per_session():
+    from strfsolver.models.interpret import gradient_strf, linear_strfs
+
+    model = build("ln")
+    strfs = linear_strfs(model)
+    assert list(strfs) == ["s0", "s1"] and strfs["s0"].shape == (3, 6, 4) and strfs["s1"].shape == (5, 6, 4)
+    with model.using_session("s1"):
+        assert (linear_strfs(model) == strfs["s1"]).all()
+        assert torch.allclose(model.strf()[:, 0].double(), torch.as_tensor(strfs["s1"]))
+    assert linear_strfs(build("nrf")) is None  # no linear STRF in any session
+    with pytest.raises(ValueError, match=r"one readout per session \(\['s0', 's1'\]\).*using_session"):
+        gradient_strf(model, torch.randn(1, 6, 10))
