@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import strfsolver
-from conftest import make_linear
+from solver_helpers import make_linear
 from strfsolver.data import make_loader
 from strfsolver.solver import PopulationSolver, checkpoint, penalties, recovery, schedules
 

@@ -13,7 +13,7 @@ from strfsolver.data import make_loader
 from strfsolver.solver import checkpoint
 from strfsolver.solver.multi_seed import MultiSeedResult, derive_shuffle_seed
 
-from conftest import SIZES, make_linear
+from solver_helpers import SIZES, make_linear
 
 N = SIZES["n_neurons"]
 FAST = dict(max_epochs=3, lr=1e-2)

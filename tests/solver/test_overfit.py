@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import make_linear
+from solver_helpers import make_linear
 from strfsolver.data import make_loader, synthetic_population
 from strfsolver.solver import PopulationSolver
 

@@ -7,7 +7,7 @@ import strfsolver
 from strfsolver.data import make_loader, synthetic_population
 from strfsolver.solver import PerCellBestSolver
 
-from conftest import CausalLinear
+from solver_helpers import CausalLinear
 
 F, L = 8, 6
 

@@ -12,7 +12,7 @@ from strfsolver import metrics
 from strfsolver.data import make_loader, neural_collate, synthetic_population
 from strfsolver.solver import PopulationSolver, Solver
 
-from conftest import make_linear
+from solver_helpers import make_linear
 
 
 def test_registered_and_built_by_name(new_model):

@@ -10,7 +10,7 @@ from strfsolver.data import make_loader, synthetic_population
 from strfsolver.solver import NeuronStack, SingleCellSolver
 from strfsolver.solver.single_cell import FunctionalRNN, neuron_axes, single_neuron_replica
 
-from conftest import CausalLinear
+from solver_helpers import CausalLinear
 
 F, L = 8, 6
 TINY = {
