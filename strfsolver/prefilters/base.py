@@ -32,6 +32,10 @@ class Prefilter(nn.Module):
     #: output channels per input channel
     channels_per_input = 1
 
+    #: whether what the prefilter does depends on the bin width (time constants in ms): a fit refuses
+    #: data of another ``dt_ms`` than the one it was built with (:py:func:`strfsolver.solver.data_checks.check_fit_data`)
+    depends_on_bin_width = True
+
     def __init__(self, n_freqs: int, dt_ms: float = 5.0, n_channels: int = 1):
         super().__init__()
         for value, name in ((n_freqs, "n_freqs"), (n_channels, "n_channels")):

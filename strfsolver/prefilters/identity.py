@@ -20,6 +20,8 @@ class IdentityPrefilter(Prefilter):
         n_channels: Channels ``C``.
     """
 
+    depends_on_bin_width = False  # it does nothing, at any bin width
+
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, F, T)`` -> the same tensor."""
         self._check(x)

@@ -8,13 +8,15 @@ model stops before its first epoch instead of finishing silently.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Optional
 
 import torch
+from torch import nn
 
 from strfsolver.utils.checks import is_count, short_repr
 
-__all__ = ["declared_neurons", "check_fit_data", "may_serve_empty_batches", "check_lags_fit_stimuli", "check_neurons_have_training_data", "describe_non_finite"]
+__all__ = ["declared_neurons", "check_fit_data", "check_bin_width", "may_serve_empty_batches", "check_lags_fit_stimuli", "check_neurons_have_training_data", "describe_non_finite"]
 
 
 def _dataset(loader: Any) -> Any:
@@ -80,7 +82,30 @@ def check_fit_data(model: Any, loader: Any, valid_loader: Optional[Any] = None, 
             if data is not None and getattr(data, attribute) != expected:
                 raise ValueError(f"the {name} data have {getattr(data, attribute)} {label} but the training data have "
                                  f"{expected}; every split must hold the same {label}, in the same order.")
+    check_bin_width(model, train, valid_loader, test_loader)
     check_neurons_have_training_data(train)
+
+
+def check_bin_width(model: Any, train: Any, valid_loader: Optional[Any] = None, test_loader: Optional[Any] = None) -> None:
+    """The bin width of every split against the training data's, and against that of each part of the
+    model whose effect depends on it (a prefilter with time constants in ms: ``depends_on_bin_width``),
+    which would otherwise run at the wrong time scale without a word.
+
+    Raises:
+        ValueError: naming the split or the part, and both bin widths.
+    """
+    expected = float(train.dt_ms)
+    for name, other in (("validation", valid_loader), ("test", test_loader)):
+        data = _dataset(other)
+        if data is not None and not math.isclose(float(data.dt_ms), expected, rel_tol=1e-9):
+            raise ValueError(f"the {name} data have {float(data.dt_ms):g} ms bins but the training data have {expected:g} ms; "
+                             "every split must share one bin width.")
+    for path, part in model.named_modules() if isinstance(model, nn.Module) else ():
+        built = getattr(part, "dt_ms", None)
+        if getattr(part, "depends_on_bin_width", False) and built is not None and not math.isclose(float(built), expected, rel_tol=1e-9):
+            raise ValueError(f"the model's {type(part).__name__} ({path or 'model'}) was built for {float(built):g} ms bins but the "
+                             f"training data have {expected:g} ms bins, so its time constants would be off by a factor of "
+                             f"{expected / float(built):g}; build the model with dt_ms={expected:g}.")
 
 
 def check_neurons_have_training_data(dataset: Any) -> None:

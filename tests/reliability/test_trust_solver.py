@@ -180,3 +180,19 @@ def test_the_estimator_names_a_predicted_stimulus_value_beyond_float32():
         est.predict(X)
     with pytest.raises(ValueError, match=r"X\[2\] holds 1e\+39"):
         est.score(X, y)
+
+
+def test_a_bin_width_other_than_the_models_prefilter_or_the_training_datas_is_refused(splits):
+    """A prefilter's time constants are in ms: 'adaptrans' built for 5 ms bins and fitted to 10 ms data
+    would adapt twice as slowly as meant, without an error; so would a validation split of other bins."""
+    train, valid = splits
+    slow = NeuralDataset(train.stims, train.responses, dt_ms=2 * train.dt_ms)
+    adapting = strfsolver.models.init("ln", n_freqs=train.n_freqs, n_lags=4, n_neurons=train.n_neurons,
+                                      prefiltering="adaptrans", dt_ms=train.dt_ms)
+    with pytest.raises(ValueError, match=r"AdapTrans \(prefiltering\) was built for 5 ms bins but the training data "
+                                         r"have 10 ms bins.*factor of 2.*dt_ms=10"):
+        solver(model=adapting).fit(make_loader(slow))
+    with pytest.raises(ValueError, match="the validation data have 5 ms bins but the training data have 10 ms"):
+        solver().fit(make_loader(slow), make_loader(valid))
+    # a model without a time-dependent part fits any bin width, its own dt_ms notwithstanding
+    assert solver().fit(make_loader(slow)).log
