@@ -212,10 +212,29 @@ class _Entry:
 class _Registry:
     """The state behind the helper functions of one registry module."""
 
+    #: every registry made, so that a name asked of the wrong one is sent to the right one
+    made: List["_Registry"] = []
+
     def __init__(self, module_name: str):
         self.module_name = module_name
         self.entries: Dict[str, _Entry] = {}
         self.aliases = Aliases(module_name)
+        _Registry.made.append(self)
+
+    def knows(self, name: str) -> bool:
+        """Whether ``init(name)`` would build something here (a name, its ``_`` spelling or an alias of one)."""
+        alias = self.aliases.lookup(name)
+        return name in self.entries or name.replace("_", "-") in self.entries or (alias is not None and alias[1] is not None)
+
+    def _elsewhere(self, name: str) -> str:
+        """The hint for a name this registry lacks but another one has ("" if none has it)."""
+        others = [other for other in _Registry.made if other is not self]
+        owners = [other.module_name for other in others if other.knows(name)]
+        if owners:
+            return f" {name!r} is a name of {owners[0]}, not of {self.module_name}: {owners[0]}.init({name!r}, ...) builds it."
+        # another library's name that another registry knows to have no counterpart: that registry's note
+        noted = [other for other in others if other.aliases.lookup(name) is not None]
+        return noted[0].aliases.hint(name, noted[0].options()) if noted else ""
 
     # --- registration -------------------------------------------------
     def _check_name(self, name: Any):
@@ -334,7 +353,7 @@ class _Registry:
             kwargs = self.aliases.translate(name, kwargs)
         if entry is None:
             options = self.options()
-            hint = self.aliases.hint(name, options)
+            hint = self._elsewhere(name) or self.aliases.hint(name, options)
             raise ValueError(
                 f"Unknown name {name!r} in {self.module_name}.{hint} "
                 f"Options are: {', '.join(options) if options else '(none)'}."

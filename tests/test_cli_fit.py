@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+import strfsolver
 from strfsolver.app import cli
 from strfsolver.data import save_npz, synthetic_population
 from strfsolver.app.fit_config import ConfigError, run_fit, validate_config
@@ -98,11 +99,15 @@ def test_list_prints_every_registry(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     lines = dict(line.split(":", 1) for line in out.strip().splitlines() if not line.strip().startswith("also:"))
-    assert [n.strip() for n in lines["solver"].split(",")] == ["multi-seed", "multi-session", "per-cell-best", "population", "ridge", "single-cell"]
+    # every registered name, in order: the built-in ones, and any a docs example or test registered before
+    solvers = [n.strip() for n in lines["solver"].split(",")]
+    assert solvers == strfsolver.solver.get_options()
+    assert {"multi-seed", "multi-session", "per-cell-best", "population", "ridge", "single-cell"} <= set(solvers)
     assert "transformer" in lines["models"] and "willmore" in lines["prefilters"]
     # other libraries' names of the same entries, under their registry
     assert "models:" in out.split("LinearNonlinear=ln")[0].splitlines()[-2]
-    assert [n.strip() for n in lines["losses"].split(",")] == ["mse", "poisson"]
+    losses = [n.strip() for n in lines["losses"].split(",")]
+    assert losses == strfsolver.losses.get_options() and {"mse", "poisson"} <= set(losses)
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["fit"], ["list"]])

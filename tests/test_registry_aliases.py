@@ -115,3 +115,18 @@ def test_an_alias_takes_the_other_librarys_keyword_names():
     theirs_state, same_state = adaptrans.state_dict(), same.state_dict()
     assert theirs_state.keys() == same_state.keys() and all(torch.equal(theirs_state[k], same_state[k]) for k in same_state)
     assert not all(torch.equal(theirs_state[k], v) for k, v in different.state_dict().items())
+
+
+def test_a_name_of_another_registry_is_sent_there_not_to_a_look_alike():
+    with pytest.raises(ValueError, match=r"'adaptrans' is a name of strfsolver.prefilters, not of strfsolver.models: "
+                                         r"strfsolver.prefilters.init\('adaptrans', ...\) builds it"):
+        strfsolver.models.init("adaptrans")
+    with pytest.raises(ValueError, match=r"'LinearNonlinear' is a name of strfsolver.models") as error:
+        strfsolver.solver.init("LinearNonlinear")
+    assert "Did you mean" not in str(error.value)
+    # another registry's note about a name without a counterpart, not "Did you mean 'statenet'?"
+    with pytest.raises(ValueError, match="'CausalGammatone' is deepSTRF's name of something strfsolver.prefilters does not have") as error:
+        strfsolver.models.init("CausalGammatone")
+    assert "statenet" not in str(error.value).split("Options are")[0]
+    with pytest.raises(ValueError, match=r"Did you mean 'ln'\?"):  # a plain typo still gets its suggestion
+        strfsolver.models.init("lnn")
