@@ -45,12 +45,19 @@ class HookAliases:
     """Mixin: ``compute_loss`` is ``_loss``, ``evaluate`` is ``validation``, and an
     ``on_epoch_end(epoch, epoch_dict)`` override gets the epoch number and the dict.
 
+    A class that overrides ``compute_loss`` reads every repeat (``reads_repeats = True``, as
+    deepSTRF's ``compute_loss`` sees them) unless it sets ``reads_repeats = False`` itself.
+
     Put it first among the bases; either spelling may be overridden (and may call
     ``super()``), and the fit loop calls whichever the subclass defines.
     """
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
+        if "compute_loss" in cls.__dict__ and "reads_repeats" not in cls.__dict__:
+            # deepSTRF's compute_loss sees every repeat: so does a ported override, not the PSTH the built-in
+            # losses train on (a class that wants the PSTH says reads_repeats = False)
+            cls.reads_repeats = True
         # the override may come from any class of the MRO (a ported base class), not only this one
         hook = getattr(cls, "on_epoch_end", None)
         if hook is not None and not getattr(hook, "_takes_the_dict_alone", False) and _positional_arity(hook) >= 2:

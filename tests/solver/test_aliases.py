@@ -42,3 +42,23 @@ def test_ported_subclass_hooks_are_the_ones_fit_uses(loaders, new_model):
     # without overrides, evaluate is validation
     aliased = type("Aliased", (HookAliases, PopulationSolver), {})(model=plain.model, **options)
     torch.testing.assert_close(aliased.evaluate(valid)["cc"], plain.validation(valid)["cc"])
+
+
+def test_a_ported_compute_loss_sees_every_repeat_as_deepstrf_s_does(loaders, new_model):
+    train, _ = loaders
+    shapes = []
+
+    class Ported(HookAliases, PopulationSolver):
+        def compute_loss(self, pred, batch):
+            shapes.append(tuple(batch["responses"].shape))
+            return super().compute_loss(pred, batch)
+
+    class OnPsths(Ported):
+        reads_repeats = False  # says it wants the PSTH the built-in losses train on
+
+    Ported(model=new_model(), progress=False, patience=None).fit(train, max_epochs=1)
+    repeats = {shape[2] for shape in shapes}
+    assert Ported.reads_repeats and repeats == {max(repeats)} and max(repeats) > 1
+    shapes.clear()
+    OnPsths(model=new_model(), progress=False, patience=None).fit(train, max_epochs=1)
+    assert {shape[2] for shape in shapes} == {1}
