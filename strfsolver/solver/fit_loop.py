@@ -196,6 +196,10 @@ class FitLoop:
         save_frequency = check_count(1 if save_frequency is None else save_frequency, "save_frequency", 1)
         if resume and logdir is None:
             raise ValueError("resume=True needs the logdir of the run to continue.")
+        if resume and getattr(solver, "recovered_", None) is not None:
+            raise ValueError(f"resume=True and the recover() of {solver.recovered_.source} both say where this fit starts; "
+                             "call fit without resume to continue from the recovered epoch, or recover without the "
+                             "'progress' part to resume from the last checkpoint.")
         self.keep_every = check_count(keep_every, "keep_every", 1, allow_none=True)
         if keep_every is not None and logdir is None:
             raise ValueError("keep_every needs a logdir to write the indexed checkpoints into.")

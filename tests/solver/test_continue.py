@@ -205,3 +205,12 @@ def test_a_continued_fit_drops_the_abandoned_epochs_of_a_log_not_recovered(split
     whole.recover(2, parts=("model", "optimizer", "progress"), logdir=tmp_path)  # the same solver, without "history"
     whole.fit(*_loaders(splits), max_epochs=4)
     assert [row["epoch"] for row in whole.log] == [0, 1, 2, 3]
+
+
+def test_resume_and_a_pending_recover_are_not_both_taken(splits, tmp_path):
+    _solver().fit(*_loaders(splits), max_epochs=3, logdir=tmp_path, keep_every=1)
+    again = _solver()
+    again.recover(1, parts=recovery.PARTS, logdir=tmp_path)
+    with pytest.raises(ValueError, match="resume=True and the recover\\(\\) of .*000001.safetensors both say where this fit starts"):
+        again.fit(*_loaders(splits), max_epochs=3, logdir=tmp_path, resume=True)
+    assert [row["epoch"] for row in again.fit(*_loaders(splits), max_epochs=3).log] == [0, 1, 2]  # the recover still holds
