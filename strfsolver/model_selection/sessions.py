@@ -145,7 +145,7 @@ def compare_sessions(specs: Mapping[str, Mapping[str, Any]], datasets: Mapping[s
     """
     import pandas as pd
 
-    from strfsolver.workflow.experiment import score_predictions
+    from strfsolver.workflow.experiment import score_predictions, stimulus_responses
 
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {list(_METRICS)}, got {short_repr(metric)}.")
@@ -169,7 +169,7 @@ def compare_sessions(specs: Mapping[str, Mapping[str, Any]], datasets: Mapping[s
                         preds[s][i] = pred.detach().cpu()
         seconds[name] = time.perf_counter() - start
         for s, data in datasets.items():
-            values = score_predictions(preds[s], data.responses, _METRICS)
+            values = score_predictions(preds[s], list(stimulus_responses(data, for_metrics=True)), _METRICS)  # summarised data too
             tables.append(pd.DataFrame({"model": name, "session": s, "neuron": np.arange(data.n_neurons),
                                         "neuron_id": list(data.neuron_ids), **values}))
     scores = pd.concat(tables, ignore_index=True)

@@ -194,6 +194,16 @@ class SessionModelMixin:
         """``(name, parameter)`` of everything but the readouts: what the sessions share."""
         return ((name, p) for name, p in self.named_parameters() if not name.startswith("readout."))
 
+    def named_parameters_in_use(self) -> Iterator[Tuple[str, nn.Parameter]]:
+        """``(name, parameter)`` of what a call runs now: while a session is active, every parameter
+        but the other sessions' readouts (a penalty on them would move readouts without their data)."""
+        readout = self.__dict__.get("_modules", {}).get("readout")
+        active = readout.active if isinstance(readout, SessionReadouts) else None
+        if active is None:
+            return self.named_parameters()
+        others = tuple(f"readout.{name}." for name in self.sessions if name != active)
+        return ((name, p) for name, p in self.named_parameters() if not name.startswith(others))
+
     def check_session(self, session: Optional[str]) -> Optional[str]:
         """``session`` if this model can run it: a known session of a multi-session model, ``None`` for a model without.
 

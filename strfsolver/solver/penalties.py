@@ -144,9 +144,11 @@ class _SelectsParameters:
         Raises:
             ValueError: if no parameter matches, listing the model's parameter names.
         """
+        # a model with one readout per session offers only the active session's (and what they share)
+        in_use = getattr(model, "named_parameters_in_use", model.named_parameters)
         chosen = [
             (name, p)
-            for name, p in model.named_parameters()
+            for name, p in in_use()
             if any(fnmatch.fnmatchcase(name, pat) for pat in self.include)
             and not any(fnmatch.fnmatchcase(name, pat) for pat in self.exclude)
         ]

@@ -114,3 +114,9 @@ def test_bad_arguments(data):
         fit_multi_seed(model_factory, loader_factory, seeds=[1, 1])
     with pytest.raises(ValueError, match="at least one seed"):
         fit_multi_seed(model_factory, loader_factory, n_seeds=0)
+    # a monitor the final validation cannot have is refused before any seed trains
+    built = []
+    with pytest.raises(KeyError, match=r"monitor 'train_loss' is not a validation metric.*'val_cc', 'val_cc_norm', 'val_loss'"):
+        fit_multi_seed(lambda seed: built.append(seed) or model_factory(seed), loader_factory, n_seeds=2,
+                       fitter_kwargs={"max_epochs": 1, "monitor": "train_loss", "mode": "min"})
+    assert built == []

@@ -50,3 +50,13 @@ def test_bad_comparisons_are_refused_before_fitting(sessions):
         compare_sessions(SPECS, uneven, cv=LeaveOneStimulusOut())
     with pytest.raises(ValueError, match="metric must be one of"):
         compare_sessions(SPECS, sessions, metric="r2")
+
+
+def test_summarised_sessions_score_as_all_their_repeats(sessions):
+    from strfsolver.data import NeuralDataset
+
+    summary = {name: NeuralDataset(d.stims, d.responses, dt_ms=d.dt_ms, repeats="summary") for name, d in sessions.items()}
+    full = compare_sessions(SPECS, sessions, cv=2, n_boot=50).scores
+    short = compare_sessions(SPECS, summary, cv=2, n_boot=50).scores
+    for metric in ("cc", "cc_norm"):
+        np.testing.assert_allclose(short[metric].to_numpy(), full[metric].to_numpy(), rtol=1e-5, atol=1e-6, equal_nan=True)

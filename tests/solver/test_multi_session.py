@@ -206,3 +206,18 @@ def test_a_plain_loader_fits_a_model_without_sessions_like_population(splits):
     population, single = run("population"), run("multi-session")
     for name, value in population.model.state_dict().items():
         assert torch.equal(single.model.state_dict()[name], value)
+
+
+def test_a_penalty_leaves_the_readouts_of_sessions_without_data_alone(splits):
+    """An l2 penalty on the readouts, in a fit of session s0 alone: s1's readout has no data in the fit and must
+    not move (with Adam, a gradient of the penalty alone would move it at full step size)."""
+    train, valid, _ = splits
+    model = nrf({"s0": N, "s1": N})
+    s1_before = {k: v.clone() for k, v in model.readout["s1"].state_dict().items()}
+    s0_before = {k: v.clone() for k, v in model.readout["s0"].state_dict().items()}
+    fit(model, train, valid, ["s0"], max_epochs=3, penalties=[strfsolver.solver.penalties.init("l2", weight=1.0, include=("readout.*",))])
+    assert all(torch.equal(model.readout["s1"].state_dict()[k], v) for k, v in s1_before.items())
+    assert any(not torch.equal(model.readout["s0"].state_dict()[k], v) for k, v in s0_before.items())
+    with model.using_session("s0"):
+        names = [name for name, _ in model.named_parameters_in_use()]
+    assert any(n.startswith("readout.s0.") for n in names) and not any(n.startswith("readout.s1.") for n in names)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from strfsolver.compat.deepstrf.fitter import Fitter, to_scalar
+from strfsolver.compat.deepstrf.fitter import DEFAULT_METRICS, Fitter, to_scalar
 from strfsolver.utils import io
 from strfsolver.utils import seeding as _random
 from strfsolver.utils.checks import check_seed, short_repr
@@ -139,6 +139,12 @@ def fit_multi_seed(
     monitor = fitter_kwargs.get("monitor", "val_cc_norm")
     mode = fitter_kwargs.get("mode", "max")
     out = None if output_dir is None else Path(output_dir)
+    # the best seed is picked on the final validation by the monitor: a key it cannot have (a train_ one)
+    # is refused before any seed trains, not after all of them
+    metric_names = {"loss", *(DEFAULT_METRICS if fitter_kwargs.get("val_metrics") is None else fitter_kwargs["val_metrics"])}
+    if not isinstance(monitor, str) or not monitor.startswith("val_") or monitor[len("val_"):] not in metric_names:
+        raise KeyError(f"monitor {short_repr(monitor)} is not a validation metric; fit_multi_seed picks the best seed by "
+                       f"one of {sorted('val_' + name for name in metric_names)}.")
 
     histories: List[List[Dict[str, Any]]] = []
     finals: List[Dict[str, Dict[str, Any]]] = []
