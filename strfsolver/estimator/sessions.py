@@ -53,33 +53,18 @@ def _split(datasets: Dict[str, Any], valid: Optional[Mapping[str, Any]], val_fra
     return train, held, positions
 
 
-def _scored_responses(dataset: Any):
-    """Each stimulus' responses as the metrics read them: its repeats, or for a summarised dataset
-    (``repeats="summary"``) its :py:class:`~strfsolver.metrics.SummarisedResponses` (PSTH and
-    repeat statistics), from which the same noise-ceiling metrics follow."""
-    import torch
-
-    from strfsolver.metrics import SummarisedResponses
-
-    if dataset.repeats != "summary":
-        return dataset.responses
-    stats = dataset.repeat_statistics
-    return [SummarisedResponses(psth[None], stats.index_select(0, torch.tensor([i]))).check()
-            for i, psth in enumerate(dataset.psths)]
-
-
 def session_scores(solver: Any, datasets: Mapping[str, Any], batch_size: int):
     """One ``pandas.DataFrame`` row per neuron of every session: ``session``, ``neuron`` (its index in
     the session), ``neuron_id`` and :py:data:`~strfsolver.workflow.experiment.SCORE_METRICS` of the
     solver's predictions on the session's data."""
     import pandas as pd
 
-    from strfsolver.workflow.experiment import SCORE_METRICS, score_predictions
+    from strfsolver.workflow.experiment import SCORE_METRICS, score_predictions, stimulus_responses
 
     tables = []
     for name, dataset in datasets.items():
         preds = solver.transform(list(dataset.stims), batch_size=batch_size, session=name)
-        values = score_predictions(preds, _scored_responses(dataset), SCORE_METRICS)
+        values = score_predictions(preds, list(stimulus_responses(dataset, for_metrics=True)), SCORE_METRICS)  # summarised data too
         table = pd.DataFrame({"session": name, "neuron": np.arange(dataset.n_neurons), "neuron_id": list(dataset.neuron_ids), **values})
         tables.append(table)
     return pd.concat(tables, ignore_index=True)

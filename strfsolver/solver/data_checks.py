@@ -16,7 +16,16 @@ from torch import nn
 
 from strfsolver.utils.checks import is_count, short_repr
 
-__all__ = ["declared_neurons", "check_fit_data", "check_bin_width", "may_serve_empty_batches", "check_lags_fit_stimuli", "check_neurons_have_training_data", "describe_non_finite"]
+__all__ = ["declared_neurons", "served_dataset", "check_fit_data", "check_bin_width", "may_serve_empty_batches", "check_lags_fit_stimuli", "check_neurons_have_training_data", "describe_non_finite"]
+
+
+def served_dataset(loader: Any) -> Any:
+    """The dataset a loader serves, through any ``torch.utils.data.Subset`` (whose neurons and
+    stimulus format are its dataset's); ``None`` for a loader that does not say."""
+    dataset = getattr(loader, "dataset", None)
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    return dataset
 
 
 def _dataset(loader: Any) -> Any:

@@ -43,10 +43,10 @@ from strfsolver.data.sessions import check_same_format
 from strfsolver.nn.standardize import is_standardized, loader_stimuli, set_standardization, stimulus_statistics
 from strfsolver.solver._registry import register
 from strfsolver.solver.base import Solver, _solver_dataclass
-from strfsolver.solver.data_checks import check_fit_data
+from strfsolver.solver.data_checks import check_fit_data, served_dataset
 from strfsolver.solver.evaluation import evaluate
 
-__all__ = ["MultiSessionSolver", "TRAIN_PARTS", "concatenate_sessions", "served_dataset"]
+__all__ = ["MultiSessionSolver", "TRAIN_PARTS", "concatenate_sessions"]
 
 #: what ``fit(..., train=...)`` trains: everything, or the named sessions' readouts alone
 TRAIN_PARTS = ("all", "readout")
@@ -68,15 +68,6 @@ def concatenate_sessions(per_session: Mapping[str, Dict[str, Any]], criterion: A
     else:
         out["loss"] = float(np.dot(losses, counts) / sum(counts))
     return out
-
-
-def served_dataset(loader: Any) -> Any:
-    """The dataset a loader serves, through any ``torch.utils.data.Subset`` (whose neurons and
-    stimulus format are its dataset's); ``None`` for a loader that does not say."""
-    dataset = getattr(loader, "dataset", None)
-    while isinstance(dataset, torch.utils.data.Subset):
-        dataset = dataset.dataset
-    return dataset
 
 
 @register("multi-session")

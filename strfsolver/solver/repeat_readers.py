@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
+from strfsolver.solver.data_checks import served_dataset
+
 __all__ = ["repeat_readers", "check_repeats_available", "refuse_summary_to_readers"]
 
 
@@ -41,7 +43,7 @@ def _summarised(loader: Any) -> bool:
     loaders = getattr(loader, "loaders", loader)  # SessionBatches interleaves {session: loader}
     if isinstance(loaders, Mapping):
         return any(_summarised(each) for each in loaders.values())
-    return getattr(getattr(loader, "dataset", None), "repeats", "all") == "summary"
+    return getattr(served_dataset(loader), "repeats", "all") == "summary"
 
 
 def _refusal(what: str, readers: List[str]) -> ValueError:

@@ -174,8 +174,11 @@ def test_summarised_batches_reach_no_repeat_reader_however_the_loader_is_wrapped
     stims, responses = _arrays()
     summary = NeuralDataset(stims, responses, dt_ms=5, repeats="summary")
     wrapped = torch.utils.data.DataLoader(torch.utils.data.Subset(summary, [0, 1, 2]), batch_size=3, collate_fn=neural_collate)
+    with pytest.raises(ValueError, match="training data keep only a summary.*criterion '_RepeatLoss'"):
+        _solver(criterion=_RepeatLoss()).fit(wrapped)  # seen up front, through the Subset
+    batches = list(make_loader(summary, batch_size=3))  # a list of batches says nothing of its dataset
     with pytest.raises(ValueError, match="batch's responses keep only a summary.*criterion '_RepeatLoss'"):
-        _solver(criterion=_RepeatLoss()).fit(wrapped)
+        _solver(criterion=_RepeatLoss()).fit(batches)
     model = strfsolver.models.init("linear", n_freqs=6, n_lags=3, n_neurons={"a": 5, "b": 5})
     sessions = strfsolver.solver.init("multi-session", model=model, criterion=_RepeatLoss(), max_epochs=1, progress=False)
     with pytest.raises(ValueError, match="keep only a summary.*criterion '_RepeatLoss'"):
