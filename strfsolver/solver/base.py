@@ -286,8 +286,8 @@ class Solver(FittedAttributes, abc.ABC):
         return bool(getattr(self.criterion, "reads_repeats", not builtin))
 
     def prepare(self, batch: Batch) -> Batch:
-        """The batch on :py:attr:`device`, stimuli in the model's dtype, and ``responses`` NaN where
-        ``valid_mask`` clears them (:py:func:`strfsolver.solver.batches.prepare_batch`; idempotent); a summarised batch is refused when anything here reads every repeat."""
+        """The batch on :py:attr:`device`, stimuli in the model's dtype, ``responses`` NaN where ``valid_mask`` clears
+        them (:py:func:`~strfsolver.solver.batches.prepare_batch`; idempotent); refused if summarised and read by repeat."""
         return prepare_batch(refuse_summary_to_readers(self, batch), self.device, model_dtype(self.model))
 
     # ------------------------------------------------------------------

@@ -29,7 +29,10 @@ def served_dataset(loader: Any) -> Any:
 
 
 def _dataset(loader: Any) -> Any:
-    """The :py:class:`~strfsolver.data.NeuralDataset` a loader serves, or ``None`` when it does not say."""
+    """The :py:class:`~strfsolver.data.NeuralDataset` a loader serves, or ``None`` when it does not say.
+
+    Unlike :py:func:`served_dataset` it does not look through a ``Subset``: the checks here read the
+    stimuli's lengths and which neurons were recorded, which a ``Subset`` of stimuli changes."""
     dataset = getattr(loader, "dataset", None)
     return dataset if all(hasattr(dataset, name) for name in ("n_neurons", "n_freqs", "lengths")) else None
 
