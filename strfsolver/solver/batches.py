@@ -55,8 +55,17 @@ def prepare_batch(batch: Dict[str, Any], device: torch.device, dtype: torch.dtyp
 
 
 def begin_sequence(model: nn.Module) -> None:
-    """Reset a stateful (recurrent) model: every batch holds whole stimuli, unrelated to the
-    previous batch's, so each starts from a fresh state."""
+    """Begin one forward pass over a batch of whole stimuli: every solver forward starts here.
+
+    Resets a stateful (recurrent) model: the batch's stimuli are unrelated to the previous
+    batch's, so each starts from a fresh state. Drops the parameter casts that an enclosing
+    ``torch.autocast`` holds: autocast caches its low-precision copy of each parameter until
+    its region ends, and the parameters change in place between forwards (an optimizer step,
+    a loaded best state), so a fit run inside one region trained on the weights of its first
+    batch (a ``"cnn2d"`` under bf16 autocast: validation ``cc_norm`` frozen at its first value).
+    Within one forward the cache still serves (a recurrent model reuses its weights per bin).
+    """
+    torch.clear_autocast_cache()
     reset = getattr(model, "reset_state", None)
     if callable(reset):
         reset()
