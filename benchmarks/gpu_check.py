@@ -51,8 +51,9 @@ EPOCH = dict(bench_epoch.FULL)
 EPOCH_QUICK = dict(neurons=32, bands=16, lags=10, stimuli=10, bins=200, repeats=4)
 RIDGE = dict(n_freqs=128, n_lags=30, n_stims=10, min_len=4500, max_len=5500, neurons=500)
 RIDGE_QUICK = dict(n_freqs=12, n_lags=6, n_stims=10, min_len=200, max_len=300, neurons=10)
-MULTI = dict(sessions=8, neurons=50, stimuli=20, bins=1000, bands=32, lags=15)
-MULTI_QUICK = dict(sessions=2, neurons=6, stimuli=6, bins=120, bands=8, lags=6)
+# the shared nrf core needs tens of epochs (4 leave it near cc_norm 0 on CPU and GPU alike)
+MULTI = dict(sessions=8, neurons=50, stimuli=20, bins=1000, bands=32, lags=15, epochs=40)
+MULTI_QUICK = dict(sessions=2, neurons=6, stimuli=6, bins=120, bands=8, lags=6, epochs=15)
 
 
 def synchronize(device: torch.device) -> None:
@@ -82,7 +83,30 @@ def gradient_fit(model_name, data, sizes, device, epochs, autocast=None, **model
     return statistics.median(seconds), solver, train_set
 
 
-def check_epoch(device, quick, epochs):
+def profile_epochs(train_set, valid_set, sizes, device, epochs=3, rows=15):
+    """Where an epoch's time goes beyond the model's passes: ``torch.profiler`` over a whole fit of
+    ``epochs`` epochs (validation included), the top operators by self CPU time (on a GPU, the
+    host's launch and sync overhead shows there) and the number of host syncs (``.item()`` and such)."""
+    import strfsolver
+    from strfsolver.data import make_loader
+    from torch.profiler import ProfilerActivity, profile
+
+    strfsolver.set_random_seed(0)
+    model = strfsolver.models.init("ln", n_freqs=sizes["bands"], n_lags=sizes["lags"], n_neurons=sizes["neurons"]).to(device)
+    solver = strfsolver.solver.init("population", model=model, patience=None, progress=False)
+    train = make_loader(train_set, batch_size=4, shuffle=True, seed=0, device=device)
+    valid = make_loader(valid_set, batch_size=4, device=device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        solver.fit(train, valid, max_epochs=epochs)
+        synchronize(device)
+    averages = prof.key_averages()
+    syncs = sum(e.count for e in averages if e.key in ("aten::_local_scalar_dense", "cudaStreamSynchronize", "cudaDeviceSynchronize"))
+    print(f"   profile of a {epochs}-epoch fit ({len(train)} training and {len(valid)} validation batches per epoch): "
+          f"{syncs} host syncs\n{averages.table(sort_by='self_cpu_time_total', row_limit=rows)}", flush=True)
+
+
+def check_epoch(device, quick, epochs, profile=False):
     sizes = EPOCH_QUICK if quick else EPOCH
     data = bench_epoch.make_data(**sizes)
     per_epoch, solver, train_set = gradient_fit("ln", data, sizes, device, epochs)
@@ -93,6 +117,8 @@ def check_epoch(device, quick, epochs):
     bench_epoch.bare_pass(twin, batches)  # warm-up (kernel selection on a GPU)
     bare = statistics.median(bench_epoch.bare_pass(twin, batches) for _ in range(3))
     last = solver.log[-1]
+    if profile:
+        profile_epochs(train_set, split(data, sizes["stimuli"])[1], sizes, device)
     print(f"1. population epoch, ln, N={sizes['neurons']}, F={sizes['bands']}, L={sizes['lags']}, {sizes['stimuli']} x {sizes['bins']} bins, "
           f"R={sizes['repeats']}: {per_epoch:.3f} s / epoch, bare forward+backward {bare:.3f} s, ratio {per_epoch / bare:.2f}; "
           f"after {len(solver.log)} epochs val cc_norm {last['val_cc_norm']:.4f}, train loss {last['train_loss']:.5f}", flush=True)
@@ -121,13 +147,14 @@ def check_ridge(device, quick):
           f"median relative alpha {float(solver.relative_alphas_.median()):.3g}", flush=True)
 
 
-def check_multi_session(device, quick, epochs):
+def check_multi_session(device, quick):
     """A shared ``"nrf"`` core over several sessions (``synthetic_multisession`` on moving ripples), then
     one new session's readout alone on that core; seconds per epoch and median test ``cc_norm``."""
     import strfsolver
     from strfsolver.data import session_loaders, split_sessions, synthetic_multisession
 
     sizes = MULTI_QUICK if quick else MULTI
+    epochs = sizes["epochs"]
     names = [f"s{i}" for i in range(sizes["sessions"] + 1)]
     truth = synthetic_multisession(n_neurons={name: sizes["neurons"] for name in names}, n_stims=sizes["stimuli"],
                                    n_subunits=4, n_freqs=sizes["bands"], n_lags=sizes["lags"], n_times=sizes["bins"],
@@ -149,7 +176,7 @@ def check_multi_session(device, quick, epochs):
     solver.fit(loaders(new_train, shuffle=True), loaders(new_valid), train="readout", max_epochs=epochs)
     transfer = float(solver.validation(loaders(new_test))[new]["cc_norm"].nanmedian())
     print(f"3. multi-session, nrf core, {sizes['sessions']} sessions x {sizes['neurons']} neurons, {sizes['stimuli']} ripple stimuli "
-          f"of {sizes['bins']} bins each: {seconds:.3f} s / epoch, median test cc_norm {shared:.4f}; a new session's readout alone "
+          f"of {sizes['bins']} bins each, {len(solver.history_) if hasattr(solver, 'history_') else epochs} epochs at most: {seconds:.3f} s / epoch, median test cc_norm {shared:.4f}; a new session's readout alone "
           f"on that core: median test cc_norm {transfer:.4f}", flush=True)
 
 
@@ -174,6 +201,7 @@ def main(argv=None) -> int:
     parser.add_argument("--bf16", action="store_true", help="also run the deep model under bf16 autocast")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the gradient fits (default 4; quick 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--profile", action="store_true", help="also profile the population epoch's training steps (torch.profiler)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["epoch", "ridge", "multi-session", "deep"])
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -188,11 +216,11 @@ def main(argv=None) -> int:
     print(f"device {device} ({name}), torch {torch.__version__}, python {platform.python_version()}, "
           f"{torch.get_num_threads()} CPU threads, {'quick' if args.quick else 'full'} sizes", flush=True)
     if "epoch" not in args.skip:
-        check_epoch(device, args.quick, epochs)
+        check_epoch(device, args.quick, epochs, profile=args.profile)
     if "ridge" not in args.skip:
         check_ridge(device, args.quick)
     if "multi-session" not in args.skip:
-        check_multi_session(device, args.quick, epochs)
+        check_multi_session(device, args.quick)
     if "deep" not in args.skip:
         check_deep(device, args.quick, epochs, args.bf16)
     return 0
