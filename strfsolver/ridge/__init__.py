@@ -24,13 +24,14 @@ Example:
 
 from strfsolver.ridge.lagged import lagged_cross, lagged_design, lagged_gram, lagged_sum
 from strfsolver.ridge.statistics import RidgeStatistics
-from strfsolver.ridge.solve import DEFAULT_RELATIVE_ALPHAS, RidgeFit, fit_ridge, laplacian_penalty
+from strfsolver.ridge.solve import DEFAULT_RELATIVE_ALPHAS, SEARCH_CONDITION_LIMIT, RidgeFit, fit_ridge, laplacian_penalty
 
 __all__ = [
     "RidgeStatistics",
     "fit_ridge",
     "RidgeFit",
     "DEFAULT_RELATIVE_ALPHAS",
+    "SEARCH_CONDITION_LIMIT",
     "laplacian_penalty",
     "lagged_design",
     "lagged_gram",

@@ -16,7 +16,8 @@ Cost, for ``D = C * F * L`` features, ``T`` training bins, ``S`` stimuli,
 ``O(L * F^2 * T)`` (lag structure) and ``K`` Grams of ``D^2`` float64 in
 memory (stimuli are pooled by fold; ``cv="loso"`` keeps one per stimulus);
 the search takes ``K * A`` Cholesky factorizations ``O(D^3 / 3)`` and
-solves ``O(D^2 N)`` each; neurons recorded on different sets of stimuli
+solves ``O(D^2 N)`` each (in float32 by default, ``search_dtype``; the
+chosen alphas are refitted in float64); neurons recorded on different sets of stimuli
 form separate groups with factorizations of their own.
 
 The result is the ``"linear"`` model itself, with its kernel and bias set:
@@ -37,6 +38,7 @@ from torch import Tensor
 
 from strfsolver.utils.checks import check_choice, check_count, check_flag, check_real, short_repr
 from strfsolver.ridge import RidgeFit, fit_ridge
+from strfsolver.ridge.solve import SEARCH_DTYPES
 from strfsolver.ridge.models import check_ridge_model, loader_stimulus_count, ridge_features, ridge_initialize, write_solution
 from strfsolver.solver._registry import register
 from strfsolver.solver.base import Solver, _solver_dataclass
@@ -128,6 +130,11 @@ class RidgeSolver(Solver):
     penalty: str = field(default="ridge", doc="``\"ridge\"`` or ``\"laplacian\"`` (second differences over lags and bands: smooth STRFs).")
     selection: str = field(default="mean", doc="Pick each neuron's alpha by its ``\"mean\"`` fold score or its ``\"pooled\"`` score over all held-out bins.")
     fit_intercept: bool = field(default=True, doc="Fit an unpenalised per-neuron bias.")
+    search_dtype: str = field(
+        default="float32",
+        doc="Precision of the alpha search's factorizations: ``\"float32\"`` (1.4-2x faster; the chosen alphas are "
+        "refitted in float64) or ``\"float64\"`` (the scores exact to rounding). See :py:func:`strfsolver.ridge.fit_ridge`.",
+    )
     max_patterns: int = field(default=64, doc="Distinct patterns of partially recorded bins per stimulus accepted (each costs one Gram).")
     track_train_metrics: bool = field(default=True, doc="Report ``train_<metric>`` of the solution (always computed: one pass).")
 
@@ -162,6 +169,7 @@ class RidgeSolver(Solver):
         check_choice(self.scoring, "scoring", SCORINGS)
         check_choice(self.penalty, "penalty", PENALTIES)
         check_choice(self.selection, "selection", SELECTIONS)
+        check_choice(self.search_dtype, "search_dtype", tuple(SEARCH_DTYPES))
         check_flag(self.fit_intercept, "fit_intercept")
         check_count(self.max_patterns, "max_patterns", 1)
         if self.cv == "gcv" and self.penalty != "ridge":
@@ -201,7 +209,7 @@ class RidgeSolver(Solver):
             grid["alpha"] = float(grid["alpha"])
         result = fit_ridge(
             stats, **grid, cv=self.cv if self.alpha is None else 5, scoring=self.scoring, penalty=self.penalty,
-            fit_intercept=self.fit_intercept, selection=self.selection,
+            fit_intercept=self.fit_intercept, selection=self.selection, search_dtype=self.search_dtype,
         )
         write_solution(self.model, result)
         self.ridge_ = result

@@ -106,7 +106,7 @@ def test_chosen_alphas_equal_a_brute_force_search(scoring):
     stimuli[2][1][1] = math.nan  # neuron 1 not recorded in stimulus 2 (a fold of its own below)
     stimuli[4][1][2, 5:12] = math.nan  # neuron 2 partially recorded in stimulus 4
     stats = accumulate(stimuli, n_lags)
-    fit = fit_ridge(stats, cv=3, scoring=scoring)
+    fit = fit_ridge(stats, cv=3, scoring=scoring, search_dtype="float64")  # exact to rounding: see the float32 test below
     grid = fit.alpha_grid.numpy()
     np.testing.assert_allclose(grid, np.array(DEFAULT_RELATIVE_ALPHAS) * fit.scale, rtol=1e-12)
     folds = [([3, 4, 5, 6], [0, 1, 2]), ([0, 1, 2, 5, 6], [3, 4]), ([0, 1, 2, 3, 4], [5, 6])]
@@ -122,11 +122,39 @@ def test_chosen_alphas_equal_a_brute_force_search(scoring):
         np.testing.assert_allclose(fit.coef[neuron].numpy(), ref.coef_, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("scoring", ["corr", "mse"])
+def test_the_float32_search_scores_as_the_float64_one_and_refits_exactly(scoring):
+    # the default: the alpha search in float32, the chosen alphas refitted in float64
+    stimuli, _ = make_stimuli([30, 22, 35, 18, 28, 25, 31], n_lags=3, seed=1)
+    stimuli[4][1][2, 5:12] = math.nan
+    stats = accumulate(stimuli, 3)
+    fast, exact = fit_ridge(stats, cv=3, scoring=scoring), fit_ridge(stats, cv=3, scoring=scoring, search_dtype="float64")
+    scale = exact.fold_scores.abs().nan_to_num().max()
+    assert float((fast.fold_scores - exact.fold_scores).abs().nan_to_num().max()) < 1e-5 * float(scale)
+    assert not torch.equal(fast.fold_scores, exact.fold_scores)  # it did run in float32
+    assert torch.equal(fast.alphas, exact.alphas)
+    torch.testing.assert_close(fast.coef, exact.coef, rtol=0, atol=1e-12)  # the refit: float64, the same alphas
+    torch.testing.assert_close(fast.intercept, exact.intercept, rtol=0, atol=1e-12)
+
+
+def test_an_alpha_float32_cannot_resolve_is_searched_in_float64():
+    # two copies of one band: the Gram is singular, so at a tiny alpha the system's condition is
+    # about 1 / alpha; a float32 factor would fail or lose every digit there
+    stimuli, _ = make_stimuli([40, 35, 45, 38], n_lags=3, seed=5)
+    doubled = [(torch.cat([x, x[:1]], 0), y) for x, y in stimuli]
+    stats = accumulate(doubled, 3)
+    grid = [1e-9, 1e-2, 1.0]
+    fast = fit_ridge(stats, relative_alphas=grid, cv=2, search_dtype="float32")
+    exact = fit_ridge(stats, relative_alphas=grid, cv=2, search_dtype="float64")
+    torch.testing.assert_close(fast.fold_scores, exact.fold_scores, rtol=0, atol=1e-5)
+    assert torch.equal(fast.alphas, exact.alphas)
+
+
 def test_pooled_scores_are_those_of_all_held_out_bins_together():
     stimuli, _ = make_stimuli([30, 22, 35, 18], seed=2)
     stats = accumulate(stimuli, 3)
     folds = [([1, 2, 3], [0]), ([0, 2, 3], [1]), ([0, 1, 3], [2]), ([0, 1, 2], [3])]
-    fit = fit_ridge(stats, cv="loso", relative_alphas=[0.01, 1.0], selection="pooled")
+    fit = fit_ridge(stats, cv="loso", relative_alphas=[0.01, 1.0], selection="pooled", search_dtype="float64")
     assert fit.folds == folds
     for a, alpha in enumerate(fit.alpha_grid.tolist()):
         for neuron in range(4):
@@ -175,7 +203,7 @@ def test_a_neuron_missing_a_whole_stimulus_fits_as_without_it():
     torch.testing.assert_close(fixed.coef[0], fixed_without.coef[0], rtol=0, atol=1e-10)
     torch.testing.assert_close(fixed.intercept[0], fixed_without.intercept[0], rtol=0, atol=1e-10)
     grid = [0.1, 3.0, 100.0, 3000.0]  # absolute: the relative reference sees every stimulus' features
-    cv, cv_without = fit_ridge(stats, alphas=grid, cv="loso"), fit_ridge(stats_without, alphas=grid, cv="loso")
+    cv, cv_without = (fit_ridge(s, alphas=grid, cv="loso", search_dtype="float64") for s in (stats, stats_without))
     assert bool(torch.isnan(cv.fold_scores[1, :, 0]).all())  # its held-out stimulus: no score, ignored
     torch.testing.assert_close(cv.cv_scores[:, 0], cv_without.cv_scores[:, 0], rtol=0, atol=1e-10)
     assert float(cv.alphas[0]) == float(cv_without.alphas[0])
