@@ -38,7 +38,7 @@ class TrainingState:
             once the fit has ended, else ``None``.
         best_model: The model's state at ``best_epoch`` (detached copies).
         neuron_history: Every validated epoch's per-neuron values
-            (:py:mod:`strfsolver.solver.neurons`), ``None`` before one.
+            (:py:mod:`strfsolver.solver.neurons`), ``None`` before one; on the CPU.
         time_trained: Seconds spent in the epochs (training and validation) of this training,
             summed over the fits that resumed or continued it.
     """
@@ -75,6 +75,10 @@ class TrainingState:
         for name in names:
             setattr(self, name, getattr(fresh, name))
         for key, value in state.items():
+            if key == "neuron_history" and value:
+                # a record for the user, kept on the CPU as a fit builds it (a checkpoint loaded onto
+                # CUDA brought it there, and the next epoch's CPU row could not join it)
+                value = {name: column.cpu() for name, column in value.items()}
             setattr(self, self._renamed().get(key, key), value)
 
     @staticmethod
