@@ -174,7 +174,7 @@ def heldout_moments(test, part: Part, coef: Tensor, intercept: Tensor) -> Tensor
         out[0, neurons] = float(count)
         out[1, neurons] = intercept[neurons] + mu @ w
         out[2, neurons] = target_sum / count
-        out[3, neurons] = (w * (gram_c @ w.to(gram_c.dtype)).to(w.dtype)).sum(0)  # gram_c may be in a lower precision
+        out[3, neurons] = (w * (gram_c @ w)).sum(0)
         out[4, neurons] = (w * cross_c).sum(0)
         out[5, neurons] = part.target_sq[neurons] - target_sum * target_sum / count
     return out

@@ -15,9 +15,12 @@ from those weights, and the chosen alphas are refitted in the statistics'
 dtype (float64), so the weights are exact for the alpha chosen. An alpha
 whose system may be too ill-conditioned for float32
 (:data:`SEARCH_CONDITION_LIMIT`), or whose float32 factor fails, is solved
-in float64 instead (ridge penalty only; the Laplacian search stays float64). Measured (``benchmarks/bench_ridge.py``, D = 3840, 39k bins):
-mean cross-validated scores within 3.6e-6 of the float64 search, the same
-alpha for all of 500 neurons, fits 1.5-2x faster.
+in float64 instead. Only the Cholesky search with the ridge penalty uses
+float32: the Laplacian penalty, ``method="eigh"`` (``"auto"`` above
+:data:`CHOLESKY_MAX_ALPHAS` alphas) and ``cv="gcv"`` stay in float64.
+Measured on ``benchmarks/bench_ridge.py``'s data (D = 3840, 39k bins,
+N = 500): mean cross-validated scores within 3.6e-6 of the float64 search,
+the same alpha for all 500 neurons (benchmarks/README.md).
 
 Held-out scores come from the held-out statistics, never from predictions:
 with ``mu_t``, ``G_t``, ``B_t`` of a neuron's held-out bins (``m`` of them),
@@ -142,12 +145,17 @@ class _Workspace:
     """
 
     def __init__(self):
-        self.buffer: Optional[Tensor] = None
+        # one per dtype: a float32 search that redoes an ill-conditioned alpha in float64 switches back and forth
+        self.buffers = {}
 
     def system(self, like: Tensor) -> Tensor:
-        if self.buffer is None or self.buffer.shape != like.shape or self.buffer.dtype != like.dtype:
-            self.buffer = torch.empty_like(like)
-        return self.buffer
+        buffer = self.buffers.get(like.dtype)
+        if buffer is None or buffer.shape != like.shape or buffer.device != like.device:
+            buffer = self.buffers[like.dtype] = torch.empty_like(like)
+        return buffer
+
+    def release(self, dtype: torch.dtype) -> None:
+        self.buffers.pop(dtype, None)
 
 
 class _Factor:
@@ -169,8 +177,9 @@ class _Factor:
         self.low, self.norm = None, None
         if method == "cholesky" and penalty is None and search_dtype is not None and search_dtype != gram.dtype:
             self.low = (gram.to(search_dtype), rhs.to(search_dtype), None)
-            # ||G||_1 >= lambda_max (G symmetric positive semi-definite), so (||G||_1 + a) / a bounds cond(G + a I)
-            self.norm = float(gram.abs().sum(0).max())
+            # ||G||_1 >= lambda_max (G symmetric positive semi-definite), so (||G||_1 + a) / a bounds cond(G + a I);
+            # column blocks, so that no Gram-sized |G| is allocated
+            self.norm = max(float(gram[:, i : i + 256].abs().sum(0).max()) for i in range(0, gram.shape[1], 256))
         if method == "eigh":
             self.evals, self.evecs = torch.linalg.eigh(gram)
             self.projected = self.evecs.T @ rhs
@@ -219,18 +228,14 @@ def _train(part: crossval.Part, penalty, n_solves, method, fit_intercept, worksp
 
 
 def _weights(factors, alpha, dim, n_outputs, like: Tensor):
-    """``coef (D, N)`` and ``intercept (N,)`` at one alpha (NaN for neurons without training data), and
-    whether every factor solved in the search dtype (lower than ``like``'s)."""
+    """``coef (D, N)`` and ``intercept (N,)`` at one alpha, in ``like``'s dtype; NaN for neurons without training data."""
     coef = like.new_full((dim, n_outputs), math.nan)
     intercept = like.new_full((n_outputs,), math.nan)
-    low = True
     for neurons, mu, ybar, factor in factors:
-        w = factor.solve(alpha)
-        low = low and w.dtype != like.dtype
-        w = w.to(like.dtype)
+        w = factor.solve(alpha).to(like.dtype)
         coef[:, neurons] = w
         intercept[neurons] = ybar if mu is None else ybar - mu @ w
-    return coef, intercept, low
+    return coef, intercept
 
 
 def _grid(name: str, values, scale: float, relative: bool, like: Tensor) -> Tuple[Tensor, Tensor]:
@@ -271,10 +276,10 @@ def _search(sums: crossval.Sums, folds, grid: Tensor, penalty, method: str, fit_
     Per fold: the training Gram is the total minus the held-out groups (one
     Gram-sized tensor, centered in place), factored once per alpha in the
     shared workspace (or once for all alphas by ``eigh``); the held-out part
-    adds one more (and its copy in ``search_dtype``). All are dropped before
-    the next fold is gathered. The factors, solves and the held-out Gram
-    product run in ``search_dtype`` where the system's condition allows
-    (:py:class:`_Factor`), else in the statistics' dtype.
+    adds one more. Both are dropped before the next fold is gathered. The
+    factors and solves run in ``search_dtype`` where the system's condition
+    allows (:py:class:`_Factor`); the held-out scores always in the
+    statistics' dtype.
     """
     like = sums.stats.groups[0].cross
     dim, n_outputs = like.shape
@@ -285,15 +290,15 @@ def _search(sums: crossval.Sums, folds, grid: Tensor, penalty, method: str, fit_
         factors = _train(crossval.gather(sums, train), penalty, grid.numel(), method, fit_intercept, workspace, search_dtype)
         heldout = crossval.gather(sums, test)
         classes = crossval.heldout_classes(heldout)
-        low_classes = [(n, gram.to(search_dtype), *rest) for n, gram, *rest in classes] if search_dtype != like.dtype else classes
         for a, value in enumerate(grid.tolist()):
-            coef, intercept, low = _weights(factors, value, dim, n_outputs, like)
-            # weights solved in the search dtype are scored in it too (their one O(D^2 N) product);
-            # those of an alpha solved in float64 (ill-conditioned) in float64
-            moments = crossval.heldout_moments(low_classes if low else classes, heldout, coef, intercept)
+            coef, intercept = _weights(factors, value, dim, n_outputs, like)
+            # scored in the statistics' dtype: a float32 held-out Gram moved high-SNR neurons' correlations
+            # above 1 and their MSEs below 0 (its rounding, ~1e-7, exceeds the differences between alphas)
+            moments = crossval.heldout_moments(classes, heldout, coef, intercept)
             fold_scores[f, a] = crossval.score(moments, scoring)
             acc[a] = crossval.pool_moments(acc[a], moments)
-        heldout = classes = low_classes = None
+        heldout = classes = None
+    workspace.release(search_dtype)  # the refit factors in the statistics' dtype only
     return fold_scores, crossval.score(acc.transpose(0, 1), scoring)
 
 

@@ -137,6 +137,31 @@ def test_the_float32_search_scores_as_the_float64_one_and_refits_exactly(scoring
     torch.testing.assert_close(fast.intercept, exact.intercept, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("scoring", ["corr", "mse"])
+def test_the_float32_search_keeps_high_snr_scores_in_range_and_their_alphas(scoring):
+    # white features, neurons from nearly noiseless to noisy: the best alphas are small, the differences
+    # between neighbouring alphas' scores below float32's rounding of a held-out Gram (scored in float32,
+    # correlations went above 1, MSEs below 0, and some neurons got a neighbouring alpha)
+    g = torch.Generator().manual_seed(0)
+    n_bands, n_lags, n_neurons = 8, 5, 8
+    weights = torch.randn(n_neurons, n_bands * n_lags, generator=g, dtype=F64)
+    noise = torch.logspace(-6, -2, n_neurons, dtype=F64).view(-1, 1)
+    stats = RidgeStatistics(n_lags)
+    for _ in range(6):
+        x = torch.randn(n_bands, 600, generator=g, dtype=F64) + 0.5
+        y = weights @ lagged_design(x, n_lags).T
+        stats.add(x, y + noise * y.std() * torch.randn(y.shape, generator=g, dtype=F64))
+    fast = fit_ridge(stats, cv=3, scoring=scoring)
+    exact = fit_ridge(stats, cv=3, scoring=scoring, search_dtype="float64")
+    assert torch.equal(fast.alphas, exact.alphas)
+    if scoring == "corr":
+        assert float(fast.fold_scores.max()) <= 1.0
+    else:
+        assert float(fast.fold_scores.min()) >= 0.0
+    # a nearly noiseless neuron's MSE is ~1e-5 of the target variance (about 40): the float32 weights add ~1e-8 to it
+    torch.testing.assert_close(fast.cv_scores, exact.cv_scores, rtol=1e-5, atol=1e-12 if scoring == "corr" else 1e-7)
+
+
 def test_an_alpha_float32_cannot_resolve_is_searched_in_float64():
     # two copies of one band: the Gram is singular, so at a tiny alpha the system's condition is
     # about 1 / alpha; a float32 factor would fail or lose every digit there
