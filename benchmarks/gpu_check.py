@@ -167,6 +167,7 @@ def check_multi_session(device, quick):
     solver = strfsolver.solver.init("multi-session", model=model, patience=None, progress=False)
     loaders = lambda part, **options: session_loaders(part, batch_size=2, device=device, **options)  # noqa: E731
     solver.fit(loaders(train, shuffle=True), loaders(valid), max_epochs=epochs)
+    shared_epochs = len(solver.log)
     seconds = statistics.median(row["seconds"] for row in solver.log[1:]) if len(solver.log) > 1 else solver.log[0]["seconds"]
     scores = solver.validation(loaders(test))
     shared = float(torch.cat([values["cc_norm"] for values in scores.values()]).nanmedian())
@@ -176,7 +177,7 @@ def check_multi_session(device, quick):
     solver.fit(loaders(new_train, shuffle=True), loaders(new_valid), train="readout", max_epochs=epochs)
     transfer = float(solver.validation(loaders(new_test))[new]["cc_norm"].nanmedian())
     print(f"3. multi-session, nrf core, {sizes['sessions']} sessions x {sizes['neurons']} neurons, {sizes['stimuli']} ripple stimuli "
-          f"of {sizes['bins']} bins each, {len(solver.history_) if hasattr(solver, 'history_') else epochs} epochs at most: {seconds:.3f} s / epoch, median test cc_norm {shared:.4f}; a new session's readout alone "
+          f"of {sizes['bins']} bins each, {shared_epochs} epochs (of {epochs} at most): {seconds:.3f} s / epoch, median test cc_norm {shared:.4f}; a new session's readout alone "
           f"on that core: median test cc_norm {transfer:.4f}", flush=True)
 
 
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds on a CPU)")
     parser.add_argument("--bf16", action="store_true", help="also run the deep model under bf16 autocast")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs of the gradient fits (default 4; quick 2)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of the population and deep-model fits (default 4; quick 2); the multi-session check runs its own (40; quick 15)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--profile", action="store_true", help="also profile the population epoch's training steps (torch.profiler)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["epoch", "ridge", "multi-session", "deep"])

@@ -149,6 +149,8 @@ def write_solution(model: nn.Module, result: RidgeFit) -> None:
         readout.kernel.weight.copy_(result.strf().to(readout.kernel.weight))
         if readout.bias is not None:
             readout.bias.copy_(result.intercept.to(readout.bias))
+    # written in place: an enclosing autocast region must not keep serving the old weights' casts
+    torch.clear_autocast_cache()
 
 
 @torch.no_grad()

@@ -55,7 +55,7 @@ def prepare_batch(batch: Dict[str, Any], device: torch.device, dtype: torch.dtyp
 
 
 def begin_sequence(model: nn.Module) -> None:
-    """Begin one forward pass over a batch of whole stimuli: every solver forward starts here.
+    """Begin one forward pass over a batch of whole stimuli: a step's, a validation's and a transform's.
 
     Resets a stateful (recurrent) model: the batch's stimuli are unrelated to the previous
     batch's, so each starts from a fresh state. Drops the parameter casts that an enclosing
@@ -64,6 +64,8 @@ def begin_sequence(model: nn.Module) -> None:
     a loaded best state), so a fit run inside one region trained on the weights of its first
     batch (a ``"cnn2d"`` under bf16 autocast: validation ``cc_norm`` frozen at its first value).
     Within one forward the cache still serves (a recurrent model reuses its weights per bin).
+    The in-place writes outside a step (the best state at the end of a fit, a loaded state, a
+    ridge solution) drop the cache too, so a caller's own forward after them is current.
     """
     torch.clear_autocast_cache()
     reset = getattr(model, "reset_state", None)

@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
+import torch
 from torch import Tensor, nn
 
 from strfsolver.utils import seeding as _random
@@ -265,6 +266,9 @@ class FitLoop:
             final = self._final()
         finally:
             self.reporter.close(final)
+            # the best state was copied into the parameters in place: a forward the caller makes in the
+            # same autocast region must not find the last epoch's casts (see batches.begin_sequence)
+            torch.clear_autocast_cache()
 
     def _run_epoch(self, batches: Iterable[Batch]) -> None:
         solver, state = self.solver, self.state

@@ -85,6 +85,7 @@ def load_solver_state(solver: Any, state: Dict[str, Any], strict: bool = True) -
     if "history" in state:
         solver.log = [dict(row) for row in state["history"]]
     solver.recovered_ = None  # a state loaded after a recover() replaces what the next fit would continue
+    torch.clear_autocast_cache()  # parameters written in place: no stale autocast casts (batches.begin_sequence)
 
 
 #: solver fields whose value a resumed fit takes from the checkpoint's optimizer, not from the solver

@@ -48,3 +48,21 @@ def test_a_prediction_inside_the_same_autocast_region_uses_the_fitted_weights(sp
     solver, inside = fit("cnn2d", splits, autocast=True, epochs=3)
     outside = solver.transform(splits[1].stims[:1])[0]  # float32, the fitted weights
     assert torch.corrcoef(torch.stack([inside.flatten().float(), outside.flatten()]))[0, 1] > 0.999
+
+
+@pytest.mark.filterwarnings("ignore::strfsolver.solver.diagnostics.FitWarning")
+def test_a_plain_forward_after_fit_in_the_same_region_uses_the_best_state(splits):
+    # the fit ends by copying the best epoch's state into the parameters, in place, after its last forward
+    train, valid = splits
+    strfsolver.set_random_seed(0)
+    model = strfsolver.models.init("cnn2d", n_freqs=12, n_lags=6, n_neurons=8)
+    solver = strfsolver.solver.init("population", model=model, patience=3, lr=0.3, monitor="val_loss", progress=False)
+    x = valid.stims[0][None]
+    with torch.autocast(**BF16):
+        solver.fit(make_loader(train, batch_size=2, shuffle=True, seed=0), make_loader(valid, batch_size=2), max_epochs=30)
+        assert solver.training_state_.best_epoch < len(solver.log) - 1  # the best is not the last epoch
+        with torch.no_grad():
+            inside = model.eval()(x)
+    with torch.no_grad():
+        outside = model(x)
+    assert torch.corrcoef(torch.stack([inside.flatten().float(), outside.flatten()]))[0, 1] > 0.999
