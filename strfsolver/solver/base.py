@@ -101,7 +101,7 @@ class Solver(FittedAttributes, abc.ABC):
     ``last_validation_`` (the dict of the last :py:meth:`validation` in
     :py:meth:`fit`), ``monitor_`` / ``mode_`` (the monitor actually used, see
     ``monitor``), ``logdir_``, ``loader_states_`` (the loaders' positions
-    for a resume), ``time_trained_``; ``recovered_`` (what the next fit continues, see :py:meth:`recover`).
+    for a resume), ``time_trained_``, ``overfit_batches_`` (the last fit's); ``recovered_`` (see :py:meth:`recover`).
     """
 
     HOOKS: ClassVar[Tuple[str, ...]] = HOOKS  #: The hooks a subclass may override (:data:`HOOKS`).

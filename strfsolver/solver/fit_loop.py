@@ -207,6 +207,7 @@ class FitLoop:
         self.logdir = None if logdir is None else Path(logdir)
         self.resume, self.validate_initial = resume, validate_initial
         self.overfit_batches = check_count(overfit_batches, "overfit_batches", 1, allow_none=True)
+        solver.overfit_batches_ = self.overfit_batches  # recorded in checkpoints: a resume compares it
         self.epoch_runner = solver.epoch_runner()
         if self.epoch_runner.epochs is not None:  # a closed-form solve is one epoch, whatever max_epochs says
             self.max_epochs = min(self.max_epochs, self.epoch_runner.epochs)
@@ -345,6 +346,7 @@ class FitLoop:
         # the epochs after the recovered one are abandoned: a log not recovered with it (the "history"
         # part) may still hold them, from this solver's own earlier fit
         self.solver.log = [row for row in self.solver.log if row.get("epoch", -1) < recovered.epoch]
+        warn_changed_options(self.solver, recovered.options, str(recovered.source))
         if self.logdir is not None:
             _recovery.drop_later_states(self.logdir, recovered, self.state.best_epoch, self.state.best_score)
         self._go_on(recovered.rng, recovered.loaders or {})

@@ -105,6 +105,8 @@ def recorded_options(solver: Any) -> Dict[str, Any]:
     options["solver"] = type(solver).__name__
     options["criterion"] = type(solver.criterion).__name__
     options["optimizer"] = type(solver.optimizer).__name__ if solver.optimizer is not None else None
+    # a fit argument, not an option, but a resume on the full data after an overfit check is another training
+    options["overfit_batches"] = getattr(solver, "overfit_batches_", None)
     return options
 
 
@@ -112,7 +114,7 @@ def warn_changed_options(solver: Any, saved: Mapping[str, Any], source: str) -> 
     """Warn once, naming every option of ``solver`` that differs from ``saved`` (what :py:func:`recorded_options` gave).
 
     Args:
-        solver: The solver about to resume.
+        solver: The solver about to resume or continue.
         saved: The checkpoint's record (checkpoints of older versions have none: nothing to compare).
         source: The checkpoint file, for the message.
     """

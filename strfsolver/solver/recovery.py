@@ -159,12 +159,15 @@ class Continuation:
         epoch: Epochs done in the recovered training state; the continued fit's first epoch has this index.
         rng: The random generators' states to set when the fit starts (the ``"rng"`` part), or ``None``.
         loaders: The loaders' states (``{"train": ..., "valid": ...}``, the ``"loaders"`` part), or ``None``.
+        options: The checkpoint's record of the options it was trained with (compared, with a
+            warning, against the continuing solver's), or ``None``.
     """
 
     source: Path
     epoch: int
     rng: Optional[Dict[str, Any]] = None
     loaders: Optional[Dict[str, Any]] = None
+    options: Optional[Dict[str, Any]] = None
 
     @property
     def logdir(self) -> Path:
@@ -199,7 +202,8 @@ def recover(solver: Any, which: Union[str, int] = "best", parts: Sequence[str] =
     if which == "best" and monitor is None and "model" in chosen:
         overlay_neuron_bests(solver, logdir)
     continues = "progress" in chosen
-    solver.recovered_ = Continuation(path, solver.training_state_.epoch, chosen.get("rng"), chosen.get("loaders")) if continues else None
+    solver.recovered_ = (Continuation(path, solver.training_state_.epoch, chosen.get("rng"), chosen.get("loaders"), state.get("options"))
+                         if continues else None)
 
 
 def overlay_neuron_bests(solver: Any, logdir: Union[str, Path]) -> None:

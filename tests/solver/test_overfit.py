@@ -1,5 +1,7 @@
 """fit(..., overfit_batches=n): flyvis's overfit check trains on the same first batches every epoch."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -46,3 +48,30 @@ def test_overfit_batches_refuses_bad_counts(population):
         solver.fit(make_loader(population.dataset, batch_size=4), overfit_batches=0)
     with pytest.raises(ValueError, match="overfit_batches=3, but the training loader yields only 2 batch"):
         solver.fit(make_loader(population.dataset, batch_size=4), overfit_batches=3)
+
+
+def test_resuming_an_overfit_check_on_the_full_data_is_warned(population, tmp_path):
+    # the overfit setting is a fit argument; a resume without it trains on every batch from there on
+    def fit(**options):
+        torch.manual_seed(0)
+        solver = PopulationSolver(model=make_linear(6, 5, 4), lr=0.1, patience=None, progress=False, monitor="train_loss")
+        solver.fit(make_loader(population.dataset, batch_size=2, shuffle=True, seed=3), logdir=tmp_path, **options)
+        return solver
+
+    assert fit(max_epochs=2, overfit_batches=1).overfit_batches_ == 1
+    with pytest.warns(UserWarning, match=r"overfit_batches: 1 in the checkpoint, None now"):
+        fit(max_epochs=4, resume=True)
+    with warnings.catch_warnings(record=True) as record:  # the same setting: nothing to say about it
+        warnings.simplefilter("always")
+        fit(max_epochs=5, resume=True)
+    assert not [w for w in record if "overfit_batches" in str(w.message)]
+
+
+def test_a_continuation_with_other_options_is_warned(population, tmp_path):
+    torch.manual_seed(0)
+    first = PopulationSolver(model=make_linear(6, 5, 4), lr=0.1, patience=None, progress=False, monitor="train_loss")
+    first.fit(make_loader(population.dataset, batch_size=2, seed=3), logdir=tmp_path, max_epochs=3, keep_every=1)
+    again = PopulationSolver(model=make_linear(6, 5, 4), lr=0.05, patience=None, progress=False, monitor="train_loss")
+    again.recover(2, parts=("model", "optimizer", "progress"), logdir=tmp_path)
+    with pytest.warns(UserWarning, match=r"lr: 0\.1 in the checkpoint, 0\.05 now"):
+        again.fit(make_loader(population.dataset, batch_size=2, seed=3), max_epochs=4)
