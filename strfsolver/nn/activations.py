@@ -30,8 +30,9 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
-from strfsolver.nn.fused_softplus import can_fuse, fused_softplus
+from strfsolver.nn.fused_softplus import fused_softplus
 from strfsolver.registry import Aliases
+from strfsolver.utils.autograd import plain_autograd
 from strfsolver.utils.checks import short_repr
 
 __all__ = [
@@ -160,7 +161,7 @@ class ParametricSoftplus(PerNeuronActivation):
 
     def _fused(self, x: Tensor, threshold: Tensor, slope: Tensor, gain: Tensor) -> Optional[Tensor]:
         # the composed form keeps four (B, N, T) intermediates for backward; the fused one only x
-        return fused_softplus(x, threshold, slope, gain) if can_fuse(x, threshold, slope, gain) else None
+        return fused_softplus(x, threshold, slope, gain) if plain_autograd(x, threshold, slope, gain) else None
 
 
 class ParametricSigmoid(PerNeuronActivation):

@@ -12,8 +12,10 @@ where it can.
 Its values and gradients are *bit-identical* to the composed operations:
 each step is the same torch operation on the same operands, reordered only
 where IEEE arithmetic is exact (``a * b == b * a``, ``a + b == b + a``,
-negation). Its backward is not differentiable again; :py:func:`fused_softplus`
-therefore uses it only where nothing needs that (see :py:func:`can_fuse`).
+negation). A backward pass that must itself be differentiable (``create_graph=True``)
+goes through the composed form instead; :py:func:`fused_softplus` uses the
+node only under plain reverse-mode autograd
+(:py:func:`strfsolver.utils.autograd.plain_autograd`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor
-from torch.autograd import forward_ad
 
-__all__ = ["FusedSoftplus", "can_fuse", "fused_softplus"]
+__all__ = ["FusedSoftplus", "fused_softplus"]
 
 # nnf.softplus's defaults, which the composed form uses
 _BETA, _THRESHOLD = 1.0, 20.0
@@ -37,8 +38,10 @@ def _scaled(x: Tensor, threshold: Tensor, slope: Tensor) -> Tensor:
 
 
 def _reduce(values: Tensor, like: Tensor) -> Tensor:
-    # what the autograd engine does to a broadcast operand's gradient (at::sum_to)
-    return values.sum_to_size(like.shape)
+    # what the autograd engine does to a broadcast operand's gradient (at::sum_to); a copy when
+    # nothing is reduced, since the backward pass goes on writing into its buffers
+    reduced = values.sum_to_size(like.shape)
+    return reduced.clone() if reduced.data_ptr() == values.data_ptr() else reduced
 
 
 class FusedSoftplus(torch.autograd.Function):
@@ -57,22 +60,28 @@ class FusedSoftplus(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
         x, threshold, slope, gain = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: the in-place steps below cannot be differentiated again; the composed form can
+            return _composed_grads(ctx.needs_input_grad, grad, x, threshold, slope, gain)
         need_x, need_threshold, need_slope, need_gain = ctx.needs_input_grad
         # the composed graph, node by node from the output back (y = gain * q, q = s / slope,
-        # s = softplus(z), z = slope * d, d = x - threshold); at most five full-size tensors live
-        z = _scaled(x, threshold, slope)
-        q = nnf.softplus(z, _BETA, _THRESHOLD).div_(slope)
-        grad_gain = _reduce(grad * q, gain) if need_gain else None
-        grad_q = grad * gain
+        # s = softplus(z), z = slope * d, d = x - threshold), in two buffers besides x and grad:
+        # z is recomputed rather than kept beside q (a sub and a mul, against a full-size buffer)
+        q = _scaled(x, threshold, slope)
+        torch._C._nn.softplus(q, _BETA, _THRESHOLD, out=q)
+        q.div_(slope)
+        work = torch.mul(grad, q)
+        grad_gain = _reduce(work, gain) if need_gain else None
+        grad_q = torch.mul(grad, gain, out=work)
         grad_slope = None
         if need_slope:
             # div's gradient for its divisor: -grad_q * ((s / slope) / slope), with s / slope = q
             q.div_(slope).mul_(grad_q.neg_())
             grad_slope = _reduce(q, slope)
             grad_q.neg_()  # negation is exact: grad_q is back bit for bit
-        del q
+        z = torch.sub(x, threshold, out=q).mul_(slope)
         grad_s = grad_q.div_(slope)
-        # elementwise, so it may write over its incoming gradient: one buffer fewer at the peak
+        # elementwise, so it may write over its incoming gradient
         grad_z = torch.ops.aten.softplus_backward.grad_input(grad_s, z, _BETA, _THRESHOLD, grad_input=grad_s)
         if need_slope:
             # mul's gradient for slope: grad_z * d, added to the divisor's part as the engine adds them
@@ -83,9 +92,17 @@ class FusedSoftplus(torch.autograd.Function):
         grad_threshold = None
         if need_threshold:
             # sub's gradient for threshold is -grad_x; negating in place and back keeps grad_x exact
-            grad_threshold = _reduce(grad_x.neg_(), threshold).clone()
+            grad_threshold = _reduce(grad_x.neg_(), threshold)
             grad_x.neg_()
         return (grad_x if need_x else None), grad_threshold, grad_slope, grad_gain
+
+
+def _composed_grads(needs, grad: Tensor, *inputs: Tensor) -> Tuple[Optional[Tensor], ...]:
+    x, threshold, slope, gain = inputs
+    y = gain * (nnf.softplus(slope * (x - threshold), _BETA, _THRESHOLD) / slope)
+    wanted = [t for t, need in zip(inputs, needs) if need]
+    grads = iter(torch.autograd.grad(y, wanted, grad, create_graph=True))
+    return tuple(next(grads) if need else None for need in needs)
 
 
 def _values(x: Tensor, threshold: Tensor, slope: Tensor, gain: Tensor) -> Tensor:
@@ -96,30 +113,13 @@ def _values(x: Tensor, threshold: Tensor, slope: Tensor, gain: Tensor) -> Tensor
     return z.div_(slope).mul_(gain)
 
 
-def can_fuse(*tensors: Tensor) -> bool:
-    """Whether :py:class:`FusedSoftplus` may stand in for the composed operations on ``tensors``.
-
-    Not under ``torch.func`` transforms (``vmap`` of the per-neuron stack,
-    ``grad``, ``jvp``) nor inside a forward-mode AD level: a custom autograd
-    node has no batching or forward-mode rule there. Not under autocast, which
-    casts each composed operation on its own (``softplus`` runs in float32), and
-    not on mixed dtypes, which the in-place steps could not promote as the
-    composed ones do.
-    """
-    dtype = tensors[0].dtype
-    if not dtype.is_floating_point or any(t.dtype != dtype for t in tensors) or forward_ad._current_level >= 0:
-        return False
-    if torch.is_autocast_enabled(tensors[0].device.type):
-        return False
-    return not any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
-
-
 def fused_softplus(x: Tensor, threshold: Tensor, slope: Tensor, gain: Tensor) -> Tensor:
     """``gain * softplus(slope * (x - threshold)) / slope`` with the least memory autograd allows.
 
     Under ``no_grad`` (or with nothing requiring a gradient) it needs no graph
     at all and computes the values in one buffer; otherwise it goes through
-    :py:class:`FusedSoftplus`. Callers check :py:func:`can_fuse` first.
+    :py:class:`FusedSoftplus`. Callers check
+    :py:func:`~strfsolver.utils.autograd.plain_autograd` first.
     """
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, threshold, slope, gain))):
         return _values(x, threshold, slope, gain)
