@@ -64,6 +64,9 @@ class _SquaredResiduals(torch.autograd.Function):
     def forward(ctx, pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
         residual = torch.sub(pred[:, :, 0], target)
         torch.where(valid, residual, residual.new_zeros(()), out=residual)
+        if not any(ctx.needs_input_grad):
+            # nothing to differentiate (validation): square in place, r * r as the composed product
+            return residual.mul_(residual).sum((0, 2))
         # pred and target are the caller's (kept alive by it anyway): saving them costs nothing
         ctx.save_for_backward(pred, target, valid, residual)
         return (residual * residual).sum((0, 2))
