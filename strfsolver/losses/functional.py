@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 import torch
 
 from strfsolver.metrics import _check_inputs, _check_reduction, _reduce, psth
-from strfsolver.utils.autograd import plain_autograd
+from strfsolver.utils._autograd import plain_autograd
 from strfsolver.utils.checks import short_repr
 
 __all__ = ["mse", "poisson_nll"]
@@ -56,7 +56,7 @@ class _SquaredResiduals(torch.autograd.Function):
     twice, their sum, its ``where`` and a zero-filled copy for the select,
     where this one makes ``grad * residual`` once and works on it in place
     (``a + a`` is what adding the two equal products gives). Together with
-    :py:mod:`strfsolver.nn.fused_softplus` this halves a population step's
+    :py:mod:`strfsolver.nn._fused_softplus` this halves a population step's
     peak (``benchmarks/bench_scale.py --done``).
     """
 

@@ -30,9 +30,9 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
-from strfsolver.nn.fused_softplus import fused_softplus
+from strfsolver.nn._fused_softplus import fused_softplus
 from strfsolver.registry import Aliases
-from strfsolver.utils.autograd import plain_autograd
+from strfsolver.utils._autograd import plain_autograd
 from strfsolver.utils.checks import short_repr
 
 __all__ = [

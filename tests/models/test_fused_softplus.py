@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as nnf
 
 from strfsolver.nn.activations import ParametricSoftplus
-from strfsolver.nn.fused_softplus import FusedSoftplus
+from strfsolver.nn._fused_softplus import FusedSoftplus
 
 N = 6
 

@@ -15,7 +15,7 @@ where IEEE arithmetic is exact (``a * b == b * a``, ``a + b == b + a``,
 negation). A backward pass that must itself be differentiable (``create_graph=True``)
 goes through the composed form instead; :py:func:`fused_softplus` uses the
 node only under plain reverse-mode autograd
-(:py:func:`strfsolver.utils.autograd.plain_autograd`).
+(:py:func:`strfsolver.utils._autograd.plain_autograd`).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def fused_softplus(x: Tensor, threshold: Tensor, slope: Tensor, gain: Tensor) ->
     Under ``no_grad`` (or with nothing requiring a gradient) it needs no graph
     at all and computes the values in one buffer; otherwise it goes through
     :py:class:`FusedSoftplus`. Callers check
-    :py:func:`~strfsolver.utils.autograd.plain_autograd` first.
+    :py:func:`~strfsolver.utils._autograd.plain_autograd` first.
     """
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, threshold, slope, gain))):
         return _values(x, threshold, slope, gain)

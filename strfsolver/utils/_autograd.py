@@ -1,6 +1,6 @@
 """When a hand-written autograd node may stand in for composed torch operations.
 
-The memory-saving nodes (:py:mod:`strfsolver.nn.fused_softplus`, the masked
+The memory-saving nodes (:py:mod:`strfsolver.nn._fused_softplus`, the masked
 squared residuals of :py:func:`strfsolver.losses.mse`) reproduce the values
 and gradients of the operations they replace bit for bit, but only in plain
 reverse-mode autograd: :py:func:`plain_autograd` says when that is what runs.
