@@ -12,7 +12,6 @@ import torch
 from torch import Tensor
 from torch.autograd import forward_ad
 
-__all__ = ["plain_autograd"]
 
 
 def plain_autograd(*tensors: Tensor) -> bool:
