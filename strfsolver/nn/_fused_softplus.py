@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
-
 # nnf.softplus's defaults, which the composed form uses
 _BETA, _THRESHOLD = 1.0, 20.0
 

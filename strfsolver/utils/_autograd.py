@@ -13,7 +13,6 @@ from torch import Tensor
 from torch.autograd import forward_ad
 
 
-
 def plain_autograd(*tensors: Tensor) -> bool:
     """Whether ``tensors`` (one floating dtype) are differentiated by plain reverse-mode autograd only.
 
