@@ -109,9 +109,10 @@ def mse(
         A scalar, or ``(N,)`` with ``"none"``.
     """
     _check_reduction(reduction)
-    full_pred = pred
-    pred, target, valid = _target_and_valid(pred, responses, mask, fill=False)
-    if plain_autograd(full_pred, target) and full_pred.dim() == 4:
+    # the checked (B, N, 1, T) prediction, in the promoted dtype: what the fused node differentiates
+    full_pred = _check_inputs(pred, responses, mask)[0]
+    pred, target, valid = _target_and_valid(full_pred, responses, mask, fill=False)
+    if plain_autograd(full_pred, target):
         squares = _SquaredResiduals.apply(full_pred, target, valid)
     else:
         # the where picks only valid differences (a NaN target elsewhere reaches neither value nor gradient)

@@ -26,6 +26,13 @@ def plain_autograd(*tensors: Tensor) -> bool:
     dtype = tensors[0].dtype
     if not dtype.is_floating_point or any(t.dtype != dtype for t in tensors) or forward_ad._current_level >= 0:
         return False
-    if torch.is_autocast_enabled(tensors[0].device.type):
+    if _autocast_enabled(tensors[0].device.type):
         return False
     return not any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument, a function per device
+        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()

@@ -210,3 +210,8 @@ def test_mse_backward_twice_and_double_backward():
         results.append(torch.autograd.grad((g * g.detach()).sum() + g.square().sum(), p)[0])
     torch.testing.assert_close(results[1], results[0], rtol=0, atol=0)
     assert results[0].abs().sum() > 0  # a second derivative that exists (2 / count where valid)
+
+
+def test_mse_takes_a_numpy_prediction():
+    pred, responses = make_batch(seed=6)
+    assert F.mse(pred.numpy(), responses).item() == F.mse(pred, responses).item()
