@@ -576,3 +576,22 @@ def test_metric_values_do_not_depend_on_the_cpu_block_size(monkeypatch, R):
     for other in results[1:]:
         for name, values in results[0].items():
             torch.testing.assert_close(other[name], values, rtol=0, atol=0, equal_nan=True)
+
+
+def test_a_float32_prediction_against_float64_responses_scores_as_its_float64_copy():
+    """The accumulator converts the prediction block by block, not as a whole promoted copy: the same values."""
+    from strfsolver.metrics import available_metrics
+
+    g = torch.Generator().manual_seed(12)
+    responses = torch.randn(3, 70, 4, 50, generator=g, dtype=torch.float64) + 1e3
+    responses[0, :, :, 40:] = float("nan")
+    pred = (torch.randn(3, 70, 1, 50, generator=g) + 1e3).float()
+    results = []
+    for p in (pred, pred.double()):
+        accumulator = MetricAccumulator(available_metrics())
+        summary = accumulator.summarize(responses)  # the validation cache's path: a float64 PSTH
+        accumulator.update(p, summary)
+        accumulator.update(p, responses)
+        results.append(accumulator.compute())
+    for name, values in results[1].items():
+        torch.testing.assert_close(results[0][name], values, rtol=0, atol=0, equal_nan=True)
