@@ -21,6 +21,7 @@ from typing import Optional, Tuple
 import torch
 
 from strfsolver.metrics import _check_inputs, _check_reduction, _reduce, psth
+from strfsolver.utils._autograd import plain_autograd
 from strfsolver.utils.checks import short_repr
 
 __all__ = ["mse", "poisson_nll"]
@@ -39,11 +40,53 @@ def _target_and_valid(pred, responses, mask, fill: bool = True) -> Tuple[Tensor,
     return pred[:, :, 0], torch.where(valid, target, 0.0) if fill else target, valid
 
 
-def _per_neuron_mean(values: Tensor, valid: Tensor) -> Tensor:
-    """Mean over each neuron's valid (b, t); values already zero elsewhere."""
+def _per_neuron_mean(sums: Tensor, valid: Tensor) -> Tensor:
+    """Mean over each neuron's valid (b, t), from the ``(N,)`` sums of values that are zero elsewhere."""
     count = valid.sum((0, 2))
-    mean = values.sum((0, 2)) / count.clamp(min=1)
+    mean = sums / count.clamp(min=1)
     return torch.where(count > 0, mean, torch.full_like(mean, torch.nan))
+
+
+class _SquaredResiduals(torch.autograd.Function):
+    """Per neuron, ``sum over (b, t) of where(valid, pred - target, 0) ** 2``, for ``pred`` ``(B, N, 1, T)``.
+
+    The same values and gradients, bit for bit, as the composed ``where``,
+    ``mul`` and ``sum`` (and the ``select`` of ``pred[:, :, 0]``), with fewer
+    ``(B, N, T)`` buffers: the composed backward makes ``grad * residual``
+    twice, their sum, its ``where`` and a zero-filled copy for the select,
+    where this one makes ``grad * residual`` once and works on it in place
+    (``a + a`` is what adding the two equal products gives). Together with
+    :py:mod:`strfsolver.nn._fused_softplus` this halves a population step's
+    peak (``benchmarks/bench_scale.py --done``).
+    """
+
+    @staticmethod
+    def forward(ctx, pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+        residual = torch.sub(pred[:, :, 0], target)
+        torch.where(valid, residual, residual.new_zeros(()), out=residual)
+        if not any(ctx.needs_input_grad):
+            # nothing to differentiate (validation): square in place, r * r as the composed product
+            return residual.mul_(residual).sum((0, 2))
+        # pred and target are the caller's (kept alive by it anyway): saving them costs nothing
+        ctx.save_for_backward(pred, target, valid, residual)
+        return (residual * residual).sum((0, 2))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        pred, target, valid, residual = ctx.saved_tensors
+        need_pred, need_target = ctx.needs_input_grad[:2]
+        if torch.is_grad_enabled():
+            # create_graph=True: the composed form, which autograd can differentiate again
+            wanted = [t for t, need in ((pred, need_pred), (target, need_target)) if need]
+            with torch.enable_grad():
+                again = torch.where(valid, pred[:, :, 0] - target, 0.0)
+                grads = iter(torch.autograd.grad((again * again).sum((0, 2)), wanted, grad, create_graph=True))
+            return (next(grads) if need_pred else None), (next(grads) if need_target else None), None
+        # the saved residual is left as it is: a retain_graph caller may run backward again
+        per_bin = grad.view(1, -1, 1) * residual
+        per_bin.add_(per_bin)
+        torch.where(valid, per_bin, per_bin.new_zeros(()), out=per_bin)
+        return (per_bin.unsqueeze(2) if need_pred else None), (-per_bin if need_target else None), None
 
 
 def mse(
@@ -66,10 +109,16 @@ def mse(
         A scalar, or ``(N,)`` with ``"none"``.
     """
     _check_reduction(reduction)
-    pred, target, valid = _target_and_valid(pred, responses, mask, fill=False)
-    # the where picks only valid differences (a NaN target elsewhere reaches neither value nor gradient)
-    residual = torch.where(valid, pred - target, 0.0)
-    return _reduce(_per_neuron_mean(residual * residual, valid), reduction)
+    # the checked (B, N, 1, T) prediction, in the promoted dtype: what the fused node differentiates
+    full_pred = _check_inputs(pred, responses, mask)[0]
+    pred, target, valid = _target_and_valid(full_pred, responses, mask, fill=False)
+    if plain_autograd(full_pred, target):
+        squares = _SquaredResiduals.apply(full_pred, target, valid)
+    else:
+        # the where picks only valid differences (a NaN target elsewhere reaches neither value nor gradient)
+        residual = torch.where(valid, pred - target, 0.0)
+        squares = (residual * residual).sum((0, 2))
+    return _reduce(_per_neuron_mean(squares, valid), reduction)
 
 
 def poisson_nll(
@@ -132,4 +181,4 @@ def poisson_nll(
     else:
         rate = torch.where(valid, pred, 1.0)
         nll = rate - target * torch.log(rate + eps)
-    return _reduce(_per_neuron_mean(torch.where(valid, nll, 0.0), valid), reduction)
+    return _reduce(_per_neuron_mean(torch.where(valid, nll, 0.0).sum((0, 2)), valid), reduction)

@@ -143,7 +143,14 @@ class MetricAccumulator:
                 )
             responses = summary.psth
         given = pred.dtype if isinstance(pred, Tensor) and pred.is_floating_point() else None
+        unpromoted = pred
         pred, responses, mask = _check_inputs(pred, responses, mask)
+        promoted = pred.dtype
+        if given is not None:
+            # the statistics convert pred to float64 one block of rows at a time: a whole promoted
+            # copy (a float32 prediction against a validation cache's float64 PSTH: B x N x T x 8
+            # bytes) would only add to a validation pass's peak, with the same values
+            pred = unpromoted
         neurons = responses.shape[1]
         if self._n_neurons is not None and neurons != self._n_neurons:
             raise ValueError(
@@ -153,7 +160,7 @@ class MetricAccumulator:
             )
         # degenerate-variance checks use the inputs' precision, as one-shot does (a float32
         # prediction promoted to the float64 PSTH of a summary keeps float32's)
-        self._eps = max(self._eps, _eps(pred.dtype), _eps(given) if given is not None else 0.0)
+        self._eps = max(self._eps, _eps(promoted), _eps(given) if given is not None else 0.0)
         device = responses.device if self._stats is None else self._stats_device
         pred = pred.detach().to(device)
         responses = responses.detach().to(device)

@@ -50,10 +50,14 @@ class _Stats(NamedTuple):
 # this many bytes of responses: temporaries of a few MB are recycled and stay
 # in cache, where whole-tensor temporaries of hundreds of MB cost a page fault
 # per 4 kB and dominate the run time (measured: 3-10x slower). The number of
-# blocks depends on the data size only (about 100 for 494 neurons x 20
-# stimuli x 10 repeats x 500 bins in float64), never one per neuron.
+# blocks depends on the data size only (about 150 for 494 neurons x 20
+# stimuli x 10 repeats x 500 bins in float64), never one per neuron. Each row's
+# statistics are its own, so the block size changes no value. 1 MB rather than
+# 4: a block holds about eight such temporaries at once, which a validation pass
+# of a population fit adds to its peak (32 MB at 4 MB, bench_scale.py --done),
+# and the smaller blocks measured 10-15% faster (they stay in cache).
 # Accelerators take all rows at once.
-_CPU_BLOCK_BYTES = 4 << 20
+_CPU_BLOCK_BYTES = 1 << 20
 _MIN_BLOCK_ROWS = 64
 
 

@@ -30,7 +30,9 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
+from strfsolver.nn._fused_softplus import fused_softplus
 from strfsolver.registry import Aliases
+from strfsolver.utils._autograd import plain_autograd
 from strfsolver.utils.checks import short_repr
 
 __all__ = [
@@ -123,13 +125,21 @@ class PerNeuronActivation(nn.Module):
     def _shape(self, z: Tensor, slope: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def _fused(self, x: Tensor, threshold: Tensor, slope: Tensor, gain: Tensor) -> Optional[Tensor]:
+        """``gain * _shape(slope * (x - threshold), slope)`` computed with less memory, the same values
+        and gradients; ``None``: no fused form here (the composed operations are used)."""
+        return None
+
     def forward(self, x: Tensor) -> Tensor:
         """``(B, N, ...)`` -> ``(B, N, ...)``."""
         if x.dim() < 2 or x.shape[1] != self.n_neurons:
             raise ValueError(f"{type(self).__name__} expects (B, {self.n_neurons}, ...), got {tuple(x.shape)}.")
         slope = self._per_neuron(self.slope, x)
-        z = slope * (x - self._per_neuron(self.threshold, x))
-        y = self._per_neuron(self.gain, x) * self._shape(z, slope)
+        threshold, gain = self._per_neuron(self.threshold, x), self._per_neuron(self.gain, x)
+        y = self._fused(x, threshold, slope, gain)
+        if y is None:
+            z = slope * (x - threshold)
+            y = gain * self._shape(z, slope)
         baseline = self.baseline_values()
         if baseline is not None:
             y = y + self._per_neuron(baseline, x)
@@ -148,6 +158,10 @@ class ParametricSoftplus(PerNeuronActivation):
 
     def _shape(self, z: Tensor, slope: Tensor) -> Tensor:
         return nnf.softplus(z) / slope
+
+    def _fused(self, x: Tensor, threshold: Tensor, slope: Tensor, gain: Tensor) -> Optional[Tensor]:
+        # the composed form keeps four (B, N, T) intermediates for backward; the fused one only x
+        return fused_softplus(x, threshold, slope, gain) if plain_autograd(x, threshold, slope, gain) else None
 
 
 class ParametricSigmoid(PerNeuronActivation):

@@ -42,10 +42,13 @@ class PredictionStatistics:
         pred = pred.detach()
         recorded = recorded_bins(responses)
         # a batch's sum in its dtype, the epoch's in float64: an epoch of many bins must not lose the mean's digits
-        total = torch.where(recorded, pred, torch.zeros((), dtype=pred.dtype, device=pred.device)).sum().double()
+        # one (B, N, 1, T) buffer for the three masked copies, rather than one each: every step makes
+        # them, and each fresh buffer of that size is one more hole in the heap at a step's peak
+        masked = torch.where(recorded, pred, torch.zeros((), dtype=pred.dtype, device=pred.device))
+        total = masked.sum().double()
         count = recorded.expand_as(pred).sum()
-        low = torch.where(recorded, pred, torch.full((), math.inf, dtype=pred.dtype, device=pred.device)).amin()
-        high = torch.where(recorded, pred, torch.full((), -math.inf, dtype=pred.dtype, device=pred.device)).amax()
+        low = torch.where(recorded, pred, torch.full((), math.inf, dtype=pred.dtype, device=pred.device), out=masked).amin()
+        high = torch.where(recorded, pred, torch.full((), -math.inf, dtype=pred.dtype, device=pred.device), out=masked).amax()
         if self._sum is None:
             self._sum, self._count, self._min, self._max = total, count, low, high
         else:

@@ -141,6 +141,8 @@ class GradientEpoch:
                     neuron_loss.update(values, bin_counts(batch["responses"]))
             state.step += 1
             loop.schedules.end_step()
+            # the step's prediction (B x N x T) would otherwise stay alive through the next step, at its peak
+            del out
         if n_stims == 0:
             raise ValueError(f"the training loader yielded no batch in epoch {epoch}.")
         if not all_finite(solver.parameters()):

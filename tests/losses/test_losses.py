@@ -155,3 +155,63 @@ def test_bad_input_raises():
         F.poisson_nll(pred, responses - 10)
     with pytest.raises(ValueError, match=r"eps must be a non-negative"):
         PoissonLoss(eps=-1.0)
+
+
+# ---------------------------------------------------------------------------
+# mse's squared residuals as one autograd node: the composed form's values and gradients, bit for bit
+# ---------------------------------------------------------------------------
+def _composed_mse(pred, responses, mask=None, reduction="mean"):
+    """mse written as separate operations (the form the fused node stands in for)."""
+    p, target, valid = F._target_and_valid(pred, responses, mask, fill=False)
+    residual = torch.where(valid, p - target, 0.0)
+    return F._reduce(F._per_neuron_mean((residual * residual).sum((0, 2)), valid), reduction)
+
+
+def _mse_values_and_grads(fn, pred, responses, mask, reduction, target_grad):
+    pred = pred.clone().requires_grad_(True)
+    responses = responses.clone().requires_grad_(target_grad)
+    value = fn(pred, responses, mask, reduction)
+    weights = torch.arange(1.0, value.numel() + 1, dtype=value.dtype).reshape(value.shape)
+    (torch.nan_to_num(value) * weights).sum().backward()
+    return value.detach(), pred.grad, responses.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("target_grad", [False, True])
+def test_mse_equals_its_composed_form_bit_for_bit(dtype, reduction, masked, target_grad):
+    pred, responses = (t.to(dtype) for t in make_batch(seed=3))
+    pred[0, 0, 0, 10:] = NAN  # garbage at padded bins (responses are NaN there)
+    mask = torch.rand(pred.shape[0], pred.shape[1], pred.shape[3], generator=torch.Generator().manual_seed(1)) < 0.7 if masked else None
+    want = _mse_values_and_grads(_composed_mse, pred, responses, mask, reduction, target_grad)
+    got = _mse_values_and_grads(F.mse, pred, responses, mask, reduction, target_grad)
+    for a, b in zip(want, got):
+        torch.testing.assert_close(b, a, rtol=0, atol=0, equal_nan=True)
+    assert got[1].isfinite().all()  # NaN targets and padded garbage reach no gradient
+
+
+def test_mse_without_gradients_equals_its_composed_form():
+    pred, responses = (t.float() for t in make_batch(seed=4))
+    with torch.no_grad():
+        assert torch.equal(F.mse(pred, responses, reduction="none").nan_to_num(-1.0), _composed_mse(pred, responses, reduction="none").nan_to_num(-1.0))
+
+
+def test_mse_backward_twice_and_double_backward():
+    pred, responses = make_batch(seed=5)
+    pred.requires_grad_(True)
+    loss = F.mse(pred, responses)
+    first = torch.autograd.grad(loss, pred, retain_graph=True)[0]
+    assert torch.equal(first, torch.autograd.grad(loss, pred)[0])  # the saved residual is left intact
+    results = []
+    for fn in (_composed_mse, F.mse):
+        p = pred.detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(fn(p, responses), p, create_graph=True)
+        results.append(torch.autograd.grad((g * g.detach()).sum() + g.square().sum(), p)[0])
+    torch.testing.assert_close(results[1], results[0], rtol=0, atol=0)
+    assert results[0].abs().sum() > 0  # a second derivative that exists (2 / count where valid)
+
+
+def test_mse_takes_a_numpy_prediction():
+    pred, responses = make_batch(seed=6)
+    assert F.mse(pred.numpy(), responses).item() == F.mse(pred, responses).item()

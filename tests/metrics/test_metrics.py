@@ -553,3 +553,45 @@ def test_hsu_split_half_correlation_within_rounding_of_zero_gives_nan_in_every_b
     pred, responses = make_case(1357, B=1, N=4, R=5, T=24)
     whole = metrics.normalized_corrcoef(pred, responses, "hsu")
     assert torch.isnan(whole[2]) and torch.isfinite(whole[[0, 1, 3]]).all()
+
+
+@pytest.mark.parametrize("R", [1, 7])
+def test_metric_values_do_not_depend_on_the_cpu_block_size(monkeypatch, R):
+    """Rows of (stimulus, neuron) are summarised in blocks; each row's statistics are its own,
+    so any block size gives the same values, bit for bit."""
+    from strfsolver.metrics import available_metrics, statistics
+
+    g = torch.Generator().manual_seed(11)
+    responses = torch.randn(5, 90, R, 40, generator=g) + 3.0
+    responses[0, :, :, 30:] = float("nan")  # a shorter stimulus
+    responses[1, 2] = float("nan")  # a neuron not recorded in one stimulus
+    pred = torch.randn(5, 90, 1, 40, generator=g)
+    results = []
+    for block_bytes in (1, 4 << 20, 1 << 30):  # 64-row blocks, a few MB, every row at once
+        monkeypatch.setattr(statistics, "_CPU_BLOCK_BYTES", block_bytes)
+        accumulator = MetricAccumulator(available_metrics())
+        accumulator.update(pred[:3], responses[:3])
+        accumulator.update(pred[3:], responses[3:])
+        results.append(accumulator.compute())
+    for other in results[1:]:
+        for name, values in results[0].items():
+            torch.testing.assert_close(other[name], values, rtol=0, atol=0, equal_nan=True)
+
+
+def test_a_float32_prediction_against_float64_responses_scores_as_its_float64_copy():
+    """The accumulator converts the prediction block by block, not as a whole promoted copy: the same values."""
+    from strfsolver.metrics import available_metrics
+
+    g = torch.Generator().manual_seed(12)
+    responses = torch.randn(3, 70, 4, 50, generator=g, dtype=torch.float64) + 1e3
+    responses[0, :, :, 40:] = float("nan")
+    pred = (torch.randn(3, 70, 1, 50, generator=g) + 1e3).float()
+    results = []
+    for p in (pred, pred.double()):
+        accumulator = MetricAccumulator(available_metrics())
+        summary = accumulator.summarize(responses)  # the validation cache's path: a float64 PSTH
+        accumulator.update(p, summary)
+        accumulator.update(p, responses)
+        results.append(accumulator.compute())
+    for name, values in results[1].items():
+        torch.testing.assert_close(results[0][name], values, rtol=0, atol=0, equal_nan=True)

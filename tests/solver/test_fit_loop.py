@@ -89,3 +89,24 @@ def test_an_unused_option_set_after_construction_is_refused_at_fit(data):
     with pytest.raises(ValueError, match="RidgeSolver does not use patience"):
         ridge.fit(make_loader(train), make_loader(valid))
     assert ridge.log == []
+
+
+def test_a_steps_prediction_is_released_before_the_next_step(data):
+    """The epoch loop holds no step's (B, N, T) prediction into the next step, where it would add to the peak."""
+    import weakref
+
+    alive_at_next_step = []
+
+    class Watching(PopulationSolver):
+        previous = None
+
+        def step(self, batch):
+            if self.previous is not None:
+                alive_at_next_step.append(self.previous() is not None)
+            out = super().step(batch)
+            self.previous = weakref.ref(out["pred"])
+            return out
+
+    solver = Watching(model=linear(), max_epochs=2, patience=None, progress=False, monitor="train_loss")
+    solver.fit(make_loader(data[0], batch_size=2, shuffle=True, seed=0))
+    assert len(alive_at_next_step) == 5 and not any(alive_at_next_step)
