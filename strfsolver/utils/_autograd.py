@@ -24,11 +24,14 @@ def plain_autograd(*tensors: Tensor) -> bool:
     steps could not promote as the composed operations do.
     """
     dtype = tensors[0].dtype
-    if not dtype.is_floating_point or any(t.dtype != dtype for t in tensors) or forward_ad._current_level >= 0:
+    if not dtype.is_floating_point or any(t.dtype != dtype for t in tensors):
         return False
     if _autocast_enabled(tensors[0].device.type):
         return False
-    return not any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+    try:  # private torch names: a torch without them gets the composed operations, never a wrong node
+        return forward_ad._current_level < 0 and not any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+    except AttributeError:
+        return False
 
 
 def _autocast_enabled(device_type: str) -> bool:

@@ -128,3 +128,19 @@ def test_vmap_and_autocast_use_the_composed_form():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = act(x[0].requires_grad_(True))
     assert type(y.grad_fn).__name__ != "FusedSoftplusBackward"
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("options", [{}, {"baseline": True}])
+def test_fused_equals_composed_on_cuda(options):
+    # the same kernels on the same operands: equal on a GPU too (values to the bit, gradients to rounding,
+    # since CUDA's reductions of a broadcast operand's gradient may order their sums differently)
+    act, g = _activation(0, torch.float32, **options)
+    act = act.cuda()
+    x, upstream = _inputs((4, N, 1, 300), g, torch.float32)
+    x, upstream = x.cuda(), upstream.cuda()
+    composed = _values_and_grads(act, x, upstream, _composed)
+    fused = _values_and_grads(act, x, upstream, lambda a, t: a(t))
+    assert torch.equal(composed[0], fused[0]) and torch.equal(composed[1], fused[1])
+    for want, got in zip(composed[2:], fused[2:]):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
