@@ -112,7 +112,8 @@ def mse(
     # the checked (B, N, 1, T) prediction, in the promoted dtype: what the fused node differentiates
     full_pred = _check_inputs(pred, responses, mask)[0]
     pred, target, valid = _target_and_valid(full_pred, responses, mask, fill=False)
-    if plain_autograd(full_pred, target):
+    # contiguous operands only: a transposed prediction (a LinearReadout's) would be summed in another order
+    if plain_autograd(full_pred, target) and pred.is_contiguous() and target.is_contiguous():
         squares = _SquaredResiduals.apply(full_pred, target, valid)
     else:
         # the where picks only valid differences (a NaN target elsewhere reaches neither value nor gradient)

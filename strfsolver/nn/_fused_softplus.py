@@ -9,7 +9,10 @@ each is 12.8 MB, the largest share of a training step's memory
 its input and recomputes the rest in its backward pass, working in place
 where it can.
 
-Its values and gradients are *bit-identical* to the composed operations:
+It saves ``x`` itself, so modifying ``x`` in place after the forward pass
+makes the backward pass raise (the composed form kept copies). Its values
+and first-order gradients are *bit-identical* to the composed operations
+(second order, through the composed fallback, within a few ulps):
 each step is the same torch operation on the same operands, reordered only
 where IEEE arithmetic is exact (``a * b == b * a``, ``a + b == b + a``,
 negation). A backward pass that must itself be differentiable (``create_graph=True``)
@@ -61,6 +64,10 @@ class FusedSoftplus(torch.autograd.Function):
         if torch.is_grad_enabled():
             # create_graph=True: the in-place steps below cannot be differentiated again; the composed form can
             return _composed_grads(ctx.needs_input_grad, grad, x, threshold, slope, gain)
+        if not (x.is_contiguous() and grad.is_contiguous()):
+            # the composed backward follows the incoming gradient's layout, these buffers x's: with the two
+            # laid out differently the slope's reduction would add in another order
+            return _composed_grads(ctx.needs_input_grad, grad, x, threshold, slope, gain, create_graph=False)
         need_x, need_threshold, need_slope, need_gain = ctx.needs_input_grad
         # the composed graph, node by node from the output back (y = gain * q, q = s / slope,
         # s = softplus(z), z = slope * d, d = x - threshold), in two buffers besides x and grad:
@@ -95,11 +102,21 @@ class FusedSoftplus(torch.autograd.Function):
         return (grad_x if need_x else None), grad_threshold, grad_slope, grad_gain
 
 
-def _composed_grads(needs, grad: Tensor, *inputs: Tensor) -> Tuple[Optional[Tensor], ...]:
+def _composed_grads(needs, grad: Tensor, *inputs: Tensor, create_graph: bool = True) -> Tuple[Optional[Tensor], ...]:
+    """The gradients through the composed operations: differentiable ones (``create_graph``), or a
+    first-order backward's, from detached copies of the inputs (the engine runs backward without grad)."""
+    if create_graph:
+        return _differentiate(needs, grad, inputs, create_graph=True)
+    with torch.enable_grad():
+        leaves = [t.detach().requires_grad_(bool(need)) for t, need in zip(inputs, needs)]
+        return _differentiate(needs, grad, leaves, create_graph=False)
+
+
+def _differentiate(needs, grad: Tensor, inputs, create_graph: bool) -> Tuple[Optional[Tensor], ...]:
     x, threshold, slope, gain = inputs
     y = gain * (nnf.softplus(slope * (x - threshold), _BETA, _THRESHOLD) / slope)
     wanted = [t for t, need in zip(inputs, needs) if need]
-    grads = iter(torch.autograd.grad(y, wanted, grad, create_graph=True))
+    grads = iter(torch.autograd.grad(y, wanted, grad, create_graph=create_graph))
     return tuple(next(grads) if need else None for need in needs)
 
 

@@ -160,8 +160,11 @@ class ParametricSoftplus(PerNeuronActivation):
         return nnf.softplus(z) / slope
 
     def _fused(self, x: Tensor, threshold: Tensor, slope: Tensor, gain: Tensor) -> Optional[Tensor]:
-        # the composed form keeps four (B, N, T) intermediates for backward; the fused one only x
-        return fused_softplus(x, threshold, slope, gain) if plain_autograd(x, threshold, slope, gain) else None
+        # the composed form keeps four (B, N, T) intermediates for backward; the fused one only x.
+        # A subclass with its own _shape is another function: it gets the composed form
+        if type(self)._shape is not ParametricSoftplus._shape or not plain_autograd(x, threshold, slope, gain):
+            return None
+        return fused_softplus(x, threshold, slope, gain)
 
 
 class ParametricSigmoid(PerNeuronActivation):

@@ -215,3 +215,22 @@ def test_mse_backward_twice_and_double_backward():
 def test_mse_takes_a_numpy_prediction():
     pred, responses = make_batch(seed=6)
     assert F.mse(pred.numpy(), responses).item() == F.mse(pred, responses).item()
+
+
+def test_mse_of_a_transposed_prediction_equals_the_composed_form():
+    # a LinearReadout's (B, N, 1, T) output is a transposed view: its loss must add in the composed order
+    from strfsolver.losses.functional import mse
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(3, 200, 7, generator=g, requires_grad=True)
+    responses = torch.randn(3, 7, 1, 200, generator=g)
+    responses[0, 2, 0, 10:40] = float("nan")
+    pred = base.transpose(1, 2).unsqueeze(2)  # not contiguous
+    value = mse(pred, responses, reduction="none")
+    target, valid = responses[:, :, 0], ~responses[:, :, 0].isnan()
+    residual = torch.where(valid, pred[:, :, 0] - target, 0.0)
+    expected = (residual * residual).sum((0, 2)) / valid.sum((0, 2))
+    assert torch.equal(value, expected)
+    (grad,) = torch.autograd.grad(value.sum(), base)
+    (want,) = torch.autograd.grad(expected.sum(), base)
+    assert torch.equal(grad, want)

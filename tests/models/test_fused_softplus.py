@@ -144,3 +144,30 @@ def test_fused_equals_composed_on_cuda(options):
     assert torch.equal(composed[0], fused[0]) and torch.equal(composed[1], fused[1])
     for want, got in zip(composed[2:], fused[2:]):
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("transposed", ["x", "upstream", "both"])
+def test_fused_equals_composed_on_transposed_layouts(transposed):
+    # a LinearReadout's output is a transposed view; the composed backward follows the gradient's layout
+    act, g = _activation(3)
+    x = torch.randn(8, 300, N, generator=g)
+    upstream = torch.randn(8, 300, N, generator=g)
+    x = x.transpose(1, 2) if transposed in ("x", "both") else x.transpose(1, 2).contiguous()
+    upstream = upstream.transpose(1, 2) if transposed in ("upstream", "both") else upstream.transpose(1, 2).contiguous()
+    composed = _values_and_grads(act, x, upstream, _composed)
+    fused = _values_and_grads(act, x, upstream, lambda a, t: a(t))
+    for want, got in zip(composed, fused):
+        assert torch.equal(want, got)
+
+
+def test_a_subclass_with_its_own_shape_is_not_fused():
+    class Sharp(ParametricSoftplus):
+        def _shape(self, z, slope):
+            return nnf.softplus(z, beta=2.0) / slope
+
+    act = Sharp(N)
+    x = torch.randn(2, N, 1, 50, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    view = lambda v: act._per_neuron(v, x)  # noqa: E731
+    slope = view(act.slope)
+    expected = view(act.gain) * act._shape(slope * (x - view(act.threshold)), slope)
+    assert torch.equal(act(x), expected)
