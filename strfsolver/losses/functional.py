@@ -32,7 +32,11 @@ Tensor = torch.Tensor
 def _target_and_valid(pred, responses, mask, fill: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
     """(pred (B, N, T), PSTH (B, N, T), valid (B, N, T)); the PSTH zero-filled where not valid
     unless ``fill=False`` (a caller that masks every value it derives from it saves that pass)."""
-    pred, responses, mask = _check_inputs(pred, responses, mask)
+    return _split(*_check_inputs(pred, responses, mask), fill)
+
+
+def _split(pred, responses, mask, fill: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """:py:func:`_target_and_valid` of inputs already checked."""
     target = psth(responses)[:, :, 0]
     valid = ~torch.isnan(target)
     if mask is not None:
@@ -110,8 +114,8 @@ def mse(
     """
     _check_reduction(reduction)
     # the checked (B, N, 1, T) prediction, in the promoted dtype: what the fused node differentiates
-    full_pred = _check_inputs(pred, responses, mask)[0]
-    pred, target, valid = _target_and_valid(full_pred, responses, mask, fill=False)
+    full_pred, responses, mask = _check_inputs(pred, responses, mask)
+    pred, target, valid = _split(full_pred, responses, mask, fill=False)
     # contiguous operands only: a transposed prediction (a LinearReadout's) would be summed in another order
     if plain_autograd(full_pred, target) and pred.is_contiguous() and target.is_contiguous():
         squares = _SquaredResiduals.apply(full_pred, target, valid)

@@ -143,14 +143,11 @@ class MetricAccumulator:
                 )
             responses = summary.psth
         given = pred.dtype if isinstance(pred, Tensor) and pred.is_floating_point() else None
-        unpromoted = pred
-        pred, responses, mask = _check_inputs(pred, responses, mask)
-        promoted = pred.dtype
-        if given is not None:
-            # the statistics convert pred to float64 one block of rows at a time: a whole promoted
-            # copy (a float32 prediction against a validation cache's float64 PSTH: B x N x T x 8
-            # bytes) would only add to a validation pass's peak, with the same values
-            pred = unpromoted
+        # the statistics convert pred to float64 one block of rows at a time: a whole promoted
+        # copy (a float32 prediction against a validation cache's float64 PSTH: B x N x T x 8
+        # bytes) would only add to a validation pass's peak, with the same values
+        pred, responses, mask = _check_inputs(pred, responses, mask, promote_pred=False)
+        promoted = responses.dtype  # the common dtype: responses are promoted to it
         neurons = responses.shape[1]
         if self._n_neurons is not None and neurons != self._n_neurons:
             raise ValueError(

@@ -78,8 +78,9 @@ def _check_mask(mask, batch: int, neurons: int, bins: int, device) -> Optional[T
     return mask
 
 
-def _check_inputs(pred, responses, mask) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Validate shapes, promote both tensors to one floating dtype."""
+def _check_inputs(pred, responses, mask, promote_pred: bool = True) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Validate shapes, promote both tensors to one floating dtype (a floating ``pred`` stays as it
+    is with ``promote_pred=False``: for a caller that converts it block by block)."""
     responses = _check_responses(responses)
     pred = _as_tensor("pred", pred)
     batch, neurons, _, bins = _shape(responses)
@@ -97,7 +98,8 @@ def _check_inputs(pred, responses, mask) -> Tuple[Tensor, Tensor, Optional[Tenso
     dtype = responses.dtype
     if pred.is_floating_point():
         dtype = torch.promote_types(pred.dtype, responses.dtype)
-    pred = pred.to(dtype)
+    if promote_pred or not pred.is_floating_point():
+        pred = pred.to(dtype)
     responses = responses.to(dtype)
     return pred, responses, _check_mask(mask, batch, neurons, bins, responses.device)
 

@@ -176,7 +176,7 @@ class _Factor:
         # every alpha at once anyway; a Laplacian's null space leaves the condition unbounded by alpha)
         self.low, self.norm = None, None
         if method == "cholesky" and penalty is None and search_dtype is not None and search_dtype != gram.dtype:
-            self.low = (gram.to(search_dtype), rhs.to(search_dtype), None)
+            self.low = (gram.to(search_dtype), rhs.to(search_dtype))
             # ||G||_1 >= lambda_max (G symmetric positive semi-definite), so (||G||_1 + a) / a bounds cond(G + a I);
             # column blocks, so that no Gram-sized |G| is allocated
             self.norm = max(float(gram[:, i : i + 256].abs().sum(0).max()) for i in range(0, gram.shape[1], 256))
@@ -192,7 +192,7 @@ class _Factor:
             projected = self.projected if columns is None else self.projected[:, columns]
             return self.evecs @ (projected / (self.evals + alpha).unsqueeze(1))
         if self.low is not None and (self.norm + alpha) / alpha <= SEARCH_CONDITION_LIMIT:
-            weights = self._cholesky_solve(alpha, columns, *self.low, fallible=True)
+            weights = self._cholesky_solve(alpha, columns, *self.low, None, fallible=True)
             if weights is not None:
                 return weights
         return self._cholesky_solve(alpha, columns, self.gram, self.rhs, self.penalty)
@@ -298,7 +298,8 @@ def _search(sums: crossval.Sums, folds, grid: Tensor, penalty, method: str, fit_
             fold_scores[f, a] = crossval.score(moments, scoring)
             acc[a] = crossval.pool_moments(acc[a], moments)
         heldout = classes = None
-    workspace.release(search_dtype)  # the refit factors in the statistics' dtype only
+    if search_dtype != like.dtype:
+        workspace.release(search_dtype)  # the refit factors in the statistics' dtype only
     return fold_scores, crossval.score(acc.transpose(0, 1), scoring)
 
 
