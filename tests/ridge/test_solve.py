@@ -380,6 +380,7 @@ def small_stats():
         ({"cv": [([0.5], [1])]}, "iterable of \\(train, test\\) stimulus indices"),
         ({"cv": "gcv"}, "keep_data=True"),
         ({"penalty": "laplacian", "method": "eigh"}, "method='eigh' does not apply"),
+        ({"search_dtype": "bfloat16"}, "unknown search_dtype='bfloat16'"),
     ],
 )
 def test_bad_arguments_raise(small_stats, kwargs, match):

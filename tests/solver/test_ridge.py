@@ -128,6 +128,7 @@ def test_the_solver_contract_save_load_and_logdir(tmp_path):
         (dict(scoring="r2"), "scoring must be one of"),
         (dict(alpha=1.0, alphas=[1.0]), "at most one of alphas, relative_alphas and alpha"),
         (dict(cv="gcv", penalty="laplacian"), "cv='gcv' supports penalty='ridge' only"),
+        (dict(search_dtype="half"), r"search_dtype must be one of \['float32', 'float64'\], got 'half'"),
     ],
 )
 def test_bad_options_are_refused_up_front(options, message):
